@@ -1,0 +1,104 @@
+// Package app holds BYOC's domain: the providers, the typed credential
+// configs, the principal acting on a request, secrets and the one error type
+// every layer speaks. It imports nothing of the project; everything else
+// imports it.
+package app
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Every error a service returns to a front door carries one of
+// these; the web layer maps each to exactly one HTTP status.
+const (
+	EInternal            = "internal"             // 500: a bug or an unavailable dependency; the cause is logged, never shown
+	EValidation          = "validation_failed"    // 400: bad input, with per-field messages
+	EUnauthorized        = "unauthorized"         // 401: not signed in, or the token is not acceptable
+	EInvalidCredentials  = "invalid_credentials"  // 401: wrong email or password
+	EForbidden           = "forbidden"            // 403: signed in, but not allowed (also a failed CSRF check)
+	ENotFound            = "not_found"            // 404: no such thing (for this org)
+	ENotConfigured       = "not_configured"       // 404: the org has no credentials stored for the provider
+	EUnknownProvider     = "unknown_provider"     // 404: the provider name is not one of the five
+	EConflict            = "conflict"             // 409: the write conflicts with existing state
+	EEmailTaken          = "email_taken"          // 409: signup with an email that already has an account
+	EPayloadTooLarge     = "payload_too_large"    // 413
+	EVerificationFailed  = "verification_failed"  // 422: the provider refused the credentials
+	ERateLimited         = "rate_limited"         // 429
+	EProviderUnavailable = "provider_unavailable" // 502: the provider could not be reached or timed out
+	EUnavailable         = "unavailable"          // 503: this server cannot serve the request right now
+)
+
+// Error is the domain error. Code is one of the E* constants, Message is safe
+// to show to the user, and Fields holds per-field messages for validation
+// errors. Cause is for the log only and never reaches a response.
+type Error struct {
+	Code    string
+	Message string
+	Fields  map[string]string
+	Cause   error
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Cause)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause, so errors.Is and errors.As see through an Error.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Errorf returns an Error with the given code and a formatted user-facing message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Internal wraps an unexpected failure. Its message is generic; the cause is
+// kept for the log.
+func Internal(cause error) *Error {
+	return &Error{Code: EInternal, Message: "Something went wrong on our side. Please try again.", Cause: cause}
+}
+
+// ValidationError returns an EValidation error carrying per-field messages.
+// It returns nil when fields is empty, so callers can write
+// `if err := app.ValidationError(f); err != nil`.
+func ValidationError(fields map[string]string) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	return &Error{Code: EValidation, Message: "Please correct the highlighted fields.", Fields: fields}
+}
+
+// ErrorCode returns the code of err if it is (or wraps) an *Error, and
+// EInternal for every other non-nil error. It returns "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the user-facing message of err: the Message of an
+// *Error, and a generic message for anything else, so raw error text never
+// reaches a user.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != EInternal {
+		return e.Message
+	}
+	return Internal(nil).Message
+}
+
+// ErrorFields returns the per-field messages of err, or nil.
+func ErrorFields(err error) map[string]string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Fields
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package app
+
+// Provider names one of the five services an org connects. The string value
+// is what the database (org_credentials.provider) and the URL path use.
+type Provider string
+
+// The five providers.
+const (
+	Vapi           Provider = "vapi"
+	Twilio         Provider = "twilio"
+	GoogleCalendar Provider = "google_calendar"
+	Resend         Provider = "resend"
+	ElevenLabs     Provider = "elevenlabs"
+)
+
+// Providers lists every provider in dashboard order.
+var Providers = []Provider{Vapi, Twilio, GoogleCalendar, Resend, ElevenLabs}
+
+// ParseProvider returns the provider named s, or an EUnknownProvider error.
+func ParseProvider(s string) (Provider, error) {
+	for _, p := range Providers {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", Errorf(EUnknownProvider, "There is no provider called %q.", truncate(s, 40))
+}
+
+// Title is the provider's display name.
+func (p Provider) Title() string {
+	switch p {
+	case Vapi:
+		return "Vapi"
+	case Twilio:
+		return "Twilio"
+	case GoogleCalendar:
+		return "Google Calendar"
+	case Resend:
+		return "Resend"
+	case ElevenLabs:
+		return "ElevenLabs"
+	}
+	return string(p)
+}
+
+// JSONKey is the provider's key in the status object of the JSON API
+// ("googleCalendar" rather than "google_calendar").
+func (p Provider) JSONKey() string {
+	if p == GoogleCalendar {
+		return "googleCalendar"
+	}
+	return string(p)
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,119 @@
+// Package db is BYOC's PostgreSQL adapter: the connection pool, the two kinds
+// of transaction every query runs in, the migrations and one file of queries
+// per aggregate.
+//
+// Tenant isolation is enforced twice: every tenant query filters by org in
+// Go, and each tenant-scoped transaction runs as the `authenticated` role with
+// the org's claims set transaction-locally, so row level security applies
+// underneath. Nothing of a tenant's context outlives its transaction.
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Roles the application switches to inside a transaction. Neither is a
+// superuser nor BYPASSRLS; see migrations/00001_roles.sql.
+const (
+	RoleAuthenticated = "authenticated"
+	RoleService       = "service_role"
+)
+
+// DB is a pool of connections to the application database. It is safe for
+// concurrent use.
+type DB struct {
+	Pool *pgxpool.Pool
+}
+
+// Options tunes Open. The zero value is sensible.
+type Options struct {
+	// MaxConns caps the pool (0: pgx's default, the larger of 4 and the CPU count).
+	MaxConns int32
+}
+
+// Open connects to url and pings the server. The caller closes the DB.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("db: parse DATABASE_URL: %w", errRedactedURL)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "byoc"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: connect: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("db: ping: %w", err)
+	}
+	return &DB{Pool: pool}, nil
+}
+
+// Close closes every connection of the pool.
+func (d *DB) Close() { d.Pool.Close() }
+
+// Ping reports whether the database answers; readiness checks use it.
+func (d *DB) Ping(ctx context.Context) error { return d.Pool.Ping(ctx) }
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// ErrNoOrg is returned by InOrg when it is given no valid org id: a tenant
+// transaction without a tenant is always a bug.
+var ErrNoOrg = errors.New("db: tenant transaction without a valid org id")
+
+// InOrg runs fn in one transaction as the `authenticated` role with the
+// claims {"sub": userID, "org_id": orgID, "role": "authenticated"} set
+// transaction-locally, so row level security limits every statement to the
+// org. userID may be empty (a webhook acting for the org). The transaction
+// commits when fn returns nil and rolls back otherwise; either way the role
+// and the claims end with it, so the pooled connection carries nothing over.
+func (d *DB) InOrg(ctx context.Context, orgID, userID string, fn func(pgx.Tx) error) error {
+	if !uuidRE.MatchString(orgID) || (userID != "" && !uuidRE.MatchString(userID)) {
+		return ErrNoOrg
+	}
+	claims := map[string]string{"org_id": orgID, "role": RoleAuthenticated}
+	if userID != "" {
+		claims["sub"] = userID
+	}
+	return d.inRole(ctx, RoleAuthenticated, claims, fn)
+}
+
+// AsService runs fn in one transaction as `service_role`: the cross-org role
+// for signup, login, webhook resolution and background jobs. Use it only
+// where no single org is known yet or the work spans orgs.
+func (d *DB) AsService(ctx context.Context, fn func(pgx.Tx) error) error {
+	return d.inRole(ctx, RoleService, map[string]string{"role": RoleService}, fn)
+}
+
+func (d *DB) inRole(ctx context.Context, role string, claims map[string]string, fn func(pgx.Tx) error) error {
+	raw, err := json.Marshal(claims)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		// One round trip sets both, and `true` makes them transaction-local.
+		if _, err := tx.Exec(ctx,
+			`select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`,
+			role, string(raw)); err != nil {
+			return fmt.Errorf("db: enter %s: %w", role, err)
+		}
+		return fn(tx)
+	})
+}
+
+// errRedactedURL replaces pgx's parse errors, which may quote the connection
+// string and its password.
+var errRedactedURL = errors.New("invalid connection string (the value is not shown because it may contain a password)")

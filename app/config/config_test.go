@@ -1,0 +1,129 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func lookup(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const key64 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+func TestDevelopmentGeneratesSecretsOnceAndKeepsThem(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"DATA_DIR": dir, "DATABASE_URL": "postgres://x@127.0.0.1:5/db"}
+	first, err := Load(lookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(first.Generated, ","); got != "ENCRYPTION_KEY,JWT_SECRET,SESSION_SECRET" {
+		t.Fatalf("Generated = %q", got)
+	}
+	if len(first.EncryptionKey.Reveal()) != 64 {
+		t.Fatalf("generated encryption key has %d characters", len(first.EncryptionKey.Reveal()))
+	}
+	info, err := os.Stat(filepath.Join(dir, "dev-secrets.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("dev-secrets.env mode %v, want 0600", info.Mode().Perm())
+	}
+	second, err := Load(lookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.EncryptionKey.Reveal() != first.EncryptionKey.Reveal() ||
+		second.JWTSecret.Reveal() != first.JWTSecret.Reveal() ||
+		second.SessionSecret.Reveal() != first.SessionSecret.Reveal() {
+		t.Fatal("a restart must reuse the generated development secrets")
+	}
+	if first.Port != 3000 || first.PublicURL != "http://localhost:3000" || first.ProviderTimeout.String() != "10s" ||
+		first.URLs.Vapi != "https://api.vapi.ai" || first.Google.CallbackURL != "http://localhost:3000/api/auth/google-calendar/callback" {
+		t.Fatalf("defaults: %+v", first)
+	}
+}
+
+func TestRefusedStartListsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{
+			name: "production without secrets",
+			env:  map[string]string{"APP_ENV": "production", "PUBLIC_URL": "https://byoc.example", "DATA_DIR": t.TempDir()},
+			want: []string{"DATABASE_URL", "ENCRYPTION_KEY", "JWT_SECRET", "SESSION_SECRET"},
+		},
+		{
+			name: "invalid values",
+			env: map[string]string{
+				"DATA_DIR": t.TempDir(), "DATABASE_URL": "mysql://x", "ENCRYPTION_KEY": key64[:63],
+				"PORT": "seventy", "PROVIDER_TIMEOUT": "soon", "VAPI_BASE_URL": "not a url",
+				"ENCRYPTION_KEYS_PREVIOUS": key64 + ",zz", "APP_ENV": "staging", "GOOGLE_CLIENT_ID": "id-only",
+			},
+			want: []string{"DATABASE_URL", "ENCRYPTION_KEY must be exactly 64 hex", "PORT", "PROVIDER_TIMEOUT",
+				"VAPI_BASE_URL", "ENCRYPTION_KEYS_PREVIOUS item 2", "APP_ENV", "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(lookup(tt.env))
+			if err == nil {
+				t.Fatal("Load accepted an invalid configuration")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), key64[:63]) {
+				t.Error("the error quotes a key")
+			}
+		})
+	}
+}
+
+func TestProductionAcceptsCompleteConfiguration(t *testing.T) {
+	c, err := Load(lookup(map[string]string{
+		"APP_ENV": "production", "PUBLIC_URL": "https://byoc.example/", "DATABASE_URL": "postgres://u:p@db/byoc",
+		"ENCRYPTION_KEY": key64, "JWT_SECRET": strings.Repeat("j", 32), "SESSION_SECRET": strings.Repeat("s", 32),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Production() || c.PublicURL != "https://byoc.example" || len(c.Generated) != 0 {
+		t.Fatalf("got %+v", c)
+	}
+	if s := strings.Join([]string{c.DatabaseURL.String(), c.EncryptionKey.String()}, " "); strings.Contains(s, "p@db") || strings.Contains(s, key64) {
+		t.Fatal("secrets print themselves")
+	}
+}
+
+func TestEnvironmentWinsOverDotenvFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".env.local")
+	content := "# local settings\nexport PORT=4000\nLOG_LEVEL='debug'\nPUBLIC_URL=\"http://127.0.0.1:4000\"\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PORT", "5000")
+	get, err := FromEnvironment(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"PORT": "5000", "LOG_LEVEL": "debug", "PUBLIC_URL": "http://127.0.0.1:4000"} {
+		if got, _ := get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if err := os.WriteFile(path, []byte("this is not an assignment\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromEnvironment(path); err == nil {
+		t.Error("a malformed .env.local was accepted")
+	}
+}

@@ -6,6 +6,9 @@
 #   db/pg.sh reset   stop it and delete its files
 #   db/pg.sh url     print the DATABASE_URL of the application database
 #   db/pg.sh status  say where it lives and whether it runs
+#   db/pg.sh with CMD...
+#                    start it if needed, run CMD with DATABASE_URL set, and
+#                    stop it again afterwards if it was not running before
 #
 # The cluster lives in .data/postgres under the checkout. PostgreSQL refuses
 # to run as root, so as root it runs as the `postgres` user; when that user
@@ -103,5 +106,16 @@ status)
 	echo "url:  $(url)"
 	if [ -s "$data/PG_VERSION" ] && running; then echo "state: running"; else echo "state: stopped"; fi
 	;;
-*) die "usage: db/pg.sh start|stop|reset|url|status" ;;
+with)
+	shift
+	[ $# -gt 0 ] || die "usage: db/pg.sh with CMD..."
+	was_running=0
+	if [ -s "$data/PG_VERSION" ] && running; then was_running=1; fi
+	start
+	if [ "$was_running" = 0 ]; then trap stop EXIT; fi
+	status=0
+	DATABASE_URL=$(url) "$@" || status=$?
+	exit "$status"
+	;;
+*) die "usage: db/pg.sh start|stop|reset|url|status|with CMD..." ;;
 esac

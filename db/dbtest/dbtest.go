@@ -55,13 +55,13 @@ func Run(m *testing.M) int {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dbtest:", err)
-		drop(admin, name)
+		dropDB(admin, name)
 		return 1
 	}
 	shared = d
 	code := m.Run()
 	d.Close()
-	drop(admin, name)
+	dropDB(admin, name)
 	return code
 }
 
@@ -92,6 +92,21 @@ func URL(t testing.TB) string {
 	return sharedURL
 }
 
+// Create makes an empty database on the server named by DATABASE_URL and
+// returns its connection string and a function that drops it. Browser tests
+// use it to give the real server a database of its own.
+func Create(ctx context.Context) (dbURL string, drop func(), err error) {
+	admin := os.Getenv("DATABASE_URL")
+	if admin == "" {
+		return "", nil, errNoDatabase
+	}
+	name, u, err := create(ctx, admin)
+	if err != nil {
+		return "", nil, err
+	}
+	return u, func() { dropDB(admin, name) }, nil
+}
+
 func create(ctx context.Context, admin string) (name, dbURL string, err error) {
 	u, err := url.Parse(admin)
 	if err != nil {
@@ -112,7 +127,7 @@ func create(ctx context.Context, admin string) (name, dbURL string, err error) {
 	return name, u.String(), nil
 }
 
-func drop(admin, name string) {
+func dropDB(admin, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)

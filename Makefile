@@ -1,0 +1,151 @@
+# BYOC: `make run` serves the app, `make test` runs every test tier.
+# `make help` lists every target.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+NPM       ?= npm
+BIN       := bin/byoc
+PORT      ?= 3000
+# Browser tests use CHROMIUM_PATH, or Debian's Chromium.
+CHROMIUM  := $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+export BROWSERSLIST_IGNORE_OLD_DATA := 1
+export GOFLAGS := -buildvcs=false
+
+# With DATABASE_URL set, that database is used and no private cluster starts.
+ifdef DATABASE_URL
+WITH_DB :=
+DB_START :=
+else
+WITH_DB := db/pg.sh with
+DB_START := db/pg.sh start
+endif
+
+TEMPL_SOURCES := $(shell find views -name '*.templ' 2>/dev/null)
+CSS_INPUTS    := $(TEMPL_SOURCES) $(shell find app/web -name '*.go' 2>/dev/null) views/styles/input.css tailwind.config.js
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+## ---- Set-up ----
+
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: deps
+deps: node_modules/.installed ## Install npm packages (npm ci) and Go modules
+	$(GO) mod download
+
+.PHONY: generate
+generate: ## Generate Go code from the templ components
+	$(GO) tool templ generate -path views -log-level warn
+
+static/js/htmx.min.js: node_modules/.installed
+	@mkdir -p static/js
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+static/css/app.css: node_modules/.installed $(CSS_INPUTS)
+	npx tailwindcss -c tailwind.config.js -i views/styles/input.css -o $@ --minify 2>&1 | grep -v 'Done in' || true
+	@test -s $@
+
+.PHONY: css
+css: static/css/app.css static/js/htmx.min.js ## Build the Tailwind CSS and copy htmx into static/
+
+.PHONY: assets
+assets: deps generate css
+
+.PHONY: build
+build: assets ## Build the server binary into bin/byoc
+	$(GO) build -o $(BIN) .
+
+## ---- Running ----
+
+.PHONY: run
+run: build ## Start PostgreSQL (unless DATABASE_URL is set), migrate and serve on http://localhost:$(PORT)
+	@$(DB_START)
+	@echo "BYOC is starting on http://localhost:$(PORT) (Ctrl-C stops it; the private PostgreSQL keeps running until 'make db-stop')"
+	@DATABASE_URL="$${DATABASE_URL:-$$(db/pg.sh url)}" PORT=$(PORT) ./$(BIN) serve
+
+.PHONY: migrate
+migrate: build ## Apply pending migrations (make migrate-down rolls back the last one)
+	@$(DB_START)
+	@DATABASE_URL="$${DATABASE_URL:-$$(db/pg.sh url)}" ./$(BIN) migrate up
+
+.PHONY: migrate-down
+migrate-down: build ## Roll back the most recent migration
+	@DATABASE_URL="$${DATABASE_URL:-$$(db/pg.sh url)}" ./$(BIN) migrate down
+
+.PHONY: db-start
+db-start: ## Start the private PostgreSQL cluster (under .data/)
+	@db/pg.sh start
+	@db/pg.sh status
+
+.PHONY: db-stop
+db-stop: ## Stop the private PostgreSQL cluster
+	@db/pg.sh stop
+
+.PHONY: db-reset
+db-reset: ## Stop the private cluster and delete its data
+	@db/pg.sh reset
+
+## ---- Quality ----
+
+.PHONY: lint
+lint: generate ## go vet and a gofmt check
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+.PHONY: test
+test: build ## Everything: lint, Go tests on a real PostgreSQL, fuzz smoke runs, browser tests
+	@$(MAKE) --no-print-directory lint
+	@BYOC_PG_FAST=1 $(WITH_DB) $(MAKE) --no-print-directory test-go test-fuzz e2e-run
+
+.PHONY: test-go
+test-go: ## Go unit and integration tests (needs DATABASE_URL; make test provides it)
+	@test -n "$$DATABASE_URL" || { echo "DATABASE_URL is not set: use 'make test'"; exit 1; }
+	$(GO) test -count=1 ./...
+
+FUZZTIME ?= 5s
+.PHONY: test-fuzz
+test-fuzz: ## Run each fuzz target briefly (FUZZTIME, default 5s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for f in $$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$dir/*_test.go 2>/dev/null | awk '{print $$2}'); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+		done; \
+	done
+
+.PHONY: chromium
+chromium: ## Make sure a Chromium for the browser tests is installed
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's chromium for the browser tests..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "Chromium not found at $(CHROMIUM). Install it (sudo apt-get install chromium) or set CHROMIUM_PATH."; exit 1; \
+		fi; \
+	fi
+
+.pwdriver/package: node_modules/.installed
+	@mkdir -p .pwdriver
+	@ln -sfn "$$(command -v node)" .pwdriver/node
+	@ln -sfn ../node_modules/playwright-core .pwdriver/package
+
+.PHONY: e2e
+e2e: build ## Browser tests only (starts PostgreSQL when needed)
+	@BYOC_PG_FAST=1 $(WITH_DB) $(MAKE) --no-print-directory e2e-run
+
+.PHONY: e2e-run
+e2e-run: chromium .pwdriver/package
+	BYOC_BIN=$(CURDIR)/$(BIN) CHROMIUM_PATH=$(CHROMIUM) PLAYWRIGHT_DRIVER_PATH=$(CURDIR)/.pwdriver \
+		$(GO) test -count=1 -tags e2e ./e2e/...
+
+.PHONY: clean
+clean: ## Remove build output (keeps the database and generated secrets)
+	rm -rf bin static/css/app.css static/js/htmx.min.js .pwdriver

@@ -1,0 +1,311 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/db"
+	"byoc/db/dbtest"
+)
+
+// credSeedOrg inserts an org through the raw pool and returns its id.
+func credSeedOrg(t *testing.T, d *db.DB) string {
+	t.Helper()
+	var id string
+	if err := d.Pool.QueryRow(context.Background(),
+		`insert into orgs (name) values ('credentials test') returning id::text`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func credCountRows(t *testing.T, d *db.DB, orgID string) int {
+	t.Helper()
+	var n int
+	if err := d.Pool.QueryRow(context.Background(),
+		`select count(*) from org_credentials where org_id = $1`, orgID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestCredentialsCRUD(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	org := credSeedOrg(t, d)
+	verified := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+
+	if _, err := d.GetCredential(ctx, org, app.Vapi); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("get before save: got %v, want %s", err, app.ENotConfigured)
+	}
+	if err := d.RecordVerification(ctx, org, app.Vapi, verified, ""); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("record verification before save: got %v, want %s", err, app.ENotConfigured)
+	}
+	list, err := d.ListCredentials(ctx, org)
+	if err != nil || len(list) != 0 || list == nil {
+		t.Fatalf("list before save: %v, %v; want an empty, non-nil slice", list, err)
+	}
+
+	saved, err := d.UpsertCredential(ctx, app.CredentialRecord{
+		OrgID: org, Provider: app.Vapi, Ciphertext: []byte("first"), LastVerifiedAt: &verified,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.OrgID != org || saved.Provider != app.Vapi || !saved.IsActive || string(saved.Ciphertext) != "first" ||
+		saved.LastVerifiedAt == nil || !saved.LastVerifiedAt.Equal(verified) || saved.VerificationError != "" ||
+		saved.CreatedAt.IsZero() || saved.UpdatedAt.IsZero() {
+		t.Fatalf("upsert returned %+v", saved)
+	}
+
+	// A second save replaces the ciphertext and the verification state in place.
+	failedAt := verified.Add(time.Second)
+	if err := d.RecordVerification(ctx, org, app.Vapi, failedAt, "key revoked"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.GetCredential(ctx, org, app.Vapi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.VerificationError != "key revoked" || !got.LastVerifiedAt.Equal(failedAt) {
+		t.Fatalf("after RecordVerification: %+v", got)
+	}
+	again, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again.Ciphertext) != "second" || again.LastVerifiedAt != nil || again.VerificationError != "" ||
+		!again.CreatedAt.Equal(saved.CreatedAt) || !again.UpdatedAt.After(saved.UpdatedAt) {
+		t.Fatalf("second upsert: %+v (first %+v)", again, saved)
+	}
+	if n := credCountRows(t, d, org); n != 1 {
+		t.Fatalf("rows after two saves: %d, want 1", n)
+	}
+
+	if _, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: org, Provider: app.Twilio, Ciphertext: []byte("t")}); err != nil {
+		t.Fatal(err)
+	}
+	list, err = d.ListCredentials(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Provider != app.Twilio || list[1].Provider != app.Vapi {
+		t.Fatalf("list: %+v", list)
+	}
+
+	deleted, err := d.DeleteCredential(ctx, org, app.Vapi)
+	if err != nil || !deleted {
+		t.Fatalf("delete: %v, %v", deleted, err)
+	}
+	deleted, err = d.DeleteCredential(ctx, org, app.Vapi)
+	if err != nil || deleted {
+		t.Fatalf("second delete: %v, %v; want false, nil", deleted, err)
+	}
+	if _, err := d.GetCredential(ctx, org, app.Vapi); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+func TestCredentialsStayInTheirOrg(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	orgA, orgB := credSeedOrg(t, d), credSeedOrg(t, d)
+	if _, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: orgA, Provider: app.Resend, Ciphertext: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetCredential(ctx, orgB, app.Resend); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("org B reads org A's row: %v", err)
+	}
+	if list, err := d.ListCredentials(ctx, orgB); err != nil || len(list) != 0 {
+		t.Fatalf("org B lists %d rows, %v", len(list), err)
+	}
+	if deleted, err := d.DeleteCredential(ctx, orgB, app.Resend); err != nil || deleted {
+		t.Fatalf("org B deletes org A's row: %v, %v", deleted, err)
+	}
+	if err := d.RecordVerification(ctx, orgB, app.Resend, time.Now(), "x"); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("org B updates org A's row: %v", err)
+	}
+	if n := credCountRows(t, d, orgA); n != 1 {
+		t.Fatalf("org A has %d rows, want 1", n)
+	}
+	// An org id that is not a UUID never reaches SQL.
+	if _, err := d.GetCredential(ctx, "not-an-org", app.Resend); !errors.Is(err, db.ErrNoOrg) {
+		t.Fatalf("bad org id: %v, want ErrNoOrg", err)
+	}
+}
+
+func TestUpsertCredentialConcurrently(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	org := credSeedOrg(t, d)
+	const n = 12
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: org, Provider: app.ElevenLabs, Ciphertext: []byte{byte(i)}})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := credCountRows(t, d, org); got != 1 {
+		t.Fatalf("rows after %d concurrent saves: %d, want 1", n, got)
+	}
+}
+
+type credNote struct{ org, provider string }
+
+// credListenerPID waits until the listener's connection to this test
+// database has run LISTEN and returns its backend pid, skipping otherThan
+// (the pid of a connection known to be gone).
+func credListenerPID(t *testing.T, d *db.DB, otherThan int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var pid int
+		err := d.Pool.QueryRow(context.Background(), `
+			select pid from pg_stat_activity
+			where datname = current_database() and application_name = $1 and pid <> $2
+			  and state = 'idle' and query ilike 'listen%'`, db.ListenerApplicationName, otherThan).Scan(&pid)
+		if err == nil {
+			return pid
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the listener never started listening")
+	return 0
+}
+
+func TestListenInvalidations(t *testing.T) {
+	d := dbtest.DB(t)
+	org := credSeedOrg(t, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	notes := make(chan credNote, 16)
+	reconnects := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.ListenInvalidations(ctx,
+			func(org, provider string) { notes <- credNote{org, provider} },
+			func() { reconnects <- struct{}{} })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("ListenInvalidations did not return after its context ended")
+		}
+	})
+
+	expect := func(step string, want credNote) {
+		t.Helper()
+		select {
+		case got := <-notes:
+			if got != want {
+				t.Fatalf("%s: notification %+v, want %+v", step, got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no notification", step)
+		}
+	}
+	bg := context.Background()
+
+	pid := credListenerPID(t, d, 0)
+	if _, err := d.UpsertCredential(bg, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	expect("upsert", credNote{org, "vapi"})
+	if err := d.RecordVerification(bg, org, app.Vapi, time.Now(), "nope"); err != nil {
+		t.Fatal(err)
+	}
+	expect("record verification", credNote{org, "vapi"})
+	if _, err := d.DeleteCredential(bg, org, app.Vapi); err != nil {
+		t.Fatal(err)
+	}
+	expect("delete", credNote{org, "vapi"})
+	// Deleting nothing, or a failed write, announces nothing.
+	if _, err := d.DeleteCredential(bg, org, app.Vapi); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.RecordVerification(bg, org, app.Vapi, time.Now(), "")
+	if _, err := d.UpsertCredential(bg, app.CredentialRecord{OrgID: org, Provider: app.ElevenLabs, Ciphertext: []byte("z")}); err != nil {
+		t.Fatal(err)
+	}
+	expect("upsert after writes that changed nothing", credNote{org, "elevenlabs"})
+	select {
+	case got := <-reconnects:
+		t.Fatalf("reconnect before any connection loss: %v", got)
+	default:
+	}
+
+	// Kill the listener's backend: it reconnects, asks for a flush, and hears
+	// later writes.
+	var killed bool
+	if err := d.Pool.QueryRow(bg, `select pg_terminate_backend($1)`, pid).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminate listener backend: %v, %v", killed, err)
+	}
+	select {
+	case <-reconnects:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no onReconnect after the listener's connection was killed")
+	}
+	credListenerPID(t, d, pid)
+	if _, err := d.UpsertCredential(bg, app.CredentialRecord{OrgID: org, Provider: app.Twilio, Ciphertext: []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	expect("upsert after reconnect", credNote{org, "twilio"})
+
+	// A payload that names nothing readable makes the listener ask for a flush.
+	if _, err := d.Pool.Exec(bg, `select pg_notify($1, 'garbage')`, db.NotifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reconnects:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no flush after an unreadable payload")
+	}
+}
+
+// A transaction that rolls back publishes nothing.
+func TestNotifyOnlyOnCommit(t *testing.T) {
+	d := dbtest.DB(t)
+	org := credSeedOrg(t, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	notes := make(chan credNote, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.ListenInvalidations(ctx, func(o, p string) { notes <- credNote{o, p} }, func() {})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	credListenerPID(t, d, 0)
+	// An upsert for an org that does not exist fails on the foreign key.
+	missing := "00000000-0000-4000-8000-000000000000"
+	if _, err := d.UpsertCredential(context.Background(), app.CredentialRecord{OrgID: missing, Provider: app.Vapi, Ciphertext: []byte("x")}); err == nil {
+		t.Fatal("upsert for a missing org succeeded")
+	}
+	if _, err := d.UpsertCredential(context.Background(), app.CredentialRecord{OrgID: org, Provider: app.Resend, Ciphertext: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-notes:
+		if got != (credNote{org, "resend"}) {
+			t.Fatalf("first notification %+v, want the committed write of %s", got, org)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification")
+	}
+}

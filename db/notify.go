@@ -1,0 +1,174 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// NotifyChannel is the PostgreSQL NOTIFY channel on which every write to
+// cached data announces, in its own transaction, which org (and provider) it
+// changed. The payload is JSON: {"org": "<uuid>", "provider": "vapi"}, where
+// an empty or missing provider means every entry of the org.
+const NotifyChannel = "byoc_cache"
+
+// ListenerApplicationName is the application_name of the connection that
+// ListenInvalidations holds, so operators (and tests) can find it in
+// pg_stat_activity.
+const ListenerApplicationName = "byoc-cache-listener"
+
+// Listener timings: how long the connection may stay silent before it is
+// pinged, and the bounds of the reconnect backoff.
+const (
+	listenHealthCheck = 30 * time.Second
+	listenMinBackoff  = 100 * time.Millisecond
+	listenMaxBackoff  = 30 * time.Second
+	listenStable      = time.Minute
+	listenDialTimeout = 10 * time.Second
+)
+
+type invalidation struct {
+	Org      string `json:"org"`
+	Provider string `json:"provider,omitempty"`
+}
+
+// notifyCache publishes an invalidation of the org's entries for provider
+// ("" for all of them) in tx: listeners receive it when tx commits, and never
+// if it rolls back.
+func notifyCache(ctx context.Context, tx pgx.Tx, orgID, provider string) error {
+	payload, err := json.Marshal(invalidation{Org: orgID, Provider: provider})
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `select pg_notify('`+NotifyChannel+`', $1)`, string(payload)); err != nil {
+		return fmt.Errorf("notify %s: %w", NotifyChannel, err)
+	}
+	return nil
+}
+
+// ListenInvalidations listens on NotifyChannel on a dedicated connection
+// (outside the pool, with the pool's settings) and blocks until ctx is done.
+//
+// For every notification it calls onMessage with the org and provider it
+// names (provider "" means every entry of the org). When the connection is
+// lost, or cannot be opened at start, it retries with exponential backoff
+// (100 ms doubling up to 30 s, with jitter) and, once it listens again, calls
+// onReconnect: notifications may have been missed meanwhile, so the caller
+// must drop everything it caches. A payload it cannot read is treated the same
+// way. A connection silent for 30 s is pinged, so a dead peer is noticed.
+// Callbacks run on the listener's goroutine, one at a time, and must not
+// block for long. Failures are logged with slog.Default (no payloads).
+func (d *DB) ListenInvalidations(ctx context.Context, onMessage func(orgID, provider string), onReconnect func()) {
+	log := slog.Default().With("component", "cache_listener", "channel", NotifyChannel)
+	backoff := listenMinBackoff
+	missed := false // whether notifications may have been missed since the last successful LISTEN
+	for ctx.Err() == nil {
+		conn, err := d.listen(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			missed = true
+			log.Warn("cannot listen for cache invalidations; retrying", "err", err, "retry_in", backoff)
+			if !sleepCtx(ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(2*backoff, listenMaxBackoff)
+			continue
+		}
+		if missed {
+			log.Info("listening for cache invalidations again; flushing caches")
+			onReconnect()
+			missed = false
+		}
+		started := time.Now()
+		err = receive(ctx, conn, onMessage, onReconnect, log)
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = conn.Close(closeCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		missed = true
+		if time.Since(started) > listenStable {
+			backoff = listenMinBackoff
+		}
+		log.Warn("cache invalidation listener lost its connection; reconnecting", "err", err, "retry_in", backoff)
+		if !sleepCtx(ctx, jitter(backoff)) {
+			return
+		}
+		backoff = min(2*backoff, listenMaxBackoff)
+	}
+}
+
+// listen opens the dedicated connection and subscribes it to NotifyChannel.
+func (d *DB) listen(ctx context.Context) (*pgx.Conn, error) {
+	cfg := d.Pool.Config().ConnConfig // a copy: changing it leaves the pool alone
+	cfg.RuntimeParams["application_name"] = ListenerApplicationName
+	dialCtx, cancel := context.WithTimeout(ctx, listenDialTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(dialCtx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(dialCtx, "listen "+pgx.Identifier{NotifyChannel}.Sanitize()); err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return conn, nil
+}
+
+// receive delivers notifications until the connection fails or ctx is done.
+func receive(ctx context.Context, conn *pgx.Conn, onMessage func(orgID, provider string), onFlush func(), log *slog.Logger) error {
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, listenHealthCheck)
+		n, err := conn.WaitForNotification(waitCtx)
+		idle := waitCtx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !idle || conn.IsClosed() {
+				return err
+			}
+			pingCtx, cancel := context.WithTimeout(ctx, listenDialTimeout)
+			err = conn.Ping(pingCtx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("health check: %w", err)
+			}
+			continue
+		}
+		var inv invalidation
+		if err := json.Unmarshal([]byte(n.Payload), &inv); err != nil || inv.Org == "" {
+			log.Warn("unreadable cache invalidation; flushing caches", "payload_bytes", len(n.Payload))
+			onFlush()
+			continue
+		}
+		onMessage(inv.Org, inv.Provider)
+	}
+}
+
+// jitter returns d randomized by up to ±20 %, so instances that lost the same
+// server do not reconnect in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}
+
+// sleepCtx waits for d and reports whether ctx is still live afterwards.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,140 @@
+// Package elevenlabs is BYOC's client for ElevenLabs' API: it verifies an
+// org's API key, telling a full key from one without the User: Read
+// permission.
+package elevenlabs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"byoc/app"
+	"byoc/app/providers"
+)
+
+// Verification details of a valid key of limited scope.
+const (
+	// NoUserReadDetail: the key lacks User: Read but lists voices.
+	NoUserReadDetail = "key without the User: Read permission: can list voices but not read the account"
+	// NoVoicesReadDetail: the key lacks User: Read and Voices: Read.
+	NoVoicesReadDetail = "key without the User: Read and Voices: Read permissions: " +
+		"ElevenLabs knows the key, but it can neither read the account nor list voices"
+)
+
+// Client talks to ElevenLabs' API. It is safe for concurrent use.
+type Client struct {
+	base string
+	call providers.Caller
+}
+
+// New returns a client for the given base URL (such as
+// https://api.elevenlabs.io). Every call is bounded by timeout
+// (providers.DefaultTimeout when not positive); hc nil means a plain
+// http.Client.
+func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
+	return &Client{base: baseURL, call: providers.NewCaller("ElevenLabs", hc, timeout)}
+}
+
+// Verify checks the org's key with GET /v1/user. When ElevenLabs answers 401
+// missing_permissions, the key is known but lacks User: Read: GET /v1/voices
+// then confirms it, and the key is valid with Limited set (NoUserReadDetail,
+// or NoVoicesReadDetail when voices are not readable either). It returns
+// EValidation when the config has no key (without calling ElevenLabs),
+// EVerificationFailed when ElevenLabs refuses the key (any other 401 or a
+// 403), and EProviderUnavailable when ElevenLabs cannot be reached, times
+// out or fails.
+func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (providers.Verification, error) {
+	key := strings.TrimSpace(cfg.APIKey.Reveal())
+	if key == "" {
+		return providers.Verification{}, app.ValidationError(map[string]string{"apiKey": "Enter your ElevenLabs API key."})
+	}
+	resp, err := c.get(ctx, key, "/v1/user")
+	if err != nil {
+		return providers.Verification{}, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		// The body also holds the key itself (xi_api_key): only the tier is read.
+		var user struct {
+			Subscription struct {
+				Tier string `json:"tier"`
+			} `json:"subscription"`
+		}
+		if err := c.call.DecodeJSON(resp, &user); err != nil {
+			return providers.Verification{}, err
+		}
+		if tier := strings.TrimSuffix(providers.CleanReason(user.Subscription.Tier, key), "."); tier != "" {
+			return providers.Verification{Detail: fmt.Sprintf("full key on the %s plan", tier)}, nil
+		}
+		return providers.Verification{Detail: "full key"}, nil
+	}
+	if !missingPermissions(resp) {
+		return providers.Verification{}, c.refusal(resp, key)
+	}
+
+	resp, err = c.get(ctx, key, "/v1/voices")
+	if err != nil {
+		return providers.Verification{}, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		var voices struct {
+			Voices []json.RawMessage `json:"voices"`
+		}
+		if err := c.call.DecodeJSON(resp, &voices); err != nil {
+			return providers.Verification{}, err
+		}
+		return providers.Verification{Limited: true, Detail: NoUserReadDetail}, nil
+	case missingPermissions(resp):
+		return providers.Verification{Limited: true, Detail: NoVoicesReadDetail}, nil
+	}
+	return providers.Verification{}, c.refusal(resp, key)
+}
+
+func (c *Client) get(ctx context.Context, key, path string) (*providers.Response, error) {
+	h := http.Header{}
+	h.Set("xi-api-key", key)
+	return c.call.Do(ctx, providers.Request{Method: http.MethodGet, URL: providers.JoinURL(c.base, path), Header: h})
+}
+
+// errorDetail reads ElevenLabs' error body {"detail": {"status", "message"}};
+// detail may also be a plain string.
+func errorDetail(resp *providers.Response) (status, message string) {
+	var e struct {
+		Detail json.RawMessage `json:"detail"`
+	}
+	if json.Unmarshal(resp.Body, &e) != nil || e.Detail == nil {
+		return "", ""
+	}
+	var d struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(e.Detail, &d) == nil {
+		return d.Status, d.Message
+	}
+	var s string
+	_ = json.Unmarshal(e.Detail, &s)
+	return "", s
+}
+
+func missingPermissions(resp *providers.Response) bool {
+	status, _ := errorDetail(resp)
+	return resp.StatusCode == http.StatusUnauthorized && status == "missing_permissions"
+}
+
+// refusal turns an answer other than 200 and missing_permissions into an
+// app error.
+func (c *Client) refusal(resp *providers.Response, key string) error {
+	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+		return c.call.Unexpected(resp)
+	}
+	_, message := errorDetail(resp)
+	msg := fmt.Sprintf("ElevenLabs rejected the API key (%s).", resp.Status())
+	if reason := providers.CleanReason(message, key); reason != "" {
+		msg = fmt.Sprintf("ElevenLabs rejected the API key (%s): %s", resp.Status(), reason)
+	}
+	return &app.Error{Code: app.EVerificationFailed, Message: msg}
+}

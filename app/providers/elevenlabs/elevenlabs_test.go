@@ -1,0 +1,79 @@
+package elevenlabs_test
+
+import (
+	"context"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/app/providers/elevenlabs"
+	"byoc/app/sandbox"
+)
+
+const timeout = 300 * time.Millisecond
+
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+func TestVerify(t *testing.T) {
+	sb := sandbox.New()
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	standIn := sb.BaseURLs(srv.URL).ElevenLabs
+
+	tests := []struct {
+		name        string
+		baseURL     string
+		key         string
+		wantCode    string
+		wantLimited bool
+		wantText    string // substring of the error message or the detail
+	}{
+		{"full key", standIn, "sk_4f9a0c3b7e", "", false, "full key on the creator plan"},
+		{"key without User: Read", standIn, "sk_restricted_4f9a0c", "", true, elevenlabs.NoUserReadDetail},
+		{"key without User: Read and Voices: Read", standIn, "sk_ttsonly_4f9a0c", "", true, elevenlabs.NoVoicesReadDetail},
+		{"invalid key", standIn, "sk_invalid_4f9a0c", app.EVerificationFailed, false, "ElevenLabs rejected the API key (401 Unauthorized): Invalid API key."},
+		{"provider down", standIn, "sk_down_4f9a0c", app.EProviderUnavailable, false, "503 Service Unavailable"},
+		{"rate limited", standIn, "sk_ratelimit_4f9a0c", app.EProviderUnavailable, false, "429 Too Many Requests"},
+		{"slow provider", standIn, "sk_slow_4f9a0c", app.EProviderUnavailable, false, "ElevenLabs could not be reached (timed out after 300ms). Try again."},
+		{"unreachable", closedURL(t), "sk_4f9a0c3b7e", app.EProviderUnavailable, false, "connection refused"},
+		{"empty key", standIn, "", app.EValidation, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := elevenlabs.New(tt.baseURL, nil, timeout)
+			start := time.Now()
+			v, err := client.Verify(context.Background(), app.ElevenLabsConfig{APIKey: app.NewSecret(tt.key), VoiceID: "21m00Tcm4TlvDq8ikWAM"})
+			if got := app.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("code = %q, want %q (err %v)", got, tt.wantCode, err)
+			}
+			if time.Since(start) > 5*timeout {
+				t.Errorf("Verify took %v", time.Since(start))
+			}
+			if v.Limited != tt.wantLimited {
+				t.Errorf("Limited = %v, want %v", v.Limited, tt.wantLimited)
+			}
+			text := v.Detail
+			if err != nil {
+				text = app.ErrorMessage(err)
+			}
+			if tt.key != "" && (strings.Contains(text, tt.key) || (err != nil && strings.Contains(err.Error(), tt.key))) {
+				t.Errorf("%q / %v contains the key", text, err)
+			}
+			if !strings.Contains(text, tt.wantText) {
+				t.Errorf("text = %q, want it to contain %q", text, tt.wantText)
+			}
+		})
+	}
+}

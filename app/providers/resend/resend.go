@@ -1,0 +1,89 @@
+// Package resend is BYOC's client for Resend's API: it verifies an org's API
+// key, telling a full-access key from a sending-only one.
+package resend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"byoc/app"
+	"byoc/app/providers"
+)
+
+// SendingOnlyDetail is the Verification detail of a valid sending-only key.
+const SendingOnlyDetail = "sending-only key: can send e-mail but not manage domains"
+
+// Client talks to Resend's API. It is safe for concurrent use.
+type Client struct {
+	base string
+	call providers.Caller
+}
+
+// New returns a client for the given base URL (such as
+// https://api.resend.com). Every call is bounded by timeout
+// (providers.DefaultTimeout when not positive); hc nil means a plain
+// http.Client.
+func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
+	return &Client{base: baseURL, call: providers.NewCaller("Resend", hc, timeout)}
+}
+
+// Verify checks the org's key with GET /domains. A full-access key gives a
+// Verification naming how many domains are verified; a sending-only key
+// (Resend answers 401 restricted_api_key) is valid with Limited set and
+// SendingOnlyDetail. It returns EValidation when the config has no key
+// (without calling Resend), EVerificationFailed when Resend refuses the key
+// (400, 401 or 403, such as validation_error, invalid_api_key or
+// missing_api_key), and EProviderUnavailable when Resend cannot be reached,
+// times out or fails.
+func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (providers.Verification, error) {
+	key := strings.TrimSpace(cfg.APIKey.Reveal())
+	if key == "" {
+		return providers.Verification{}, app.ValidationError(map[string]string{"apiKey": "Enter your Resend API key."})
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+key)
+	resp, err := c.call.Do(ctx, providers.Request{Method: http.MethodGet, URL: providers.JoinURL(c.base, "/domains"), Header: h})
+	if err != nil {
+		return providers.Verification{}, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		var list struct {
+			Data []struct {
+				Status string `json:"status"`
+			} `json:"data"`
+		}
+		if err := c.call.DecodeJSON(resp, &list); err != nil {
+			return providers.Verification{}, err
+		}
+		verified := 0
+		for _, d := range list.Data {
+			if d.Status == "verified" {
+				verified++
+			}
+		}
+		return providers.Verification{Detail: fmt.Sprintf(
+			"full-access key: %d of %d domains verified", verified, len(list.Data))}, nil
+	}
+
+	var e struct {
+		Name    string `json:"name"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(resp.Body, &e)
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusBadRequest, http.StatusForbidden:
+		if resp.StatusCode == http.StatusUnauthorized && e.Name == "restricted_api_key" {
+			return providers.Verification{Limited: true, Detail: SendingOnlyDetail}, nil
+		}
+		msg := fmt.Sprintf("Resend rejected the API key (%s).", resp.Status())
+		if reason := providers.CleanReason(e.Message, key); reason != "" {
+			msg = fmt.Sprintf("Resend rejected the API key (%s): %s", resp.Status(), reason)
+		}
+		return providers.Verification{}, &app.Error{Code: app.EVerificationFailed, Message: msg}
+	}
+	return providers.Verification{}, c.call.Unexpected(resp)
+}

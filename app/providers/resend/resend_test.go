@@ -1,0 +1,89 @@
+package resend_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/app/providers/resend"
+	"byoc/app/sandbox"
+)
+
+const timeout = 300 * time.Millisecond
+
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+func TestVerify(t *testing.T) {
+	sb := sandbox.New()
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	standIn := sb.BaseURLs(srv.URL).Resend
+
+	// olderAPI answers an unknown key as some API versions do: 401 validation_error.
+	olderAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"statusCode":401,"message":"API key is invalid","name":"validation_error"}`))
+	}))
+	t.Cleanup(olderAPI.Close)
+
+	tests := []struct {
+		name        string
+		baseURL     string
+		key         string
+		wantCode    string
+		wantLimited bool
+		wantMessage string // substring of the error message or the detail
+	}{
+		{"full-access key", standIn, "re_9xK2mQ7vL4pT", "", false, "full-access key: 1 of 1 domains verified"},
+		{"sending-only key", standIn, "re_restricted_9xK2mQ7v", "", true, resend.SendingOnlyDetail},
+		{"invalid key (403 invalid_api_key)", standIn, "re_invalid_9xK2mQ7v", app.EVerificationFailed, false, "Resend rejected the API key (403 Forbidden): API key is invalid."},
+		{"malformed key (400 validation_error)", standIn, "not-a-resend-key", app.EVerificationFailed, false, "Resend rejected the API key (400 Bad Request)"},
+		{"unknown key (401 validation_error)", olderAPI.URL, "re_9xK2mQ7vL4pT", app.EVerificationFailed, false, "(401 Unauthorized)"},
+		{"provider down", standIn, "re_down_9xK2mQ7v", app.EProviderUnavailable, false, "Resend is not available right now (503 Service Unavailable). Try again."},
+		{"rate limited", standIn, "re_ratelimit_9xK2mQ7v", app.EProviderUnavailable, false, "429 Too Many Requests"},
+		{"slow provider", standIn, "re_slow_9xK2mQ7v", app.EProviderUnavailable, false, "Resend could not be reached (timed out after 300ms). Try again."},
+		{"unreachable", closedURL(t), "re_9xK2mQ7vL4pT", app.EProviderUnavailable, false, "connection refused"},
+		{"empty key", standIn, "", app.EValidation, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := resend.New(tt.baseURL, nil, timeout)
+			start := time.Now()
+			v, err := client.Verify(context.Background(), app.ResendConfig{APIKey: app.NewSecret(tt.key), FromEmail: "hi@sandbox.example.com"})
+			if got := app.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("code = %q, want %q (err %v)", got, tt.wantCode, err)
+			}
+			if time.Since(start) > 5*timeout {
+				t.Errorf("Verify took %v", time.Since(start))
+			}
+			if v.Limited != tt.wantLimited {
+				t.Errorf("Limited = %v, want %v", v.Limited, tt.wantLimited)
+			}
+			text := v.Detail
+			if err != nil {
+				text = app.ErrorMessage(err)
+				if tt.key != "" && strings.Contains(err.Error(), tt.key) {
+					t.Errorf("error text %q contains the key", err.Error())
+				}
+			}
+			if !strings.Contains(text, tt.wantMessage) {
+				t.Errorf("text = %q, want it to contain %q", text, tt.wantMessage)
+			}
+		})
+	}
+}

@@ -1,0 +1,91 @@
+package twilio_test
+
+import (
+	"errors"
+	"testing"
+
+	"byoc/app"
+	"byoc/app/providers/twilio"
+)
+
+func TestNormalizeE164(t *testing.T) {
+	tests := []struct {
+		name, input, region string
+		want                string // "" means invalid
+	}{
+		{"US national with punctuation", "(202) 555-0123", "US", "+12025550123"},
+		{"US national digits only", "2025550123", "US", "+12025550123"},
+		{"US with trunk prefix 1", "1-202-555-0123", "US", "+12025550123"},
+		{"region code in lower case", "202 555 0123", "us", "+12025550123"},
+		{"international UK mobile", "+44 7911 123456", "US", "+447911123456"},
+		{"UK national in GB", "07911 123456", "GB", "+447911123456"},
+		{"international without region", "+1 202 555 0123", "", "+12025550123"},
+		{"surrounding spaces", "  +447911123456  ", "", "+447911123456"},
+		{"national without region", "2025550123", "", ""},
+		{"too short", "12345", "US", ""},
+		{"unassigned US area code", "+1 011 555 0123", "", ""},
+		{"letters", "call me", "US", ""},
+		{"empty", "", "US", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := twilio.NormalizeE164(tt.input, tt.region)
+			if tt.want == "" {
+				if err == nil {
+					t.Fatalf("NormalizeE164(%q, %q) = %q, want an error", tt.input, tt.region, got)
+				}
+				if !errors.Is(err, twilio.ErrInvalidPhoneNumber) || app.ErrorCode(err) != app.EValidation {
+					t.Errorf("err = %v, want EValidation wrapping ErrInvalidPhoneNumber", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("NormalizeE164(%q, %q) = %q, %v; want %q", tt.input, tt.region, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMaskPhone(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"US", "+12025551234", "+1202•••1234"},
+		{"UK", "+447911123456", "+44791•••3456"},
+		{"three-digit country code", "+353861234567", "+353861••4567"},
+		{"short number keeps no middle", "+4312345678", "+43123•5678"},
+		{"not E.164", "202-555-1234", "••••1234"},
+		{"tiny", "123", "••••"},
+		{"empty", "", "••••"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := twilio.MaskPhone(tt.in); got != tt.want {
+				t.Errorf("MaskPhone(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidAccountSID(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"lower-case hex", "AC0123456789abcdef0123456789abcdef", true},
+		{"upper-case hex", "AC0123456789ABCDEF0123456789ABCDEF", true},
+		{"API key SID", "SK0123456789abcdef0123456789abcdef", false},
+		{"lower-case prefix", "ac0123456789abcdef0123456789abcdef", false},
+		{"31 digits", "AC0123456789abcdef0123456789abcde", false},
+		{"33 digits", "AC0123456789abcdef0123456789abcdef0", false},
+		{"not hex", "AC0123456789abcdef0123456789abcdeg", false},
+		{"trailing newline", "AC0123456789abcdef0123456789abcdef\n", false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := twilio.ValidAccountSID(tt.in); got != tt.want {
+				t.Errorf("ValidAccountSID(%q) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,217 @@
+// Package twilio is BYOC's client for Twilio's REST API: it verifies an org's
+// Account SID and Auth Token and sends SMS and WhatsApp messages from the
+// org's own numbers. It also holds the phone number helpers (E.164
+// normalization and masking) and the Account SID format check.
+package twilio
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"byoc/app"
+	"byoc/app/providers"
+)
+
+// Channel is how a message travels.
+type Channel string
+
+// Channels.
+const (
+	SMS      Channel = "sms"
+	WhatsApp Channel = "whatsapp"
+)
+
+// Message is one outgoing message. To and From are E.164 numbers, without
+// the "whatsapp:" prefix (SendMessage adds it). An empty From means the
+// org's PhoneNumber for SMS and its WhatsAppNumber for WhatsApp; an empty
+// Channel means SMS.
+type Message struct {
+	To, From, Body string
+	Channel        Channel
+}
+
+// Client talks to Twilio's API. It is safe for concurrent use.
+type Client struct {
+	base string
+	call providers.Caller
+}
+
+// New returns a client for the given base URL (such as
+// https://api.twilio.com). Every call is bounded by timeout
+// (providers.DefaultTimeout when not positive); hc nil means a plain
+// http.Client.
+func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
+	return &Client{base: baseURL, call: providers.NewCaller("Twilio", hc, timeout)}
+}
+
+// Verify reads the org's account with its Account SID and Auth Token. It
+// returns EValidation when the SID is malformed or the token empty (without
+// calling Twilio), EVerificationFailed when Twilio refuses the credentials or
+// the account is not active (suspended, closed: the status is named in the
+// message), and EProviderUnavailable when Twilio cannot be reached, times
+// out or fails.
+func (c *Client) Verify(ctx context.Context, cfg app.TwilioConfig) (providers.Verification, error) {
+	resp, err := c.do(ctx, cfg, http.MethodGet, "/2010-04-01/Accounts/"+cfg.AccountSID+".json", nil)
+	if err != nil {
+		return providers.Verification{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return providers.Verification{}, c.refusal(resp, cfg, "")
+	}
+	var acct struct {
+		Status       string `json:"status"`
+		FriendlyName string `json:"friendly_name"`
+	}
+	if err := c.call.DecodeJSON(resp, &acct); err != nil {
+		return providers.Verification{}, err
+	}
+	switch acct.Status {
+	case "active":
+		name := providers.CleanReason(acct.FriendlyName, cfg.AuthToken.Reveal())
+		name = strings.TrimSuffix(name, ".")
+		if name == "" {
+			return providers.Verification{Detail: "The Twilio account is active."}, nil
+		}
+		return providers.Verification{Detail: fmt.Sprintf("The Twilio account %q is active.", name)}, nil
+	case "":
+		return providers.Verification{}, c.call.Unexpected(resp)
+	default:
+		status := strings.TrimSuffix(providers.CleanReason(acct.Status), ".")
+		return providers.Verification{}, &app.Error{
+			Code: app.EVerificationFailed,
+			Message: fmt.Sprintf("The Twilio account is %s, not active: it cannot send messages until it is "+
+				"reactivated in the Twilio Console.", status),
+		}
+	}
+}
+
+// SendMessage sends m with the org's credentials and returns the message SID
+// Twilio assigned. It returns EValidation when a number or the body is
+// missing or Twilio refuses the message (its reason and error code are in
+// the message), EVerificationFailed when Twilio refuses the credentials or
+// the account is not active, and EProviderUnavailable when Twilio cannot be
+// reached, times out or fails.
+func (c *Client) SendMessage(ctx context.Context, cfg app.TwilioConfig, m Message) (string, error) {
+	if m.Channel == "" {
+		m.Channel = SMS
+	}
+	if m.From == "" {
+		m.From = cfg.PhoneNumber
+		if m.Channel == WhatsApp {
+			m.From = cfg.WhatsAppNumber
+		}
+	}
+	to := strings.TrimPrefix(strings.TrimSpace(m.To), "whatsapp:")
+	from := strings.TrimPrefix(strings.TrimSpace(m.From), "whatsapp:")
+	fields := map[string]string{}
+	if to == "" {
+		fields["to"] = "Enter the number to send to."
+	}
+	if from == "" {
+		fields["from"] = "No number to send from: add the org's Twilio number first."
+	}
+	if strings.TrimSpace(m.Body) == "" {
+		fields["body"] = "Enter the message text."
+	}
+	switch m.Channel {
+	case SMS:
+	case WhatsApp:
+		to, from = "whatsapp:"+to, "whatsapp:"+from
+	default:
+		fields["channel"] = "Choose SMS or WhatsApp."
+	}
+	if err := app.ValidationError(fields); err != nil {
+		return "", err
+	}
+
+	form := url.Values{"To": {to}, "From": {from}, "Body": {m.Body}}
+	resp, err := c.do(ctx, cfg, http.MethodPost, "/2010-04-01/Accounts/"+cfg.AccountSID+"/Messages.json", form)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return "", c.refusal(resp, cfg, "the message")
+	}
+	var msg struct {
+		SID string `json:"sid"`
+	}
+	if err := c.call.DecodeJSON(resp, &msg); err != nil {
+		return "", err
+	}
+	if msg.SID == "" {
+		return "", c.call.Unexpected(resp)
+	}
+	return msg.SID, nil
+}
+
+// do checks the credentials' form and sends one request with Basic auth.
+// The Account SID is part of the URL path (not a secret); the Auth Token
+// goes into the Authorization header only.
+func (c *Client) do(ctx context.Context, cfg app.TwilioConfig, method, path string, form url.Values) (*providers.Response, error) {
+	fields := map[string]string{}
+	if !ValidAccountSID(cfg.AccountSID) {
+		fields["accountSid"] = "An Account SID is AC followed by 32 hexadecimal characters."
+	}
+	if strings.TrimSpace(cfg.AuthToken.Reveal()) == "" {
+		fields["authToken"] = "Enter the account's Auth Token."
+	}
+	if err := app.ValidationError(fields); err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set("Authorization", providers.BasicAuth(cfg.AccountSID, cfg.AuthToken.Reveal()))
+	var body []byte
+	if form != nil {
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+		body = []byte(form.Encode())
+	}
+	return c.call.Do(ctx, providers.Request{Method: method, URL: providers.JoinURL(c.base, path), Header: h, Body: body})
+}
+
+// codeAccountNotActive is Twilio's error code for requests of a suspended
+// or closed account.
+const codeAccountNotActive = 20005
+
+// refusal turns a 4xx answer into an app error. what names the refused
+// thing ("the message") for 400 answers, or is "" during verification.
+func (c *Client) refusal(resp *providers.Response, cfg app.TwilioConfig, what string) error {
+	var e struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(resp.Body, &e)
+	reason := providers.CleanReason(e.Message, cfg.AuthToken.Reveal())
+	ref := ""
+	if e.Code != 0 {
+		ref = fmt.Sprintf(", error %d", e.Code)
+	}
+	switch {
+	case e.Code == codeAccountNotActive:
+		return &app.Error{Code: app.EVerificationFailed, Message: fmt.Sprintf(
+			"Twilio refused the request: the account is not active (%s%s).", resp.Status(), ref)}
+	case resp.StatusCode == http.StatusUnauthorized:
+		return &app.Error{Code: app.EVerificationFailed, Message: fmt.Sprintf(
+			"Twilio rejected the Account SID and Auth Token (%s%s).", resp.Status(), ref)}
+	case resp.StatusCode == http.StatusForbidden:
+		msg := fmt.Sprintf("Twilio refused access to the account (%s%s).", resp.Status(), ref)
+		if reason != "" {
+			msg += " " + reason
+		}
+		return &app.Error{Code: app.EVerificationFailed, Message: msg}
+	case resp.StatusCode == http.StatusNotFound:
+		return &app.Error{Code: app.EVerificationFailed, Message: fmt.Sprintf(
+			"Twilio has no account with this Account SID for these credentials (%s%s).", resp.Status(), ref)}
+	case resp.StatusCode == http.StatusBadRequest && what != "":
+		if reason == "" {
+			reason = "no reason given."
+		}
+		return &app.Error{Code: app.EValidation, Message: fmt.Sprintf(
+			"Twilio refused %s (%s%s): %s", what, resp.Status(), ref, reason)}
+	}
+	return c.call.Unexpected(resp)
+}

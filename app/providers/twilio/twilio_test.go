@@ -1,0 +1,196 @@
+package twilio_test
+
+import (
+	"context"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/app/providers/twilio"
+	"byoc/app/sandbox"
+)
+
+const (
+	timeout = 300 * time.Millisecond
+	sid     = "AC0123456789abcdef0123456789abcdef"
+	token   = "f00dfeedf00dfeedf00dfeedf00dfeed"
+)
+
+func newClient(t *testing.T) (*twilio.Client, *sandbox.Sandbox) {
+	t.Helper()
+	sb := sandbox.New()
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	return twilio.New(sb.BaseURLs(srv.URL).Twilio, srv.Client(), timeout), sb
+}
+
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+func cfg(accountSID, authToken string) app.TwilioConfig {
+	return app.TwilioConfig{
+		AccountSID:     accountSID,
+		AuthToken:      app.NewSecret(authToken),
+		PhoneNumber:    "+12025550100",
+		WhatsAppNumber: "+14155238886",
+	}
+}
+
+func assertNoSecret(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Errorf("error text %q contains the secret %q", err.Error(), s)
+		}
+	}
+}
+
+func TestVerify(t *testing.T) {
+	client, _ := newClient(t)
+	tests := []struct {
+		name        string
+		sid, token  string
+		wantCode    string
+		wantMessage string // substring
+	}{
+		{"active account", sid, token, "", ""},
+		{"invalid token", sid, "invalid-" + token, app.EVerificationFailed, "rejected the Account SID and Auth Token (401 Unauthorized, error 20003)"},
+		{"suspended account", sid, "suspended-" + token, app.EVerificationFailed, "is suspended, not active"},
+		{"closed account", sid, "closed-" + token, app.EVerificationFailed, "is closed, not active"},
+		{"provider down", sid, "down-" + token, app.EProviderUnavailable, "503 Service Unavailable"},
+		{"rate limited", sid, "ratelimit-" + token, app.EProviderUnavailable, "429 Too Many Requests"},
+		{"slow provider", sid, "slow-" + token, app.EProviderUnavailable, "timed out after 300ms"},
+		{"malformed SID", "AC123", token, app.EValidation, ""},
+		{"API key SID instead of Account SID", "SK0123456789abcdef0123456789abcdef", token, app.EValidation, ""},
+		{"empty token", sid, "", app.EValidation, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			v, err := client.Verify(context.Background(), cfg(tt.sid, tt.token))
+			if got := app.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("code = %q, want %q (err %v)", got, tt.wantCode, err)
+			}
+			if time.Since(start) > 5*timeout {
+				t.Errorf("Verify took %v", time.Since(start))
+			}
+			if !strings.Contains(app.ErrorMessage(err), tt.wantMessage) {
+				t.Errorf("message = %q, want it to contain %q", app.ErrorMessage(err), tt.wantMessage)
+			}
+			assertNoSecret(t, err, tt.token)
+			if err == nil && v.Detail != `The Twilio account "Sandbox account" is active.` {
+				t.Errorf("detail = %q", v.Detail)
+			}
+		})
+	}
+}
+
+func TestVerifyUnreachable(t *testing.T) {
+	client := twilio.New(closedURL(t), nil, timeout)
+	_, err := client.Verify(context.Background(), cfg(sid, token))
+	if app.ErrorCode(err) != app.EProviderUnavailable {
+		t.Fatalf("err = %v, want %s", err, app.EProviderUnavailable)
+	}
+	if msg := app.ErrorMessage(err); msg != "Twilio could not be reached (connection refused). Try again." {
+		t.Errorf("message = %q", msg)
+	}
+	assertNoSecret(t, err, token)
+}
+
+func TestSendMessage(t *testing.T) {
+	tests := []struct {
+		name     string
+		token    string
+		msg      twilio.Message
+		want     sandbox.TwilioMessage // SID, AccountSID, AuthToken filled in by the test
+		wantCode string
+		// noWhatsApp clears the org's WhatsApp number.
+		noWhatsApp bool
+	}{
+		{
+			name:  "SMS from the org's number",
+			token: token,
+			msg:   twilio.Message{To: "+447911123456", Body: "Your appointment is at 3pm."},
+			want:  sandbox.TwilioMessage{From: "+12025550100", To: "+447911123456", Body: "Your appointment is at 3pm.", Channel: "sms"},
+		},
+		{
+			name:  "SMS from an explicit number",
+			token: token,
+			msg:   twilio.Message{To: "+447911123456", From: "+12025550199", Body: "Hi", Channel: twilio.SMS},
+			want:  sandbox.TwilioMessage{From: "+12025550199", To: "+447911123456", Body: "Hi", Channel: "sms"},
+		},
+		{
+			name:  "WhatsApp from the org's WhatsApp number",
+			token: token,
+			msg:   twilio.Message{To: "+447911123456", Body: "Hola", Channel: twilio.WhatsApp},
+			want:  sandbox.TwilioMessage{From: "whatsapp:+14155238886", To: "whatsapp:+447911123456", Body: "Hola", Channel: "whatsapp"},
+		},
+		{
+			name:  "WhatsApp prefix given already is not doubled",
+			token: token,
+			msg:   twilio.Message{To: "whatsapp:+447911123456", Body: "Hola", Channel: twilio.WhatsApp},
+			want:  sandbox.TwilioMessage{From: "whatsapp:+14155238886", To: "whatsapp:+447911123456", Body: "Hola", Channel: "whatsapp"},
+		},
+		{name: "empty body", token: token, msg: twilio.Message{To: "+447911123456"}, wantCode: app.EValidation},
+		{name: "no recipient", token: token, msg: twilio.Message{To: " ", Body: "Hi"}, wantCode: app.EValidation},
+		{name: "no WhatsApp number configured", token: token, msg: twilio.Message{To: "+447911123456", Body: "Hi", Channel: twilio.WhatsApp}, wantCode: app.EValidation, noWhatsApp: true},
+		{name: "unknown channel", token: token, msg: twilio.Message{To: "+447911123456", Body: "Hi", Channel: "fax"}, wantCode: app.EValidation},
+		{name: "Twilio refuses the number", token: token, msg: twilio.Message{To: "12345", Body: "Hi"}, wantCode: app.EValidation},
+		{name: "invalid token", token: "invalid-" + token, msg: twilio.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EVerificationFailed},
+		{name: "suspended account", token: "suspended-" + token, msg: twilio.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EVerificationFailed},
+		{name: "provider down", token: "down-" + token, msg: twilio.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EProviderUnavailable},
+		{name: "slow provider", token: "slow-" + token, msg: twilio.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EProviderUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, sb := newClient(t)
+			c := cfg(sid, tt.token)
+			if tt.noWhatsApp {
+				c.WhatsAppNumber = ""
+			}
+			got, err := client.SendMessage(context.Background(), c, tt.msg)
+			if code := app.ErrorCode(err); code != tt.wantCode {
+				t.Fatalf("code = %q, want %q (err %v)", code, tt.wantCode, err)
+			}
+			assertNoSecret(t, err, tt.token)
+			sent := sb.Twilio.Messages()
+			if tt.wantCode != "" {
+				if len(sent) != 0 {
+					t.Errorf("the stand-in recorded %+v, want nothing sent", sent)
+				}
+				return
+			}
+			want := tt.want
+			want.SID, want.AccountSID, want.AuthToken = got, sid, tt.token
+			if len(sent) != 1 || sent[0] != want {
+				t.Errorf("sent = %+v, want [%+v]", sent, want)
+			}
+			if !strings.HasPrefix(got, "SM") {
+				t.Errorf("SID = %q, want a message SID", got)
+			}
+		})
+	}
+}
+
+func TestSendMessageRefusalNamesTwilioReason(t *testing.T) {
+	client, _ := newClient(t)
+	_, err := client.SendMessage(context.Background(), cfg(sid, token), twilio.Message{To: "12345", Body: "Hi"})
+	want := "Twilio refused the message (400 Bad Request, error 21211): Invalid 'To' Phone Number: 12345."
+	if msg := app.ErrorMessage(err); msg != want {
+		t.Errorf("message = %q, want %q", msg, want)
+	}
+}

@@ -1,0 +1,324 @@
+// Package vapi is BYOC's client for Vapi's REST API: it verifies an org's
+// private API key and lists, reads and creates the org's assistants. Each
+// call uses the key and region of the org it acts for; the region picks the
+// US or EU base URL, since a key works only in its own region.
+package vapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"byoc/app"
+	"byoc/app/providers"
+)
+
+// MaxNameLength is the longest assistant name Vapi accepts, in characters.
+const MaxNameLength = 40
+
+// DefaultModel is the language model CreateAssistant asks for when the spec
+// names none.
+const DefaultModel = "gpt-4o-mini"
+
+// DefaultServerMessages are the events CreateAssistant asks Vapi to send to
+// the assistant's server URL when the spec names none.
+var DefaultServerMessages = []string{"status-update", "end-of-call-report", "tool-calls"}
+
+// ErrAssistantNotFound is the cause of the ENotFound error GetAssistant
+// returns when the org's Vapi account has no assistant with the id; test it
+// with errors.Is.
+var ErrAssistantNotFound = errors.New("vapi: assistant not found")
+
+// Client talks to Vapi's US and EU APIs. It is safe for concurrent use.
+type Client struct {
+	us, eu string
+	call   providers.Caller
+}
+
+// New returns a client for the given US and EU base URLs (such as
+// https://api.vapi.ai and https://api.eu.vapi.ai). Every call is bounded by
+// timeout (providers.DefaultTimeout when not positive); hc nil means a plain
+// http.Client.
+func New(usBaseURL, euBaseURL string, hc *http.Client, timeout time.Duration) *Client {
+	return &Client{us: usBaseURL, eu: euBaseURL, call: providers.NewCaller("Vapi", hc, timeout)}
+}
+
+// Assistant is what BYOC needs of a Vapi assistant.
+type Assistant struct {
+	ID    string
+	OrgID string
+	Name  string
+	// ServerURL is where Vapi sends the assistant's events ("" when unset).
+	ServerURL string
+}
+
+// Voice picks the voice of an assistant, such as {Provider: "11labs",
+// VoiceID: "21m00Tcm4TlvDq8ikWAM"}.
+type Voice struct {
+	Provider string
+	VoiceID  string
+}
+
+// AssistantSpec describes an assistant to create.
+type AssistantSpec struct {
+	// Name is at most MaxNameLength characters.
+	Name         string
+	FirstMessage string
+	// SystemPrompt becomes the model's system message; empty means none.
+	SystemPrompt string
+	// Model is the OpenAI model; empty means DefaultModel.
+	Model string
+	// Voice is optional; nil leaves Vapi's default voice.
+	Voice *Voice
+	// ServerURL receives the assistant's events; ServerSecret, when not
+	// empty, is sent by Vapi with each event.
+	ServerURL    string
+	ServerSecret string
+	// ServerMessages lists the event types sent to ServerURL; nil means
+	// DefaultServerMessages.
+	ServerMessages []string
+}
+
+// Verify checks the org's private key with the cheapest read-only call,
+// GET /assistant?limit=1. It returns EVerificationFailed when Vapi refuses the key,
+// EValidation when the config names no key or an unknown region, and
+// EProviderUnavailable when Vapi cannot be reached, times out or fails.
+func (c *Client) Verify(ctx context.Context, cfg app.VapiConfig) (providers.Verification, error) {
+	if _, err := c.list(ctx, cfg, "/assistant?limit=1"); err != nil {
+		return providers.Verification{}, err
+	}
+	region := "US"
+	if cfg.Region == app.VapiEU {
+		region = "EU"
+	}
+	return providers.Verification{Detail: fmt.Sprintf("Vapi accepted the API key (%s region).", region)}, nil
+}
+
+// ListAssistants returns the assistants of the org's Vapi account. Errors
+// are those of Verify.
+func (c *Client) ListAssistants(ctx context.Context, cfg app.VapiConfig) ([]Assistant, error) {
+	return c.list(ctx, cfg, "/assistant")
+}
+
+func (c *Client) list(ctx context.Context, cfg app.VapiConfig, path string) ([]Assistant, error) {
+	resp, err := c.do(ctx, cfg, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, c.refusal(resp, cfg)
+	}
+	var raw []assistantJSON
+	if err := c.call.DecodeJSON(resp, &raw); err != nil {
+		return nil, err
+	}
+	out := make([]Assistant, len(raw))
+	for i, a := range raw {
+		out[i] = a.assistant()
+	}
+	return out, nil
+}
+
+// GetAssistant returns the assistant id of the org's Vapi account. It
+// returns ENotFound wrapping ErrAssistantNotFound when there is no such
+// assistant (for this key), EValidation for an empty id, and otherwise the
+// errors of Verify.
+func (c *Client) GetAssistant(ctx context.Context, cfg app.VapiConfig, id string) (Assistant, error) {
+	if strings.TrimSpace(id) == "" {
+		return Assistant{}, app.ValidationError(map[string]string{"assistantId": "Enter the Vapi assistant id."})
+	}
+	resp, err := c.do(ctx, cfg, http.MethodGet, "/assistant/"+url.PathEscape(id), nil)
+	if err != nil {
+		return Assistant{}, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return Assistant{}, &app.Error{
+			Code:    app.ENotFound,
+			Message: "Vapi has no assistant with this id in the connected account.",
+			Cause:   ErrAssistantNotFound,
+		}
+	default:
+		return Assistant{}, c.refusal(resp, cfg)
+	}
+	var raw assistantJSON
+	if err := c.call.DecodeJSON(resp, &raw); err != nil {
+		return Assistant{}, err
+	}
+	return raw.assistant(), nil
+}
+
+// CreateAssistant creates an assistant in the org's Vapi account and returns
+// it. It returns EValidation when the name is longer than MaxNameLength
+// (without calling Vapi) or when Vapi refuses the assistant (with Vapi's
+// reasons in the message), and otherwise the errors of Verify.
+func (c *Client) CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec AssistantSpec) (Assistant, error) {
+	if n := utf8.RuneCountInString(spec.Name); n > MaxNameLength {
+		return Assistant{}, app.ValidationError(map[string]string{
+			"name": fmt.Sprintf("Vapi allows at most %d characters in an assistant name (this one has %d).", MaxNameLength, n),
+		})
+	}
+	body, err := json.Marshal(createBody(spec))
+	if err != nil {
+		return Assistant{}, app.Internal(err)
+	}
+	resp, err := c.do(ctx, cfg, http.MethodPost, "/assistant", body)
+	if err != nil {
+		return Assistant{}, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusCreated:
+	case http.StatusBadRequest:
+		var e errorJSON
+		_ = json.Unmarshal(resp.Body, &e)
+		reason := providers.CleanReason(strings.Join(e.messages(), "; "), cfg.APIKey.Reveal(), spec.ServerSecret)
+		if reason == "" {
+			reason = "no reason given."
+		}
+		return Assistant{}, &app.Error{Code: app.EValidation, Message: "Vapi refused the assistant: " + reason}
+	default:
+		return Assistant{}, c.refusal(resp, cfg)
+	}
+	var raw assistantJSON
+	if err := c.call.DecodeJSON(resp, &raw); err != nil {
+		return Assistant{}, err
+	}
+	return raw.assistant(), nil
+}
+
+// do sends one request with the org's key to the base URL of its region.
+func (c *Client) do(ctx context.Context, cfg app.VapiConfig, method, path string, body []byte) (*providers.Response, error) {
+	var base string
+	switch cfg.Region {
+	case app.VapiUS, "":
+		base = c.us
+	case app.VapiEU:
+		base = c.eu
+	default:
+		return nil, app.ValidationError(map[string]string{"region": "Choose the US or EU region."})
+	}
+	if strings.TrimSpace(cfg.APIKey.Reveal()) == "" {
+		return nil, app.ValidationError(map[string]string{"apiKey": "Enter your Vapi private API key."})
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+cfg.APIKey.Reveal())
+	if body != nil {
+		h.Set("Content-Type", "application/json")
+	}
+	return c.call.Do(ctx, providers.Request{Method: method, URL: providers.JoinURL(base, path), Header: h, Body: body})
+}
+
+// refusal turns a 4xx answer other than the ones a method handles itself
+// into an app error.
+func (c *Client) refusal(resp *providers.Response, cfg app.VapiConfig) error {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		msg := fmt.Sprintf("Vapi rejected the API key (%s).", resp.Status())
+		if cfg.Region == app.VapiEU {
+			msg += " Check that it is a private key of your EU organization."
+		} else {
+			msg += " Check that it is the private key (not the public one) of a US organization."
+		}
+		return &app.Error{Code: app.EVerificationFailed, Message: msg}
+	}
+	return c.call.Unexpected(resp)
+}
+
+// assistantJSON is the part of Vapi's assistant object BYOC reads.
+type assistantJSON struct {
+	ID     string `json:"id"`
+	OrgID  string `json:"orgId"`
+	Name   string `json:"name"`
+	Server *struct {
+		URL string `json:"url"`
+	} `json:"server"`
+	ServerURL string `json:"serverUrl"` // legacy
+}
+
+func (a assistantJSON) assistant() Assistant {
+	out := Assistant{ID: a.ID, OrgID: a.OrgID, Name: a.Name, ServerURL: a.ServerURL}
+	if a.Server != nil && a.Server.URL != "" {
+		out.ServerURL = a.Server.URL
+	}
+	return out
+}
+
+// errorJSON is Vapi's error body; message is a string or a list of strings.
+type errorJSON struct {
+	Message json.RawMessage `json:"message"`
+}
+
+func (e errorJSON) messages() []string {
+	var list []string
+	if json.Unmarshal(e.Message, &list) == nil {
+		return list
+	}
+	var one string
+	if json.Unmarshal(e.Message, &one) == nil && one != "" {
+		return []string{one}
+	}
+	return nil
+}
+
+// createJSON is the body of POST /assistant.
+type createJSON struct {
+	Name           string      `json:"name,omitempty"`
+	FirstMessage   string      `json:"firstMessage,omitempty"`
+	Model          modelJSON   `json:"model"`
+	Voice          *voiceJSON  `json:"voice,omitempty"`
+	Server         *serverJSON `json:"server,omitempty"`
+	ServerMessages []string    `json:"serverMessages"`
+}
+
+type modelJSON struct {
+	Provider string        `json:"provider"`
+	Model    string        `json:"model"`
+	Messages []messageJSON `json:"messages,omitempty"`
+}
+
+type messageJSON struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type voiceJSON struct {
+	Provider string `json:"provider"`
+	VoiceID  string `json:"voiceId"`
+}
+
+type serverJSON struct {
+	URL    string `json:"url"`
+	Secret string `json:"secret,omitempty"`
+}
+
+func createBody(spec AssistantSpec) createJSON {
+	b := createJSON{
+		Name:           spec.Name,
+		FirstMessage:   spec.FirstMessage,
+		Model:          modelJSON{Provider: "openai", Model: spec.Model},
+		ServerMessages: spec.ServerMessages,
+	}
+	if b.Model.Model == "" {
+		b.Model.Model = DefaultModel
+	}
+	if spec.SystemPrompt != "" {
+		b.Model.Messages = []messageJSON{{Role: "system", Content: spec.SystemPrompt}}
+	}
+	if spec.Voice != nil {
+		b.Voice = &voiceJSON{Provider: spec.Voice.Provider, VoiceID: spec.Voice.VoiceID}
+	}
+	if spec.ServerURL != "" {
+		b.Server = &serverJSON{URL: spec.ServerURL, Secret: spec.ServerSecret}
+	}
+	if b.ServerMessages == nil {
+		b.ServerMessages = DefaultServerMessages
+	}
+	return b
+}

@@ -1,0 +1,235 @@
+package vapi_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/app/providers/vapi"
+	"byoc/app/sandbox"
+)
+
+const timeout = 300 * time.Millisecond
+
+func newClient(t *testing.T) (*vapi.Client, *sandbox.Sandbox) {
+	t.Helper()
+	sb := sandbox.New()
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	urls := sb.BaseURLs(srv.URL)
+	return vapi.New(urls.Vapi, urls.VapiEU, srv.Client(), timeout), sb
+}
+
+// closedURL returns the URL of a local port nothing listens on.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+func cfg(key string, region app.VapiRegion) app.VapiConfig {
+	return app.VapiConfig{APIKey: app.NewSecret(key), Region: region}
+}
+
+func assertNoSecret(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Errorf("error text %q contains the secret %q", err.Error(), s)
+		}
+	}
+}
+
+func TestVerify(t *testing.T) {
+	client, _ := newClient(t)
+	tests := []struct {
+		name     string
+		key      string
+		region   app.VapiRegion
+		wantCode string
+	}{
+		{"valid US key", "3f1c2b9a-valid-us-key", app.VapiUS, ""},
+		{"empty region means US", "3f1c2b9a-us-key", "", ""},
+		{"valid EU key", "eu-7d2f0c11-key", app.VapiEU, ""},
+		{"invalid key", "3f1c-invalid-key", app.VapiUS, app.EVerificationFailed},
+		{"US key in EU", "3f1c2b9a-us-key", app.VapiEU, app.EVerificationFailed},
+		{"EU key in US", "eu-7d2f0c11-key", app.VapiUS, app.EVerificationFailed},
+		{"provider down", "key-down-1234", app.VapiUS, app.EProviderUnavailable},
+		{"rate limited", "key-ratelimit-1234", app.VapiUS, app.EProviderUnavailable},
+		{"slow provider", "key-slow-1234", app.VapiUS, app.EProviderUnavailable},
+		{"empty key", "", app.VapiUS, app.EValidation},
+		{"unknown region", "3f1c2b9a-us-key", "mars", app.EValidation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			v, err := client.Verify(context.Background(), cfg(tt.key, tt.region))
+			if got := app.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("code = %q, want %q (err %v)", got, tt.wantCode, err)
+			}
+			if time.Since(start) > 5*timeout {
+				t.Errorf("Verify took %v, want it bounded by the %v timeout", time.Since(start), timeout)
+			}
+			assertNoSecret(t, err, tt.key)
+			if err == nil && (v.Limited || v.Detail == "") {
+				t.Errorf("Verification = %+v, want full access with a detail", v)
+			}
+			if strings.Contains(v.Detail, tt.key) && tt.key != "" {
+				t.Errorf("detail %q contains the key", v.Detail)
+			}
+		})
+	}
+}
+
+func TestVerifyMessages(t *testing.T) {
+	client, _ := newClient(t)
+	_, err := client.Verify(context.Background(), cfg("invalid-key", app.VapiUS))
+	if msg := app.ErrorMessage(err); !strings.HasPrefix(msg, "Vapi rejected the API key (401 Unauthorized).") {
+		t.Errorf("message = %q", msg)
+	}
+	_, err = client.Verify(context.Background(), cfg("slow-key", app.VapiUS))
+	if msg := app.ErrorMessage(err); msg != "Vapi could not be reached (timed out after 300ms). Try again." {
+		t.Errorf("message = %q", msg)
+	}
+}
+
+func TestVerifyUnreachable(t *testing.T) {
+	u := closedURL(t)
+	client := vapi.New(u, u, nil, timeout)
+	_, err := client.Verify(context.Background(), cfg("3f1c2b9a-us-key", app.VapiUS))
+	if app.ErrorCode(err) != app.EProviderUnavailable {
+		t.Fatalf("err = %v, want %s", err, app.EProviderUnavailable)
+	}
+	if msg := app.ErrorMessage(err); msg != "Vapi could not be reached (connection refused). Try again." {
+		t.Errorf("message = %q", msg)
+	}
+	assertNoSecret(t, err, "3f1c2b9a-us-key")
+}
+
+func TestAssistantsArePerKey(t *testing.T) {
+	client, sb := newClient(t)
+	ctx := context.Background()
+	orgA, orgB, orgEU := cfg("key-org-a", app.VapiUS), cfg("key-org-b", app.VapiUS), cfg("key-org-eu", app.VapiEU)
+
+	spec := vapi.AssistantSpec{
+		Name:         "Reception",
+		FirstMessage: "Hello, how can I help?",
+		SystemPrompt: "You are a receptionist.",
+		Voice:        &vapi.Voice{Provider: "11labs", VoiceID: "21m00Tcm4TlvDq8ikWAM"},
+		ServerURL:    "https://byoc.example.com/api/webhooks/vapi",
+		ServerSecret: "whsec-org-a",
+	}
+	a, err := client.CreateAssistant(ctx, orgA, spec)
+	if err != nil {
+		t.Fatalf("CreateAssistant: %v", err)
+	}
+	if a.ID == "" || a.OrgID == "" || a.Name != spec.Name || a.ServerURL != spec.ServerURL {
+		t.Errorf("created = %+v", a)
+	}
+	if _, err := client.CreateAssistant(ctx, orgEU, vapi.AssistantSpec{Name: "EU desk"}); err != nil {
+		t.Fatalf("CreateAssistant EU: %v", err)
+	}
+
+	stored := sb.Vapi.Assistants("key-org-a")
+	if len(stored) != 1 || stored[0].Server == nil || stored[0].Server.Secret != "whsec-org-a" ||
+		strings.Join(stored[0].ServerMessages, ",") != "status-update,end-of-call-report,tool-calls" {
+		t.Errorf("the stand-in holds %+v", stored)
+	}
+
+	t.Run("owner lists and reads it", func(t *testing.T) {
+		list, err := client.ListAssistants(ctx, orgA)
+		if err != nil || len(list) != 1 || list[0] != a {
+			t.Fatalf("ListAssistants = %+v, %v; want [%+v]", list, err, a)
+		}
+		got, err := client.GetAssistant(ctx, orgA, a.ID)
+		if err != nil || got != a {
+			t.Fatalf("GetAssistant = %+v, %v; want %+v", got, err, a)
+		}
+	})
+	t.Run("other org sees none of it", func(t *testing.T) {
+		list, err := client.ListAssistants(ctx, orgB)
+		if err != nil || len(list) != 0 {
+			t.Fatalf("ListAssistants = %+v, %v; want none", list, err)
+		}
+		_, err = client.GetAssistant(ctx, orgB, a.ID)
+		if !errors.Is(err, vapi.ErrAssistantNotFound) || app.ErrorCode(err) != app.ENotFound {
+			t.Fatalf("GetAssistant err = %v, want ErrAssistantNotFound", err)
+		}
+	})
+	t.Run("EU key sees only EU assistants", func(t *testing.T) {
+		list, err := client.ListAssistants(ctx, orgEU)
+		if err != nil || len(list) != 1 || list[0].Name != "EU desk" {
+			t.Fatalf("ListAssistants = %+v, %v", list, err)
+		}
+	})
+	t.Run("unknown id", func(t *testing.T) {
+		_, err := client.GetAssistant(ctx, orgA, "no-such-id")
+		if !errors.Is(err, vapi.ErrAssistantNotFound) {
+			t.Fatalf("err = %v, want ErrAssistantNotFound", err)
+		}
+	})
+	t.Run("invalid key", func(t *testing.T) {
+		_, err := client.GetAssistant(ctx, cfg("invalid-key", app.VapiUS), a.ID)
+		if app.ErrorCode(err) != app.EVerificationFailed || errors.Is(err, vapi.ErrAssistantNotFound) {
+			t.Fatalf("err = %v, want %s", err, app.EVerificationFailed)
+		}
+	})
+}
+
+func TestCreateAssistantNameLimit(t *testing.T) {
+	client, sb := newClient(t)
+	tests := []struct {
+		name     string
+		aName    string
+		wantCode string
+	}{
+		{"40 characters", strings.Repeat("a", 40), ""},
+		{"40 multi-byte characters", strings.Repeat("é", 40), ""},
+		{"41 characters", strings.Repeat("a", 41), app.EValidation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := "key-" + tt.name
+			_, err := client.CreateAssistant(context.Background(), cfg(key, app.VapiUS), vapi.AssistantSpec{Name: tt.aName})
+			if got := app.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("code = %q, want %q (err %v)", got, tt.wantCode, err)
+			}
+			wantStored := 1
+			if tt.wantCode != "" {
+				wantStored = 0
+				if app.ErrorFields(err)["name"] == "" {
+					t.Errorf("fields = %v, want a message for name", app.ErrorFields(err))
+				}
+			}
+			if n := len(sb.Vapi.Assistants(key)); n != wantStored {
+				t.Errorf("stand-in holds %d assistants, want %d", n, wantStored)
+			}
+		})
+	}
+}
+
+func TestCreateAssistantRefusedByVapi(t *testing.T) {
+	client, _ := newClient(t)
+	_, err := client.CreateAssistant(context.Background(), cfg("key-a", app.VapiUS),
+		vapi.AssistantSpec{Name: "Desk", ServerURL: "not a url", ServerSecret: "s3cret-value"})
+	if app.ErrorCode(err) != app.EValidation {
+		t.Fatalf("err = %v, want %s", err, app.EValidation)
+	}
+	if msg := app.ErrorMessage(err); msg != "Vapi refused the assistant: server.url must be a URL address." {
+		t.Errorf("message = %q", msg)
+	}
+	assertNoSecret(t, err, "key-a", "s3cret-value")
+}

@@ -14,10 +14,11 @@ const (
 // Principal is who is acting: a signed-in user within one org. Every
 // tenant-scoped service call takes the org from here and nowhere else.
 type Principal struct {
-	UserID string
-	OrgID  string
-	Email  string
-	Role   Role
+	UserID  string
+	OrgID   string
+	OrgName string
+	Email   string
+	Role    Role
 }
 
 // IsAdmin reports whether the principal may change the org's credentials.

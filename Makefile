@@ -97,6 +97,8 @@ db-reset: ## Stop the private cluster and delete its data
 lint: generate ## go vet and a gofmt check
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
+	@if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- '*_templ.go'; then \
+		echo "The committed templ output is stale: run 'make generate' and commit the result."; git diff --stat -- '*_templ.go'; exit 1; fi
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 

@@ -1,0 +1,173 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"byoc/app"
+)
+
+// Token defaults.
+const (
+	// DefaultIssuer is the iss claim when TokenOptions.Issuer is empty.
+	DefaultIssuer = "byoc"
+	// DefaultTokenTTL is how long an issued token stays valid.
+	DefaultTokenTTL = time.Hour
+	// DefaultLeeway is the clock skew tolerated on exp, nbf and iat.
+	DefaultLeeway = 30 * time.Second
+	// Audience is the aud claim tokens carry and must carry, as Supabase
+	// names signed-in users.
+	Audience = "authenticated"
+	// PostgresRole is the role claim: the PostgreSQL role a token's requests
+	// run as. It is not the org role (admin or member).
+	PostgresRole = "authenticated"
+	// MinSecretBytes is the shortest JWT secret NewTokens accepts.
+	MinSecretBytes = 32
+)
+
+// TokenOptions tunes NewTokens. The zero value gives the defaults.
+type TokenOptions struct {
+	// Issuer is the iss claim written and required (PUBLIC_URL works well;
+	// empty: DefaultIssuer).
+	Issuer string
+	// TTL is the lifetime of issued tokens (0: DefaultTokenTTL).
+	TTL time.Duration
+	// Leeway is the tolerated clock skew (0: DefaultLeeway).
+	Leeway time.Duration
+	// Now is the clock (nil: time.Now); tests set it.
+	Now func() time.Time
+}
+
+// Tokens issues and checks HS256 JWTs signed with JWT_SECRET. It is safe for
+// concurrent use.
+type Tokens struct {
+	secret []byte
+	opts   TokenOptions
+	parser *jwt.Parser
+}
+
+// NewTokens returns a token issuer and checker for secret, which must be at
+// least MinSecretBytes long.
+func NewTokens(secret []byte, opts TokenOptions) (*Tokens, error) {
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("auth: the JWT secret must be at least %d bytes", MinSecretBytes)
+	}
+	if opts.Issuer == "" {
+		opts.Issuer = DefaultIssuer
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultTokenTTL
+	}
+	if opts.Leeway <= 0 {
+		opts.Leeway = DefaultLeeway
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithAudience(Audience),
+		jwt.WithIssuer(opts.Issuer),
+		jwt.WithLeeway(opts.Leeway),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(opts.Now),
+	)
+	return &Tokens{secret: append([]byte(nil), secret...), opts: opts, parser: parser}, nil
+}
+
+// Claims is what a valid token says. SessionVersion is 0 when the token
+// carries none (issued elsewhere).
+type Claims struct {
+	UserID         string
+	OrgID          string
+	Email          string
+	SessionVersion int
+	ExpiresAt      time.Time
+}
+
+// jwtClaims is the token body: the registered claims, Supabase's role and
+// org claims (org_id at the top level or in app_metadata), the email and
+// this package's session version.
+type jwtClaims struct {
+	jwt.RegisteredClaims
+	Role           string       `json:"role"`
+	OrgID          string       `json:"org_id,omitempty"`
+	AppMetadata    *appMetadata `json:"app_metadata,omitempty"`
+	Email          string       `json:"email,omitempty"`
+	SessionVersion int          `json:"session_version,omitempty"`
+}
+
+type appMetadata struct {
+	OrgID string `json:"org_id,omitempty"`
+}
+
+// Issue returns a token for p, bound to sessionVersion. Errors: EInternal.
+func (t *Tokens) Issue(p app.Principal, sessionVersion int) (Token, error) {
+	now := t.opts.Now().Truncate(time.Second)
+	exp := now.Add(t.opts.TTL)
+	claims := jwtClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.opts.Issuer,
+			Subject:   p.UserID,
+			Audience:  jwt.ClaimStrings{Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+		},
+		Role:           PostgresRole,
+		OrgID:          p.OrgID,
+		Email:          p.Email,
+		SessionVersion: sessionVersion,
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(t.secret)
+	if err != nil {
+		return Token{}, app.Internal(fmt.Errorf("auth: sign token: %w", err))
+	}
+	return Token{Value: s, ExpiresAt: exp}, nil
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// Parse checks a token and returns its claims. It accepts only HS256 tokens
+// signed with the secret, with an exp (not passed, give or take the leeway),
+// aud "authenticated", the configured iss, role "authenticated", a UUID sub
+// and a UUID org_id (top level, or in app_metadata). Errors: EUnauthorized.
+func (t *Tokens) Parse(token string) (Claims, error) {
+	var c jwtClaims
+	_, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil })
+	if err != nil {
+		return Claims{}, errBadToken(err)
+	}
+	if c.Role != PostgresRole {
+		return Claims{}, errBadToken(fmt.Errorf("role claim %q", c.Role))
+	}
+	org := c.OrgID
+	if org == "" && c.AppMetadata != nil {
+		org = c.AppMetadata.OrgID
+	}
+	if !uuidRE.MatchString(c.Subject) {
+		return Claims{}, errBadToken(errors.New("sub is not a UUID"))
+	}
+	if !uuidRE.MatchString(org) {
+		return Claims{}, errBadToken(errors.New("org_id is missing or not a UUID"))
+	}
+	if c.SessionVersion < 0 {
+		return Claims{}, errBadToken(errors.New("negative session version"))
+	}
+	return Claims{
+		UserID:         strings.ToLower(c.Subject),
+		OrgID:          strings.ToLower(org),
+		Email:          c.Email,
+		SessionVersion: c.SessionVersion,
+		ExpiresAt:      c.ExpiresAt.Time,
+	}, nil
+}
+
+func errBadToken(cause error) error {
+	return &app.Error{Code: app.EUnauthorized, Message: "The access token is invalid or has expired.", Cause: cause}
+}

@@ -1,0 +1,190 @@
+package auth_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"byoc/app"
+	"byoc/app/auth"
+)
+
+var (
+	testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
+	testNow    = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+)
+
+const (
+	testUser = "8c6f3f4e-1d2b-4c5a-9e7f-0a1b2c3d4e5f"
+	testOrg  = "0b7c4a0e-8a55-4a57-9a8f-3a1b6f1e2d3c"
+)
+
+func newTokens(t *testing.T) *auth.Tokens {
+	t.Helper()
+	tk, err := auth.NewTokens(testSecret, auth.TokenOptions{Issuer: "https://byoc.example", Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// goodClaims are the claims of a valid token; each case below spoils one.
+func goodClaims() jwt.MapClaims {
+	return jwt.MapClaims{
+		"sub":    testUser,
+		"org_id": testOrg,
+		"role":   "authenticated",
+		"aud":    "authenticated",
+		"iss":    "https://byoc.example",
+		"iat":    testNow.Add(-time.Minute).Unix(),
+		"exp":    testNow.Add(time.Hour).Unix(),
+		"email":  "a@example.com",
+	}
+}
+
+func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func with(change func(jwt.MapClaims)) jwt.MapClaims {
+	c := goodClaims()
+	change(c)
+	return c
+}
+
+func TestTokensIssueAndParse(t *testing.T) {
+	tk := newTokens(t)
+	p := app.Principal{UserID: testUser, OrgID: testOrg, Email: "a@example.com", Role: app.RoleAdmin}
+	tok, err := tk.Issue(p, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := testNow.Add(auth.DefaultTokenTTL); !tok.ExpiresAt.Equal(want) {
+		t.Fatalf("ExpiresAt %v, want %v", tok.ExpiresAt, want)
+	}
+	c, err := tk.Parse(tok.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := auth.Claims{UserID: testUser, OrgID: testOrg, Email: "a@example.com", SessionVersion: 7, ExpiresAt: tok.ExpiresAt}
+	if c.UserID != want.UserID || c.OrgID != want.OrgID || c.Email != want.Email ||
+		c.SessionVersion != want.SessionVersion || !c.ExpiresAt.Equal(want.ExpiresAt) {
+		t.Fatalf("Parse: %+v, want %+v", c, want)
+	}
+
+	// The body carries the Supabase-style claims the database reads.
+	var raw jwt.MapClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(tok.Value, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]any{"sub": testUser, "org_id": testOrg, "role": "authenticated", "aud": []any{"authenticated"}, "iss": "https://byoc.example"} {
+		if got := raw[k]; !equalClaim(got, v) {
+			t.Errorf("claim %s = %#v, want %#v", k, got, v)
+		}
+	}
+}
+
+func equalClaim(got, want any) bool {
+	if w, ok := want.([]any); ok {
+		g, ok := got.([]any)
+		return ok && len(g) == len(w) && g[0] == w[0]
+	}
+	return got == want
+}
+
+func TestTokensParseAccepts(t *testing.T) {
+	tk := newTokens(t)
+	tests := []struct {
+		name   string
+		claims jwt.MapClaims
+		org    string
+	}{
+		{"org_id at the top level", goodClaims(), testOrg},
+		{"org_id in app_metadata", with(func(c jwt.MapClaims) {
+			delete(c, "org_id")
+			c["app_metadata"] = map[string]any{"org_id": testOrg, "provider": "email"}
+		}), testOrg},
+		{"aud as a list", with(func(c jwt.MapClaims) { c["aud"] = []string{"other", "authenticated"} }), testOrg},
+		{"expired within the leeway", with(func(c jwt.MapClaims) { c["exp"] = testNow.Add(-10 * time.Second).Unix() }), testOrg},
+		{"upper-case ids", with(func(c jwt.MapClaims) { c["org_id"] = strings.ToUpper(testOrg) }), testOrg},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tk.Parse(sign(t, jwt.SigningMethodHS256, testSecret, tt.claims))
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if c.OrgID != tt.org || c.UserID != testUser {
+				t.Fatalf("got org %q user %q", c.OrgID, c.UserID)
+			}
+		})
+	}
+}
+
+func TestTokensParseRefuses(t *testing.T) {
+	tk := newTokens(t)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := sign(t, jwt.SigningMethodHS256, testSecret, goodClaims())
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, goodClaims())},
+		{"HS512", sign(t, jwt.SigningMethodHS512, testSecret, goodClaims())},
+		{"HS384", sign(t, jwt.SigningMethodHS384, testSecret, goodClaims())},
+		{"RS256 signed", sign(t, jwt.SigningMethodRS256, rsaKey, goodClaims())},
+		{"other secret", sign(t, jwt.SigningMethodHS256, []byte("another-secret-of-enough-length-0123456789"), goodClaims())},
+		{"bad signature", good[:len(good)-4] + "AAAA"},
+		{"expired", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["exp"] = testNow.Add(-time.Minute).Unix() }))},
+		{"no exp", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { delete(c, "exp") }))},
+		{"issued in the future", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["iat"] = testNow.Add(time.Hour).Unix() }))},
+		{"not yet valid", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["nbf"] = testNow.Add(time.Hour).Unix() }))},
+		{"wrong aud", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["aud"] = "anon" }))},
+		{"no aud", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { delete(c, "aud") }))},
+		{"wrong iss", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }))},
+		{"no iss", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { delete(c, "iss") }))},
+		{"service_role token", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["role"] = "service_role" }))},
+		{"anon token", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["role"] = "anon" }))},
+		{"no org", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { delete(c, "org_id") }))},
+		{"non-UUID org", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["org_id"] = "acme" }))},
+		{"non-UUID org in app_metadata", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) {
+			delete(c, "org_id")
+			c["app_metadata"] = map[string]any{"org_id": "' or 1=1 --"}
+		}))},
+		{"non-UUID sub", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["sub"] = "admin" }))},
+		{"negative session version", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["session_version"] = -1 }))},
+		{"garbage", "not.a.token"},
+		{"empty", ""},
+		{"two parts", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tk.Parse(tt.token)
+			if code := app.ErrorCode(err); code != app.EUnauthorized {
+				t.Fatalf("code %q (%v), want %q", code, err, app.EUnauthorized)
+			}
+			// Every refusal reads the same, so the message leaks no parser detail.
+			if msg, want := app.ErrorMessage(err), "The access token is invalid or has expired."; msg != want {
+				t.Fatalf("message %q, want %q", msg, want)
+			}
+		})
+	}
+}
+
+func TestNewTokensRefusesShortSecret(t *testing.T) {
+	if _, err := auth.NewTokens([]byte("short"), auth.TokenOptions{}); err == nil {
+		t.Fatal("NewTokens accepted a 5-byte secret")
+	}
+}

@@ -1,0 +1,116 @@
+package web
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"byoc/app"
+	"byoc/app/auth"
+	"byoc/views"
+)
+
+// authKind says how a request proved who it is.
+type authKind int
+
+const (
+	authNone authKind = iota
+	authCookie
+	authBearer
+)
+
+// authenticate identifies the request's user, by a bearer token in the
+// Authorization header or else by the session cookie, and puts the
+// principal into the request context (app.WithPrincipal). A request with
+// neither goes on anonymous. A present but unacceptable bearer token is
+// refused (EUnauthorized); a session cookie that was revoked (logout,
+// removed membership) is replaced by a new anonymous session.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	if h := c.Get(fiber.HeaderAuthorization); h != "" {
+		token, ok := bearerToken(h)
+		if !ok {
+			return app.Errorf(app.EUnauthorized, "Send the access token as: Authorization: Bearer <token>.")
+		}
+		a, err := s.deps.Accounts.ResolveToken(ctx, token)
+		if err != nil {
+			return err
+		}
+		s.signIn(c, a, authBearer)
+		return c.Next()
+	}
+	sess := s.session(c)
+	if sess.UserID != "" {
+		a, err := s.deps.Accounts.ResolveSession(ctx, sess.UserID, sess.OrgID, sess.Version)
+		switch {
+		case app.ErrorCode(err) == app.EUnauthorized:
+			s.endSession(c, views.Flash{Kind: views.FlashInfo, Message: app.ErrorMessage(err)})
+		case err != nil:
+			return err
+		default:
+			s.signIn(c, a, authCookie)
+		}
+	}
+	return c.Next()
+}
+
+// signIn records a as the request's account.
+func (s *Server) signIn(c *fiber.Ctx, a auth.Account, kind authKind) {
+	c.Locals(localAccount, a)
+	c.Locals(localAuthKind, kind)
+	c.SetUserContext(app.WithPrincipal(c.UserContext(), a.Principal))
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>" header.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// requireUser lets only signed-in requests through. Others get 401 as JSON,
+// an HX-Redirect to the login page for htmx, or a redirect to the login page
+// that comes back here afterwards.
+func (s *Server) requireUser(c *fiber.Ctx) error {
+	if _, ok := account(c); ok {
+		return c.Next()
+	}
+	if negotiate(c) == formatJSON || isHTMX(c) {
+		return app.Errorf(app.EUnauthorized, "Please sign in.")
+	}
+	next := c.OriginalURL()
+	if c.Method() != fiber.MethodGet {
+		next = ""
+	}
+	return c.Redirect(loginURL(next), fiber.StatusFound)
+}
+
+// loginURL is the login page, coming back to next (when it is local) after
+// signing in.
+func loginURL(next string) string {
+	if next = safeNext(next); next == "" {
+		return "/login"
+	}
+	return "/login?next=" + url.QueryEscape(next)
+}
+
+// defaultLanding is where a signed-in user goes by default.
+const defaultLanding = "/dashboard/integrations"
+
+// safeNext returns next when it is a path on this site, and "" otherwise,
+// so the login page cannot be used to send users elsewhere.
+func safeNext(next string) string {
+	if next == "" || len(next) > 512 || !strings.HasPrefix(next, "/") ||
+		strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n\t") {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return ""
+	}
+	return next
+}

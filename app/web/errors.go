@@ -1,0 +1,132 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"byoc/app"
+	"byoc/views"
+)
+
+// codeMethodNotAllowed is the error code of a 405 answer. It is the one code
+// the web layer adds to the domain's: no service ever returns it.
+const codeMethodNotAllowed = "method_not_allowed"
+
+// statusByCode maps each error code to its one HTTP status.
+var statusByCode = map[string]int{
+	app.EValidation:          http.StatusBadRequest,
+	app.EUnauthorized:        http.StatusUnauthorized,
+	app.EInvalidCredentials:  http.StatusUnauthorized,
+	app.EForbidden:           http.StatusForbidden,
+	app.ENotFound:            http.StatusNotFound,
+	app.ENotConfigured:       http.StatusNotFound,
+	app.EUnknownProvider:     http.StatusNotFound,
+	codeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	app.EEmailTaken:          http.StatusConflict,
+	app.EConflict:            http.StatusConflict,
+	app.EPayloadTooLarge:     http.StatusRequestEntityTooLarge,
+	app.EVerificationFailed:  http.StatusUnprocessableEntity,
+	app.ERateLimited:         http.StatusTooManyRequests,
+	app.EProviderUnavailable: http.StatusBadGateway,
+	app.EUnavailable:         http.StatusServiceUnavailable,
+	app.EInternal:            http.StatusInternalServerError,
+}
+
+// statusOf returns the HTTP status of an error code (500 for unknown codes).
+func statusOf(code string) int {
+	if s, ok := statusByCode[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// toAppError turns any error into a domain error: Fiber's own errors (no
+// route, wrong method, body too large, unreadable request) by their
+// status, a passed deadline as EUnavailable, anything else unknown as
+// EInternal with the original as its cause.
+func toAppError(err error) *app.Error {
+	var e *app.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case fiber.StatusNotFound:
+			return &app.Error{Code: app.ENotFound, Message: "There is nothing at this address.", Cause: err}
+		case fiber.StatusMethodNotAllowed:
+			return &app.Error{Code: codeMethodNotAllowed, Message: "This address does not accept that method.", Cause: err}
+		case fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge:
+			return &app.Error{Code: app.EPayloadTooLarge, Message: "The request is too large.", Cause: err}
+		case fiber.StatusTooManyRequests:
+			return &app.Error{Code: app.ERateLimited, Message: "Too many requests. Please wait a moment and try again.", Cause: err}
+		case fiber.StatusRequestTimeout, fiber.StatusServiceUnavailable:
+			return &app.Error{Code: app.EUnavailable, Message: "The server could not finish the request in time. Please try again.", Cause: err}
+		}
+		if fe.Code >= 400 && fe.Code < 500 {
+			return &app.Error{Code: app.EValidation, Message: "The request could not be read.", Cause: err}
+		}
+		return app.Internal(err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &app.Error{Code: app.EUnavailable, Message: "The server could not finish the request in time. Please try again.", Cause: err}
+	}
+	return app.Internal(err)
+}
+
+// titles are the headings of error pages by status.
+var titles = map[int]string{
+	http.StatusBadRequest:            "Please check your input",
+	http.StatusUnauthorized:          "Please sign in",
+	http.StatusForbidden:             "Not allowed",
+	http.StatusNotFound:              "Page not found",
+	http.StatusMethodNotAllowed:      "Not allowed",
+	http.StatusConflict:              "Already exists",
+	http.StatusRequestEntityTooLarge: "Too large",
+	http.StatusUnprocessableEntity:   "Verification failed",
+	http.StatusTooManyRequests:       "Slow down",
+	http.StatusBadGateway:            "Provider unavailable",
+	http.StatusServiceUnavailable:    "Temporarily unavailable",
+}
+
+// handleError is the one error handler: it maps the error's code to a
+// status, logs server errors with their cause (client errors are in the
+// access log), and answers in the negotiated format: the JSON envelope, an
+// error fragment swapped into the flash region, or an error page. Users
+// see the error's safe message, never its cause.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	e := toAppError(err)
+	status := statusOf(e.Code)
+	id, _ := c.Locals(localRequestID).(string)
+	if status >= 500 {
+		s.log.Error("request failed", "request_id", id, "method", c.Method(), "path", c.Path(),
+			"status", status, "code", e.Code, "err", err.Error())
+	}
+	message := app.ErrorMessage(e)
+
+	// Errors raised before the middleware ran (body too large) still get
+	// the standard headers; a half-written answer is dropped.
+	s.setHeaders(c)
+	c.Response().ResetBody()
+
+	switch negotiate(c) {
+	case formatJSON:
+		return c.Status(status).JSON(errorEnvelope{Error: errorBody{Code: e.Code, Message: message, Fields: e.Fields}})
+	case formatFragment:
+		if status == http.StatusUnauthorized {
+			c.Set("HX-Redirect", "/login")
+		}
+		c.Set("HX-Retarget", "#flashes")
+		c.Set("HX-Reswap", "innerHTML")
+		return renderHTML(c, status, views.ErrorAlert(views.ErrorView{Status: status, Message: message, RequestID: id}))
+	}
+	title, ok := titles[status]
+	if !ok {
+		title = "Something went wrong"
+	}
+	ev := views.ErrorView{Status: status, Title: title, Message: message, RequestID: id}
+	return renderHTML(c, status, views.Layout(s.page(c, title), views.ErrorPage(ev)))
+}

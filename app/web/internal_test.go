@@ -1,0 +1,68 @@
+package web
+
+import "testing"
+
+func TestSafeNext(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"/dashboard/integrations", "/dashboard/integrations"},
+		{"/dashboard/integrations?tab=vapi#x", "/dashboard/integrations?tab=vapi#x"},
+		{"//evil.example", ""},
+		{"/\\evil.example", ""},
+		{"https://evil.example/", ""},
+		{"javascript:alert(1)", ""},
+		{"dashboard", ""},
+		{"/a\r\nSet-Cookie: x=y", ""},
+		{"/" + string(make([]byte, 600)), ""},
+	}
+	for _, tt := range tests {
+		if got := safeNext(tt.in); got != tt.want {
+			t.Errorf("safeNext(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	tests := []struct {
+		header, token string
+		ok            bool
+	}{
+		{"Bearer abc.def.ghi", "abc.def.ghi", true},
+		{"bearer   abc", "abc", true},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"Basic dXNlcjpwYXNz", "", false},
+		{"abc.def.ghi", "", false},
+	}
+	for _, tt := range tests {
+		token, ok := bearerToken(tt.header)
+		if token != tt.token || ok != tt.ok {
+			t.Errorf("bearerToken(%q) = %q %v, want %q %v", tt.header, token, ok, tt.token, tt.ok)
+		}
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	if got := requestID("trace-0123456789"); got != "trace-0123456789" {
+		t.Errorf("a plain incoming id was replaced: %q", got)
+	}
+	for _, bad := range []string{"", "short", "has space in it", "<script>alert(1)</script>", string(make([]byte, 65))} {
+		got := requestID(bad)
+		if got == bad || len(got) != 24 {
+			t.Errorf("requestID(%q) = %q, want a new 24-character id", bad, got)
+		}
+	}
+}
+
+func TestEveryCodeHasAStatus(t *testing.T) {
+	for code, want := range map[string]int{
+		"validation_failed": 400, "unauthorized": 401, "invalid_credentials": 401, "forbidden": 403,
+		"not_found": 404, "not_configured": 404, "unknown_provider": 404, "email_taken": 409, "conflict": 409,
+		"payload_too_large": 413, "verification_failed": 422, "rate_limited": 429, "provider_unavailable": 502,
+		"unavailable": 503, "internal": 500, "something_new": 500,
+	} {
+		if got := statusOf(code); got != want {
+			t.Errorf("statusOf(%q) = %d, want %d", code, got, want)
+		}
+	}
+}

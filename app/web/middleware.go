@@ -1,0 +1,142 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"byoc/app"
+)
+
+// contentSecurityPolicy allows only this origin's scripts and styles (no
+// inline code), no plugins, no framing and forms that post to this origin.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// observe is the outermost middleware. It gives the request an id (echoed
+// in X-Request-ID) and a context with a deadline, runs the rest of the
+// chain, hands any error to the error handler, then writes the access log
+// line and the metrics. The log never contains bodies, cookies, the query
+// string or the Authorization header.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	id := requestID(c.Get(fiber.HeaderXRequestID))
+	c.Locals(localRequestID, id)
+	c.Set(fiber.HeaderXRequestID, id)
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+
+	err := c.Next()
+	route := routeLabel(c, err)
+	if err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("error handler failed", "request_id", id, "err", herr)
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+
+	status := c.Response().StatusCode()
+	elapsed := time.Since(start)
+	s.metrics.observe(c.Method(), route, status, elapsed)
+
+	level := slog.LevelInfo
+	if route == "/healthz" || route == "/readyz" || route == "/metrics" || route == "/static/*" {
+		level = slog.LevelDebug
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", id),
+		slog.String("method", c.Method()),
+		slog.String("path", c.Path()),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.Int("bytes", len(c.Response().Body())),
+		slog.String("ip", c.IP()),
+	}
+	if p, ok := principal(c); ok {
+		attrs = append(attrs, slog.String("user_id", p.UserID), slog.String("org_id", p.OrgID))
+	}
+	s.log.LogAttrs(context.Background(), level, "request", attrs...)
+	return nil
+}
+
+// routeLabel names the route that answered, as declared (never the raw
+// path, which would give metrics unbounded labels), or "unmatched" when the
+// router found no route (its own 404 and 405 errors).
+func routeLabel(c *fiber.Ctx, err error) string {
+	var fe *fiber.Error
+	if errors.As(err, &fe) && (fe.Code == fiber.StatusMethodNotAllowed ||
+		fe.Code == fiber.StatusNotFound && strings.HasPrefix(fe.Message, "Cannot ")) {
+		return "unmatched"
+	}
+	if r := c.Route(); r != nil {
+		return r.Path
+	}
+	return "unmatched"
+}
+
+// requestID returns the incoming id when it is short and plain, or a new
+// random one.
+func requestID(incoming string) string {
+	if n := len(incoming); n >= 8 && n <= 64 {
+		ok := true
+		for _, r := range incoming {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return incoming
+		}
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recoverPanic turns a panic in a handler into an internal error, logged
+// with its stack by the error handler; the server keeps running.
+func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = app.Internal(fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	return c.Next()
+}
+
+// secure sets the security headers, marks responses as varying with
+// HX-Request and Accept (the same URL answers a page, a fragment or JSON)
+// and makes dynamic responses uncacheable (static files override it).
+func (s *Server) secure(c *fiber.Ctx) error {
+	s.setHeaders(c)
+	return c.Next()
+}
+
+// setHeaders sets the headers of secure; the error handler calls it too.
+func (s *Server) setHeaders(c *fiber.Ctx) {
+	h := &c.Response().Header
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+	h.Set(fiber.HeaderCacheControl, "no-store")
+	if s.opts.Production {
+		h.Set("Strict-Transport-Security", "max-age="+strconv.Itoa(2*365*24*3600)+"; includeSubDomains")
+	}
+	c.Vary("HX-Request", fiber.HeaderAccept)
+}

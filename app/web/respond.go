@@ -1,0 +1,185 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/gofiber/fiber/v2"
+
+	"byoc/app"
+	"byoc/views"
+)
+
+// format is how a request wants its answer.
+type format int
+
+const (
+	// formatPage is a full HTML page: plain navigation, boosted links and
+	// forms, and htmx history restores.
+	formatPage format = iota
+	// formatFragment is the HTML fragment an htmx request swaps in.
+	formatFragment
+	// formatJSON is the JSON envelope for API clients.
+	formatJSON
+)
+
+// negotiate decides the answer's format, in this order: an htmx request
+// (HX-Request) gets a fragment unless it is boosted (HX-Boosted) or a
+// history restore (HX-History-Restore-Request), which get the full page;
+// then JSON when the path is under /api/ or Accept prefers
+// application/json; otherwise a full page.
+func negotiate(c *fiber.Ctx) format {
+	if c.Get("HX-Request") == "true" {
+		if c.Get("HX-Boosted") == "true" || c.Get("HX-History-Restore-Request") == "true" {
+			return formatPage
+		}
+		return formatFragment
+	}
+	if strings.HasPrefix(c.Path(), "/api/") {
+		return formatJSON
+	}
+	if c.Get(fiber.HeaderAccept) != "" && c.Accepts(fiber.MIMETextHTML, fiber.MIMEApplicationJSON) == fiber.MIMEApplicationJSON {
+		return formatJSON
+	}
+	return formatPage
+}
+
+// isHTMX reports whether htmx sent the request (boosted or not).
+func isHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
+
+// successEnvelope and errorEnvelope are the JSON bodies of every API answer.
+type successEnvelope struct {
+	Success bool `json:"success"`
+	Data    any  `json:"data"`
+}
+
+type errorEnvelope struct {
+	Success bool      `json:"success"`
+	Error   errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+// sendJSON answers data in the success envelope.
+func sendJSON(c *fiber.Ctx, status int, data any) error {
+	return c.Status(status).JSON(successEnvelope{Success: true, Data: data})
+}
+
+// view is one answer in its HTML forms: the page's title and content (laid
+// out by views.Layout) and the fragment an htmx request gets. Fragment may
+// be nil when the route has no partial form; htmx requests then get the
+// page content without the layout.
+type view struct {
+	Title    string
+	Page     templ.Component
+	Fragment templ.Component
+}
+
+// respond answers with status in the negotiated format: data as JSON, or
+// the view as a full page or a fragment.
+func (s *Server) respond(c *fiber.Ctx, status int, data any, v view) error {
+	switch negotiate(c) {
+	case formatJSON:
+		return sendJSON(c, status, data)
+	case formatFragment:
+		frag := v.Fragment
+		if frag == nil {
+			frag = v.Page
+		}
+		return renderHTML(c, status, frag)
+	}
+	return renderHTML(c, status, views.Layout(s.page(c, v.Title), v.Page))
+}
+
+// headerStatus carries the real status of an HTML answer to htmx, which is
+// sent as 200 (see renderHTML).
+const headerStatus = "X-Byoc-Status"
+
+// renderHTML writes component as the HTML body. It renders with a context
+// that keeps the request's values but not its deadline, so an error page
+// still renders after a timeout.
+//
+// An htmx request (boosted or not) always gets 200, with the real status in
+// the X-Byoc-Status header: the answer is a re-rendered form or an error
+// message meant to be swapped in, and a 4xx would make the browser report a
+// failed resource in its console and htmx treat the swap as an error.
+func renderHTML(c *fiber.Ctx, status int, component templ.Component) error {
+	if isHTMX(c) {
+		c.Set(headerStatus, strconv.Itoa(status))
+		status = fiber.StatusOK
+	}
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return component.Render(context.WithoutCancel(c.UserContext()), c.Response().BodyWriter())
+}
+
+// page builds the layout's props for the request: title, CSRF token, asset
+// URLs, the flash messages (taken out of the session) and the signed-in user.
+func (s *Server) page(c *fiber.Ctx, title string) views.Page {
+	p := views.Page{
+		Title:     title,
+		CSRFToken: s.csrfToken(c),
+		Assets:    s.assets.urls(),
+		Flashes:   s.takeFlashes(c),
+	}
+	if a, ok := account(c); ok {
+		p.User = &views.User{Email: a.Principal.Email, OrgName: a.OrgName, IsAdmin: a.Principal.IsAdmin()}
+	}
+	return p
+}
+
+// redirect ends a successful browser request by sending it to location: a
+// 303 See Other for plain requests (so a POST becomes a GET), and for htmx
+// requests an HX-Redirect, which makes the browser load the page in full
+// (the new page may carry a new session and CSRF token).
+func redirect(c *fiber.Ctx, location string) error {
+	if isHTMX(c) {
+		c.Set("HX-Redirect", location)
+		return c.SendStatus(fiber.StatusOK)
+	}
+	return c.Redirect(location, fiber.StatusSeeOther)
+}
+
+// done ends a successful state change: API clients get data with status,
+// browsers are redirected to location.
+func done(c *fiber.Ctx, status int, data any, location string) error {
+	if negotiate(c) == formatJSON {
+		return sendJSON(c, status, data)
+	}
+	return redirect(c, location)
+}
+
+// bind decodes the request body into dst: JSON (by `json` tags) or an
+// urlencoded or multipart form (by `form` tags). A body that cannot be
+// decoded is an EValidation error, never an internal one.
+func bind(c *fiber.Ctx, dst any) error {
+	ct := strings.ToLower(strings.TrimSpace(strings.Split(c.Get(fiber.HeaderContentType), ";")[0]))
+	switch {
+	case ct == fiber.MIMEApplicationJSON || strings.HasSuffix(ct, "+json"):
+		if err := json.Unmarshal(c.Body(), dst); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) && typeErr.Field != "" {
+				return &app.Error{Code: app.EValidation, Message: "Please correct the highlighted fields.",
+					Fields: map[string]string{typeErr.Field: "Has the wrong type."}}
+			}
+			return &app.Error{Code: app.EValidation, Message: "The request body is not valid JSON.", Cause: err}
+		}
+		return nil
+	case ct == fiber.MIMEApplicationForm || ct == fiber.MIMEMultipartForm:
+		if err := c.BodyParser(dst); err != nil {
+			return &app.Error{Code: app.EValidation, Message: "The form could not be read.", Cause: err}
+		}
+		return nil
+	case len(c.Body()) == 0:
+		return nil
+	}
+	return app.Errorf(app.EValidation, "Send the request body as JSON (Content-Type: application/json) or as a form.")
+}

@@ -1,0 +1,39 @@
+package web
+
+// routes declares every route and the middleware in front of it. Fiber runs
+// middleware and routes in the order they are registered, so the order here
+// is the order a request goes through.
+func (s *Server) routes() {
+	a := s.app
+
+	// Every request: request id, deadline, access log, metrics and the error
+	// handler (observe); panics become 500s (recoverPanic); security headers
+	// and Vary (secure).
+	a.Use(s.observe, s.recoverPanic, s.secure)
+
+	// Operations and static files: no session, no CSRF.
+	a.Get("/healthz", s.healthz)
+	a.Get("/readyz", s.readyz)
+	a.Get("/metrics", s.metricsHandler())
+	a.Get("/static/*", s.static)
+
+	// Token endpoints for JSON clients. They neither read nor set a cookie,
+	// so they need no CSRF token: they are registered before it is checked.
+	a.Post("/api/auth/signup", s.apiSignup)
+	a.Post("/api/auth/token", s.apiToken)
+
+	// Everything below knows who is asking (bearer token or session cookie)
+	// and refuses state-changing browser requests without the CSRF token.
+	a.Use(s.authenticate, s.csrf)
+
+	a.Get("/", s.home)
+	a.Get("/signup", s.signupPage)
+	a.Post("/signup", s.signup)
+	a.Get("/login", s.loginPage)
+	a.Post("/login", s.login)
+	a.Post("/logout", s.logout)
+
+	// Signed-in users only.
+	dash := a.Group("/dashboard", s.requireUser)
+	dash.Get("/integrations", s.integrationsPage)
+}

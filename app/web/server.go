@@ -1,0 +1,201 @@
+// Package web is BYOC's HTTP front door: the Fiber server, its middleware,
+// the handlers and the response helpers. It is the only package that knows
+// Fiber; services are reached through the small interfaces declared here and
+// see only context.Context and domain types.
+//
+// Every handler answers in the format the request asks for (see respond.go):
+// JSON in the {"success", "data" | "error"} envelope for API clients, an HTML
+// fragment for HTMX requests, a full page otherwise. Handlers return errors;
+// one error handler (errors.go) turns them into the right status and format.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"byoc/app"
+	"byoc/app/auth"
+	"byoc/static"
+)
+
+// Defaults for Options.
+const (
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultBodyLimit      = 1 << 20
+	DefaultSessionTTL     = 12 * time.Hour
+)
+
+// Options configures the server. SessionSecret is required; the rest have
+// defaults.
+type Options struct {
+	// Production turns on Secure cookies with the __Host- prefix and HSTS.
+	Production bool
+	// PublicURL is the externally visible base URL (for example
+	// https://byoc.example.com), for handlers that build absolute URLs.
+	PublicURL string
+	// TrustedProxies are the addresses or CIDR ranges of the reverse
+	// proxies in front of the server. Only requests from them may name the
+	// client's IP in X-Forwarded-For (used by the access log). Empty: the
+	// peer address is the client.
+	TrustedProxies []string
+	// SessionSecret (at least 32 bytes) keys the session cookie: the HMAC
+	// and AES keys are derived from it with HKDF-SHA256.
+	SessionSecret []byte
+	// Logger receives the access log and the errors (nil: slog.Default()).
+	Logger *slog.Logger
+	// RequestTimeout bounds each request's context (0: DefaultRequestTimeout).
+	RequestTimeout time.Duration
+	// BodyLimit caps request bodies in bytes (0: DefaultBodyLimit).
+	BodyLimit int
+	// SessionTTL is the absolute lifetime of a sign-in (0: DefaultSessionTTL).
+	SessionTTL time.Duration
+	// Registry receives the HTTP metrics and is served at /metrics. Nil: a
+	// private registry with the Go and process collectors.
+	Registry *prometheus.Registry
+}
+
+// Accounts is what the web layer needs from the accounts service
+// (*auth.Service implements it).
+type Accounts interface {
+	Signup(ctx context.Context, in auth.SignupInput) (auth.Account, error)
+	Login(ctx context.Context, email, password string) (auth.Account, error)
+	Logout(ctx context.Context, userID string) error
+	ResolveSession(ctx context.Context, userID, orgID string, version int) (auth.Account, error)
+	ResolveToken(ctx context.Context, token string) (auth.Account, error)
+	IssueToken(a auth.Account) (auth.Token, error)
+}
+
+// Pinger reports whether the database answers (*db.DB implements it).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the services the handlers call.
+type Deps struct {
+	Accounts Accounts
+	DB       Pinger
+}
+
+// Server is the HTTP server. Create it with New.
+type Server struct {
+	app      *fiber.App
+	opts     Options
+	log      *slog.Logger
+	deps     Deps
+	sessions *sessionStore
+	assets   *assets
+	metrics  *httpMetrics
+	registry *prometheus.Registry
+}
+
+// New builds the server with every route (see routes.go). It fails when the
+// options are unusable (a short session secret) or a dependency is missing.
+func New(opts Options, deps Deps) (*Server, error) {
+	if deps.Accounts == nil || deps.DB == nil {
+		return nil, errors.New("web: Deps.Accounts and Deps.DB are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.BodyLimit <= 0 {
+		opts.BodyLimit = DefaultBodyLimit
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = DefaultSessionTTL
+	}
+	sessions, err := newSessionStore(opts.SessionSecret, opts.Production, opts.SessionTTL)
+	if err != nil {
+		return nil, err
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	metrics, err := newHTTPMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	assets, err := loadAssets(static.FS)
+	if err != nil {
+		return nil, fmt.Errorf("web: load static files: %w", err)
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		deps:     deps,
+		sessions: sessions,
+		assets:   assets,
+		metrics:  metrics,
+		registry: reg,
+	}
+	for _, name := range []string{cssFile, htmxFile} {
+		if !assets.has(name) {
+			s.log.Warn("static file missing: build it before `go build` (make css)", "file", "static/"+name)
+		}
+	}
+	cfg := fiber.Config{
+		AppName:               "byoc",
+		DisableStartupMessage: true,
+		BodyLimit:             opts.BodyLimit,
+		ReadTimeout:           opts.RequestTimeout + 5*time.Second,
+		WriteTimeout:          opts.RequestTimeout + 5*time.Second,
+		IdleTimeout:           2 * time.Minute,
+		ErrorHandler:          s.handleError,
+	}
+	if len(opts.TrustedProxies) > 0 {
+		cfg.EnableTrustedProxyCheck = true
+		cfg.TrustedProxies = opts.TrustedProxies
+		cfg.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	s.app = fiber.New(cfg)
+	s.routes()
+	return s, nil
+}
+
+// Listen serves HTTP on addr until Shutdown.
+func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for running requests to
+// finish, or for ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+// Test serves one request in memory, without a network listener, for tests
+// and tools. It gives up after 30 seconds.
+func (s *Server) Test(req *http.Request) (*http.Response, error) {
+	return s.app.Test(req, 30_000)
+}
+
+// account returns the signed-in account of the request, if any.
+func account(c *fiber.Ctx) (auth.Account, bool) {
+	a, ok := c.Locals(localAccount).(auth.Account)
+	return a, ok
+}
+
+// principal returns the principal of the request, if signed in.
+func principal(c *fiber.Ctx) (app.Principal, bool) {
+	return app.PrincipalFrom(c.UserContext())
+}
+
+// Keys of c.Locals.
+const (
+	localRequestID = "byoc.requestID"
+	localAccount   = "byoc.account"
+	localAuthKind  = "byoc.authKind"
+	localSession   = "byoc.session"
+)

@@ -126,7 +126,7 @@ func (d *DB) TouchAssistant(ctx context.Context, assistantID string, at time.Tim
 	var n int64
 	err := d.AsService(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `update assistant_org_mapping set last_used_at = $2
-			where vapi_assistant_id = $1 and (last_used_at is null or last_used_at < $2 - interval '1 minute')`,
+			where vapi_assistant_id = $1 and (last_used_at is null or last_used_at < $2::timestamptz - interval '1 minute')`,
 			assistantID, at)
 		n = tag.RowsAffected()
 		return err

@@ -122,6 +122,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Account, e
 	if !s.passwords.check(hash, password) {
 		return Account{}, errInvalidCredentials()
 	}
+	p.OrgName = orgName
 	return Account{Principal: p, OrgName: orgName, SessionVersion: version}, nil
 }
 
@@ -182,7 +183,7 @@ func (s *Service) load(ctx context.Context, userID, orgID string) (Account, erro
 		return Account{}, err
 	}
 	return Account{
-		Principal:      app.Principal{UserID: userID, OrgID: orgID, Email: email, Role: role},
+		Principal:      app.Principal{UserID: userID, OrgID: orgID, OrgName: orgName, Email: email, Role: role},
 		OrgName:        orgName,
 		SessionVersion: version,
 	}, nil

@@ -1,0 +1,198 @@
+package integrations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf16"
+
+	"byoc/app"
+	"byoc/app/providers/vapi"
+)
+
+// vapiLockName names the per-org lock that orders Vapi saves and disconnects
+// across every instance.
+const vapiLockName = "vapi-assistants"
+
+// defaultOrgName stands in for an org without a name in assistant names.
+const defaultOrgName = "BYOC"
+
+// assistantSet is the org's pair of assistants after ensureAssistants.
+type assistantSet struct {
+	inbound, outbound                 vapi.Assistant
+	inboundCreated, outboundCreated   bool
+	inboundRemapped, outboundRemapped bool // the mapping must be (re)written
+}
+
+func (a assistantSet) summary() string {
+	word := func(created bool) string {
+		if created {
+			return "created"
+		}
+		return "reused"
+	}
+	return fmt.Sprintf("Inbound assistant %s, outbound assistant %s.", word(a.inboundCreated), word(a.outboundCreated))
+}
+
+// ensureAssistants returns the org's inbound and outbound assistants in the
+// Vapi account of cfg: a mapped assistant is reused when that account still
+// has it, otherwise a new one is created. The caller holds the org's Vapi
+// lock, so two saves never both create. Nothing is written to the database
+// here.
+func (s *Service) ensureAssistants(ctx context.Context, p app.Principal, cfg app.VapiConfig) (assistantSet, error) {
+	mappings, err := s.assistants.AssistantMappings(ctx, p.OrgID)
+	if err != nil {
+		return assistantSet{}, err
+	}
+	mapped := map[app.AssistantRole]string{}
+	for _, m := range mappings {
+		mapped[m.Role] = m.VapiAssistantID
+	}
+	var set assistantSet
+	for _, role := range []app.AssistantRole{app.Inbound, app.Outbound} {
+		a, created, err := s.ensureAssistant(ctx, p, cfg, role, mapped[role])
+		if err != nil {
+			return assistantSet{}, err
+		}
+		remapped := a.ID != mapped[role]
+		if role == app.Inbound {
+			set.inbound, set.inboundCreated, set.inboundRemapped = a, created, remapped
+		} else {
+			set.outbound, set.outboundCreated, set.outboundRemapped = a, created, remapped
+		}
+	}
+	return set, nil
+}
+
+func (s *Service) ensureAssistant(ctx context.Context, p app.Principal, cfg app.VapiConfig, role app.AssistantRole,
+	mappedID string) (vapi.Assistant, bool, error) {
+	if mappedID != "" {
+		a, err := s.vapi.GetAssistant(ctx, cfg, mappedID)
+		switch {
+		case err == nil:
+			return a, false, nil
+		case app.ErrorCode(err) != app.ENotFound:
+			return vapi.Assistant{}, false, err
+		}
+		// Deleted in Vapi, or the org switched to another Vapi account.
+	}
+	a, err := s.vapi.CreateAssistant(ctx, cfg, s.assistantSpec(p.OrgName, role, cfg))
+	if err != nil {
+		if app.ErrorCode(err) == app.EValidation {
+			// Vapi refused the assistant BYOC asked for: nothing the user
+			// typed can fix that.
+			return vapi.Assistant{}, false, app.Internal(fmt.Errorf("integrations: create %s assistant: %w", role, err))
+		}
+		return vapi.Assistant{}, false, err
+	}
+	if a.ID == "" {
+		return vapi.Assistant{}, false, app.Internal(errors.New("integrations: Vapi created an assistant without an id"))
+	}
+	s.log.InfoContext(ctx, "vapi assistant created", "org_id", p.OrgID, "role", role, "assistant_id", a.ID)
+	return a, true, nil
+}
+
+// recordAssistants writes the mappings that changed and the outbound agent
+// (with the org's Twilio number when Twilio is connected).
+func (s *Service) recordAssistants(ctx context.Context, orgID string, set assistantSet) error {
+	for _, m := range []struct {
+		a       vapi.Assistant
+		role    app.AssistantRole
+		changed bool
+	}{{set.inbound, app.Inbound, set.inboundRemapped}, {set.outbound, app.Outbound, set.outboundRemapped}} {
+		if !m.changed {
+			continue
+		}
+		if err := s.assistants.SaveAssistantMapping(ctx, app.AssistantMapping{
+			VapiAssistantID: m.a.ID, OrgID: orgID, Role: m.role, Name: m.a.Name,
+		}); err != nil {
+			return err
+		}
+	}
+	agent := app.OutboundAgent{OrgID: orgID, VapiAssistantID: set.outbound.ID}
+	if cfg, err := s.creds.Get(ctx, orgID, app.Twilio); err == nil {
+		if tc, ok := cfg.(app.TwilioConfig); ok {
+			agent.PhoneNumber = tc.PhoneNumber
+		}
+	} else if app.ErrorCode(err) != app.ENotConfigured {
+		// The number is optional here (a Twilio save records it too).
+		s.log.WarnContext(ctx, "reading the Twilio number for the outbound agent failed", "org_id", orgID, "err", err)
+	}
+	return s.assistants.SaveOutboundAgent(ctx, agent)
+}
+
+// assistantSpec describes the org's assistant for role.
+func (s *Service) assistantSpec(orgName string, role app.AssistantRole, cfg app.VapiConfig) vapi.AssistantSpec {
+	display := strings.Join(strings.Fields(orgName), " ")
+	if display == "" {
+		display = defaultOrgName
+	}
+	spec := vapi.AssistantSpec{
+		Name:         AssistantName(orgName, role),
+		ServerURL:    s.webhookURL,
+		ServerSecret: cfg.WebhookSecret.Reveal(),
+	}
+	if role == app.Inbound {
+		spec.FirstMessage = fmt.Sprintf("Hello, thank you for calling %s. How can I help you today?", display)
+		spec.SystemPrompt = fmt.Sprintf("You are the friendly, professional receptionist of %s. You answer incoming "+
+			"calls, find out what the caller needs, answer questions about the business, take messages and help "+
+			"callers book, move or cancel appointments. Keep your answers short and clear, confirm names, dates and "+
+			"phone numbers by repeating them, and never make up information you do not have: offer to take a "+
+			"message instead.", display)
+	} else {
+		spec.FirstMessage = fmt.Sprintf("Hello, this is the assistant of %s calling.", display)
+		spec.SystemPrompt = fmt.Sprintf("You are the friendly, professional assistant of %s, placing calls on its "+
+			"behalf: appointment reminders, confirmations and follow-ups. Say who you are and why you are calling "+
+			"at the start, keep the call short, confirm any change by repeating it, and end the call politely if "+
+			"the person is busy or asks not to be called.", display)
+	}
+	return spec
+}
+
+// AssistantName is the name of the org's assistant for role: the org's name
+// followed by "Inbound" or "Outbound", at most vapi.MaxNameLength
+// characters. A long org name is cut on a character boundary and ends with
+// "…"; an empty one is replaced by "BYOC". Length is counted in UTF-16 code
+// units, as Vapi's (JavaScript) validation counts it, which is never less
+// than the number of characters.
+func AssistantName(orgName string, role app.AssistantRole) string {
+	suffix := " Inbound"
+	if role == app.Outbound {
+		suffix = " Outbound"
+	}
+	name := strings.Join(strings.Fields(orgName), " ")
+	if name == "" {
+		name = defaultOrgName
+	}
+	room := vapi.MaxNameLength - len(suffix)
+	if utf16Len(name) <= room {
+		return name + suffix
+	}
+	var b strings.Builder
+	used := 1 // the ellipsis
+	for _, r := range name {
+		n := utf16.RuneLen(r)
+		if n < 0 {
+			n = 1 // invalid UTF-8 becomes U+FFFD
+		}
+		if used+n > room {
+			break
+		}
+		used += n
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String()) + "…" + suffix
+}
+
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		if l := utf16.RuneLen(r); l > 0 {
+			n += l
+		} else {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,328 @@
+package integrations_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/app/credentials"
+	"byoc/app/integrations"
+	"byoc/app/keyring"
+	"byoc/app/providers/elevenlabs"
+	"byoc/app/providers/resend"
+	"byoc/app/providers/twilio"
+	"byoc/app/providers/vapi"
+	"byoc/app/sandbox"
+	"byoc/db"
+	"byoc/db/dbtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
+
+// The real adapters satisfy the service's consumer-side interfaces.
+var (
+	_ integrations.Credentials      = (*credentials.Service)(nil)
+	_ integrations.VapiClient       = (*vapi.Client)(nil)
+	_ integrations.TwilioClient     = (*twilio.Client)(nil)
+	_ integrations.ResendClient     = (*resend.Client)(nil)
+	_ integrations.ElevenLabsClient = (*elevenlabs.Client)(nil)
+	_ integrations.AssistantStore   = (*db.DB)(nil)
+	_ integrations.AuditStore       = (*db.DB)(nil)
+	_ integrations.OrgLocker        = (*db.DB)(nil)
+)
+
+const publicURL = "https://byoc.example.com"
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// logBuffer collects everything the services of a test log.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one service wired to the real database, the real credential
+// service and the real provider clients pointed at a fresh sandbox.
+type env struct {
+	svc   *integrations.Service
+	sb    *sandbox.Sandbox
+	urls  sandbox.URLs
+	db    *db.DB
+	creds *credentials.Service
+	clock *clock
+	logs  *logBuffer
+}
+
+// envConfig changes how newEnv wires the service.
+type envConfig struct {
+	timeout time.Duration
+	// urls, when set, replaces the sandbox's base URLs.
+	urls  *sandbox.URLs
+	audit integrations.AuditStore
+}
+
+func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
+	t.Helper()
+	cfg := envConfig{timeout: 2 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	d := dbtest.DB(t)
+	sb := sandbox.New()
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	urls := sb.BaseURLs(srv.URL)
+	if cfg.urls != nil {
+		urls = *cfg.urls
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	creds := credentials.New(d, kr, credentials.Options{Logger: logger})
+	clk := &clock{t: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}
+	var audit integrations.AuditStore = d
+	if cfg.audit != nil {
+		audit = cfg.audit
+	}
+	hc := srv.Client()
+	svc := integrations.New(integrations.Deps{
+		Credentials: creds,
+		Vapi:        vapi.New(urls.Vapi, urls.VapiEU, hc, cfg.timeout),
+		Twilio:      twilio.New(urls.Twilio, hc, cfg.timeout),
+		Resend:      resend.New(urls.Resend, hc, cfg.timeout),
+		ElevenLabs:  elevenlabs.New(urls.ElevenLabs, hc, cfg.timeout),
+		Assistants:  d,
+		Audit:       audit,
+		Locker:      d,
+	}, integrations.Options{PublicURL: publicURL + "/", Logger: logger, Now: clk.Now, DefaultPhoneRegion: "US"})
+	return &env{svc: svc, sb: sb, urls: sb.BaseURLs(srv.URL), db: d, creds: creds, clock: clk, logs: logs}
+}
+
+func withTimeout(d time.Duration) func(*envConfig) { return func(c *envConfig) { c.timeout = d } }
+
+func withAllURLs(u string) func(*envConfig) {
+	return func(c *envConfig) {
+		c.urls = &sandbox.URLs{Vapi: u, VapiEU: u, Twilio: u, Resend: u, ElevenLabs: u}
+	}
+}
+
+// closedURL is the URL of a port nothing listens on.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+// rnd returns n random bytes in hex; keys built from it never contain the
+// sandbox's trigger words by accident ("eu" needs a "u").
+func rnd(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Credential values for the sandbox. A word in a key picks the stand-in's
+// behaviour (see package sandbox).
+func vapiKey(words ...string) string {
+	return "vapi-" + strings.Join(append(words, "key"), "-") + "-" + rnd(8)
+}
+func twilioSID() string                    { return "AC" + rnd(16) }
+func twilioToken(words ...string) string   { return strings.Join(append(words, rnd(16)), "-") }
+func resendKey(words ...string) string     { return "re_" + strings.Join(append(words, rnd(12)), "_") }
+func elevenLabsKey(words ...string) string { return "sk_" + strings.Join(append(words, rnd(16)), "_") }
+func webhookSecret() string                { return "whsec-" + rnd(12) }
+
+// seedOrg inserts an org with an admin and a member and returns both.
+func seedOrg(t *testing.T, name string) (admin, member app.Principal) {
+	t.Helper()
+	ctx := context.Background()
+	pool := dbtest.DB(t).Pool
+	var orgID string
+	if err := pool.QueryRow(ctx, `insert into orgs (name) values ($1) returning id::text`, name).Scan(&orgID); err != nil {
+		t.Fatal(err)
+	}
+	user := func(role app.Role) app.Principal {
+		email := fmt.Sprintf("%s-%s@example.com", role, rnd(6))
+		var id string
+		if err := pool.QueryRow(ctx, `insert into users (email, password_hash) values ($1, 'x') returning id::text`,
+			email).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `insert into org_members (org_id, user_id, role) values ($1, $2, $3)`,
+			orgID, id, string(role)); err != nil {
+			t.Fatal(err)
+		}
+		return app.Principal{UserID: id, OrgID: orgID, OrgName: name, Email: email, Role: role}
+	}
+	return user(app.RoleAdmin), user(app.RoleMember)
+}
+
+func (e *env) statusOf(t *testing.T, p app.Principal, provider app.Provider) app.Status {
+	t.Helper()
+	st, err := e.svc.Status(context.Background(), p, provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (e *env) audit(t *testing.T, orgID string) []app.AuditEntry {
+	t.Helper()
+	log, err := e.db.AuditLog(context.Background(), orgID, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log
+}
+
+// lastAudit returns the newest audit entry of the org and fails when there
+// is none.
+func (e *env) lastAudit(t *testing.T, orgID string) app.AuditEntry {
+	t.Helper()
+	log := e.audit(t, orgID)
+	if len(log) == 0 {
+		t.Fatal("the audit log is empty")
+	}
+	return log[0]
+}
+
+func (e *env) mappings(t *testing.T, orgID string) []app.AssistantMapping {
+	t.Helper()
+	m, err := e.db.AssistantMappings(context.Background(), orgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// mappingCount counts the org's mappings through the raw pool, past the
+// service's view.
+func (e *env) mappingCount(t *testing.T, orgID string) int {
+	t.Helper()
+	var n int
+	if err := e.db.Pool.QueryRow(context.Background(),
+		`select count(*) from assistant_org_mapping where org_id = $1`, orgID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) credentialRows(t *testing.T, orgID string) int {
+	t.Helper()
+	var n int
+	if err := e.db.Pool.QueryRow(context.Background(),
+		`select count(*) from org_credentials where org_id = $1`, orgID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// deleteVapiAssistant deletes an assistant in the stand-in, as the org could
+// in Vapi's dashboard.
+func (e *env) deleteVapiAssistant(t *testing.T, key, id string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, e.urls.Vapi+"/assistant/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("delete assistant: %s", res.Status)
+	}
+}
+
+// assertNoLeak fails when a secret (of at least 8 characters: shorter test
+// values match too much by chance) appears in the logs, the org's audit log
+// or any of the given values (printed with %+v and %#v).
+func (e *env) assertNoLeak(t *testing.T, orgID string, secrets []string, values ...any) {
+	t.Helper()
+	var texts []string
+	texts = append(texts, e.logs.String())
+	for _, a := range e.audit(t, orgID) {
+		texts = append(texts, fmt.Sprintf("%+v", a))
+	}
+	for _, v := range values {
+		texts = append(texts, fmt.Sprintf("%+v %#v", v, v))
+	}
+	for _, s := range secrets {
+		if len(s) < 8 {
+			continue
+		}
+		for _, text := range texts {
+			if strings.Contains(text, s) {
+				t.Errorf("a secret leaked: %q appears in\n%s", s, text)
+			}
+		}
+	}
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := app.ErrorCode(err); got != code {
+		t.Fatalf("error code = %q, want %q (err: %v)", got, code, err)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,440 @@
+package integrations_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/app/integrations"
+	"byoc/app/providers/elevenlabs"
+	"byoc/app/providers/resend"
+)
+
+// saveCall is one Save* call with its input, for tables across providers.
+type saveCall struct {
+	provider app.Provider
+	save     func(context.Context, *integrations.Service, app.Principal) (integrations.SaveResult, error)
+	secrets  []string
+}
+
+func vapiSave(in integrations.VapiInput) saveCall {
+	return saveCall{app.Vapi, func(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
+		return s.SaveVapi(ctx, p, in)
+	}, []string{in.APIKey, in.WebhookSecret}}
+}
+
+func twilioSave(in integrations.TwilioInput) saveCall {
+	return saveCall{app.Twilio, func(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
+		return s.SaveTwilio(ctx, p, in)
+	}, []string{in.AuthToken}}
+}
+
+func resendSave(in integrations.ResendInput) saveCall {
+	return saveCall{app.Resend, func(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
+		return s.SaveResend(ctx, p, in)
+	}, []string{in.APIKey}}
+}
+
+func elevenLabsSave(in integrations.ElevenLabsInput) saveCall {
+	return saveCall{app.ElevenLabs, func(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
+		return s.SaveElevenLabs(ctx, p, in)
+	}, []string{in.APIKey}}
+}
+
+func TestSaveValidation(t *testing.T) {
+	sid := twilioSID()
+	tests := []struct {
+		name       string
+		call       saveCall
+		wantFields []string
+	}{
+		{"vapi: everything empty", vapiSave(integrations.VapiInput{}), []string{"apiKey"}},
+		{"vapi: only spaces", vapiSave(integrations.VapiInput{APIKey: "   ", Region: " "}), []string{"apiKey"}},
+		{"vapi: key too short", vapiSave(integrations.VapiInput{APIKey: "vapi-short"}), []string{"apiKey"}},
+		{"vapi: key too long", vapiSave(integrations.VapiInput{APIKey: strings.Repeat("k", 201)}), []string{"apiKey"}},
+		{"vapi: key with a space", vapiSave(integrations.VapiInput{APIKey: "vapi-private key-0123456789"}), []string{"apiKey"}},
+		{"vapi: unknown region", vapiSave(integrations.VapiInput{APIKey: vapiKey(), Region: "asia"}), []string{"region"}},
+		{"vapi: webhook secret too short", vapiSave(integrations.VapiInput{APIKey: vapiKey(), WebhookSecret: "whsec-short"}), []string{"webhookSecret"}},
+		{"vapi: all three", vapiSave(integrations.VapiInput{APIKey: "vapi-tiny", WebhookSecret: "tiny-secret", Region: "mars"}), []string{"apiKey", "region", "webhookSecret"}},
+
+		{"twilio: everything empty", twilioSave(integrations.TwilioInput{}), []string{"accountSid", "authToken", "phoneNumber"}},
+		{"twilio: API key SID", twilioSave(integrations.TwilioInput{AccountSID: "SK" + sid[2:], AuthToken: twilioToken(), PhoneNumber: "+12025550123"}), []string{"accountSid"}},
+		{"twilio: SID too short", twilioSave(integrations.TwilioInput{AccountSID: sid[:33], AuthToken: twilioToken(), PhoneNumber: "+12025550123"}), []string{"accountSid"}},
+		{"twilio: token too short", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: "abc123", PhoneNumber: "+12025550123"}), []string{"authToken"}},
+		{"twilio: token with a space", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: "0123456789abcdef 0123456789abcdef", PhoneNumber: "+12025550123"}), []string{"authToken"}},
+		{"twilio: bad phone number", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "12345"}), []string{"phoneNumber"}},
+		{"twilio: bad WhatsApp number", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "+12025550123", WhatsAppNumber: "call me"}), []string{"whatsappNumber"}},
+
+		{"resend: empty", resendSave(integrations.ResendInput{}), []string{"apiKey"}},
+		{"resend: no re_ prefix", resendSave(integrations.ResendInput{APIKey: "sk_0123456789abcdef"}), []string{"apiKey"}},
+		{"resend: key too short", resendSave(integrations.ResendInput{APIKey: "re_123"}), []string{"apiKey"}},
+		{"resend: sender with a display name", resendSave(integrations.ResendInput{APIKey: resendKey(), FromEmail: "Acme <hello@acme.example>"}), []string{"fromEmail"}},
+		{"resend: sender not an address", resendSave(integrations.ResendInput{APIKey: resendKey(), FromEmail: "hello"}), []string{"fromEmail"}},
+		{"resend: sender without a dotted domain", resendSave(integrations.ResendInput{APIKey: resendKey(), FromEmail: "hello@localhost"}), []string{"fromEmail"}},
+
+		{"elevenlabs: empty", elevenLabsSave(integrations.ElevenLabsInput{}), []string{"apiKey"}},
+		{"elevenlabs: key too short", elevenLabsSave(integrations.ElevenLabsInput{APIKey: "sk_short"}), []string{"apiKey"}},
+		{"elevenlabs: voice id with punctuation", elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey(), VoiceID: "voice-1!"}), []string{"voiceId"}},
+		{"elevenlabs: voice id too long", elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey(), VoiceID: strings.Repeat("a", 65)}), []string{"voiceId"}},
+	}
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			admin, _ := seedOrg(t, "Validation Dental")
+			res, err := tt.call.save(ctx, e.svc, admin)
+			wantCode(t, err, app.EValidation)
+			if got := sortedKeys(app.ErrorFields(err)); !reflect.DeepEqual(got, tt.wantFields) {
+				t.Errorf("fields = %v, want %v (%v)", got, tt.wantFields, app.ErrorFields(err))
+			}
+			if !reflect.DeepEqual(res, integrations.SaveResult{}) {
+				t.Errorf("result = %+v, want the zero value", res)
+			}
+			if n := e.credentialRows(t, admin.OrgID); n != 0 {
+				t.Errorf("%d credential rows stored, want none", n)
+			}
+			if st := e.statusOf(t, admin, tt.call.provider); st.Connected {
+				t.Errorf("status = %+v, want not connected", st)
+			}
+			log := e.audit(t, admin.OrgID)
+			if len(log) != 1 {
+				t.Fatalf("audit log = %+v, want one entry", log)
+			}
+			want := app.AuditEntry{OrgID: admin.OrgID, ActorID: admin.UserID, Action: integrations.ActionSave,
+				Provider: tt.call.provider, Outcome: app.OutcomeFailure,
+				Detail: "invalid input: " + strings.Join(tt.wantFields, ", ")}
+			got := log[0]
+			want.At = got.At
+			if got.At.IsZero() || got != want {
+				t.Errorf("audit entry = %+v, want %+v", got, want)
+			}
+			e.assertNoLeak(t, admin.OrgID, tt.call.secrets, err)
+		})
+	}
+	if n := len(e.sb.Vapi.Assistants(tests[5].call.secrets[0])); n != 0 {
+		t.Errorf("the Vapi stand-in has %d assistants after refused input, want none", n)
+	}
+}
+
+func TestSaveSuccess(t *testing.T) {
+	ctx := context.Background()
+	vk, vs := vapiKey(), webhookSecret()
+	sid, token := twilioSID(), twilioToken()
+	rk, rkLimited := resendKey(), resendKey("restricted")
+	ek, ekLimited := elevenLabsKey(), elevenLabsKey("restricted")
+	tests := []struct {
+		name        string
+		call        saveCall
+		wantStored  app.Config
+		wantDetails map[string]string
+		wantLimited bool
+		wantDetail  string // substring of SaveResult.Detail
+		check       func(t *testing.T, res integrations.SaveResult)
+	}{
+		{
+			name:       "vapi",
+			call:       vapiSave(integrations.VapiInput{APIKey: "  " + vk + "\n", WebhookSecret: vs}),
+			wantStored: app.VapiConfig{APIKey: app.NewSecret(vk), WebhookSecret: app.NewSecret(vs), Region: app.VapiUS},
+			wantDetails: map[string]string{"apiKey": "••••" + vk[len(vk)-4:], "webhookSecret": "••••" + vs[len(vs)-4:],
+				"region": "us"},
+			wantDetail: "Vapi accepted the API key (US region). Inbound assistant created, outbound assistant created.",
+			check: func(t *testing.T, res integrations.SaveResult) {
+				if res.InboundAssistantID == "" || res.OutboundAssistantID == "" || res.InboundAssistantID == res.OutboundAssistantID {
+					t.Errorf("assistant ids %q, %q", res.InboundAssistantID, res.OutboundAssistantID)
+				}
+			},
+		},
+		{
+			name: "twilio",
+			call: twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: token, PhoneNumber: "(202) 555-0123",
+				WhatsAppNumber: "whatsapp:+44 7911 123456"}),
+			wantStored: app.TwilioConfig{AccountSID: sid, AuthToken: app.NewSecret(token), PhoneNumber: "+12025550123",
+				WhatsAppNumber: "+447911123456"},
+			wantDetails: map[string]string{"accountSid": "AC••••" + sid[len(sid)-4:], "authToken": "••••" + token[len(token)-4:],
+				"phoneNumber": "+1202•••0123", "whatsappNumber": "+4479•••3456"},
+			wantDetail: "active",
+			check: func(t *testing.T, res integrations.SaveResult) {
+				if res.MaskedPhone != "+1202•••0123" {
+					t.Errorf("MaskedPhone = %q", res.MaskedPhone)
+				}
+			},
+		},
+		{
+			name:        "resend full access",
+			call:        resendSave(integrations.ResendInput{APIKey: rk, FromEmail: " hello@acme.example "}),
+			wantStored:  app.ResendConfig{APIKey: app.NewSecret(rk), FromEmail: "hello@acme.example"},
+			wantDetails: map[string]string{"apiKey": "••••" + rk[len(rk)-4:], "fromEmail": "hello@acme.example"},
+			wantDetail:  "full-access key",
+		},
+		{
+			name:        "resend sending-only",
+			call:        resendSave(integrations.ResendInput{APIKey: rkLimited}),
+			wantStored:  app.ResendConfig{APIKey: app.NewSecret(rkLimited)},
+			wantDetails: map[string]string{"apiKey": "••••" + rkLimited[len(rkLimited)-4:]},
+			wantLimited: true,
+			wantDetail:  resend.SendingOnlyDetail,
+		},
+		{
+			name:        "elevenlabs full",
+			call:        elevenLabsSave(integrations.ElevenLabsInput{APIKey: ek, VoiceID: "21m00Tcm4TlvDq8ikWAM"}),
+			wantStored:  app.ElevenLabsConfig{APIKey: app.NewSecret(ek), VoiceID: "21m00Tcm4TlvDq8ikWAM"},
+			wantDetails: map[string]string{"apiKey": "••••" + ek[len(ek)-4:], "voiceId": "21m00Tcm4TlvDq8ikWAM"},
+			wantDetail:  "full key",
+		},
+		{
+			name:        "elevenlabs without user read",
+			call:        elevenLabsSave(integrations.ElevenLabsInput{APIKey: ekLimited}),
+			wantStored:  app.ElevenLabsConfig{APIKey: app.NewSecret(ekLimited)},
+			wantDetails: map[string]string{"apiKey": "••••" + ekLimited[len(ekLimited)-4:]},
+			wantLimited: true,
+			wantDetail:  elevenlabs.NoUserReadDetail,
+		},
+	}
+	e := newEnv(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			admin, _ := seedOrg(t, "Success Dental")
+			now := e.clock.Now()
+			res, err := tt.call.save(ctx, e.svc, admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Provider != tt.call.provider || !res.LastVerified.Equal(now) || res.Limited != tt.wantLimited ||
+				!strings.Contains(res.Detail, tt.wantDetail) {
+				t.Errorf("result = %+v", res)
+			}
+			st := res.Status
+			if !st.Connected || st.NeedsAttention || st.VerificationError != "" || st.LastVerified == nil ||
+				!st.LastVerified.Equal(now) || !reflect.DeepEqual(st.Details, tt.wantDetails) {
+				t.Errorf("status = %+v, want connected with details %v", st, tt.wantDetails)
+			}
+			if got := e.statusOf(t, admin, tt.call.provider); !reflect.DeepEqual(got, st) {
+				t.Errorf("Status() = %+v, want the result's %+v", got, st)
+			}
+			stored, err := e.creds.Get(ctx, admin.OrgID, tt.call.provider)
+			if err != nil || !reflect.DeepEqual(stored, tt.wantStored) {
+				t.Errorf("stored = %#v, %v; want %#v", stored, err, tt.wantStored)
+			}
+			if tt.check != nil {
+				tt.check(t, res)
+			}
+			log := e.audit(t, admin.OrgID)
+			if len(log) != 1 || log[0].Outcome != app.OutcomeSuccess || log[0].Action != integrations.ActionSave ||
+				log[0].Provider != tt.call.provider || log[0].ActorID != admin.UserID || log[0].Detail != res.Detail {
+				t.Errorf("audit log = %+v", log)
+			}
+			e.assertNoLeak(t, admin.OrgID, tt.call.secrets, res)
+		})
+	}
+}
+
+func TestSaveRefusedKeepsPreviousCredentials(t *testing.T) {
+	ctx := context.Background()
+	sid := twilioSID()
+	tests := []struct {
+		name        string
+		good, bad   saveCall
+		wantMessage string
+	}{
+		{"vapi", vapiSave(integrations.VapiInput{APIKey: vapiKey()}), vapiSave(integrations.VapiInput{APIKey: vapiKey("invalid")}),
+			"Vapi rejected the API key (401 Unauthorized)."},
+		{"vapi key of the other region", vapiSave(integrations.VapiInput{APIKey: vapiKey()}),
+			vapiSave(integrations.VapiInput{APIKey: vapiKey("eu"), Region: "us"}), "Vapi rejected the API key (401 Unauthorized)."},
+		{"twilio", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "+12025550123"}),
+			twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken("invalid"), PhoneNumber: "+12025550199"}),
+			"Twilio rejected the Account SID and Auth Token"},
+		{"twilio suspended account", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "+12025550123"}),
+			twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken("suspended"), PhoneNumber: "+12025550199"}),
+			"is suspended, not active"},
+		{"resend", resendSave(integrations.ResendInput{APIKey: resendKey()}), resendSave(integrations.ResendInput{APIKey: resendKey("invalid")}),
+			"Resend rejected the API key (403 Forbidden)"},
+		{"elevenlabs", elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey()}),
+			elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey("invalid")}), "ElevenLabs rejected the API key (401 Unauthorized)"},
+	}
+	e := newEnv(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			admin, _ := seedOrg(t, "Refused Dental")
+			first, err := tt.good.save(ctx, e.svc, admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, err := e.creds.Get(ctx, admin.OrgID, tt.good.provider)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mappingsBefore := e.mappings(t, admin.OrgID)
+			e.clock.Set(e.clock.Now().Add(time.Hour))
+
+			res, saveErr := tt.bad.save(ctx, e.svc, admin)
+			wantCode(t, saveErr, app.EVerificationFailed)
+			if msg := app.ErrorMessage(saveErr); !strings.Contains(msg, tt.wantMessage) {
+				t.Errorf("message = %q, want it to contain %q", msg, tt.wantMessage)
+			}
+			if !reflect.DeepEqual(res, integrations.SaveResult{}) {
+				t.Errorf("result = %+v, want the zero value", res)
+			}
+			after, err := e.creds.Get(ctx, admin.OrgID, tt.good.provider)
+			if err != nil || !reflect.DeepEqual(after, before) {
+				t.Errorf("stored after the refused save = %#v, %v; want the previous %#v", after, err, before)
+			}
+			if st := e.statusOf(t, admin, tt.good.provider); !reflect.DeepEqual(st, first.Status) {
+				t.Errorf("status = %+v, want the previous %+v", st, first.Status)
+			}
+			if got := e.mappings(t, admin.OrgID); !reflect.DeepEqual(got, mappingsBefore) {
+				t.Errorf("mappings changed: %+v, want %+v", got, mappingsBefore)
+			}
+			if tt.good.provider == app.Vapi {
+				if n := len(e.sb.Vapi.Assistants(tt.bad.secrets[0])) + len(e.sb.VapiEU.Assistants(tt.bad.secrets[0])); n != 0 {
+					t.Errorf("%d assistants created with the refused key", n)
+				}
+			}
+			last := e.lastAudit(t, admin.OrgID)
+			if last.Outcome != app.OutcomeFailure || last.Action != integrations.ActionSave || last.Detail != app.ErrorMessage(saveErr) {
+				t.Errorf("audit entry = %+v", last)
+			}
+			e.assertNoLeak(t, admin.OrgID, append(tt.good.secrets, tt.bad.secrets...), saveErr)
+		})
+	}
+}
+
+func TestSaveProviderUnavailable(t *testing.T) {
+	ctx := context.Background()
+	sid := twilioSID()
+	down := []saveCall{
+		vapiSave(integrations.VapiInput{APIKey: vapiKey("down")}),
+		twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken("down"), PhoneNumber: "+12025550123"}),
+		resendSave(integrations.ResendInput{APIKey: resendKey("down")}),
+		elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey("down")}),
+	}
+	slow := []saveCall{
+		vapiSave(integrations.VapiInput{APIKey: vapiKey("slow")}),
+		twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken("slow"), PhoneNumber: "+12025550123"}),
+		resendSave(integrations.ResendInput{APIKey: resendKey("slow")}),
+		elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey("slow")}),
+	}
+	healthy := []saveCall{
+		vapiSave(integrations.VapiInput{APIKey: vapiKey()}),
+		twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "+12025550123"}),
+		resendSave(integrations.ResendInput{APIKey: resendKey()}),
+		elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey()}),
+	}
+	const timeout = 200 * time.Millisecond
+	tests := []struct {
+		name        string
+		env         *env
+		calls       []saveCall
+		wantMessage string
+	}{
+		{"provider answers 503", newEnv(t), down, "is not available right now (503 Service Unavailable)"},
+		{"provider too slow", newEnv(t, withTimeout(timeout)), slow, "timed out after 200ms"},
+		{"nothing listens", newEnv(t, withAllURLs(closedURL(t))), healthy, "could not be reached (connection refused)"},
+	}
+	for _, tt := range tests {
+		for _, call := range tt.calls {
+			t.Run(tt.name+"/"+string(call.provider), func(t *testing.T) {
+				admin, _ := seedOrg(t, "Unavailable Dental")
+				start := time.Now()
+				_, err := call.save(ctx, tt.env.svc, admin)
+				wantCode(t, err, app.EProviderUnavailable)
+				if elapsed := time.Since(start); elapsed > 5*timeout && tt.name == "provider too slow" {
+					t.Errorf("the save took %v with a %v timeout", elapsed, timeout)
+				}
+				if msg := app.ErrorMessage(err); !strings.Contains(msg, tt.wantMessage) {
+					t.Errorf("message = %q, want it to contain %q", msg, tt.wantMessage)
+				}
+				if n := tt.env.credentialRows(t, admin.OrgID); n != 0 {
+					t.Errorf("%d credential rows stored", n)
+				}
+				if n := tt.env.mappingCount(t, admin.OrgID); n != 0 {
+					t.Errorf("%d assistant mappings stored", n)
+				}
+				last := tt.env.lastAudit(t, admin.OrgID)
+				if last.Outcome != app.OutcomeFailure || last.Detail != app.ErrorMessage(err) {
+					t.Errorf("audit entry = %+v", last)
+				}
+				tt.env.assertNoLeak(t, admin.OrgID, call.secrets, err)
+			})
+		}
+	}
+}
+
+func TestSaveTwilioRecordsOutboundNumber(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	admin, _ := seedOrg(t, "Outbound Dental")
+
+	if _, err := e.svc.SaveTwilio(ctx, admin, integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(),
+		PhoneNumber: "202-555-0123"}); err != nil {
+		t.Fatal(err)
+	}
+	agent, err := e.db.OutboundAgent(ctx, admin.OrgID)
+	if err != nil || agent.PhoneNumber != "+12025550123" || agent.VapiAssistantID != "" {
+		t.Fatalf("outbound agent after Twilio = %+v, %v", agent, err)
+	}
+
+	res, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: vapiKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err = e.db.OutboundAgent(ctx, admin.OrgID)
+	if err != nil || agent.PhoneNumber != "+12025550123" || agent.VapiAssistantID != res.OutboundAssistantID {
+		t.Fatalf("outbound agent after Vapi = %+v, %v; want the outbound assistant %s", agent, err, res.OutboundAssistantID)
+	}
+
+	// A new Twilio number replaces the old one and keeps the assistant.
+	if _, err := e.svc.SaveTwilio(ctx, admin, integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(),
+		PhoneNumber: "+44 7911 123456"}); err != nil {
+		t.Fatal(err)
+	}
+	agent, err = e.db.OutboundAgent(ctx, admin.OrgID)
+	if err != nil || agent.PhoneNumber != "+447911123456" || agent.VapiAssistantID != res.OutboundAssistantID {
+		t.Fatalf("outbound agent after the second Twilio save = %+v, %v", agent, err)
+	}
+}
+
+func TestSaveVapiAfterTwilioUsesTheNumberWhenNoAgentExists(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	admin, _ := seedOrg(t, "Agentless Dental")
+	// Twilio credentials stored without an outbound agent row (as before
+	// this service existed).
+	if err := e.creds.Save(ctx, admin.OrgID, app.TwilioConfig{AccountSID: twilioSID(), AuthToken: app.NewSecret(twilioToken()),
+		PhoneNumber: "+12025550188"}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: vapiKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := e.db.OutboundAgent(ctx, admin.OrgID)
+	if err != nil || agent.PhoneNumber != "+12025550188" || agent.VapiAssistantID != res.OutboundAssistantID {
+		t.Fatalf("outbound agent = %+v, %v", agent, err)
+	}
+}
+
+// failingAudit is an audit store that is down.
+type failingAudit struct{}
+
+func (failingAudit) AppendAudit(context.Context, app.AuditEntry) error {
+	return errors.New("audit store is down")
+}
+
+func TestAuditFailureDoesNotFailTheOperation(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, func(c *envConfig) { c.audit = failingAudit{} })
+	admin, _ := seedOrg(t, "Unaudited Dental")
+	key := resendKey()
+	res, err := e.svc.SaveResend(ctx, admin, integrations.ResendInput{APIKey: key})
+	if err != nil || !res.Status.Connected {
+		t.Fatalf("save = %+v, %v; want success despite the audit store", res, err)
+	}
+	if !strings.Contains(e.logs.String(), "audit log write failed") {
+		t.Errorf("the failed audit write was not logged:\n%s", e.logs.String())
+	}
+	e.assertNoLeak(t, admin.OrgID, []string{key}, res)
+}

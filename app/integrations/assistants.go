@@ -37,9 +37,10 @@ func (a assistantSet) summary() string {
 
 // ensureAssistants returns the org's inbound and outbound assistants in the
 // Vapi account of cfg: a mapped assistant is reused when that account still
-// has it, otherwise a new one is created. The caller holds the org's Vapi
-// lock, so two saves never both create. Nothing is written to the database
-// here.
+// has it, otherwise a new one is created. A reused assistant's server
+// settings are always rewritten (see ensureAssistant), so a changed webhook
+// secret or public URL reaches Vapi. The caller holds the org's Vapi lock, so
+// two saves never both create. Nothing is written to the database here.
 func (s *Service) ensureAssistants(ctx context.Context, p app.Principal, cfg app.VapiConfig) (assistantSet, error) {
 	mappings, err := s.assistants.AssistantMappings(ctx, p.OrgID)
 	if err != nil {
@@ -68,7 +69,7 @@ func (s *Service) ensureAssistants(ctx context.Context, p app.Principal, cfg app
 func (s *Service) ensureAssistant(ctx context.Context, p app.Principal, cfg app.VapiConfig, role app.AssistantRole,
 	mappedID string) (vapi.Assistant, bool, error) {
 	if mappedID != "" {
-		a, err := s.vapi.GetAssistant(ctx, cfg, mappedID)
+		a, err := s.reuseAssistant(ctx, p, cfg, role, mappedID)
 		switch {
 		case err == nil:
 			return a, false, nil
@@ -91,6 +92,39 @@ func (s *Service) ensureAssistant(ctx context.Context, p app.Principal, cfg app.
 	}
 	s.log.InfoContext(ctx, "vapi assistant created", "org_id", p.OrgID, "role", role, "assistant_id", a.ID)
 	return a, true, nil
+}
+
+// reuseAssistant points the org's existing assistant id at BYOC's webhook
+// with the webhook secret of cfg (none when cfg has none, which clears a
+// secret set by an earlier save) and returns it. It updates unconditionally,
+// one PATCH per assistant and save: Vapi's GET answer does not reliably say
+// whether (let alone which) secret is set, and the PATCH doubles as the check
+// that the account still has the assistant. It returns ENotFound when the
+// account has no such assistant; any other failure fails the save, as a
+// failed create does, so credentials are never stored while Vapi still sends
+// the old secret or URL.
+func (s *Service) reuseAssistant(ctx context.Context, p app.Principal, cfg app.VapiConfig, role app.AssistantRole,
+	id string) (vapi.Assistant, error) {
+	a, err := s.vapi.UpdateAssistantServer(ctx, cfg, id, vapi.Server{URL: s.webhookURL, Secret: cfg.WebhookSecret.Reveal()})
+	switch {
+	case err == nil:
+	case app.ErrorCode(err) == app.ENotFound:
+		return vapi.Assistant{}, err
+	case app.ErrorCode(err) == app.EValidation:
+		// Vapi refused the settings BYOC asked for: nothing the user typed
+		// can fix that.
+		return vapi.Assistant{}, app.Internal(fmt.Errorf("integrations: update the server of %s assistant %s: %w", role, id, err))
+	default:
+		s.log.WarnContext(ctx, "updating the vapi assistant's server failed", "org_id", p.OrgID, "role", role,
+			"assistant_id", id, "err", err)
+		return vapi.Assistant{}, err
+	}
+	if a.ID == "" {
+		a.ID = id
+	}
+	s.log.InfoContext(ctx, "vapi assistant server updated", "org_id", p.OrgID, "role", role, "assistant_id", a.ID,
+		"with_secret", cfg.WebhookSecret.Reveal() != "")
+	return a, nil
 }
 
 // recordAssistants writes the mappings that changed and the outbound agent

@@ -60,12 +60,13 @@ type Credentials interface {
 	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) error
 }
 
-// VapiClient verifies Vapi keys and reads and creates assistants;
+// VapiClient verifies Vapi keys and reads, creates and updates assistants;
 // *vapi.Client implements it.
 type VapiClient interface {
 	Verify(ctx context.Context, cfg app.VapiConfig) (providers.Verification, error)
 	GetAssistant(ctx context.Context, cfg app.VapiConfig, id string) (vapi.Assistant, error)
 	CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec vapi.AssistantSpec) (vapi.Assistant, error)
+	UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, id string, server vapi.Server) (vapi.Assistant, error)
 }
 
 // TwilioClient verifies Twilio credentials; *twilio.Client implements it.

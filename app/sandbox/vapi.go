@@ -17,8 +17,10 @@ import (
 )
 
 // Vapi stands in for Vapi's REST API in one region: GET (with ?limit=) and
-// POST /assistant,
-// GET and DELETE /assistant/{id}, with `Authorization: Bearer <private key>`.
+// POST /assistant, GET, PATCH and DELETE /assistant/{id}, with
+// `Authorization: Bearer <private key>`. PATCH validates its body as POST
+// does and replaces each top-level property it names as a whole: a server
+// object without a secret clears the stored secret.
 //
 // Assistants are kept per API key, so each org's key sees only its own. A
 // key belongs to the EU region when it contains "eu" and to the US region
@@ -62,6 +64,7 @@ func NewVapi(region app.VapiRegion) *Vapi {
 	v.mux.HandleFunc("GET /assistant", v.list)
 	v.mux.HandleFunc("POST /assistant", v.create)
 	v.mux.HandleFunc("GET /assistant/{id}", v.get)
+	v.mux.HandleFunc("PATCH /assistant/{id}", v.update)
 	v.mux.HandleFunc("DELETE /assistant/{id}", v.delete)
 	v.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		vapiError(w, http.StatusNotFound, fmt.Sprintf("Cannot %s %s", r.Method, r.URL.Path))
@@ -191,12 +194,64 @@ var vapiServerMessageTypes = []string{
 }
 
 func (v *Vapi) create(w http.ResponseWriter, r *http.Request) {
+	body, problems, ok := decodeAssistantBody(w, r)
+	if !ok {
+		return
+	}
+	a := VapiAssistant{ID: newUUID(), OrgID: stableUUID(string(v.region), apiKeyOf(r))}
+	problems = append(problems, body.apply(&a)...)
+	if len(problems) > 0 {
+		vapiBadRequest(w, problems)
+		return
+	}
+
+	a.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	a.UpdatedAt = a.CreatedAt
+	v.mu.Lock()
+	key := apiKeyOf(r)
+	v.assistants[key] = append(v.assistants[key], a)
+	v.mu.Unlock()
+	writeJSON(w, http.StatusCreated, a)
+}
+
+// update serves PATCH /assistant/{id}: the body is validated first (400), as
+// Vapi's validation pipe runs before the handler, then an unknown id is 404.
+func (v *Vapi) update(w http.ResponseWriter, r *http.Request) {
+	body, problems, ok := decodeAssistantBody(w, r)
+	if !ok {
+		return
+	}
+	key, id := apiKeyOf(r), r.PathValue("id")
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	i := slices.IndexFunc(v.assistants[key], func(a VapiAssistant) bool { return a.ID == id })
+	var a VapiAssistant
+	if i >= 0 {
+		a = v.assistants[key][i]
+	}
+	problems = append(problems, body.apply(&a)...)
+	if len(problems) > 0 {
+		vapiBadRequest(w, problems)
+		return
+	}
+	if i < 0 {
+		vapiError(w, http.StatusNotFound, "Couldn't Update Assistant. `assistant` Not Found.")
+		return
+	}
+	a.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	v.assistants[key][i] = a
+	writeJSON(w, http.StatusOK, a)
+}
+
+// decodeAssistantBody reads the JSON body of a POST or PATCH and lists its
+// unknown properties. It answers 400 itself and returns ok false when the
+// body is not a JSON object of the expected shape.
+func decodeAssistantBody(w http.ResponseWriter, r *http.Request) (body vapiCreateBody, problems []string, ok bool) {
 	var raw map[string]json.RawMessage
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&raw); err != nil || raw == nil {
 		vapiBadRequest(w, []string{"Unexpected token in JSON body"})
-		return
+		return body, nil, false
 	}
-	var problems []string
 	names := make([]string, 0, len(raw))
 	for k := range raw {
 		names = append(names, k)
@@ -207,14 +262,18 @@ func (v *Vapi) create(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, "property "+k+" should not exist")
 		}
 	}
-	var body vapiCreateBody
 	buf, _ := json.Marshal(raw)
 	if err := json.Unmarshal(buf, &body); err != nil {
 		vapiBadRequest(w, append(problems, "body has a property of the wrong type"))
-		return
+		return body, nil, false
 	}
+	return body, problems, true
+}
 
-	a := VapiAssistant{ID: newUUID(), OrgID: stableUUID(string(v.region), apiKeyOf(r))}
+// apply validates the properties body names and sets them on a, each
+// replacing the old value as a whole. It returns the validation problems.
+func (body vapiCreateBody) apply(a *VapiAssistant) []string {
+	var problems []string
 	if body.Name != nil {
 		a.Name = *body.Name
 		if utf8.RuneCountInString(a.Name) > 40 {
@@ -280,26 +339,17 @@ func (v *Vapi) create(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	for _, m := range body.ServerMessages {
-		if !slices.Contains(vapiServerMessageTypes, m) {
-			problems = append(problems, "each value in serverMessages must be one of the following values: "+
-				strings.Join(vapiServerMessageTypes, ", "))
-			break
+	if body.ServerMessages != nil {
+		for _, m := range body.ServerMessages {
+			if !slices.Contains(vapiServerMessageTypes, m) {
+				problems = append(problems, "each value in serverMessages must be one of the following values: "+
+					strings.Join(vapiServerMessageTypes, ", "))
+				break
+			}
 		}
+		a.ServerMessages = body.ServerMessages
 	}
-	a.ServerMessages = body.ServerMessages
-	if len(problems) > 0 {
-		vapiBadRequest(w, problems)
-		return
-	}
-
-	a.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
-	a.UpdatedAt = a.CreatedAt
-	v.mu.Lock()
-	key := apiKeyOf(r)
-	v.assistants[key] = append(v.assistants[key], a)
-	v.mu.Unlock()
-	writeJSON(w, http.StatusCreated, a)
+	return problems
 }
 
 // vapiError answers Vapi's error shape with a single message.

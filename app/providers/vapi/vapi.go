@@ -1,5 +1,5 @@
 // Package vapi is BYOC's client for Vapi's REST API: it verifies an org's
-// private API key and lists, reads and creates the org's assistants. Each
+// private API key and lists, reads, creates and updates the org's assistants. Each
 // call uses the key and region of the org it acts for; the region picks the
 // US or EU base URL, since a key works only in its own region.
 package vapi
@@ -176,13 +176,7 @@ func (c *Client) CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec A
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated:
 	case http.StatusBadRequest:
-		var e errorJSON
-		_ = json.Unmarshal(resp.Body, &e)
-		reason := providers.CleanReason(strings.Join(e.messages(), "; "), cfg.APIKey.Reveal(), spec.ServerSecret)
-		if reason == "" {
-			reason = "no reason given."
-		}
-		return Assistant{}, &app.Error{Code: app.EValidation, Message: "Vapi refused the assistant: " + reason}
+		return Assistant{}, badRequest(resp, "Vapi refused the assistant: ", cfg.APIKey.Reveal(), spec.ServerSecret)
 	default:
 		return Assistant{}, c.refusal(resp, cfg)
 	}
@@ -191,6 +185,75 @@ func (c *Client) CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec A
 		return Assistant{}, err
 	}
 	return raw.assistant(), nil
+}
+
+// Server is where Vapi sends an assistant's events.
+type Server struct {
+	URL string
+	// Secret, when not empty, is sent by Vapi with each event; empty means
+	// the assistant has no secret.
+	Secret string
+}
+
+// UpdateAssistantServer replaces the server settings of the assistant id of
+// the org's Vapi account with server, by PATCH /assistant/{id} with the body
+// {"server": {"url", "secret"}}, and returns the updated assistant. Every
+// other setting of the assistant is left as it is.
+//
+// An empty Secret is left out of the body. This relies on Vapi replacing the
+// assistant's server object as a whole on PATCH (each top-level property of
+// the body replaces the stored one; nested objects are not merged), so a
+// server without a secret clears a secret set earlier; the timeout and
+// headers of the server object go back to Vapi's defaults too. The GET
+// response does not reliably tell whether a secret is set, so callers that
+// must be sure of the secret call this rather than compare.
+//
+// It returns ENotFound wrapping ErrAssistantNotFound when there is no such
+// assistant (for this key), EValidation for an empty id or when Vapi refuses
+// the settings (with Vapi's reasons in the message, the secret removed), and
+// otherwise the errors of Verify.
+func (c *Client) UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, id string, server Server) (Assistant, error) {
+	if strings.TrimSpace(id) == "" {
+		return Assistant{}, app.ValidationError(map[string]string{"assistantId": "Enter the Vapi assistant id."})
+	}
+	body, err := json.Marshal(updateJSON{Server: &serverJSON{URL: server.URL, Secret: server.Secret}})
+	if err != nil {
+		return Assistant{}, app.Internal(err)
+	}
+	resp, err := c.do(ctx, cfg, http.MethodPatch, "/assistant/"+url.PathEscape(id), body)
+	if err != nil {
+		return Assistant{}, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return Assistant{}, &app.Error{
+			Code:    app.ENotFound,
+			Message: "Vapi has no assistant with this id in the connected account.",
+			Cause:   ErrAssistantNotFound,
+		}
+	case http.StatusBadRequest:
+		return Assistant{}, badRequest(resp, "Vapi refused the assistant's server settings: ", cfg.APIKey.Reveal(), server.Secret)
+	default:
+		return Assistant{}, c.refusal(resp, cfg)
+	}
+	var raw assistantJSON
+	if err := c.call.DecodeJSON(resp, &raw); err != nil {
+		return Assistant{}, err
+	}
+	return raw.assistant(), nil
+}
+
+// badRequest turns Vapi's 400 answer into an EValidation error whose message
+// is prefix followed by Vapi's reasons, with the secrets removed.
+func badRequest(resp *providers.Response, prefix string, secrets ...string) error {
+	var e errorJSON
+	_ = json.Unmarshal(resp.Body, &e)
+	reason := providers.CleanReason(strings.Join(e.messages(), "; "), secrets...)
+	if reason == "" {
+		reason = "no reason given."
+	}
+	return &app.Error{Code: app.EValidation, Message: prefix + reason}
 }
 
 // do sends one request with the org's key to the base URL of its region.
@@ -291,6 +354,11 @@ type messageJSON struct {
 type voiceJSON struct {
 	Provider string `json:"provider"`
 	VoiceID  string `json:"voiceId"`
+}
+
+// updateJSON is the body of PATCH /assistant/{id}.
+type updateJSON struct {
+	Server *serverJSON `json:"server,omitempty"`
 }
 
 type serverJSON struct {

@@ -233,3 +233,97 @@ func TestCreateAssistantRefusedByVapi(t *testing.T) {
 	}
 	assertNoSecret(t, err, "key-a", "s3cret-value")
 }
+
+func TestUpdateAssistantServer(t *testing.T) {
+	client, sb := newClient(t)
+	ctx := context.Background()
+	org := cfg("key-org-a", app.VapiUS)
+	a, err := client.CreateAssistant(ctx, org, vapi.AssistantSpec{
+		Name: "Desk", ServerURL: "https://old.example.com/api/webhooks/vapi", ServerSecret: "whsec-old-1",
+	})
+	if err != nil {
+		t.Fatalf("CreateAssistant: %v", err)
+	}
+	stored := func() sandbox.VapiServer {
+		t.Helper()
+		as := sb.Vapi.Assistants("key-org-a")
+		if len(as) != 1 || as[0].Server == nil {
+			t.Fatalf("the stand-in holds %+v", as)
+		}
+		return *as[0].Server
+	}
+
+	t.Run("new url and secret", func(t *testing.T) {
+		got, err := client.UpdateAssistantServer(ctx, org, a.ID,
+			vapi.Server{URL: "https://new.example.com/api/webhooks/vapi", Secret: "whsec-new-2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := a
+		want.ServerURL = "https://new.example.com/api/webhooks/vapi"
+		if got != want {
+			t.Errorf("updated = %+v, want %+v", got, want)
+		}
+		if s := stored(); s.URL != want.ServerURL || s.Secret != "whsec-new-2" {
+			t.Errorf("stored server = %+v", s)
+		}
+		if as := sb.Vapi.Assistants("key-org-a"); as[0].Name != "Desk" || len(as[0].Model) == 0 {
+			t.Errorf("other settings changed: %+v", as[0])
+		}
+	})
+	t.Run("no secret clears it", func(t *testing.T) {
+		if _, err := client.UpdateAssistantServer(ctx, org, a.ID,
+			vapi.Server{URL: "https://new.example.com/api/webhooks/vapi"}); err != nil {
+			t.Fatal(err)
+		}
+		if s := stored(); s.Secret != "" {
+			t.Errorf("stored server = %+v, want no secret", s)
+		}
+	})
+	t.Run("unknown id", func(t *testing.T) {
+		_, err := client.UpdateAssistantServer(ctx, org, "no-such-id", vapi.Server{URL: "https://x.example.com/hook"})
+		if !errors.Is(err, vapi.ErrAssistantNotFound) || app.ErrorCode(err) != app.ENotFound {
+			t.Fatalf("err = %v, want ENotFound wrapping ErrAssistantNotFound", err)
+		}
+	})
+	t.Run("another org's assistant", func(t *testing.T) {
+		_, err := client.UpdateAssistantServer(ctx, cfg("key-org-b", app.VapiUS), a.ID,
+			vapi.Server{URL: "https://evil.example.com/hook", Secret: "whsec-evil"})
+		if !errors.Is(err, vapi.ErrAssistantNotFound) {
+			t.Fatalf("err = %v, want ErrAssistantNotFound", err)
+		}
+		if s := stored(); s.URL != "https://new.example.com/api/webhooks/vapi" {
+			t.Errorf("stored server = %+v", s)
+		}
+	})
+	t.Run("invalid key", func(t *testing.T) {
+		_, err := client.UpdateAssistantServer(ctx, cfg("invalid-key", app.VapiUS), a.ID,
+			vapi.Server{URL: "https://x.example.com/hook"})
+		if app.ErrorCode(err) != app.EVerificationFailed || errors.Is(err, vapi.ErrAssistantNotFound) {
+			t.Fatalf("err = %v, want %s", err, app.EVerificationFailed)
+		}
+		assertNoSecret(t, err, "invalid-key")
+	})
+	t.Run("refused by Vapi", func(t *testing.T) {
+		_, err := client.UpdateAssistantServer(ctx, org, a.ID, vapi.Server{URL: "not a url", Secret: "s3cret-value"})
+		if app.ErrorCode(err) != app.EValidation {
+			t.Fatalf("err = %v, want %s", err, app.EValidation)
+		}
+		if msg := app.ErrorMessage(err); msg != "Vapi refused the assistant's server settings: server.url must be a URL address." {
+			t.Errorf("message = %q", msg)
+		}
+		assertNoSecret(t, err, "key-org-a", "s3cret-value")
+	})
+	t.Run("empty id", func(t *testing.T) {
+		_, err := client.UpdateAssistantServer(ctx, org, " ", vapi.Server{URL: "https://x.example.com/hook"})
+		if app.ErrorCode(err) != app.EValidation {
+			t.Fatalf("err = %v, want %s", err, app.EValidation)
+		}
+	})
+	t.Run("provider down", func(t *testing.T) {
+		_, err := client.UpdateAssistantServer(ctx, cfg("key-down-1", app.VapiUS), a.ID, vapi.Server{URL: "https://x.example.com/hook"})
+		if app.ErrorCode(err) != app.EProviderUnavailable {
+			t.Fatalf("err = %v, want %s", err, app.EProviderUnavailable)
+		}
+	})
+}

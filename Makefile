@@ -69,6 +69,12 @@ run: build ## Start PostgreSQL (unless DATABASE_URL is set), migrate and serve o
 	@echo "BYOC is starting on http://localhost:$(PORT) (Ctrl-C stops it; the private PostgreSQL keeps running until 'make db-stop')"
 	@DATABASE_URL="$${DATABASE_URL:-$$(db/pg.sh url)}" PORT=$(PORT) ./$(BIN) serve
 
+.PHONY: demo
+demo: build ## Like run, with every provider replaced by a local stand-in (try every flow offline)
+	@$(DB_START)
+	@echo "BYOC (sandbox) is starting on http://localhost:$(PORT) (Ctrl-C stops it; the private PostgreSQL keeps running until 'make db-stop')"
+	@DATABASE_URL="$${DATABASE_URL:-$$(db/pg.sh url)}" PORT=$(PORT) ./$(BIN) demo
+
 .PHONY: migrate
 migrate: build ## Apply pending migrations (make migrate-down rolls back the last one)
 	@$(DB_START)

@@ -3,8 +3,13 @@
 //
 // Usage:
 //
-//	byoc [serve]                 migrate, then serve HTTP (the default)
+//	byoc [serve]                  migrate, then serve HTTP (the default)
+//	byoc demo                     the same, with every provider replaced by a
+//	                              local stand-in (development only)
 //	byoc migrate [up|down|status] apply, roll back one, or list migrations
+//	byoc rotate-keys              re-encrypt every stored credential under
+//	                              ENCRYPTION_KEY (online; previous keys in
+//	                              ENCRYPTION_KEYS_PREVIOUS still decrypt)
 //
 // Configuration comes from the environment and an optional .env.local file;
 // see the README for every variable. main is the only place that knows every
@@ -17,6 +22,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,7 +32,13 @@ import (
 	"byoc/app/auth"
 	"byoc/app/config"
 	"byoc/app/credentials"
+	"byoc/app/integrations"
 	"byoc/app/keyring"
+	"byoc/app/providers/elevenlabs"
+	"byoc/app/providers/resend"
+	"byoc/app/providers/twilio"
+	"byoc/app/providers/vapi"
+	"byoc/app/sandbox"
 	"byoc/app/web"
 	"byoc/db"
 )
@@ -44,11 +57,15 @@ func run(args []string) error {
 	}
 	switch cmd {
 	case "serve":
-		return serve()
+		return serve(false)
+	case "demo":
+		return serve(true)
 	case "migrate":
 		return migrate(args)
+	case "rotate-keys":
+		return rotateKeys()
 	case "help", "-h", "--help":
-		fmt.Println("usage: byoc [serve] | byoc migrate [up|down|status]")
+		fmt.Println("usage: byoc [serve] | byoc demo | byoc migrate [up|down|status] | byoc rotate-keys")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: byoc help)", cmd)
@@ -115,13 +132,55 @@ func migrate(args []string) error {
 	return fmt.Errorf("unknown migrate direction %q (up, down or status)", direction)
 }
 
-func serve() error {
+// rotateKeys re-encrypts every row still sealed by a previous key. Once it
+// reports no undecryptable rows, the previous keys can be removed.
+func rotateKeys() error {
+	cfg, log, err := setup()
+	if err != nil {
+		return err
+	}
+	kr, err := keyring.Parse(cfg.EncryptionKey.Reveal(), cfg.EncryptionKeysPrevious.Reveal())
+	if err != nil {
+		return fmt.Errorf("ENCRYPTION_KEY / ENCRYPTION_KEYS_PREVIOUS: %w", err)
+	}
+	ctx := context.Background()
+	database, err := db.Open(ctx, cfg.DatabaseURL.Reveal(), db.Options{MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer database.Close()
+	rep, err := credentials.New(database, kr, credentials.Options{Logger: log}).Rotate(ctx, database)
+	if err != nil {
+		return err
+	}
+	fmt.Println("key rotation:", rep)
+	return nil
+}
+
+// serve runs the server until SIGINT or SIGTERM. With sandbox set, the
+// provider stand-ins run on a loopback listener of their own and every
+// provider base URL points at them; production refuses that.
+func serve(sandboxed bool) error {
 	cfg, log, err := setup()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	if sandboxed {
+		if cfg.Production() {
+			return errors.New("demo mode (provider stand-ins) is refused when APP_ENV=production")
+		}
+		sb := sandbox.New()
+		root, err := startSandbox(ctx, sb.Handler(), log)
+		if err != nil {
+			return err
+		}
+		urls := sb.BaseURLs(root)
+		cfg.URLs.Vapi, cfg.URLs.VapiEU, cfg.URLs.Twilio = urls.Vapi, urls.VapiEU, urls.Twilio
+		cfg.URLs.Resend, cfg.URLs.ElevenLabs = urls.Resend, urls.ElevenLabs
+	}
 
 	kr, err := keyring.Parse(cfg.EncryptionKey.Reveal(), cfg.EncryptionKeysPrevious.Reveal())
 	if err != nil {
@@ -143,6 +202,18 @@ func serve() error {
 		func(orgID, provider string) { creds.Invalidate(orgID, provider) },
 		func() { creds.Flush() })
 
+	httpClient := &http.Client{Timeout: cfg.ProviderTimeout}
+	integ := integrations.New(integrations.Deps{
+		Credentials: creds,
+		Vapi:        vapi.New(cfg.URLs.Vapi, cfg.URLs.VapiEU, httpClient, cfg.ProviderTimeout),
+		Twilio:      twilio.New(cfg.URLs.Twilio, httpClient, cfg.ProviderTimeout),
+		Resend:      resend.New(cfg.URLs.Resend, httpClient, cfg.ProviderTimeout),
+		ElevenLabs:  elevenlabs.New(cfg.URLs.ElevenLabs, httpClient, cfg.ProviderTimeout),
+		Assistants:  database,
+		Audit:       database,
+		Locker:      database,
+	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log})
+
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
 	if err != nil {
 		return fmt.Errorf("JWT_SECRET: %w", err)
@@ -150,11 +221,13 @@ func serve() error {
 	accounts := auth.NewService(database, tokens, auth.Options{})
 
 	srv, err := web.New(web.Options{
-		Production:    cfg.Production(),
-		PublicURL:     cfg.PublicURL,
-		SessionSecret: []byte(cfg.SessionSecret.Reveal()),
-		Logger:        log,
-	}, web.Deps{Accounts: accounts, DB: database})
+		Production:       cfg.Production(),
+		PublicURL:        cfg.PublicURL,
+		SessionSecret:    []byte(cfg.SessionSecret.Reveal()),
+		Logger:           log,
+		Sandbox:          sandboxed,
+		GoogleConfigured: cfg.Google.Configured(),
+	}, web.Deps{Accounts: accounts, DB: database, Integrations: integ})
 	if err != nil {
 		return err
 	}
@@ -175,4 +248,23 @@ func serve() error {
 		return err
 	}
 	return nil
+}
+
+// startSandbox serves the provider stand-ins on a free loopback port until
+// ctx ends and returns their root URL. One Sandbox serves the process, so
+// what a flow creates (assistants, sent messages) stays visible to the next.
+func startSandbox(ctx context.Context, h http.Handler, log *slog.Logger) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("sandbox: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	root := "http://" + ln.Addr().String()
+	log.Warn("sandbox mode: every provider is a local stand-in; nothing reaches a real provider", "stand_ins", root)
+	return root, nil
 }

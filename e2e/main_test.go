@@ -1,9 +1,9 @@
 //go:build e2e
 
 // Package e2e drives the real BYOC server in Debian's Chromium through
-// playwright-go: the built binary (BYOC_BIN), a fresh database on the real
-// PostgreSQL (DATABASE_URL) and, where a flow needs a provider, the sandbox
-// stand-ins. `make e2e` (and `make test`) provide all of that.
+// playwright-go: the built binary (BYOC_BIN) in demo mode, so every provider
+// is one of the sandbox stand-ins, and a fresh database on the real
+// PostgreSQL (DATABASE_URL). `make e2e` (and `make test`) provide all of that.
 //
 // Under CI=true nothing here skips: a missing browser or database fails.
 package e2e
@@ -116,7 +116,7 @@ func startServer(ctx context.Context, dbURL string) (stop func(), err error) {
 		return nil, err
 	}
 	baseURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(os.Getenv("BYOC_BIN"), "serve")
+	cmd := exec.Command(os.Getenv("BYOC_BIN"), "demo")
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+dbURL,
 		fmt.Sprintf("PORT=%d", port),

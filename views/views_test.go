@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/a-h/templ"
 
+	"byoc/app"
 	"byoc/views"
 )
 
@@ -138,5 +140,129 @@ func TestErrorViews(t *testing.T) {
 	d = render(t, views.ErrorAlert(views.ErrorView{Status: 500, Message: "Something went wrong."}))
 	if a := testid(d, "error-alert"); a.Length() != 1 || !strings.Contains(a.Text(), "Something went wrong.") {
 		t.Error("error alert")
+	}
+}
+
+func TestIntegrationCardStates(t *testing.T) {
+	now := time.Date(2030, 5, 6, 12, 0, 0, 0, time.UTC)
+	verified := now.Add(-5 * time.Minute)
+	tests := []struct {
+		name    string
+		card    views.Card
+		state   string
+		label   string
+		buttons []string // data-testid suffixes that must be there
+		absent  []string
+	}{
+		{"not configured", views.Card{Status: app.Status{Provider: app.Vapi}, CanManage: true},
+			views.StateNotConfigured, "Not configured", []string{"configure"}, []string{"verify", "disconnect", "verified"}},
+		{"connected", views.Card{Status: app.Status{Provider: app.Twilio, Connected: true, LastVerified: &verified,
+			Details: map[string]string{"phoneNumber": "+1202•••0142", "accountSid": "AC••••abcd"}}, CanManage: true},
+			views.StateConnected, "Connected", []string{"configure", "verify", "disconnect", "verified", "details"}, []string{"error"}},
+		{"needs attention", views.Card{Status: app.Status{Provider: app.Resend, Connected: true, NeedsAttention: true,
+			LastVerified: &verified, VerificationError: "Resend rejected the API key."}, CanManage: true},
+			views.StateNeedsAttention, "Needs attention", []string{"verify", "disconnect", "error"}, nil},
+		{"member", views.Card{Status: app.Status{Provider: app.Vapi, Connected: true, LastVerified: &verified}},
+			views.StateConnected, "Connected", nil, []string{"configure", "verify", "disconnect"}},
+		{"google without credentials", views.Card{Status: app.Status{Provider: app.GoogleCalendar}, CanManage: true},
+			views.StateNotConfigured, "Not configured", []string{"unavailable"}, []string{"connect", "configure"}},
+		{"google with credentials", views.Card{Status: app.Status{Provider: app.GoogleCalendar}, CanManage: true, GoogleConfigured: true},
+			views.StateNotConfigured, "Not configured", []string{"connect"}, []string{"unavailable", "configure", "verify"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.card.Now = now
+			d := render(t, views.IntegrationCard(tt.card))
+			id := "card-" + string(tt.card.Status.Provider)
+			card := d.Find("#" + id)
+			if state, _ := card.Attr("data-state"); state != tt.state {
+				t.Errorf("data-state %q, want %q", state, tt.state)
+			}
+			if got := testid(d, id+"-state").Text(); got != tt.label {
+				t.Errorf("state %q, want %q", got, tt.label)
+			}
+			for _, s := range tt.buttons {
+				if testid(d, id+"-"+s).Length() != 1 {
+					t.Errorf("no %s", s)
+				}
+			}
+			for _, s := range tt.absent {
+				if testid(d, id+"-"+s).Length() != 0 {
+					t.Errorf("unexpected %s", s)
+				}
+			}
+			if _, ok := card.Attr("hx-swap-oob"); ok {
+				t.Error("a plain card is marked out of band")
+			}
+		})
+	}
+
+	connected := tests[1].card
+	connected.Now = now
+	d := render(t, views.IntegrationCard(connected))
+	tm := testid(d, "card-twilio-verified").Find("time")
+	if dt, _ := tm.Attr("datetime"); dt != "2030-05-06T11:55:00Z" || tm.Text() != "5 minutes ago" {
+		t.Errorf("time %q datetime %q", tm.Text(), dt)
+	}
+	if got := testid(d, "card-twilio-details").Text(); !strings.Contains(got, "SMS number") || !strings.Contains(got, "+1202•••0142") {
+		t.Errorf("details %q", got)
+	}
+	if conf, _ := testid(d, "card-twilio-disconnect").Attr("hx-confirm"); !strings.Contains(conf, "Disconnect Twilio?") {
+		t.Errorf("disconnect asks %q", conf)
+	}
+}
+
+func TestConfigureFormKeepsNoSecret(t *testing.T) {
+	f := views.ConfigureForm{
+		Provider: app.Twilio, CSRFToken: "tok",
+		Values:  map[string]string{"accountSid": "AC123", "authToken": "must-not-show", "phoneNumber": "(202) 555"},
+		Message: "Please correct the highlighted fields.",
+		Errors:  views.FieldErrors{"phoneNumber": "Enter a valid phone number."},
+	}
+	d := render(t, views.ConfigureFormFragment(f))
+	if v, _ := d.Find("#twilio-accountSid").Attr("value"); v != "AC123" {
+		t.Errorf("account SID %q", v)
+	}
+	if v, _ := d.Find("#twilio-authToken").Attr("value"); v != "" {
+		t.Errorf("the auth token came back: %q", v)
+	}
+	if testid(d, "twilio-phoneNumber-error").Text() != "Enter a valid phone number." || testid(d, "form-error").Length() != 1 {
+		t.Error("messages missing")
+	}
+	if v, _ := d.Find(`input[name="_csrf"]`).Attr("value"); v != "tok" {
+		t.Errorf("csrf %q", v)
+	}
+	if _, ok := d.Find("#twilio-whatsappNumber").Attr("required"); ok {
+		t.Error("the optional WhatsApp number is required")
+	}
+	if target, _ := d.Find("form").Attr("hx-target"); target != "#dialog-twilio-body" {
+		t.Errorf("hx-target %q", target)
+	}
+}
+
+func TestConfigureSuccess(t *testing.T) {
+	d := render(t, views.ConfigureSuccessFragment(views.ConfigureSuccess{
+		Provider: app.Vapi, Detail: "Vapi accepted the API key.", InboundAssistantID: "in-1", OutboundAssistantID: "out-2",
+		Card: views.Card{Status: app.Status{Provider: app.Vapi, Connected: true}},
+	}))
+	if testid(d, "success-inbound-id").Text() != "in-1" || testid(d, "success-outbound-id").Text() != "out-2" {
+		t.Error("assistant ids missing")
+	}
+	if oob, _ := d.Find("#card-vapi").Attr("hx-swap-oob"); oob != "true" {
+		t.Error("the card is not swapped out of band")
+	}
+	if _, ok := testid(d, "success-vapi").Attr("data-autoclose"); !ok {
+		t.Error("the panel does not close by itself")
+	}
+}
+
+func TestSandboxBadge(t *testing.T) {
+	p := views.Page{Title: "x", User: &views.User{Email: "a@example.com", OrgName: "Acme"}}
+	if testid(render(t, views.Layout(p, views.IntegrationsPage(views.Integrations{}))), "sandbox-badge").Length() != 0 {
+		t.Error("a badge without sandbox")
+	}
+	p.Sandbox = true
+	if testid(render(t, views.Layout(p, views.IntegrationsPage(views.Integrations{}))), "sandbox-badge").Text() != "Sandbox" {
+		t.Error("no badge in sandbox mode")
 	}
 }

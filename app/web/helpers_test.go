@@ -14,12 +14,22 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 	"golang.org/x/crypto/bcrypt"
 
 	"byoc/app/auth"
+	"byoc/app/credentials"
+	"byoc/app/integrations"
+	"byoc/app/keyring"
+	"byoc/app/providers/elevenlabs"
+	"byoc/app/providers/resend"
+	"byoc/app/providers/twilio"
+	"byoc/app/providers/vapi"
+	"byoc/app/sandbox"
 	"byoc/app/web"
+	"byoc/db"
 	"byoc/db/dbtest"
 )
 
@@ -48,10 +58,15 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// env is one server over the test database, with its log.
+// env is one server over the test database, with its log. Its
+// integrations service is the real one, with the real credential service
+// and provider clients pointed at a fresh sandbox.
 type env struct {
 	t      *testing.T
 	srv    *web.Server
+	db     *db.DB
+	sb     *sandbox.Sandbox
+	creds  *credentials.Service
 	log    *syncBuffer
 	bodies *syncBuffer // every response body the tests saw
 }
@@ -71,7 +86,14 @@ func newEnv(t *testing.T, options ...envOption) *env {
 		SessionSecret: sessionSecret,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	deps := web.Deps{Accounts: auth.NewService(d, tokens, auth.Options{BcryptCost: bcrypt.MinCost}), DB: d}
+	logger := opts.Logger
+	sb := sandbox.New()
+	integ, creds := newIntegrations(t, d, sb, logger)
+	deps := web.Deps{
+		Accounts:     auth.NewService(d, tokens, auth.Options{BcryptCost: bcrypt.MinCost}),
+		DB:           d,
+		Integrations: integ,
+	}
 	for _, o := range options {
 		o(&opts, &deps)
 	}
@@ -79,7 +101,41 @@ func newEnv(t *testing.T, options ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, log: logs, bodies: &syncBuffer{}}
+	return &env{t: t, srv: srv, db: d, sb: sb, creds: creds, log: logs, bodies: &syncBuffer{}}
+}
+
+// providerTimeout bounds each call to a stand-in.
+const providerTimeout = 2 * time.Second
+
+// newIntegrations builds the real integrations service over d, with the
+// provider clients pointed at sb served on a local listener, and returns it
+// with the credential service under it (tests store credentials through it
+// directly to stand for keys revoked at the provider after they were saved).
+func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.Logger) (*integrations.Service, *credentials.Service) {
+	t.Helper()
+	hs := httptest.NewServer(sb.Handler())
+	t.Cleanup(hs.Close)
+	urls := sb.BaseURLs(hs.URL)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := hs.Client()
+	creds := credentials.New(d, kr, credentials.Options{Logger: logger})
+	return integrations.New(integrations.Deps{
+		Credentials: creds,
+		Vapi:        vapi.New(urls.Vapi, urls.VapiEU, hc, providerTimeout),
+		Twilio:      twilio.New(urls.Twilio, hc, providerTimeout),
+		Resend:      resend.New(urls.Resend, hc, providerTimeout),
+		ElevenLabs:  elevenlabs.New(urls.ElevenLabs, hc, providerTimeout),
+		Assistants:  d,
+		Audit:       d,
+		Locker:      d,
+	}, integrations.Options{PublicURL: "http://byoc.test", Logger: logger}), creds
 }
 
 // response is a finished response with its body read.

@@ -129,6 +129,7 @@ func (s *Server) page(c *fiber.Ctx, title string) views.Page {
 		CSRFToken: s.csrfToken(c),
 		Assets:    s.assets.urls(),
 		Flashes:   s.takeFlashes(c),
+		Sandbox:   s.opts.Sandbox,
 	}
 	if a, ok := account(c); ok {
 		p.User = &views.User{Email: a.Principal.Email, OrgName: a.OrgName, IsAdmin: a.Principal.IsAdmin()}
@@ -154,6 +155,20 @@ func done(c *fiber.Ctx, status int, data any, location string) error {
 	if negotiate(c) == formatJSON {
 		return sendJSON(c, status, data)
 	}
+	return redirect(c, location)
+}
+
+// changed ends a successful change: API clients get data with status, htmx
+// gets the fragment (the changed part of the page), and a full-page request
+// is sent to location with message as a flash of the given kind.
+func (s *Server) changed(c *fiber.Ctx, status int, data any, fragment templ.Component, location, kind, message string) error {
+	switch negotiate(c) {
+	case formatJSON:
+		return sendJSON(c, status, data)
+	case formatFragment:
+		return renderHTML(c, status, fragment)
+	}
+	s.flash(c, kind, message)
 	return redirect(c, location)
 }
 

@@ -22,9 +22,17 @@ func (s *Server) routes() {
 	a.Post("/api/auth/signup", s.apiSignup)
 	a.Post("/api/auth/token", s.apiToken)
 
-	// Everything below knows who is asking (bearer token or session cookie)
-	// and refuses state-changing browser requests without the CSRF token.
-	a.Use(s.authenticate, s.csrf)
+	// Everything below knows who is asking (bearer token or session cookie).
+	a.Use(s.authenticate)
+
+	// Signed-in users only. These areas refuse anonymous requests before the
+	// CSRF check, so a client without credentials learns that it must sign
+	// in (401, or the login page) rather than that a form expired (403).
+	a.Use("/dashboard", s.requireUser)
+	a.Use("/api/integrations", s.requireUser)
+
+	// State-changing browser requests need the CSRF token.
+	a.Use(s.csrf)
 
 	a.Get("/", s.home)
 	a.Get("/signup", s.signupPage)
@@ -33,7 +41,11 @@ func (s *Server) routes() {
 	a.Post("/login", s.login)
 	a.Post("/logout", s.logout)
 
-	// Signed-in users only.
-	dash := a.Group("/dashboard", s.requireUser)
-	dash.Get("/integrations", s.integrationsPage)
+	// The integrations: the dashboard and the JSON API share the handlers,
+	// each answering JSON, an htmx fragment or a full page.
+	a.Get("/dashboard/integrations", s.integrations)
+	a.Get("/api/integrations/status", s.integrations)
+	a.Post("/api/integrations/:provider", s.saveIntegration)
+	a.Post("/api/integrations/:provider/verify", s.verifyIntegration)
+	a.Delete("/api/integrations/:provider", s.disconnectIntegration)
 }

@@ -24,6 +24,7 @@ import (
 
 	"byoc/app"
 	"byoc/app/auth"
+	"byoc/app/integrations"
 	"byoc/static"
 )
 
@@ -61,6 +62,13 @@ type Options struct {
 	// Registry receives the HTTP metrics and is served at /metrics. Nil: a
 	// private registry with the Go and process collectors.
 	Registry *prometheus.Registry
+	// Sandbox says the providers are local stand-ins (demo mode): the
+	// dashboard header then shows a "Sandbox" badge.
+	Sandbox bool
+	// GoogleConfigured says the server has Google OAuth credentials. Without
+	// them the Google Calendar card says Google Calendar is not set up on
+	// this server instead of offering Connect.
+	GoogleConfigured bool
 }
 
 // Accounts is what the web layer needs from the accounts service
@@ -79,10 +87,25 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Deps are the services the handlers call.
+// Integrations is what the web layer needs from the integrations service
+// (*integrations.Service implements it). Every method takes the request's
+// principal and returns *app.Error values.
+type Integrations interface {
+	Statuses(ctx context.Context, p app.Principal) ([]app.Status, error)
+	Status(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
+	SaveVapi(ctx context.Context, p app.Principal, in integrations.VapiInput) (integrations.SaveResult, error)
+	SaveTwilio(ctx context.Context, p app.Principal, in integrations.TwilioInput) (integrations.SaveResult, error)
+	SaveResend(ctx context.Context, p app.Principal, in integrations.ResendInput) (integrations.SaveResult, error)
+	SaveElevenLabs(ctx context.Context, p app.Principal, in integrations.ElevenLabsInput) (integrations.SaveResult, error)
+	Verify(ctx context.Context, p app.Principal, provider app.Provider) (integrations.VerifyResult, error)
+	Disconnect(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
+}
+
+// Deps are the services the handlers call. Every field is required.
 type Deps struct {
-	Accounts Accounts
-	DB       Pinger
+	Accounts     Accounts
+	DB           Pinger
+	Integrations Integrations
 }
 
 // Server is the HTTP server. Create it with New.
@@ -100,8 +123,8 @@ type Server struct {
 // New builds the server with every route (see routes.go). It fails when the
 // options are unusable (a short session secret) or a dependency is missing.
 func New(opts Options, deps Deps) (*Server, error) {
-	if deps.Accounts == nil || deps.DB == nil {
-		return nil, errors.New("web: Deps.Accounts and Deps.DB are required")
+	if deps.Accounts == nil || deps.DB == nil || deps.Integrations == nil {
+		return nil, errors.New("web: Deps.Accounts, Deps.DB and Deps.Integrations are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

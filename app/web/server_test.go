@@ -17,6 +17,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"byoc/app/auth"
+	"byoc/app/sandbox"
 	"byoc/app/web"
 	"byoc/db/dbtest"
 )
@@ -419,12 +420,16 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := web.Deps{Accounts: auth.NewService(d, tokens, auth.Options{}), DB: d}
+	integ, _ := newIntegrations(t, d, sandbox.New(), nil)
+	deps := web.Deps{Accounts: auth.NewService(d, tokens, auth.Options{}), DB: d, Integrations: integ}
 	if _, err := web.New(web.Options{SessionSecret: []byte("too short a secret")}, deps); err == nil {
 		t.Error("New accepted a session secret of 18 bytes")
 	}
-	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, web.Deps{DB: d}); err == nil {
+	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, web.Deps{DB: d, Integrations: integ}); err == nil {
 		t.Error("New accepted missing accounts")
+	}
+	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, web.Deps{Accounts: deps.Accounts, DB: d}); err == nil {
+		t.Error("New accepted missing integrations")
 	}
 	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, deps); err != nil {
 		t.Errorf("New refused good options: %v", err)

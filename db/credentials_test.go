@@ -170,6 +170,26 @@ type credNote struct{ org, provider string }
 // credListenerPID waits until the listener's connection to this test
 // database has run LISTEN and returns its backend pid, skipping otherThan
 // (the pid of a connection known to be gone).
+// credNoListener waits until no listener of an earlier test is left on this
+// database: a closed connection's backend lingers in pg_stat_activity for a
+// moment, and credListenerPID must not mistake it for the new listener.
+func credNoListener(t *testing.T, d *db.DB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int
+		if err := d.Pool.QueryRow(context.Background(), `select count(*) from pg_stat_activity
+			where datname = current_database() and application_name = $1`, db.ListenerApplicationName).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("a listener of an earlier test is still connected")
+}
+
 func credListenerPID(t *testing.T, d *db.DB, otherThan int) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -190,6 +210,7 @@ func credListenerPID(t *testing.T, d *db.DB, otherThan int) int {
 
 func TestListenInvalidations(t *testing.T) {
 	d := dbtest.DB(t)
+	credNoListener(t, d)
 	org := credSeedOrg(t, d)
 	ctx, cancel := context.WithCancel(context.Background())
 	notes := make(chan credNote, 16)
@@ -282,6 +303,7 @@ func TestListenInvalidations(t *testing.T) {
 // A transaction that rolls back publishes nothing.
 func TestNotifyOnlyOnCommit(t *testing.T) {
 	d := dbtest.DB(t)
+	credNoListener(t, d)
 	org := credSeedOrg(t, d)
 	ctx, cancel := context.WithCancel(context.Background())
 	notes := make(chan credNote, 4)

@@ -31,8 +31,8 @@ type rlsSeed struct {
 	loner        string // a user who belongs to no org
 
 	// Keys of each org's seeded rows, by org id.
-	credID, mappingID, assistantID, dedupKey map[string]string
-	auditID, callEventID                     map[string]int64
+	credID, mappingID, assistantID, dedupKey, stateHash map[string]string
+	auditID, callEventID                                map[string]int64
 }
 
 // rlsStmt builds a statement claimed for org (the org the tenant acts for,
@@ -190,6 +190,23 @@ var rlsTenantTables = []rlsTable{
 			},
 		},
 	},
+	{
+		name: "oauth_states",
+		set:  "session_binding = 'pwned'",
+		insert: func(s *rlsSeed, org string) (string, []any) {
+			return `insert into oauth_states (state_hash, org_id, user_id, session_binding, code_verifier, expires_at)
+				values ($1, $2, $3, 'binding', '\x00'::bytea, now() + interval '10 minutes')`, []any{rlsNewStateHash(), org, s.userA}
+		},
+		upserts: []rlsStmt{{
+			name: "own org with B's state hash",
+			build: func(s *rlsSeed, org string) (string, []any) {
+				return `insert into oauth_states (state_hash, org_id, user_id, session_binding, code_verifier, expires_at)
+					values ($1, $2, $3, 'pwned', '\x00'::bytea, now() + interval '10 minutes')
+					on conflict (state_hash) do update set org_id = excluded.org_id, session_binding = excluded.session_binding,
+						code_verifier = excluded.code_verifier`, []any{s.stateHash[s.orgB], org, s.userA}
+			},
+		}},
+	},
 }
 
 // rlsTenant is one way a transaction running as `authenticated` can be
@@ -327,6 +344,14 @@ func rlsWantDenied(t *testing.T, err error, want string) {
 	}
 }
 
+// rlsNewStateHash returns a random 64-character lowercase hex string, the
+// shape of an oauth_states key.
+func rlsNewStateHash() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b[:])
+}
+
 // rlsNewID returns a random UUID (version 4).
 func rlsNewID() string {
 	var b [16]byte
@@ -343,7 +368,7 @@ func rlsSeedOrgs(t *testing.T, ctx context.Context, d *db.DB) *rlsSeed {
 	s := &rlsSeed{
 		orgA: rlsNewID(), orgB: rlsNewID(), userA: rlsNewID(), userB: rlsNewID(), loner: rlsNewID(),
 		credID: map[string]string{}, mappingID: map[string]string{}, assistantID: map[string]string{},
-		dedupKey: map[string]string{}, auditID: map[string]int64{}, callEventID: map[string]int64{},
+		dedupKey: map[string]string{}, stateHash: map[string]string{}, auditID: map[string]int64{}, callEventID: map[string]int64{},
 	}
 	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 		for _, u := range []string{s.userA, s.userB, s.loner} {
@@ -381,6 +406,11 @@ func rlsSeedOrgs(t *testing.T, ctx context.Context, d *db.DB) *rlsSeed {
 			}
 			if err := tx.QueryRow(ctx, `insert into call_events (org_id, call_id, event_type, status, dedup_key)
 				values ($1, 'call-1', 'status-update', 'ended', $2) returning id`, o.org, s.dedupKey[o.org]).Scan(&callID); err != nil {
+				return err
+			}
+			s.stateHash[o.org] = rlsNewStateHash()
+			if _, err := tx.Exec(ctx, `insert into oauth_states (state_hash, org_id, user_id, session_binding, code_verifier, expires_at)
+				values ($1, $2, $3, 'seed-binding', '\x01'::bytea, now() + interval '10 minutes')`, s.stateHash[o.org], o.org, o.user); err != nil {
 				return err
 			}
 			s.credID[o.org], s.mappingID[o.org], s.auditID[o.org], s.callEventID[o.org] = credID, mappingID, auditID, callID

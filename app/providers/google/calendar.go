@@ -1,0 +1,375 @@
+package google
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"byoc/app"
+	"byoc/app/providers"
+)
+
+// Busy is a span of time the calendar is taken.
+type Busy struct {
+	Start, End time.Time
+}
+
+// Booking is an appointment to put into an org's primary calendar.
+type Booking struct {
+	Start, End time.Time
+	// Summary is the event's title.
+	Summary string
+	// AttendeeEmail, when set, is invited to the event.
+	AttendeeEmail string
+	// Description is optional text for the event.
+	Description string
+}
+
+// MaxFreeBusySpan is the longest period FreeBusy looks at in one call.
+const MaxFreeBusySpan = 62 * 24 * time.Hour
+
+// Paging of events.list: events per page and the most pages read.
+const (
+	listPageSize = 250
+	maxListPages = 20
+)
+
+// CheckConnection asks Google for one event of the org's primary calendar
+// (events.list, maxResults=1), refreshing the access token when needed, and
+// records nothing itself (a refresh refused with invalid_grant is recorded,
+// as always). It suits a caller that records the outcome, like Verify.
+// Errors: ENotConfigured, EVerificationFailed (the stored authorization or
+// its scope refused), EProviderUnavailable, EUnavailable and EInternal.
+func (s *Service) CheckConnection(ctx context.Context, orgID string) (providers.Verification, error) {
+	q := url.Values{"maxResults": {"1"}}
+	resp, err := s.calendarCall(ctx, orgID, http.MethodGet, "/calendars/primary/events?"+q.Encode(), nil)
+	if err != nil {
+		return providers.Verification{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return providers.Verification{}, s.calendarError(resp)
+	}
+	var list eventList
+	if err := s.oauth.calendar.DecodeJSON(resp, &list); err != nil {
+		return providers.Verification{}, err
+	}
+	return providers.Verification{Detail: "Google Calendar accepted the connection; the primary calendar is readable."}, nil
+}
+
+// FreeBusy returns the times within [start, end) that the org's primary
+// calendar is busy, merged and in order, read with events.list (timeMin,
+// timeMax, singleEvents=true, orderBy=startTime), which the calendar events
+// scope allows. Cancelled events, events marked "free" (transparent) and
+// events the calendar's owner declined do not count; all-day events block
+// their whole days in the calendar's time zone (UTC when that zone is not
+// known here). Errors: EValidation (start or end missing, end not after
+// start, a period longer than MaxFreeBusySpan), ENotConfigured (the org has
+// no calendar connected, or the server no Google client),
+// EVerificationFailed (Google refused the stored authorization, recorded
+// for the card), EProviderUnavailable, EUnavailable and EInternal.
+func (s *Service) FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]Busy, error) {
+	fields := map[string]string{}
+	switch {
+	case start.IsZero():
+		fields["start"] = "Give the start of the period."
+	case end.IsZero():
+		fields["end"] = "Give the end of the period."
+	case !end.After(start):
+		fields["end"] = "The end must be after the start."
+	case end.Sub(start) > MaxFreeBusySpan:
+		fields["end"] = fmt.Sprintf("Look at most %d days ahead at once.", int(MaxFreeBusySpan.Hours()/24))
+	}
+	if err := app.ValidationError(fields); err != nil {
+		return nil, err
+	}
+	var busy []Busy
+	pageToken := ""
+	for page := 0; ; page++ {
+		if page == maxListPages {
+			s.log.WarnContext(ctx, "google free/busy stopped after the page limit", "org_id", orgID, "pages", page)
+			break
+		}
+		q := url.Values{
+			"timeMin": {start.UTC().Format(time.RFC3339)}, "timeMax": {end.UTC().Format(time.RFC3339)},
+			"singleEvents": {"true"}, "orderBy": {"startTime"}, "maxResults": {strconv.Itoa(listPageSize)},
+		}
+		if pageToken != "" {
+			q.Set("pageToken", pageToken)
+		}
+		resp, err := s.calendarCall(ctx, orgID, http.MethodGet, "/calendars/primary/events?"+q.Encode(), nil)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = s.calendarError(resp)
+		}
+		if err != nil {
+			return nil, s.inUse(ctx, orgID, err)
+		}
+		var list eventList
+		if err := s.oauth.calendar.DecodeJSON(resp, &list); err != nil {
+			return nil, err
+		}
+		loc := time.UTC
+		if list.TimeZone != "" {
+			if l, err := time.LoadLocation(list.TimeZone); err == nil {
+				loc = l
+			}
+		}
+		for _, ev := range list.Items {
+			b, ok := ev.busy(loc)
+			if !ok {
+				continue
+			}
+			b.Start, b.End = later(b.Start, start), earlier(b.End, end)
+			if b.End.After(b.Start) {
+				busy = append(busy, b)
+			}
+		}
+		if list.NextPageToken == "" {
+			break
+		}
+		pageToken = list.NextPageToken
+	}
+	return mergeBusy(busy), nil
+}
+
+// Book creates an event in the org's primary calendar (events.insert with
+// start and end as RFC 3339 date-times and the attendee, when given) and
+// returns its id and its link in Google Calendar. Errors: EValidation (bad
+// input, or Google refused the event as invalid), ENotConfigured,
+// EVerificationFailed (Google refused the stored authorization, recorded
+// for the card), EProviderUnavailable, EUnavailable and EInternal.
+func (s *Service) Book(ctx context.Context, orgID string, b Booking) (eventID, htmlLink string, err error) {
+	b.Summary = strings.TrimSpace(b.Summary)
+	b.AttendeeEmail = strings.TrimSpace(b.AttendeeEmail)
+	fields := map[string]string{}
+	switch {
+	case b.Start.IsZero():
+		fields["start"] = "Give the start of the appointment."
+	case b.End.IsZero():
+		fields["end"] = "Give the end of the appointment."
+	case !b.End.After(b.Start):
+		fields["end"] = "The end must be after the start."
+	}
+	if b.Summary == "" {
+		fields["summary"] = "Give the appointment a title."
+	} else if utf8.RuneCountInString(b.Summary) > 1000 {
+		fields["summary"] = "Keep the title under 1000 characters."
+	}
+	if b.AttendeeEmail != "" {
+		if a, err := mail.ParseAddress(b.AttendeeEmail); err != nil || a.Address != b.AttendeeEmail || len(b.AttendeeEmail) > 254 {
+			fields["attendeeEmail"] = "Enter a valid email address."
+		}
+	}
+	if utf8.RuneCountInString(b.Description) > 8000 {
+		fields["description"] = "Keep the description under 8000 characters."
+	}
+	if err := app.ValidationError(fields); err != nil {
+		return "", "", err
+	}
+	in := eventInsert{
+		Summary: b.Summary, Description: b.Description,
+		Start: eventTime{DateTime: b.Start.Format(time.RFC3339)},
+		End:   eventTime{DateTime: b.End.Format(time.RFC3339)},
+	}
+	if b.AttendeeEmail != "" {
+		in.Attendees = []attendee{{Email: b.AttendeeEmail}}
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return "", "", app.Internal(err)
+	}
+	resp, err := s.calendarCall(ctx, orgID, http.MethodPost, "/calendars/primary/events", body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = s.calendarError(resp)
+	}
+	if err != nil {
+		return "", "", s.inUse(ctx, orgID, err)
+	}
+	var ev event
+	if err := s.oauth.calendar.DecodeJSON(resp, &ev); err != nil {
+		return "", "", err
+	}
+	if ev.ID == "" {
+		return "", "", s.oauth.calendar.Unexpected(resp)
+	}
+	s.log.InfoContext(ctx, "google calendar event booked", "org_id", orgID, "event_id", ev.ID)
+	return ev.ID, ev.HTMLLink, nil
+}
+
+// calendarCall sends one Calendar API request (path relative to the API
+// base) with the org's access token. When Google answers 401 it refreshes
+// the token once and repeats the request: the first answer then says only
+// that this access token died early. 429 and 5xx answers are errors
+// (EProviderUnavailable); every other answer is returned.
+func (s *Service) calendarCall(ctx context.Context, orgID, method, path string, body []byte) (*providers.Response, error) {
+	do := func(accessToken string) (*providers.Response, error) {
+		h := http.Header{"Authorization": {"Bearer " + accessToken}}
+		if body != nil {
+			h.Set("Content-Type", "application/json")
+		}
+		return s.oauth.calendar.Do(ctx, providers.Request{Method: method, URL: s.oauth.calendarBase + path, Header: h, Body: body})
+	}
+	tok, err := s.token(ctx, orgID, "")
+	if err != nil {
+		return nil, err
+	}
+	resp, err := do(tok.AccessToken)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	if tok, err = s.token(ctx, orgID, tok.AccessToken); err != nil {
+		return nil, err
+	}
+	return do(tok.AccessToken)
+}
+
+// rateLimitReasons are the 403 reasons with which Google limits requests.
+var rateLimitReasons = []string{"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"}
+
+// calendarError turns a Calendar API answer other than 200 into an app
+// error.
+func (s *Service) calendarError(resp *providers.Response) error {
+	var ge struct {
+		Error struct {
+			Message string `json:"message"`
+			Errors  []struct {
+				Reason string `json:"reason"`
+			} `json:"errors"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(resp.Body, &ge)
+	reason := ""
+	if len(ge.Error.Errors) > 0 {
+		reason = ge.Error.Errors[0].Reason
+	}
+	msg := providers.CleanReason(ge.Error.Message)
+	with := func(prefix string) string {
+		if msg == "" {
+			return prefix + "."
+		}
+		return prefix + ": " + msg
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return app.Errorf(app.EVerificationFailed, reconnectMessage, resp.Status())
+	case resp.StatusCode == http.StatusForbidden && slices.Contains(rateLimitReasons, reason):
+		return app.Errorf(app.EProviderUnavailable, "Google Calendar is limiting requests right now (%s). Try again in a minute.", resp.Status())
+	case resp.StatusCode == http.StatusForbidden:
+		return &app.Error{Code: app.EVerificationFailed,
+			Message: with("Google Calendar refused access ("+resp.Status()+")") + " Connect Google Calendar again and allow access to calendar events."}
+	case resp.StatusCode == http.StatusNotFound:
+		return app.Errorf(app.EVerificationFailed, "The connected Google account has no primary calendar (%s).", resp.Status())
+	case resp.StatusCode == http.StatusBadRequest:
+		return &app.Error{Code: app.EValidation, Message: with("Google Calendar refused the request")}
+	}
+	return s.oauth.calendar.Unexpected(resp)
+}
+
+// inUse records a refusal met while using the calendar (so the card shows
+// it) and returns err.
+func (s *Service) inUse(ctx context.Context, orgID string, err error) error {
+	if app.ErrorCode(err) == app.EVerificationFailed {
+		s.record(ctx, orgID, s.now().UTC().Truncate(time.Microsecond), err)
+	}
+	return err
+}
+
+// The Calendar API's JSON, as far as it is read or written here.
+type (
+	eventList struct {
+		TimeZone      string  `json:"timeZone"`
+		Items         []event `json:"items"`
+		NextPageToken string  `json:"nextPageToken"`
+	}
+	event struct {
+		ID           string     `json:"id"`
+		Status       string     `json:"status"`
+		HTMLLink     string     `json:"htmlLink"`
+		Transparency string     `json:"transparency"`
+		Start        eventTime  `json:"start"`
+		End          eventTime  `json:"end"`
+		Attendees    []attendee `json:"attendees"`
+	}
+	eventTime struct {
+		DateTime string `json:"dateTime,omitempty"`
+		Date     string `json:"date,omitempty"`
+	}
+	attendee struct {
+		Email          string `json:"email"`
+		Self           bool   `json:"self,omitempty"`
+		ResponseStatus string `json:"responseStatus,omitempty"`
+	}
+	eventInsert struct {
+		Summary     string     `json:"summary"`
+		Description string     `json:"description,omitempty"`
+		Start       eventTime  `json:"start"`
+		End         eventTime  `json:"end"`
+		Attendees   []attendee `json:"attendees,omitempty"`
+	}
+)
+
+// busy returns the time ev blocks, if it blocks any.
+func (ev event) busy(loc *time.Location) (Busy, bool) {
+	if ev.Status == "cancelled" || ev.Transparency == "transparent" {
+		return Busy{}, false
+	}
+	for _, a := range ev.Attendees {
+		if a.Self && a.ResponseStatus == "declined" {
+			return Busy{}, false
+		}
+	}
+	start, ok1 := ev.Start.at(loc)
+	end, ok2 := ev.End.at(loc)
+	if !ok1 || !ok2 || !end.After(start) {
+		return Busy{}, false
+	}
+	return Busy{Start: start, End: end}, true
+}
+
+// at reads a start or end: a date-time, or the beginning of a date in loc.
+func (t eventTime) at(loc *time.Location) (time.Time, bool) {
+	if t.DateTime != "" {
+		v, err := time.Parse(time.RFC3339, t.DateTime)
+		return v, err == nil
+	}
+	if t.Date != "" {
+		v, err := time.ParseInLocation(time.DateOnly, t.Date, loc)
+		return v, err == nil
+	}
+	return time.Time{}, false
+}
+
+// mergeBusy sorts spans and joins those that overlap or touch.
+func mergeBusy(in []Busy) []Busy {
+	slices.SortFunc(in, func(a, b Busy) int { return a.Start.Compare(b.Start) })
+	out := []Busy{}
+	for _, b := range in {
+		if n := len(out); n > 0 && !b.Start.After(out[n-1].End) {
+			out[n-1].End = later(out[n-1].End, b.End)
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

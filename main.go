@@ -29,12 +29,14 @@ import (
 	"syscall"
 	"time"
 
+	"byoc/app"
 	"byoc/app/auth"
 	"byoc/app/config"
 	"byoc/app/credentials"
 	"byoc/app/integrations"
 	"byoc/app/keyring"
 	"byoc/app/providers/elevenlabs"
+	"byoc/app/providers/google"
 	"byoc/app/providers/resend"
 	"byoc/app/providers/twilio"
 	"byoc/app/providers/vapi"
@@ -172,14 +174,9 @@ func serve(sandboxed bool) error {
 		if cfg.Production() {
 			return errors.New("demo mode (provider stand-ins) is refused when APP_ENV=production")
 		}
-		sb := sandbox.New()
-		root, err := startSandbox(ctx, sb.Handler(), log)
-		if err != nil {
+		if err := useSandbox(ctx, cfg, log); err != nil {
 			return err
 		}
-		urls := sb.BaseURLs(root)
-		cfg.URLs.Vapi, cfg.URLs.VapiEU, cfg.URLs.Twilio = urls.Vapi, urls.VapiEU, urls.Twilio
-		cfg.URLs.Resend, cfg.URLs.ElevenLabs = urls.Resend, urls.ElevenLabs
 	}
 
 	kr, err := keyring.Parse(cfg.EncryptionKey.Reveal(), cfg.EncryptionKeysPrevious.Reveal())
@@ -214,6 +211,25 @@ func serve(sandboxed bool) error {
 		Locker:      database,
 	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log})
 
+	gcal := google.NewService(google.Deps{
+		OAuth: google.NewOAuth(google.OAuthConfig{
+			ClientID:        cfg.Google.ClientID,
+			ClientSecret:    cfg.Google.ClientSecret,
+			RedirectURL:     cfg.Google.CallbackURL,
+			AuthURL:         cfg.URLs.GoogleAuth,
+			TokenURL:        cfg.URLs.GoogleToken,
+			RevokeURL:       cfg.URLs.GoogleRevoke,
+			CalendarBaseURL: cfg.URLs.GoogleCalendar,
+			Timeout:         cfg.ProviderTimeout,
+			HTTPClient:      httpClient,
+		}),
+		Credentials: creds,
+		States:      database,
+		Audit:       database,
+		Sealer:      kr,
+		Locker:      database,
+	}, google.Options{Logger: log})
+
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
 	if err != nil {
 		return fmt.Errorf("JWT_SECRET: %w", err)
@@ -228,6 +244,7 @@ func serve(sandboxed bool) error {
 		Sandbox:          sandboxed,
 		GoogleConfigured: cfg.Google.Configured(),
 	}, web.Deps{Accounts: accounts, DB: database, Integrations: integ})
+	_ = gcal
 	if err != nil {
 		return err
 	}
@@ -250,21 +267,45 @@ func serve(sandboxed bool) error {
 	return nil
 }
 
-// startSandbox serves the provider stand-ins on a free loopback port until
-// ctx ends and returns their root URL. One Sandbox serves the process, so
-// what a flow creates (assistants, sent messages) stays visible to the next.
-func startSandbox(ctx context.Context, h http.Handler, log *slog.Logger) (string, error) {
+// useSandbox serves the provider stand-ins on a free loopback port until ctx
+// ends and points every provider URL of cfg at them. Without a Google client
+// of its own, the demo uses the stand-in's registered client. One sandbox
+// serves the process, so what a flow creates (assistants, sent messages,
+// calendar events) stays visible to the next.
+func useSandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
+		return fmt.Errorf("sandbox: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	root := "http://" + ln.Addr().String()
+
+	sb := sandbox.New()
+	urls := sb.BaseURLs(root)
+	cfg.URLs.Vapi, cfg.URLs.VapiEU, cfg.URLs.Twilio = urls.Vapi, urls.VapiEU, urls.Twilio
+	cfg.URLs.Resend, cfg.URLs.ElevenLabs = urls.Resend, urls.ElevenLabs
+
+	if !cfg.Google.Configured() {
+		cfg.Google.ClientID = sandbox.GoogleSandboxClientID
+		cfg.Google.ClientSecret = app.NewSecret(sandbox.GoogleSandboxClientSecret)
+	}
+	gs := sandbox.NewGoogle(sandbox.GoogleOptions{
+		ClientID:     cfg.Google.ClientID,
+		ClientSecret: cfg.Google.ClientSecret.Reveal(),
+		RedirectURIs: []string{cfg.Google.CallbackURL},
+	})
+	gurls := gs.URLs(root + "/google")
+	cfg.URLs.GoogleAuth, cfg.URLs.GoogleToken = gurls.Auth, gurls.Token
+	cfg.URLs.GoogleRevoke, cfg.URLs.GoogleCalendar = gurls.Revoke, gurls.Calendar
+
+	mux := http.NewServeMux()
+	mux.Handle("/google/", http.StripPrefix("/google", gs))
+	mux.Handle("/", sb.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	root := "http://" + ln.Addr().String()
 	log.Warn("sandbox mode: every provider is a local stand-in; nothing reaches a real provider", "stand_ins", root)
-	return root, nil
+	return nil
 }

@@ -1,0 +1,98 @@
+package webhooks_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/app/webhooks"
+)
+
+// body2KiB is a speech-update (an event that needs no write) of about 2 KiB.
+func body2KiB(b *testing.B, assistantID string) []byte {
+	b.Helper()
+	build := func(pad int) []byte {
+		return msg("speech-update", assistantID, map[string]any{"status": "started", "role": "user",
+			"timestamp": time.Now().UnixMilli(), "artifact": map[string]any{"note": strings.Repeat("x", pad)}})
+	}
+	body := build(0)
+	body = build(2048 - len(body))
+	if len(body) != 2048 {
+		b.Fatalf("body of %d bytes, want 2 KiB", len(body))
+	}
+	return body
+}
+
+func quietEnv(b *testing.B) *env {
+	return newEnv(b, withOptions(webhooks.Options{Logger: slog.New(slog.DiscardHandler)}))
+}
+
+// BenchmarkWarmPath measures Handle on a warm instance (mapping and secret
+// cached) for a 2 KiB event that needs no write: parsing, resolution,
+// verification and the answer.
+func BenchmarkWarmPath(b *testing.B) {
+	e := quietEnv(b)
+	o := e.newOrg("bench-secret-0123456789abcdef")
+	body := body2KiB(b, o.assistant)
+	now := time.Now()
+	modes := []struct {
+		name string
+		h    header
+	}{
+		{"hmac", hmacHeaders(o.secret, now.Unix(), body)},
+		{"x-vapi-secret", header{"X-Vapi-Secret": o.secret}},
+	}
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			r := req(body, m.h, now)
+			if got := e.h.Handle(context.Background(), r); got.Status != http.StatusOK {
+				b.Fatalf("warm-up: %d", got.Status)
+			}
+			q := e.queries.n.Load()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if got := e.h.Handle(context.Background(), r); got.Status != http.StatusOK {
+					b.Fatalf("status %d", got.Status)
+				}
+			}
+			if n := e.queries.n.Load() - q; n != 0 {
+				b.Fatalf("the warm path sent %d statements to PostgreSQL", n)
+			}
+		})
+	}
+}
+
+// BenchmarkColdResolution measures the same webhook with the handler's
+// caches empty, so the assistant is resolved in PostgreSQL: with the
+// credential service still warm ("mapping"), and with it cold as well
+// ("mapping+credentials": the stored Vapi config is read and decrypted).
+func BenchmarkColdResolution(b *testing.B) {
+	e := quietEnv(b)
+	o := e.newOrg("bench-secret-0123456789abcdef")
+	body := body2KiB(b, o.assistant)
+	now := time.Now()
+	r := req(body, hmacHeaders(o.secret, now.Unix(), body), now)
+	for _, flushCreds := range []bool{false, true} {
+		name := "mapping"
+		if flushCreds {
+			name = "mapping+credentials"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				e.h.Flush()
+				if flushCreds {
+					e.creds.Flush()
+				}
+				if got := e.h.Handle(context.Background(), r); got.Status != http.StatusOK {
+					b.Fatalf("status %d", got.Status)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,505 @@
+// Package webhooks handles Vapi's webhooks (POST /api/webhooks/vapi) apart
+// from any HTTP framework: the web layer passes a Request (headers, the raw
+// body, when it arrived) to Handler.Handle and writes back the Response.
+//
+// A delivery is routed to its org by the assistant id it names
+// (message.call.assistantId, else message.assistant.id), authenticated with
+// that org's webhook secret (or the server's default secret when the org has
+// none) in any of the ways Vapi can send it, and deduplicated. Status updates
+// and end-of-call reports are recorded once per delivery before the answer;
+// tool calls run the built-in tools with the org's own credentials.
+//
+// The warm path stays in memory: with the assistant's org and the org's
+// secret cached, a webhook that needs no write is answered without any
+// database round trip. The caches are disposable and are kept coherent by
+// the database's invalidation notifications (see Invalidate).
+//
+// No response, log line or statistic carries a secret or the payload's
+// personal data (phone numbers, transcripts, message text).
+package webhooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"byoc/app"
+	"byoc/app/providers/twilio"
+)
+
+// MappingResolver finds which org a Vapi assistant belongs to and records
+// its use; *db.DB implements it.
+type MappingResolver interface {
+	// ResolveAssistant returns the assistant's mapping, or ENotFound.
+	ResolveAssistant(ctx context.Context, assistantID string) (app.AssistantMapping, error)
+	// TouchAssistant sets the assistant's last_used_at to at (at most once
+	// a minute) and reports whether it wrote.
+	TouchAssistant(ctx context.Context, assistantID string, at time.Time) (bool, error)
+}
+
+// Credentials hands out an org's decrypted provider configs, cached;
+// *credentials.Service implements it. Both return ENotConfigured when the
+// org has nothing usable stored.
+type Credentials interface {
+	Vapi(ctx context.Context, orgID string) (app.VapiConfig, error)
+	Twilio(ctx context.Context, orgID string) (app.TwilioConfig, error)
+}
+
+// EventStore records call events once per (org, dedup key), whichever
+// instance receives them; *db.DB implements it.
+type EventStore interface {
+	RecordCallEvent(ctx context.Context, e app.CallEvent) (inserted bool, err error)
+}
+
+// TwilioSender sends an SMS or WhatsApp message with an org's Twilio
+// account; *twilio.Client implements it.
+type TwilioSender interface {
+	SendMessage(ctx context.Context, cfg app.TwilioConfig, m twilio.Message) (sid string, err error)
+}
+
+// Deps are the handler's collaborators. Mappings, Credentials and Events are
+// required; without Twilio the send_sms tool answers that sending is not
+// available, and without Calendar the calendar tools answer that the
+// calendar is not connected.
+type Deps struct {
+	Mappings    MappingResolver
+	Credentials Credentials
+	Events      EventStore
+	Twilio      TwilioSender
+	Calendar    Calendar
+}
+
+// DefaultMaxBodyBytes is the largest webhook body accepted (1 MiB).
+const DefaultMaxBodyBytes = 1 << 20
+
+// Default limits of the tools and of lookups that reach the stores.
+const (
+	DefaultToolTimeout          = 10 * time.Second
+	DefaultMaxConcurrentLookups = 8
+)
+
+// Options tunes New. The zero value gives the defaults, no default secret
+// and no logging.
+type Options struct {
+	// DefaultSecret (VAPI_WEBHOOK_SECRET) verifies the webhooks of orgs
+	// that stored no webhook secret of their own. Empty: such webhooks are
+	// refused.
+	DefaultSecret app.Secret
+	// Debug adds which check failed (header missing, timestamp skew,
+	// signature mismatch, ...) to the log line of a refused webhook
+	// (WEBHOOK_DEBUG=1). Never the secret or the payload.
+	Debug bool
+	// Logger receives one line per webhook; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for ReceivedAt when a request has none, and for
+	// last_used_at (default time.Now).
+	Now func() time.Time
+	// Tolerance is how far an HMAC timestamp may be from ReceivedAt
+	// (default DefaultTolerance, 300 s).
+	Tolerance time.Duration
+	// MaxBodyBytes is the largest body accepted (default 1 MiB).
+	MaxBodyBytes int
+	// MappingTTL and NegativeTTL are how long a known and an unknown
+	// assistant id stay cached (defaults 10 min and 30 s); SecretTTL is the
+	// same for an org's webhook secret (default 5 min).
+	MappingTTL, NegativeTTL, SecretTTL time.Duration
+	// DedupTTL is how long a handled delivery is remembered in memory
+	// (default 10 min; never less than twice the Tolerance). The database
+	// remembers recorded events for good.
+	DedupTTL time.Duration
+	// TouchEvery is how often at most an assistant's last_used_at is written
+	// from this instance (default 1 min).
+	TouchEvery time.Duration
+	// MaxConcurrentLookups bounds the cache misses that query the stores at
+	// once, so a flood of unknown ids cannot exhaust the database pool
+	// (default 8).
+	MaxConcurrentLookups int
+	// ToolTimeout bounds each tool call (default 10 s).
+	ToolTimeout time.Duration
+	// DefaultPhoneRegion is the region send_sms reads numbers without a
+	// country code in (default "US").
+	DefaultPhoneRegion string
+	// LatencySamples is how many recent latencies Stats summarizes
+	// (default 4096).
+	LatencySamples int
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.Tolerance, DefaultTolerance)
+	def(&o.MappingTTL, DefaultMappingTTL)
+	def(&o.NegativeTTL, DefaultNegativeTTL)
+	def(&o.SecretTTL, DefaultSecretTTL)
+	def(&o.DedupTTL, DefaultDedupTTL)
+	o.DedupTTL = max(o.DedupTTL, 2*o.Tolerance)
+	def(&o.TouchEvery, DefaultTouchEvery)
+	def(&o.ToolTimeout, DefaultToolTimeout)
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxConcurrentLookups <= 0 {
+		o.MaxConcurrentLookups = DefaultMaxConcurrentLookups
+	}
+	if o.LatencySamples <= 0 {
+		o.LatencySamples = DefaultLatencySamples
+	}
+	if o.DefaultPhoneRegion == "" {
+		o.DefaultPhoneRegion = "US"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Request is one webhook delivery as the HTTP layer received it.
+type Request struct {
+	// Header returns the value of a request header (case-insensitive), ""
+	// when absent. Nil means no headers.
+	Header func(name string) string
+	// Body is the raw body, already copied out of the server's buffers:
+	// the signature covers these exact bytes.
+	Body []byte
+	// ReceivedAt is when the request arrived; the zero time means now.
+	ReceivedAt time.Time
+}
+
+// Response is the answer to write back: Status and Body encoded as JSON.
+type Response struct {
+	Status int
+	Body   any
+}
+
+// Handler answers Vapi webhooks. It is safe for concurrent use; create one
+// per process with New.
+type Handler struct {
+	deps       Deps
+	opts       Options
+	log        *slog.Logger
+	defaultKey secretKey
+	caches     *caches
+	stats      *stats
+}
+
+// New returns a Handler. It panics when a required dependency is missing.
+func New(deps Deps, opts Options) *Handler {
+	if deps.Mappings == nil || deps.Credentials == nil || deps.Events == nil {
+		panic("webhooks: New needs Mappings, Credentials and Events")
+	}
+	opts = opts.withDefaults()
+	h := &Handler{
+		deps:   deps,
+		opts:   opts,
+		log:    opts.Logger.With("component", "webhooks"),
+		caches: newCaches(opts),
+		stats:  newStats(opts.LatencySamples),
+	}
+	if !opts.DefaultSecret.IsZero() {
+		h.defaultKey = newSecretKey(opts.DefaultSecret.Reveal())
+	}
+	return h
+}
+
+// Answers. Every failure uses the API's error envelope; a refused
+// signature gets the same answer whichever check failed.
+var (
+	respInvalidSignature = errorResponse(http.StatusUnauthorized, "invalid_signature", "The webhook could not be authenticated.")
+	respUnknownAssistant = errorResponse(http.StatusNotFound, "unknown_assistant", "No organization has this assistant.")
+	respUnavailable      = errorResponse(http.StatusServiceUnavailable, app.EUnavailable, "The webhook could not be handled right now. Please retry.")
+	respTooLarge         = errorResponse(http.StatusRequestEntityTooLarge, app.EPayloadTooLarge, "The request is too large.")
+	respMalformed        = errorResponse(http.StatusBadRequest, app.EValidation, "The webhook body is not valid JSON.")
+	respNoAssistant      = Response{Status: http.StatusBadRequest, Body: errorEnvelope{Error: errorBody{
+		Code:    app.EValidation,
+		Message: "The webhook names no assistant.",
+		Fields:  map[string]string{"message.call.assistantId": "Required (or message.assistant.id)."},
+	}}}
+	respReceived  = Response{Status: http.StatusOK, Body: received{Received: true}}
+	respDuplicate = Response{Status: http.StatusOK, Body: received{Received: true, Duplicate: true}}
+)
+
+type received struct {
+	Received  bool `json:"received"`
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+type errorEnvelope struct {
+	Success bool      `json:"success"`
+	Error   errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+func errorResponse(status int, code, message string) Response {
+	return Response{Status: status, Body: errorEnvelope{Error: errorBody{Code: code, Message: message}}}
+}
+
+// trace is what the log line of one webhook says.
+type trace struct {
+	assistantID, orgID, typ string
+	mode, failedCheck       string
+	tools                   []string
+	err, touchErr           error
+}
+
+// Handle answers one delivery:
+//   - 413 payload_too_large for a body over MaxBodyBytes, 400
+//     validation_failed for a body that is not JSON or names no assistant;
+//   - 404 unknown_assistant when no org has the assistant;
+//   - 401 invalid_signature, always the same body, when the delivery is
+//     not authenticated with the org's secret;
+//   - 503 unavailable when a store cannot be read or the event cannot be
+//     recorded, so that Vapi retries (nothing not stored is acknowledged);
+//   - 200 otherwise: Vapi's {"results": [...]} for tool calls, and
+//     {"received": true} (with "duplicate": true for a delivery already
+//     handled) for everything else.
+//
+// It logs one line per call and never returns a 500.
+func (h *Handler) Handle(ctx context.Context, r Request) Response {
+	start := time.Now()
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = h.opts.Now()
+	}
+	var t trace
+	resp, outcome := h.handle(ctx, r, &t)
+	h.stats.count(outcome)
+	h.logLine(ctx, &t, outcome, resp.Status, time.Since(start))
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, string) {
+	if len(r.Body) > h.opts.MaxBodyBytes {
+		return respTooLarge, OutcomeBadRequest
+	}
+	msg, err := parsePayload(r.Body)
+	if err != nil {
+		return respMalformed, OutcomeBadRequest
+	}
+	t.typ = clip(msg.Type, 64)
+	if msg.AssistantID == "" {
+		return respNoAssistant, OutcomeBadRequest
+	}
+	t.assistantID = clip(msg.AssistantID, 64)
+
+	begin := time.Now()
+	orgID, err := h.resolve(ctx, msg.AssistantID)
+	if errors.Is(err, errUnknownAssistant) {
+		h.stats.observe(time.Since(begin))
+		return respUnknownAssistant, OutcomeUnknownAssistant
+	}
+	if err != nil {
+		t.err = err
+		return respUnavailable, OutcomeError
+	}
+	t.orgID = orgID
+	key, err := h.secret(ctx, orgID)
+	if err != nil {
+		t.err = err
+		return respUnavailable, OutcomeError
+	}
+	v := verify(r.Header, r.Body, key, r.ReceivedAt, h.opts.Tolerance)
+	h.stats.observe(time.Since(begin))
+	if !v.ok {
+		t.failedCheck = v.failure
+		if v.stale {
+			return respInvalidSignature, OutcomeStaleTimestamp
+		}
+		return respInvalidSignature, OutcomeInvalidSignature
+	}
+	t.mode = v.mode
+
+	switch msg.Type {
+	case TypeStatusUpdate, TypeEndOfCallReport:
+		key := dedupKey(&msg, r.Body)
+		return h.once(orgID, key, v.signature, func() (Response, string) {
+			return h.record(ctx, orgID, key, &msg, r, t)
+		})
+	case TypeToolCalls:
+		return h.once(orgID, dedupKey(&msg, r.Body), v.signature, func() (Response, string) {
+			h.touch(ctx, msg.AssistantID, t)
+			res := h.runTools(ctx, orgID, msg.ToolCalls, &t.tools)
+			return Response{Status: http.StatusOK, Body: res}, OutcomeVerified
+		})
+	}
+	return respReceived, OutcomeVerified
+}
+
+// record stores a status update or end-of-call report and touches the
+// assistant.
+func (h *Handler) record(ctx context.Context, orgID, key string, msg *message, r Request, t *trace) (Response, string) {
+	ev := app.CallEvent{
+		OrgID:           orgID,
+		CallID:          msg.CallID,
+		Type:            msg.Type,
+		Status:          msg.Status,
+		EndedReason:     msg.EndedReason,
+		DurationSeconds: msg.DurationSeconds,
+		DedupKey:        key,
+		OccurredAt:      msg.OccurredAt,
+		ReceivedAt:      r.ReceivedAt,
+	}
+	h.stats.storeCalls.Add(1)
+	inserted, err := h.deps.Events.RecordCallEvent(ctx, ev)
+	if err != nil {
+		t.err = err
+		return respUnavailable, OutcomeError
+	}
+	h.touch(ctx, msg.AssistantID, t)
+	if !inserted {
+		return respDuplicate, OutcomeDuplicate
+	}
+	return respReceived, OutcomeVerified
+}
+
+// touch writes the assistant's last_used_at unless this instance did so
+// within TouchEvery. A failure is logged and does not fail the webhook.
+func (h *Handler) touch(ctx context.Context, assistantID string, t *trace) {
+	if h.caches.touched.Add(assistantID, struct{}{}, h.opts.TouchEvery) != nil {
+		return
+	}
+	h.stats.storeCalls.Add(1)
+	if _, err := h.deps.Mappings.TouchAssistant(ctx, assistantID, h.opts.Now()); err != nil {
+		h.caches.touched.Delete(assistantID)
+		t.touchErr = err
+	}
+}
+
+// dedupKey identifies a delivery within its org: the call, type and
+// message timestamp when the message has them, else the body itself. It is
+// a digest, so its length does not depend on the payload.
+func dedupKey(msg *message, body []byte) string {
+	d := sha256.New()
+	if msg.CallID != "" && msg.Timestamp != "" {
+		d.Write([]byte("call\x00" + msg.CallID + "\x00" + msg.Type + "\x00" + msg.Timestamp))
+	} else {
+		d.Write([]byte("body\x00"))
+		d.Write(body)
+	}
+	return "v1:" + hex.EncodeToString(d.Sum(nil))
+}
+
+// deliveryEntry remembers a handled delivery and the answer to replay.
+type deliveryEntry struct{ resp Response }
+
+// once runs fn unless the delivery was handled before (same dedup key, or
+// the same HMAC signature, within DedupTTL): a repeat gets the first answer
+// again for tool calls and {"received": true, "duplicate": true} otherwise,
+// with the outcome duplicate. Concurrent copies of one delivery on this
+// instance wait for the first one and share its answer. Only a delivery that
+// was handled (fn's outcome verified or duplicate) is remembered, so a
+// failed one is retried in full.
+func (h *Handler) once(orgID, dedup string, signature []byte, fn func() (Response, string)) (Response, string) {
+	c := h.caches
+	key := orgID + "\x00" + dedup
+	var sigKey string
+	if signature != nil {
+		sigKey = orgID + "\x00sig\x00" + hex.EncodeToString(signature)
+	}
+	if e, ok := h.seen(key, sigKey); ok {
+		return replay(e), OutcomeDuplicate
+	}
+	c.deliveryMisses.Add(1)
+	type result struct {
+		resp    Response
+		outcome string
+	}
+	led := false
+	v, _, _ := c.lookups.Do("d\x00"+key, func() (any, error) {
+		led = true
+		if e, ok := h.seen(key, sigKey); ok { // handled while this call waited
+			return result{replay(e), OutcomeDuplicate}, nil
+		}
+		resp, outcome := fn()
+		if outcome == OutcomeVerified || outcome == OutcomeDuplicate {
+			e := &deliveryEntry{resp: resp}
+			c.deliveries.SetDefault(key, e)
+			if sigKey != "" {
+				c.deliveries.SetDefault(sigKey, e)
+			}
+		}
+		return result{resp, outcome}, nil
+	})
+	res := v.(result)
+	if !led && (res.outcome == OutcomeVerified || res.outcome == OutcomeDuplicate) {
+		return replay(&deliveryEntry{resp: res.resp}), OutcomeDuplicate
+	}
+	return res.resp, res.outcome
+}
+
+// seen looks a delivery up by its key and its signature key.
+func (h *Handler) seen(key, sigKey string) (*deliveryEntry, bool) {
+	c := h.caches
+	if v, ok := c.deliveries.Get(key); ok {
+		c.deliveryHits.Add(1)
+		return v.(*deliveryEntry), true
+	}
+	if sigKey != "" {
+		if v, ok := c.deliveries.Get(sigKey); ok {
+			c.deliveryHits.Add(1)
+			return v.(*deliveryEntry), true
+		}
+	}
+	return nil, false
+}
+
+// replay is the answer to a repeated delivery: tool results again (Vapi
+// needs them), a plain duplicate acknowledgement otherwise.
+func replay(e *deliveryEntry) Response {
+	if _, ok := e.resp.Body.(toolResults); ok {
+		return e.resp
+	}
+	return respDuplicate
+}
+
+// logLine writes the one log line of a webhook: never a secret, never the
+// payload's personal data.
+func (h *Handler) logLine(ctx context.Context, t *trace, outcome string, status int, d time.Duration) {
+	level := slog.LevelInfo
+	switch outcome {
+	case OutcomeError:
+		level = slog.LevelError
+	case OutcomeInvalidSignature, OutcomeStaleTimestamp, OutcomeUnknownAssistant, OutcomeBadRequest:
+		level = slog.LevelWarn
+	}
+	if !h.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("assistant_id", t.assistantID),
+		slog.String("org_id", t.orgID),
+		slog.String("type", t.typ),
+		slog.String("outcome", outcome),
+		slog.Int("status", status),
+		slog.Duration("duration", d))
+	if t.mode != "" {
+		attrs = append(attrs, slog.String("auth", t.mode))
+	}
+	if h.opts.Debug && t.failedCheck != "" {
+		attrs = append(attrs, slog.String("failed_check", t.failedCheck))
+	}
+	if len(t.tools) > 0 {
+		attrs = append(attrs, slog.Any("tools", t.tools))
+	}
+	if t.err != nil {
+		attrs = append(attrs, slog.String("err", t.err.Error()))
+	}
+	if t.touchErr != nil {
+		attrs = append(attrs, slog.String("touch_err", t.touchErr.Error()))
+	}
+	h.log.LogAttrs(ctx, level, "vapi webhook", attrs...)
+}

@@ -53,6 +53,8 @@ type Config struct {
 	OpsToken app.Secret
 	// VapiWebhookSecret verifies webhooks of orgs that set no secret of their own.
 	VapiWebhookSecret app.Secret
+	// WebhookDebug adds which webhook check failed to the server log.
+	WebhookDebug bool
 
 	Google          GoogleOAuth
 	ProviderTimeout time.Duration
@@ -227,6 +229,13 @@ func Load(get Lookup) (*Config, error) {
 		bad("OPS_TOKEN must be at least 16 characters when set")
 	}
 	c.VapiWebhookSecret = app.NewSecret(str("VAPI_WEBHOOK_SECRET", ""))
+	switch v := str("WEBHOOK_DEBUG", "0"); v {
+	case "0", "false":
+	case "1", "true":
+		c.WebhookDebug = true
+	default:
+		bad("WEBHOOK_DEBUG must be 1 or 0")
+	}
 
 	c.Google = GoogleOAuth{
 		ClientID:     str("GOOGLE_CLIENT_ID", ""),

@@ -83,7 +83,7 @@ func (d *DB) FindUserByEmail(ctx context.Context, email string) (p app.Principal
 // version. It returns ENotFound when the user does not exist or is not a
 // member of the org (malformed ids included).
 func (d *DB) LoadSession(ctx context.Context, userID, orgID string) (email, orgName string, role app.Role, sessionVersion int, err error) {
-	if !uuidRE.MatchString(userID) || !uuidRE.MatchString(orgID) {
+	if !app.IsUUID(userID) || !app.IsUUID(orgID) {
 		return "", "", "", 0, app.Errorf(app.ENotFound, "No such membership.")
 	}
 	err = d.AsService(ctx, func(tx pgx.Tx) error {
@@ -111,7 +111,7 @@ func (d *DB) LoadSession(ctx context.Context, userID, orgID string) (email, orgN
 // cookie and token carrying an older version is refused from now on.
 // It returns ENotFound when the user does not exist.
 func (d *DB) BumpSessionVersion(ctx context.Context, userID string) error {
-	if !uuidRE.MatchString(userID) {
+	if !app.IsUUID(userID) {
 		return app.Errorf(app.ENotFound, "No such user.")
 	}
 	err := d.AsService(ctx, func(tx pgx.Tx) error {

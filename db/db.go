@@ -13,11 +13,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"byoc/app"
 )
 
 // Roles the application switches to inside a transaction. Neither is a
@@ -68,8 +69,6 @@ func (d *DB) Close() { d.Pool.Close() }
 // Ping reports whether the database answers; readiness checks use it.
 func (d *DB) Ping(ctx context.Context) error { return d.Pool.Ping(ctx) }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // ErrNoOrg is returned by InOrg when it is given no valid org id: a tenant
 // transaction without a tenant is always a bug.
 var ErrNoOrg = errors.New("db: tenant transaction without a valid org id")
@@ -81,7 +80,7 @@ var ErrNoOrg = errors.New("db: tenant transaction without a valid org id")
 // commits when fn returns nil and rolls back otherwise; either way the role
 // and the claims end with it, so the pooled connection carries nothing over.
 func (d *DB) InOrg(ctx context.Context, orgID, userID string, fn func(pgx.Tx) error) error {
-	if !uuidRE.MatchString(orgID) || (userID != "" && !uuidRE.MatchString(userID)) {
+	if !app.IsUUID(orgID) || (userID != "" && !app.IsUUID(userID)) {
 		return ErrNoOrg
 	}
 	claims := map[string]string{"org_id": orgID, "role": RoleAuthenticated}

@@ -3,7 +3,6 @@ package auth
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -131,8 +130,6 @@ func (t *Tokens) Issue(p app.Principal, sessionVersion int) (Token, error) {
 	return Token{Value: s, ExpiresAt: exp}, nil
 }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // Parse checks a token and returns its claims. It accepts only HS256 tokens
 // signed with the secret, with an exp (not passed, give or take the leeway),
 // aud "authenticated", the configured iss, role "authenticated", a UUID sub
@@ -150,10 +147,10 @@ func (t *Tokens) Parse(token string) (Claims, error) {
 	if org == "" && c.AppMetadata != nil {
 		org = c.AppMetadata.OrgID
 	}
-	if !uuidRE.MatchString(c.Subject) {
+	if !app.IsUUID(c.Subject) {
 		return Claims{}, errBadToken(errors.New("sub is not a UUID"))
 	}
-	if !uuidRE.MatchString(org) {
+	if !app.IsUUID(org) {
 		return Claims{}, errBadToken(errors.New("org_id is missing or not a UUID"))
 	}
 	if c.SessionVersion < 0 {

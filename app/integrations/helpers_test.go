@@ -98,8 +98,9 @@ type env struct {
 type envConfig struct {
 	timeout time.Duration
 	// urls, when set, replaces the sandbox's base URLs.
-	urls  *sandbox.URLs
-	audit integrations.AuditStore
+	urls    *sandbox.URLs
+	audit   integrations.AuditStore
+	changed func(orgID string, provider app.Provider)
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
@@ -142,11 +143,16 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 		Assistants:  d,
 		Audit:       audit,
 		Locker:      d,
-	}, integrations.Options{PublicURL: publicURL + "/", Logger: logger, Now: clk.Now, DefaultPhoneRegion: "US"})
+	}, integrations.Options{PublicURL: publicURL + "/", Logger: logger, Now: clk.Now, DefaultPhoneRegion: "US",
+		Changed: cfg.changed})
 	return &env{svc: svc, sb: sb, urls: sb.BaseURLs(srv.URL), db: d, creds: creds, clock: clk, logs: logs}
 }
 
 func withTimeout(d time.Duration) func(*envConfig) { return func(c *envConfig) { c.timeout = d } }
+
+func withChanged(f func(orgID string, provider app.Provider)) func(*envConfig) {
+	return func(c *envConfig) { c.changed = f }
+}
 
 func withAllURLs(u string) func(*envConfig) {
 	return func(c *envConfig) {

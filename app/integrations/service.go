@@ -130,6 +130,11 @@ type Options struct {
 	// DefaultPhoneRegion is the region phone numbers without a country code
 	// are read in (default "US").
 	DefaultPhoneRegion string
+	// Changed, when set, is called after every attempted change of an org's
+	// provider connection (whether or not it succeeded), so caches on this
+	// instance that the database's invalidation notice would reach only a
+	// moment later (the webhook routing) are dropped at once.
+	Changed func(orgID string, provider app.Provider)
 }
 
 // SaveResult is the outcome of a successful save.
@@ -173,6 +178,7 @@ type Service struct {
 
 	webhookURL  string
 	phoneRegion string
+	changed     func(orgID string, provider app.Provider)
 	now         func() time.Time
 	log         *slog.Logger
 }
@@ -198,6 +204,7 @@ func New(deps Deps, opts Options) *Service {
 		elevenlabs: deps.ElevenLabs, assistants: deps.Assistants, audits: deps.Audit, lock: deps.Locker,
 		webhookURL:  strings.TrimRight(opts.PublicURL, "/") + WebhookPath,
 		phoneRegion: opts.DefaultPhoneRegion,
+		changed:     opts.Changed,
 		now:         opts.Now,
 		log:         opts.Logger,
 	}
@@ -391,6 +398,9 @@ func (s *Service) mutate(ctx context.Context, p app.Principal, action string, pr
 		err = invalid
 	default:
 		detail, err = fn(ctx, s.now().UTC().Truncate(time.Microsecond))
+		if s.changed != nil {
+			s.changed(p.OrgID, provider)
+		}
 	}
 	err = asAppError(err)
 	s.audit(ctx, p, action, provider, detail, err)

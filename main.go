@@ -42,6 +42,7 @@ import (
 	"byoc/app/providers/vapi"
 	"byoc/app/sandbox"
 	"byoc/app/web"
+	"byoc/app/webhooks"
 	"byoc/db"
 )
 
@@ -193,24 +194,9 @@ func serve(sandboxed bool) error {
 	}
 
 	creds := credentials.New(database, kr, credentials.Options{Logger: log})
-	// Other instances announce their writes through PostgreSQL; after a lost
-	// connection anything may have been missed, so everything is dropped.
-	go database.ListenInvalidations(ctx,
-		func(orgID, provider string) { creds.Invalidate(orgID, provider) },
-		func() { creds.Flush() })
 
 	httpClient := &http.Client{Timeout: cfg.ProviderTimeout}
-	integ := integrations.New(integrations.Deps{
-		Credentials: creds,
-		Vapi:        vapi.New(cfg.URLs.Vapi, cfg.URLs.VapiEU, httpClient, cfg.ProviderTimeout),
-		Twilio:      twilio.New(cfg.URLs.Twilio, httpClient, cfg.ProviderTimeout),
-		Resend:      resend.New(cfg.URLs.Resend, httpClient, cfg.ProviderTimeout),
-		ElevenLabs:  elevenlabs.New(cfg.URLs.ElevenLabs, httpClient, cfg.ProviderTimeout),
-		Assistants:  database,
-		Audit:       database,
-		Locker:      database,
-	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log})
-
+	twilioClient := twilio.New(cfg.URLs.Twilio, httpClient, cfg.ProviderTimeout)
 	gcal := google.NewService(google.Deps{
 		OAuth: google.NewOAuth(google.OAuthConfig{
 			ClientID:        cfg.Google.ClientID,
@@ -230,6 +216,45 @@ func serve(sandboxed bool) error {
 		Locker:      database,
 	}, google.Options{Logger: log})
 
+	hooks := webhooks.New(webhooks.Deps{
+		Mappings:    database,
+		Credentials: creds,
+		Events:      database,
+		Twilio:      twilioClient,
+		Calendar:    calendarTools{gcal},
+	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log})
+
+	integ := integrations.New(integrations.Deps{
+		Credentials: creds,
+		Vapi:        vapi.New(cfg.URLs.Vapi, cfg.URLs.VapiEU, httpClient, cfg.ProviderTimeout),
+		Twilio:      twilioClient,
+		Resend:      resend.New(cfg.URLs.Resend, httpClient, cfg.ProviderTimeout),
+		ElevenLabs:  elevenlabs.New(cfg.URLs.ElevenLabs, httpClient, cfg.ProviderTimeout),
+		Assistants:  database,
+		Audit:       database,
+		Locker:      database,
+	}, integrations.Options{
+		PublicURL: cfg.PublicURL,
+		Logger:    log,
+		// The database tells every instance of a change; this one learns
+		// of it at once, so a disconnected org's assistants are unknown
+		// to the very next webhook.
+		Changed: func(orgID string, _ app.Provider) { hooks.InvalidateOrg(orgID) },
+	})
+
+	// Every write announces itself through PostgreSQL, so each instance drops
+	// what it cached; after a lost connection anything may have been missed,
+	// so everything is dropped.
+	go database.ListenInvalidations(ctx,
+		func(orgID, provider string) {
+			creds.Invalidate(orgID, provider)
+			hooks.Invalidate(orgID, provider)
+		},
+		func() {
+			creds.Flush()
+			hooks.Flush()
+		})
+
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
 	if err != nil {
 		return fmt.Errorf("JWT_SECRET: %w", err)
@@ -243,8 +268,8 @@ func serve(sandboxed bool) error {
 		Logger:           log,
 		Sandbox:          sandboxed,
 		GoogleConfigured: cfg.Google.Configured(),
-	}, web.Deps{Accounts: accounts, DB: database, Integrations: integ})
-	_ = gcal
+		OpsToken:         cfg.OpsToken.Reveal(),
+	}, web.Deps{Accounts: accounts, DB: database, Integrations: integ, Google: gcal, Webhooks: hooks, Credentials: creds})
 	if err != nil {
 		return err
 	}
@@ -308,4 +333,24 @@ func useSandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	}()
 	log.Warn("sandbox mode: every provider is a local stand-in; nothing reaches a real provider", "stand_ins", root)
 	return nil
+}
+
+// calendarTools lets the webhook tools use an org's Google Calendar.
+type calendarTools struct{ g *google.Service }
+
+func (c calendarTools) FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]webhooks.Interval, error) {
+	busy, err := c.g.FreeBusy(ctx, orgID, start, end)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]webhooks.Interval, len(busy))
+	for i, b := range busy {
+		out[i] = webhooks.Interval{Start: b.Start, End: b.End}
+	}
+	return out, nil
+}
+
+func (c calendarTools) Book(ctx context.Context, orgID string, b webhooks.Booking) (string, error) {
+	id, _, err := c.g.Book(ctx, orgID, google.Booking{Start: b.Start, End: b.End, Summary: b.Summary, AttendeeEmail: b.AttendeeEmail})
+	return id, err
 }

@@ -292,6 +292,29 @@ func (c Card) details() []detail {
 	return out
 }
 
+// reconnectPrefix starts a verification error that says the provider's
+// authorization is gone and the account must be connected again (Google
+// Calendar's refused refresh).
+const reconnectPrefix = "Reconnect needed:"
+
+// problemTitle heads the card's verification error: "Reconnect needed" when
+// the error says so, else "The last check failed".
+func (c Card) problemTitle() string {
+	if strings.HasPrefix(c.Status.VerificationError, reconnectPrefix) {
+		return "Reconnect needed"
+	}
+	return "The last check failed"
+}
+
+// problemReason is the verification error under its title, without the
+// "Reconnect needed:" the title already says.
+func (c Card) problemReason() string {
+	if r, ok := strings.CutPrefix(c.Status.VerificationError, reconnectPrefix); ok {
+		return strings.TrimSpace(r)
+	}
+	return c.Status.VerificationError
+}
+
 // verifiedAgo tells the last verification time relative to Now ("just now",
 // "5 minutes ago"), or as a date when it is older than a day.
 func (c Card) verifiedAgo() string {

@@ -168,6 +168,13 @@ func TestIntegrationCardStates(t *testing.T) {
 			views.StateNotConfigured, "Not configured", []string{"unavailable"}, []string{"connect", "configure"}},
 		{"google with credentials", views.Card{Status: app.Status{Provider: app.GoogleCalendar}, CanManage: true, GoogleConfigured: true},
 			views.StateNotConfigured, "Not configured", []string{"connect"}, []string{"unavailable", "configure", "verify"}},
+		{"google connected", views.Card{Status: app.Status{Provider: app.GoogleCalendar, Connected: true, LastVerified: &verified,
+			Details: map[string]string{"email": "owner@example.com"}}, CanManage: true, GoogleConfigured: true},
+			views.StateConnected, "Connected", []string{"connect", "verify", "disconnect", "details"}, []string{"configure", "error"}},
+		{"google reconnect needed", views.Card{Status: app.Status{Provider: app.GoogleCalendar, Connected: true, NeedsAttention: true,
+			LastVerified: &verified, VerificationError: "Reconnect needed: Google refused the stored authorization (invalid_grant)."},
+			CanManage: true, GoogleConfigured: true},
+			views.StateNeedsAttention, "Needs attention", []string{"connect", "disconnect", "error"}, []string{"configure"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,6 +200,31 @@ func TestIntegrationCardStates(t *testing.T) {
 			}
 			if _, ok := card.Attr("hx-swap-oob"); ok {
 				t.Error("a plain card is marked out of band")
+			}
+		})
+	}
+
+	for _, tt := range []struct {
+		name, verificationError, title, reason string
+	}{
+		{"reconnect needed", "Reconnect needed: Google refused the stored authorization (invalid_grant).",
+			"Reconnect needed", "Google refused the stored authorization (invalid_grant)."},
+		{"other failure", "Resend rejected the API key.", "The last check failed", "Resend rejected the API key."},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := views.Card{Status: app.Status{Provider: app.GoogleCalendar, Connected: true, NeedsAttention: true,
+				VerificationError: tt.verificationError}, CanManage: true, GoogleConfigured: true, Now: now}
+			d := render(t, views.IntegrationCard(c))
+			box := testid(d, "card-google_calendar-error")
+			if got := testid(d, "card-google_calendar-error-title").Text(); got != tt.title {
+				t.Errorf("title %q, want %q", got, tt.title)
+			}
+			if got := box.Find("p").Last().Text(); got != tt.reason {
+				t.Errorf("reason %q, want %q", got, tt.reason)
+			}
+			connect := testid(d, "card-google_calendar-connect")
+			if strings.TrimSpace(connect.Text()) != "Reconnect" || !connect.HasClass("btn-primary") {
+				t.Errorf("reconnect button %q (class %q)", connect.Text(), connect.AttrOr("class", ""))
 			}
 		})
 	}

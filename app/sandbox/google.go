@@ -1003,6 +1003,7 @@ func clipValue(s string) string {
 
 const gConsentPage = `{{define "consent"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - Google Accounts (sandbox)</title>
+<link rel="icon" href="data:,">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#202124}
 .box{border:1px solid #dadce0;border-radius:8px;padding:1.5rem}label{display:block;margin:.4rem 0}
@@ -1029,6 +1030,6 @@ button{padding:.5rem 1.2rem;border-radius:4px;border:1px solid #dadce0;margin-ri
 <button type="submit" name="decision" value="allow" class="allow" data-testid="google-consent-allow">Allow</button></p>
 </form></div></body></html>{{end}}
 {{define "error"}}<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Error - Google Accounts (sandbox)</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>Error - Google Accounts (sandbox)</title><link rel="icon" href="data:,"></head>
 <body><h1>Access blocked: this request is invalid</h1>
 <p data-testid="google-error">Error: <code>{{.Code}}</code></p><p>{{.Description}}</p></body></html>{{end}}`

@@ -128,14 +128,20 @@ func saveWith[In any](c *fiber.Ctx, p app.Principal,
 
 // verifyIntegration re-tests the stored credentials with the provider and
 // records the outcome (POST /api/integrations/:provider/verify): verifyData,
-// or for htmx the card showing the result.
+// or for htmx the card showing the result. Google Calendar is tested by the
+// Google service (verifyGoogle).
 func (s *Server) verifyIntegration(c *fiber.Ctx) error {
 	a, _ := account(c)
 	provider, err := app.ParseProvider(c.Params("provider"))
 	if err != nil {
 		return err
 	}
-	res, err := s.deps.Integrations.Verify(c.UserContext(), a.Principal, provider)
+	var res integrations.VerifyResult
+	if provider == app.GoogleCalendar {
+		res, err = s.verifyGoogle(c.UserContext(), a.Principal)
+	} else {
+		res, err = s.deps.Integrations.Verify(c.UserContext(), a.Principal, provider)
+	}
 	if err != nil {
 		return s.cardError(c, a, provider, err)
 	}
@@ -150,14 +156,20 @@ func (s *Server) verifyIntegration(c *fiber.Ctx) error {
 
 // disconnectIntegration deletes the stored credentials (DELETE
 // /api/integrations/:provider): disconnectData, or for htmx the card back
-// to Not configured.
+// to Not configured. Google Calendar's authorization is revoked at Google
+// first (disconnectGoogle).
 func (s *Server) disconnectIntegration(c *fiber.Ctx) error {
 	a, _ := account(c)
 	provider, err := app.ParseProvider(c.Params("provider"))
 	if err != nil {
 		return err
 	}
-	st, err := s.deps.Integrations.Disconnect(c.UserContext(), a.Principal, provider)
+	var st app.Status
+	if provider == app.GoogleCalendar {
+		st, err = s.disconnectGoogle(c.UserContext(), a.Principal)
+	} else {
+		st, err = s.deps.Integrations.Disconnect(c.UserContext(), a.Principal, provider)
+	}
 	if err != nil {
 		return s.cardError(c, a, provider, err)
 	}
@@ -198,7 +210,7 @@ func (s *Server) cardError(c *fiber.Ctx, a auth.Account, provider app.Provider, 
 // card builds a provider's card for the request's account.
 func (s *Server) card(a auth.Account, st app.Status, result *views.Notice) views.Card {
 	return views.Card{
-		Status: st, CanManage: a.Principal.IsAdmin(), GoogleConfigured: s.opts.GoogleConfigured,
+		Status: st, CanManage: a.Principal.IsAdmin(), GoogleConfigured: s.googleReady(),
 		Now: time.Now(), Result: result,
 	}
 }

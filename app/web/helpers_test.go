@@ -19,16 +19,19 @@ import (
 	"github.com/PuerkitoBio/goquery"
 	"golang.org/x/crypto/bcrypt"
 
+	"byoc/app"
 	"byoc/app/auth"
 	"byoc/app/credentials"
 	"byoc/app/integrations"
 	"byoc/app/keyring"
 	"byoc/app/providers/elevenlabs"
+	"byoc/app/providers/google"
 	"byoc/app/providers/resend"
 	"byoc/app/providers/twilio"
 	"byoc/app/providers/vapi"
 	"byoc/app/sandbox"
 	"byoc/app/web"
+	"byoc/app/webhooks"
 	"byoc/db"
 	"byoc/db/dbtest"
 )
@@ -62,13 +65,18 @@ func (b *syncBuffer) String() string {
 // integrations service is the real one, with the real credential service
 // and provider clients pointed at a fresh sandbox.
 type env struct {
-	t      *testing.T
-	srv    *web.Server
-	db     *db.DB
-	sb     *sandbox.Sandbox
-	creds  *credentials.Service
-	log    *syncBuffer
-	bodies *syncBuffer // every response body the tests saw
+	t     *testing.T
+	srv   *web.Server
+	db    *db.DB
+	sb    *sandbox.Sandbox
+	creds *credentials.Service
+	// google is the Google stand-in behind the server's Google Calendar
+	// service (the real one). The server runs the sign-in flow only with
+	// web.Options.GoogleConfigured, as main sets it (withGoogle).
+	google     *sandbox.Google
+	googleURLs sandbox.GoogleURLs
+	log        *syncBuffer
+	bodies     *syncBuffer // every response body the tests saw
 }
 
 type envOption func(*web.Options, *web.Deps)
@@ -88,11 +96,19 @@ func newEnv(t *testing.T, options ...envOption) *env {
 	}
 	logger := opts.Logger
 	sb := sandbox.New()
-	integ, creds := newIntegrations(t, d, sb, logger)
+	// As in main: every change of a connection drops the org's webhook
+	// routing on this instance at once.
+	var hooks *webhooks.Handler
+	integ, creds, kr := newIntegrations(t, d, sb, logger, func(orgID string) { hooks.InvalidateOrg(orgID) })
+	hooks = webhooks.New(webhooks.Deps{Mappings: d, Credentials: creds, Events: d}, webhooks.Options{Logger: logger})
+	gsvc, gs, gurls := newGoogle(t, d, creds, kr, logger)
 	deps := web.Deps{
 		Accounts:     auth.NewService(d, tokens, auth.Options{BcryptCost: bcrypt.MinCost}),
 		DB:           d,
 		Integrations: integ,
+		Google:       gsvc,
+		Webhooks:     hooks,
+		Credentials:  creds,
 	}
 	for _, o := range options {
 		o(&opts, &deps)
@@ -101,7 +117,7 @@ func newEnv(t *testing.T, options ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, db: d, sb: sb, creds: creds, log: logs, bodies: &syncBuffer{}}
+	return &env{t: t, srv: srv, db: d, sb: sb, creds: creds, google: gs, googleURLs: gurls, log: logs, bodies: &syncBuffer{}}
 }
 
 // providerTimeout bounds each call to a stand-in.
@@ -110,8 +126,9 @@ const providerTimeout = 2 * time.Second
 // newIntegrations builds the real integrations service over d, with the
 // provider clients pointed at sb served on a local listener, and returns it
 // with the credential service under it (tests store credentials through it
-// directly to stand for keys revoked at the provider after they were saved).
-func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.Logger) (*integrations.Service, *credentials.Service) {
+// directly to stand for keys revoked at the provider after they were saved)
+// and its keyring.
+func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.Logger, changed func(orgID string)) (*integrations.Service, *credentials.Service, *keyring.Keyring) {
 	t.Helper()
 	hs := httptest.NewServer(sb.Handler())
 	t.Cleanup(hs.Close)
@@ -135,7 +152,35 @@ func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.L
 		Assistants:  d,
 		Audit:       d,
 		Locker:      d,
-	}, integrations.Options{PublicURL: "http://byoc.test", Logger: logger}), creds
+	}, integrations.Options{PublicURL: "http://byoc.test", Logger: logger, Changed: func(orgID string, _ app.Provider) {
+		if changed != nil {
+			changed(orgID)
+		}
+	}}), creds, kr
+}
+
+// googleCallbackURL is the server's Google callback, registered with the
+// Google stand-in.
+const googleCallbackURL = "http://byoc.test/api/auth/google-calendar/callback"
+
+// newGoogle builds the real Google Calendar service over d and creds with
+// its OAuth client pointed at a fresh Google stand-in served on a local
+// listener, and returns both with the stand-in's URLs.
+func newGoogle(t *testing.T, d *db.DB, creds *credentials.Service, kr *keyring.Keyring, logger *slog.Logger) (*google.Service, *sandbox.Google, sandbox.GoogleURLs) {
+	t.Helper()
+	gs := sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{googleCallbackURL}})
+	hs := httptest.NewServer(gs)
+	t.Cleanup(hs.Close)
+	urls := gs.URLs(hs.URL)
+	id, secret := gs.Client()
+	return google.NewService(google.Deps{
+		OAuth: google.NewOAuth(google.OAuthConfig{
+			ClientID: id, ClientSecret: app.NewSecret(secret), RedirectURL: googleCallbackURL,
+			AuthURL: urls.Auth, TokenURL: urls.Token, RevokeURL: urls.Revoke, CalendarBaseURL: urls.Calendar,
+			Timeout: providerTimeout, HTTPClient: hs.Client(),
+		}),
+		Credentials: creds, States: d, Audit: d, Sealer: kr, Locker: d,
+	}, google.Options{Logger: logger}), gs, urls
 }
 
 // response is a finished response with its body read.

@@ -17,6 +17,16 @@ func (s *Server) routes() {
 	a.Get("/metrics", s.metricsHandler())
 	a.Get("/static/*", s.static)
 
+	// Vapi's webhooks: authenticated by the org's webhook secret, not by a
+	// session, so no CSRF token either.
+	a.Post("/api/webhooks/vapi", s.vapiWebhook)
+
+	// Operator routes, behind OPS_TOKEN (absent without it).
+	ops := a.Group("/api/debug", s.requireOps)
+	ops.Get("/webhook-stats", s.webhookStats)
+	ops.Get("/cache-stats", s.cacheStats)
+	ops.Post("/invalidate-cache", s.invalidateCache)
+
 	// Token endpoints for JSON clients. They neither read nor set a cookie,
 	// so they need no CSRF token: they are registered before it is checked.
 	a.Post("/api/auth/signup", s.apiSignup)
@@ -24,6 +34,12 @@ func (s *Server) routes() {
 
 	// Everything below knows who is asking (bearer token or session cookie).
 	a.Use(s.authenticate)
+
+	// Google Calendar's sign-in: top-level browser navigations to and from
+	// Google. They check the sign-in themselves, so that a browser that is
+	// not signed in is sent to the login page rather than answered 401 JSON.
+	a.Get("/api/integrations/google_calendar/connect", s.googleConnect)
+	a.Get("/api/auth/google-calendar/callback", s.googleCallback)
 
 	// Signed-in users only. These areas refuse anonymous requests before the
 	// CSRF check, so a client without credentials learns that it must sign

@@ -25,6 +25,7 @@ import (
 	"byoc/app"
 	"byoc/app/auth"
 	"byoc/app/integrations"
+	"byoc/app/providers/google"
 	"byoc/static"
 )
 
@@ -66,9 +67,13 @@ type Options struct {
 	// dashboard header then shows a "Sandbox" badge.
 	Sandbox bool
 	// GoogleConfigured says the server has Google OAuth credentials. Without
-	// them the Google Calendar card says Google Calendar is not set up on
-	// this server instead of offering Connect.
+	// them, or without Deps.Google, the Google Calendar card says Google
+	// Calendar is not set up on this server instead of offering Connect, and
+	// the connect route answers the same.
 	GoogleConfigured bool
+	// OpsToken is the bearer token of the operator routes (/api/debug/*).
+	// Empty: those routes do not exist.
+	OpsToken string
 }
 
 // Accounts is what the web layer needs from the accounts service
@@ -101,11 +106,29 @@ type Integrations interface {
 	Disconnect(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
 }
 
-// Deps are the services the handlers call. Every field is required.
+// Google is what the web layer needs from the Google Calendar service
+// (*google.Service implements it): the sign-in flow, the connection test
+// and the disconnect. Every method takes the request's principal and
+// returns *app.Error values.
+type Google interface {
+	ConnectURL(ctx context.Context, p app.Principal, sessionBinding string) (string, error)
+	Callback(ctx context.Context, p app.Principal, sessionBinding string, q google.CallbackQuery) (string, error)
+	Verify(ctx context.Context, p app.Principal) (google.VerifyResult, error)
+	Disconnect(ctx context.Context, p app.Principal) error
+}
+
+// Deps are the services the handlers call. Every field is required except
+// Google: without it the Google Calendar routes answer that Google Calendar
+// is not set up on this server.
 type Deps struct {
 	Accounts     Accounts
 	DB           Pinger
 	Integrations Integrations
+	Google       Google
+	// Webhooks serves POST /api/webhooks/vapi and the webhook statistics.
+	Webhooks Webhooks
+	// Credentials is the credential cache the operator routes report on.
+	Credentials CredentialCache
 }
 
 // Server is the HTTP server. Create it with New.
@@ -123,8 +146,8 @@ type Server struct {
 // New builds the server with every route (see routes.go). It fails when the
 // options are unusable (a short session secret) or a dependency is missing.
 func New(opts Options, deps Deps) (*Server, error) {
-	if deps.Accounts == nil || deps.DB == nil || deps.Integrations == nil {
-		return nil, errors.New("web: Deps.Accounts, Deps.DB and Deps.Integrations are required")
+	if deps.Accounts == nil || deps.DB == nil || deps.Integrations == nil || deps.Webhooks == nil || deps.Credentials == nil {
+		return nil, errors.New("web: Deps.Accounts, DB, Integrations, Webhooks and Credentials are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -19,6 +19,7 @@ import (
 	"byoc/app/auth"
 	"byoc/app/sandbox"
 	"byoc/app/web"
+	"byoc/app/webhooks"
 	"byoc/db/dbtest"
 )
 
@@ -420,8 +421,10 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	integ, _ := newIntegrations(t, d, sandbox.New(), nil)
-	deps := web.Deps{Accounts: auth.NewService(d, tokens, auth.Options{}), DB: d, Integrations: integ}
+	integ, creds, _ := newIntegrations(t, d, sandbox.New(), nil, nil)
+	hooks := webhooks.New(webhooks.Deps{Mappings: d, Credentials: creds, Events: d}, webhooks.Options{})
+	deps := web.Deps{Accounts: auth.NewService(d, tokens, auth.Options{}), DB: d, Integrations: integ,
+		Webhooks: hooks, Credentials: creds}
 	if _, err := web.New(web.Options{SessionSecret: []byte("too short a secret")}, deps); err == nil {
 		t.Error("New accepted a session secret of 18 bytes")
 	}
@@ -430,6 +433,11 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	}
 	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, web.Deps{Accounts: deps.Accounts, DB: d}); err == nil {
 		t.Error("New accepted missing integrations")
+	}
+	noHooks := deps
+	noHooks.Webhooks = nil
+	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, noHooks); err == nil {
+		t.Error("New accepted missing webhooks")
 	}
 	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, deps); err != nil {
 		t.Errorf("New refused good options: %v", err)

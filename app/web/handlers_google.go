@@ -1,0 +1,185 @@
+package web
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"byoc/app"
+	"byoc/app/integrations"
+	"byoc/app/providers/google"
+	"byoc/views"
+)
+
+// Google Calendar connects through Google's sign-in (OAuth 2.0 for web
+// server apps): the connect route sends the browser to Google's consent
+// page and Google sends it back to the callback route. Both are top-level
+// browser navigations, so they answer with redirects and flash messages on
+// the dashboard rather than with the JSON their /api/ paths would
+// otherwise get. The flow's state is bound to the browser session through
+// the session's CSRF token, so it has to start and end in the same browser.
+//
+// The connection test and the disconnect are the integrations routes
+// (verifyIntegration, disconnectIntegration), which hand Google Calendar to
+// verifyGoogle and disconnectGoogle.
+
+var _ Google = (*google.Service)(nil)
+
+// errGoogleNotSetUp answers the Google Calendar routes when the server has
+// no Google client (or no Google service).
+var errGoogleNotSetUp = app.Errorf(app.ENotConfigured, "Google Calendar is not set up on this server.")
+
+// errGoogleBrowserOnly answers a bearer-token client: Google's sign-in runs
+// in a browser and is bound to its session, which such a client has not.
+var errGoogleBrowserOnly = app.Errorf(app.EValidation,
+	"Connect Google Calendar from the dashboard in a browser: Google's sign-in is tied to the browser session.")
+
+// googleReady reports whether the server can run the Google sign-in flow:
+// the one answer behind both the card's Connect button and the connect
+// route.
+func (s *Server) googleReady() bool {
+	return s.opts.GoogleConfigured && s.deps.Google != nil
+}
+
+// connectData is the JSON answer of the connect route.
+type connectData struct {
+	AuthURL string `json:"authUrl"`
+}
+
+// googleConnect starts Google's sign-in for the signed-in admin (GET
+// /api/integrations/google_calendar/connect): a 302 to Google's consent
+// page for a browser, an HX-Redirect to it for htmx (which cannot follow a
+// redirect to another origin), or {"authUrl": ...} for a JSON client
+// (Accept: application/json) that has a session cookie. A bearer-token
+// client is refused (EValidation): the flow must run in a browser.
+//
+// A browser that is not signed in goes to the login page, which comes back
+// here afterwards. A refusal (not an admin, not set up) is a flash on the
+// dashboard for a browser and the error for the others.
+func (s *Server) googleConnect(c *fiber.Ctx) error {
+	a, ok := account(c)
+	if !ok {
+		if isHTMX(c) || prefersJSON(c) {
+			return app.Errorf(app.EUnauthorized, "Please sign in.")
+		}
+		return c.Redirect(loginURL(c.OriginalURL()), fiber.StatusFound)
+	}
+	if kind, _ := c.Locals(localAuthKind).(authKind); kind == authBearer {
+		return errGoogleBrowserOnly
+	}
+	var authURL string
+	var err error = errGoogleNotSetUp
+	if s.googleReady() {
+		authURL, err = s.deps.Google.ConnectURL(c.UserContext(), a.Principal, s.csrfToken(c))
+	}
+	switch {
+	case err != nil && (isHTMX(c) || prefersJSON(c)):
+		return err
+	case err != nil:
+		return s.googleFailed(c, err)
+	case isHTMX(c):
+		c.Set("HX-Redirect", authURL)
+		return c.SendStatus(fiber.StatusOK)
+	case prefersJSON(c):
+		return sendJSON(c, http.StatusOK, connectData{AuthURL: authURL})
+	}
+	return c.Redirect(authURL, fiber.StatusFound)
+}
+
+// googleCallback finishes Google's sign-in (GET
+// /api/auth/google-calendar/callback, where Google sends the browser back
+// with state and code, or with error=access_denied): it hands the answer to
+// the Google service with the session's binding and returns to the
+// dashboard with a flash, "Google Calendar connected as <email>." or the
+// reason it was refused. A browser that is not signed in goes to the login
+// page (the pending state stays unused and expires).
+func (s *Server) googleCallback(c *fiber.Ctx) error {
+	a, ok := account(c)
+	if !ok {
+		s.flash(c, views.FlashInfo, "Please sign in, then connect Google Calendar again.")
+		return c.Redirect("/login", fiber.StatusSeeOther)
+	}
+	if kind, _ := c.Locals(localAuthKind).(authKind); kind == authBearer {
+		return errGoogleBrowserOnly
+	}
+	if s.deps.Google == nil {
+		return s.googleFailed(c, errGoogleNotSetUp)
+	}
+	var q google.CallbackQuery
+	if err := c.QueryParser(&q); err != nil {
+		return s.googleFailed(c, &app.Error{Code: app.EValidation,
+			Message: "The answer from Google could not be read. Click Connect to start again.", Cause: err})
+	}
+	email, err := s.deps.Google.Callback(c.UserContext(), a.Principal, s.csrfToken(c), q)
+	if err != nil {
+		return s.googleFailed(c, err)
+	}
+	s.flash(c, views.FlashSuccess, "Google Calendar connected as "+email+".")
+	return c.Redirect(defaultLanding, fiber.StatusSeeOther)
+}
+
+// googleFailed ends a browser step of the sign-in that failed: back to the
+// dashboard with the reason as an error flash. Server errors are logged
+// with their cause, as the error handler does; the flash shows the generic
+// message.
+func (s *Server) googleFailed(c *fiber.Ctx, err error) error {
+	if app.ErrorCode(err) == app.EInternal {
+		id, _ := c.Locals(localRequestID).(string)
+		s.log.Error("request failed", "request_id", id, "method", c.Method(), "path", c.Path(),
+			"code", app.EInternal, "err", err.Error())
+	}
+	s.flash(c, views.FlashError, app.ErrorMessage(err))
+	return c.Redirect(defaultLanding, fiber.StatusSeeOther)
+}
+
+// verifyGoogle tests the org's Google Calendar connection and reports it
+// like the other providers' tests.
+func (s *Server) verifyGoogle(ctx context.Context, p app.Principal) (integrations.VerifyResult, error) {
+	if s.deps.Google == nil {
+		return integrations.VerifyResult{}, errGoogleNotSetUp
+	}
+	r, err := s.deps.Google.Verify(ctx, p)
+	if err != nil {
+		return integrations.VerifyResult{}, err
+	}
+	at := r.VerifiedAt
+	return integrations.VerifyResult{
+		Provider: app.GoogleCalendar, Verified: true, VerifiedAt: r.VerifiedAt, Detail: r.Detail,
+		Status: s.statusAfterWrite(ctx, p, app.GoogleCalendar, app.Status{Provider: app.GoogleCalendar,
+			Connected: true, LastVerified: &at, Details: map[string]string{"email": r.Email}}),
+	}, nil
+}
+
+// disconnectGoogle revokes and deletes the org's Google Calendar connection
+// and returns the provider's new status.
+func (s *Server) disconnectGoogle(ctx context.Context, p app.Principal) (app.Status, error) {
+	if s.deps.Google == nil {
+		return app.Status{}, errGoogleNotSetUp
+	}
+	if err := s.deps.Google.Disconnect(ctx, p); err != nil {
+		return app.Status{}, err
+	}
+	return s.statusAfterWrite(ctx, p, app.GoogleCalendar, app.Status{Provider: app.GoogleCalendar}), nil
+}
+
+// statusAfterWrite reads a provider's status after a change that already
+// succeeded. A failed read does not undo the change, so it is logged and
+// fallback (what the change is known to have left) is returned instead.
+func (s *Server) statusAfterWrite(ctx context.Context, p app.Principal, provider app.Provider, fallback app.Status) app.Status {
+	st, err := s.deps.Integrations.Status(ctx, p, provider)
+	if err != nil {
+		s.log.WarnContext(ctx, "reading the status after a change failed", "org_id", p.OrgID,
+			"provider", provider, "code", app.ErrorCode(err), "err", err.Error())
+		return fallback
+	}
+	return st
+}
+
+// prefersJSON reports whether the request's Accept header prefers JSON to
+// HTML. Unlike negotiate it ignores the /api/ prefix: it tells a JSON
+// client from a browser navigating to an /api/ address.
+func prefersJSON(c *fiber.Ctx) bool {
+	return c.Get(fiber.HeaderAccept) != "" &&
+		c.Accepts(fiber.MIMETextHTML, fiber.MIMEApplicationJSON) == fiber.MIMEApplicationJSON
+}

@@ -1,0 +1,33 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"byoc/app/webhooks"
+)
+
+// Webhooks is the Vapi webhook handler; *webhooks.Handler implements it.
+type Webhooks interface {
+	Handle(ctx context.Context, r webhooks.Request) webhooks.Response
+	Stats() webhooks.Stats
+	CacheStats() webhooks.CacheStats
+	InvalidateOrg(orgID string) int
+}
+
+// vapiWebhook hands a Vapi webhook to the webhook handler: the raw bytes as
+// received (copied, since Fiber reuses its buffers) and the headers. The
+// handler's answer already has its final shape (Vapi's tool results, or the
+// error envelope, every 401 identical), so it is written as it is, never
+// through the error handler.
+func (s *Server) vapiWebhook(c *fiber.Ctx) error {
+	res := s.deps.Webhooks.Handle(c.UserContext(), webhooks.Request{
+		Header:     func(name string) string { return c.Get(name) },
+		Body:       bytes.Clone(c.Body()),
+		ReceivedAt: time.Now(),
+	})
+	return c.Status(res.Status).JSON(res.Body)
+}

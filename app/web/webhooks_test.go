@@ -1,0 +1,199 @@
+package web_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/app/web"
+	"byoc/app/webhooks"
+)
+
+func withOps(token string) envOption {
+	return func(o *web.Options, _ *web.Deps) { o.OpsToken = token }
+}
+
+// vapiEvent is a webhook body for the assistant.
+func vapiEvent(assistantID, typ string) string {
+	raw, _ := json.Marshal(map[string]any{"message": map[string]any{
+		"type": typ, "timestamp": time.Now().UnixMilli(),
+		"call": map[string]any{"id": "call-" + rnd(6), "assistantId": assistantID},
+	}})
+	return string(raw)
+}
+
+// connectVapi signs an org up and connects Vapi with a webhook secret; it
+// returns the browser, its CSRF token and the inbound assistant's id.
+func connectVapi(t *testing.T, e *env, secret string) (*browser, string, string) {
+	t.Helper()
+	b, token, _ := e.admin()
+	res := b.api(http.MethodPost, "/api/integrations/vapi", map[string]string{"apiKey": vapiKey(), "webhookSecret": secret}, token)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("save vapi: %d\n%s", res.StatusCode, res.body)
+	}
+	return b, token, envelopeData(t, res)["inboundAssistantId"].(string)
+}
+
+func TestVapiWebhookRoute(t *testing.T) {
+	e := newEnv(t)
+	secret := "whsec-" + rnd(16)
+	b, token, assistant := connectVapi(t, e, secret)
+	post := func(body string, headers ...string) response {
+		return e.do(request(http.MethodPost, "/api/webhooks/vapi", body, headers...))
+	}
+
+	t.Run("verified without a session or CSRF token", func(t *testing.T) {
+		res := post(vapiEvent(assistant, "speech-update"), webhooks.HeaderVapiSecret, secret)
+		if res.StatusCode != http.StatusOK || res.json(t)["received"] != true {
+			t.Fatalf("%d %s", res.StatusCode, res.body)
+		}
+	})
+	t.Run("HMAC signature of the raw body", func(t *testing.T) {
+		body := vapiEvent(assistant, "transcript")
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		res := post(body, webhooks.HeaderSignature, webhooks.Sign(secret, ts, []byte(body)), webhooks.HeaderTimestamp, ts)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%d %s", res.StatusCode, res.body)
+		}
+	})
+	t.Run("wrong secret", func(t *testing.T) {
+		res := post(vapiEvent(assistant, "speech-update"), webhooks.HeaderVapiSecret, secret+"x")
+		if res.StatusCode != http.StatusUnauthorized || envelopeError(t, res)["code"] != "invalid_signature" {
+			t.Fatalf("%d %s", res.StatusCode, res.body)
+		}
+		if strings.Contains(res.body, secret) {
+			t.Fatal("the answer contains the secret")
+		}
+	})
+	t.Run("unknown assistant", func(t *testing.T) {
+		res := post(vapiEvent("asst-unknown-"+rnd(6), "speech-update"), webhooks.HeaderVapiSecret, secret)
+		if res.StatusCode != http.StatusNotFound || envelopeError(t, res)["code"] != "unknown_assistant" {
+			t.Fatalf("%d %s", res.StatusCode, res.body)
+		}
+	})
+	t.Run("malformed JSON", func(t *testing.T) {
+		res := post(`{"message": `, webhooks.HeaderVapiSecret, secret)
+		if res.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%d %s", res.StatusCode, res.body)
+		}
+	})
+	t.Run("body over 1 MiB", func(t *testing.T) {
+		// Over a real connection: the limit is enforced while reading it.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = e.srv.Serve(ln) }()
+		t.Cleanup(func() { _ = e.srv.Shutdown(context.Background()) })
+		// The request announces a body over the limit; the server answers
+		// from the headers, before the body, as it does for Vapi.
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /api/webhooks/vapi HTTP/1.1\r\nHost: byoc.test\r\nContent-Type: application/json\r\n"+
+			"%s: %s\r\nContent-Length: %d\r\n\r\n{\"pad\": \"", webhooks.HeaderVapiSecret, secret, 1<<20+100)
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), "payload_too_large") {
+			t.Fatalf("%d %.200s", res.StatusCode, raw)
+		}
+	})
+	t.Run("disconnecting Vapi makes the assistant unknown at once", func(t *testing.T) {
+		if res := b.api(http.MethodDelete, "/api/integrations/vapi", nil, token); res.StatusCode != http.StatusOK {
+			t.Fatalf("disconnect: %d %s", res.StatusCode, res.body)
+		}
+		res := post(vapiEvent(assistant, "speech-update"), webhooks.HeaderVapiSecret, secret)
+		if res.StatusCode != http.StatusNotFound {
+			t.Fatalf("after disconnect: %d %s", res.StatusCode, res.body)
+		}
+	})
+	if strings.Contains(e.log.String(), secret) {
+		t.Fatal("the log contains the webhook secret")
+	}
+}
+
+func TestOperatorRoutes(t *testing.T) {
+	const opsToken = "ops-token-0123456789abcdef"
+
+	t.Run("off without a token", func(t *testing.T) {
+		e := newEnv(t)
+		for _, path := range []string{"/api/debug/webhook-stats", "/api/debug/cache-stats"} {
+			res := e.do(request(http.MethodGet, path, nil, "Authorization", "Bearer "+opsToken))
+			if res.StatusCode != http.StatusNotFound {
+				t.Errorf("%s: %d", path, res.StatusCode)
+			}
+		}
+	})
+
+	e := newEnv(t, withOps(opsToken))
+	secret := "whsec-" + rnd(16)
+	_, _, assistant := connectVapi(t, e, secret)
+	for range 3 {
+		e.do(request(http.MethodPost, "/api/webhooks/vapi", vapiEvent(assistant, "speech-update"), webhooks.HeaderVapiSecret, secret))
+	}
+	e.do(request(http.MethodPost, "/api/webhooks/vapi", vapiEvent(assistant, "speech-update"), webhooks.HeaderVapiSecret, "nope"))
+	ops := func(method, path string, body any, token string) response {
+		return e.do(request(method, path, body, "Authorization", "Bearer "+token))
+	}
+
+	t.Run("wrong token", func(t *testing.T) {
+		for _, tok := range []string{"", "wrong", opsToken + "x"} {
+			if res := ops(http.MethodGet, "/api/debug/webhook-stats", nil, tok); res.StatusCode != http.StatusUnauthorized {
+				t.Errorf("token %q: %d", tok, res.StatusCode)
+			}
+		}
+	})
+	t.Run("webhook stats", func(t *testing.T) {
+		res := ops(http.MethodGet, "/api/debug/webhook-stats", nil, opsToken)
+		outcomes := envelopeData(t, res)["outcomes"].(map[string]any)
+		if outcomes["verified"] != 3.0 || outcomes["invalid_signature"] != 1.0 {
+			t.Fatalf("outcomes %v", outcomes)
+		}
+	})
+	t.Run("cache stats", func(t *testing.T) {
+		data := envelopeData(t, ops(http.MethodGet, "/api/debug/cache-stats", nil, opsToken))
+		for _, k := range []string{"credentialConfigs", "credentialStatuses", "webhookMappings", "webhookSecrets", "webhookDeliveries"} {
+			c, ok := data[k].(map[string]any)
+			if !ok {
+				t.Fatalf("no %s in %v", k, data)
+			}
+			for _, f := range []string{"hits", "misses", "hitRate", "items"} {
+				if _, ok := c[f]; !ok {
+					t.Errorf("%s lacks %s", k, f)
+				}
+			}
+		}
+		if m := data["webhookMappings"].(map[string]any); m["hits"].(float64) < 2 {
+			t.Errorf("webhook mappings %v: want the warm webhooks as hits", m)
+		}
+	})
+	t.Run("invalidate", func(t *testing.T) {
+		res := ops(http.MethodPost, "/api/debug/invalidate-cache", map[string]string{"orgId": "not-an-id"}, opsToken)
+		if res.StatusCode != http.StatusBadRequest || envelopeError(t, res)["fields"].(map[string]any)["orgId"] == nil {
+			t.Fatalf("%d %s", res.StatusCode, res.body)
+		}
+		var orgID string
+		if err := e.db.Pool.QueryRow(t.Context(), `select org_id::text from assistant_org_mapping
+			where vapi_assistant_id = $1`, assistant).Scan(&orgID); err != nil {
+			t.Fatal(err)
+		}
+		data := envelopeData(t, ops(http.MethodPost, "/api/debug/invalidate-cache", map[string]string{"orgId": orgID}, opsToken))
+		if data["dropped"].(float64) < 1 {
+			t.Fatalf("dropped %v, want the org's cached mapping at least", data["dropped"])
+		}
+	})
+}

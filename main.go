@@ -221,7 +221,7 @@ func serve(sandboxed bool) error {
 		Credentials: creds,
 		Events:      database,
 		Twilio:      twilioClient,
-		Calendar:    calendarTools{gcal},
+		Calendar:    gcal,
 	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log})
 
 	integ := integrations.New(integrations.Deps{
@@ -333,24 +333,4 @@ func useSandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	}()
 	log.Warn("sandbox mode: every provider is a local stand-in; nothing reaches a real provider", "stand_ins", root)
 	return nil
-}
-
-// calendarTools lets the webhook tools use an org's Google Calendar.
-type calendarTools struct{ g *google.Service }
-
-func (c calendarTools) FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]webhooks.Interval, error) {
-	busy, err := c.g.FreeBusy(ctx, orgID, start, end)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]webhooks.Interval, len(busy))
-	for i, b := range busy {
-		out[i] = webhooks.Interval{Start: b.Start, End: b.End}
-	}
-	return out, nil
-}
-
-func (c calendarTools) Book(ctx context.Context, orgID string, b webhooks.Booking) (string, error) {
-	id, _, err := c.g.Book(ctx, orgID, google.Booking{Start: b.Start, End: b.End, Summary: b.Summary, AttendeeEmail: b.AttendeeEmail})
-	return id, err
 }

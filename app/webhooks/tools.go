@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/mail"
 	"slices"
 	"strings"
 	"time"
 
 	"byoc/app"
+	"byoc/app/providers/google"
 	"byoc/app/providers/twilio"
 )
 
@@ -23,39 +25,38 @@ const (
 // Tool results that do not depend on the call.
 const (
 	resultCalendarNotConnected = "Google Calendar is not connected for this organization."
-	resultTwilioNotConnected   = "Twilio is not connected for this organization, so no message was sent."
+	resultCalendarReconnect    = "Google Calendar needs to be reconnected for this organization: Google no longer accepts " +
+		"its stored authorization. An administrator must connect Google Calendar again in the dashboard."
+	resultTwilioNotConnected = "Twilio is not connected for this organization, so no message was sent."
 )
 
-// maxCalendarSpan bounds the period a calendar tool may ask about.
-const maxCalendarSpan = 31 * 24 * time.Hour
+// Limits of the calendar tools: the longest period check_availability looks
+// at, the longest appointment book_appointment makes, the longest title (in
+// bytes) it gives one and the title of an appointment given none.
+const (
+	maxCalendarSpan     = 31 * 24 * time.Hour
+	maxAppointmentSpan  = 8 * time.Hour
+	maxSummaryBytes     = 200
+	defaultBookingTitle = "Appointment"
+)
 
-// Calendar reads and books the org's Google Calendar with the org's own
-// grant. The Google Calendar integration implements it; until it exists the
-// handler gets nil and the calendar tools answer that the calendar is not
-// connected. An implementation returns ENotConfigured when the org has no
-// usable grant, EValidation for a request the calendar refuses and
-// EProviderUnavailable when Google cannot be reached; its messages must be
-// safe to read to a caller.
+// Calendar reads and books the org's primary Google Calendar with the org's
+// own grant; *google.Service implements it. Without one the handler's
+// calendar tools answer that the calendar is not connected. Errors are app
+// errors whose messages are safe to read to a caller: ENotConfigured when
+// the org has no calendar connected (or the server no Google client),
+// EVerificationFailed when Google refuses the stored authorization (the org
+// must reconnect), EValidation for a request the calendar refuses,
+// EProviderUnavailable and EUnavailable when Google cannot be used right
+// now, and EInternal.
 type Calendar interface {
-	// FreeBusy returns the busy periods of the org's primary calendar that
-	// overlap [start, end), in order.
-	FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]Interval, error)
-	// Book creates the event b on the org's primary calendar and returns its
-	// event id.
-	Book(ctx context.Context, orgID string, b Booking) (eventID string, err error)
-}
-
-// Interval is a period of time, start inclusive, end exclusive.
-type Interval struct {
-	Start, End time.Time
-}
-
-// Booking is an appointment to put on the org's calendar. AttendeeEmail is
-// optional: when set, the attendee is invited.
-type Booking struct {
-	Start, End    time.Time
-	Summary       string
-	AttendeeEmail string
+	// FreeBusy returns the busy periods of the org's primary calendar
+	// within [start, end), merged and in order.
+	FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]google.Busy, error)
+	// Book creates the event b on the org's primary calendar (inviting
+	// b.AttendeeEmail when set) and returns its event id and its link in
+	// Google Calendar.
+	Book(ctx context.Context, orgID string, b google.Booking) (eventID, htmlLink string, err error)
 }
 
 // toolResult is one entry of Vapi's {"results": [...]} answer.
@@ -162,7 +163,10 @@ func (h *Handler) sendSMS(ctx context.Context, orgID string, raw json.RawMessage
 	return fmt.Sprintf("The %s to %s was sent.", what, twilio.MaskPhone(to)), "sent"
 }
 
+// checkAvailability answers whether [start, end) is free on the org's
+// calendar, or which busy periods overlap it.
 func (h *Handler) checkAvailability(ctx context.Context, orgID string, raw json.RawMessage) (string, string) {
+	const failed = "Availability could not be checked: "
 	if h.deps.Calendar == nil {
 		return resultCalendarNotConnected, "not_connected"
 	}
@@ -173,29 +177,26 @@ func (h *Handler) checkAvailability(ctx context.Context, orgID string, raw json.
 	if msg, ok := decodeArgs(ToolCheckAvailability, raw, &args); !ok {
 		return msg, "bad_arguments"
 	}
-	start, end, msg := period(args.Start, args.End)
+	start, end, msg := period(args.Start, args.End, maxCalendarSpan, "the period")
 	if msg != "" {
-		return "Availability could not be checked: " + msg, "bad_arguments"
+		return failed + msg, "bad_arguments"
 	}
 	busy, err := h.deps.Calendar.FreeBusy(ctx, orgID, start, end)
 	if err != nil {
-		if app.ErrorCode(err) == app.ENotConfigured {
-			return resultCalendarNotConnected, "not_connected"
-		}
-		return "Availability could not be checked: " + explain(err), app.ErrorCode(err)
+		return calendarFailure(failed, err)
 	}
 	if len(busy) == 0 {
-		return fmt.Sprintf("The calendar is free from %s to %s.", stamp(start), stamp(end)), "free"
+		return fmt.Sprintf("The calendar is free from %s to %s.", stamp(start, start), stamp(end, start)), "free"
 	}
-	parts := make([]string, 0, len(busy))
-	for _, b := range busy {
-		parts = append(parts, stamp(b.Start)+" to "+stamp(b.End))
-	}
-	return fmt.Sprintf("The calendar is not free from %s to %s; it is busy from %s.",
-		stamp(start), stamp(end), strings.Join(parts, ", and from ")), "busy"
+	return fmt.Sprintf("The calendar is not free from %s to %s; it is busy %s.",
+		stamp(start, start), stamp(end, start), busyList(busy, start)), "busy"
 }
 
+// bookAppointment books [start, end) on the org's calendar when the slot is
+// free. The check and the booking are two calls to Google: a booking made
+// elsewhere in between is not noticed.
 func (h *Handler) bookAppointment(ctx context.Context, orgID string, raw json.RawMessage) (string, string) {
+	const failed = "The appointment was not booked: "
 	if h.deps.Calendar == nil {
 		return resultCalendarNotConnected, "not_connected"
 	}
@@ -208,31 +209,62 @@ func (h *Handler) bookAppointment(ctx context.Context, orgID string, raw json.Ra
 	if msg, ok := decodeArgs(ToolBookAppointment, raw, &args); !ok {
 		return msg, "bad_arguments"
 	}
-	start, end, msg := period(args.Start, args.End)
+	start, end, msg := period(args.Start, args.End, maxAppointmentSpan, "an appointment")
 	if msg != "" {
-		return "The appointment was not booked: " + msg, "bad_arguments"
+		return failed + msg, "bad_arguments"
 	}
-	summary := strings.TrimSpace(args.Summary)
+	summary := clip(strings.Join(strings.Fields(args.Summary), " "), maxSummaryBytes)
 	if summary == "" {
-		summary = "Appointment"
+		summary = defaultBookingTitle
 	}
 	email := strings.TrimSpace(args.AttendeeEmail)
-	if email != "" && (len(email) > 254 || !strings.Contains(email, "@") || strings.ContainsAny(email, " \t\r\n<>,;")) {
-		return "The appointment was not booked: the attendee's email address is not valid.", "bad_arguments"
-	}
-	_, err := h.deps.Calendar.Book(ctx, orgID, Booking{Start: start, End: end, Summary: clip(summary, 200), AttendeeEmail: email})
-	if err != nil {
-		if app.ErrorCode(err) == app.ENotConfigured {
-			return resultCalendarNotConnected, "not_connected"
+	if email != "" {
+		if a, err := mail.ParseAddress(email); err != nil || a.Address != email || len(email) > 254 {
+			return failed + "the attendee's email address is not valid. Ask for it again, such as pat@example.com.", "bad_arguments"
 		}
-		return "The appointment was not booked: " + explain(err), app.ErrorCode(err)
 	}
-	return fmt.Sprintf("The appointment %q is booked from %s to %s.", clip(summary, 200), stamp(start), stamp(end)), "booked"
+	busy, err := h.deps.Calendar.FreeBusy(ctx, orgID, start, end)
+	if err != nil {
+		return calendarFailure(failed, err)
+	}
+	if len(busy) > 0 {
+		return fmt.Sprintf("%sthe time from %s to %s is not free; the calendar is busy %s. Offer the caller another time.",
+			failed, stamp(start, start), stamp(end, start), busyList(busy, start)), "busy"
+	}
+	_, link, err := h.deps.Calendar.Book(ctx, orgID, google.Booking{Start: start, End: end, Summary: summary, AttendeeEmail: email})
+	if err != nil {
+		return calendarFailure(failed, err)
+	}
+	out := fmt.Sprintf("Booked: %s from %s to %s.", summary, stamp(start, start), stamp(end, start))
+	if email != "" {
+		out += " An invitation goes to " + email + "."
+	}
+	if link != "" {
+		out += " Event link: " + link
+	}
+	return out, "booked"
+}
+
+// calendarFailure turns an error of the Calendar into a tool result that
+// begins with failed (except for the complete not-connected answer) and a
+// short outcome for the log.
+func calendarFailure(failed string, err error) (string, string) {
+	switch code := app.ErrorCode(err); code {
+	case app.ENotConfigured:
+		return resultCalendarNotConnected, "not_connected"
+	case app.EVerificationFailed:
+		return failed + resultCalendarReconnect, "reconnect_needed"
+	case app.EProviderUnavailable, app.EUnavailable:
+		return failed + explain(err) + " Please try again later or offer to take a message.", code
+	default:
+		return failed + explain(err), code
+	}
 }
 
 // period reads a start and end in RFC 3339 and checks that they make a
-// sensible period; the message says what is wrong, "" when nothing is.
-func period(startS, endS string) (start, end time.Time, msg string) {
+// sensible period of at most maxSpan (what names it in the message); the
+// message says what is wrong, "" when nothing is.
+func period(startS, endS string, maxSpan time.Duration, what string) (start, end time.Time, msg string) {
 	start, err1 := time.Parse(time.RFC3339, strings.TrimSpace(startS))
 	end, err2 := time.Parse(time.RFC3339, strings.TrimSpace(endS))
 	switch {
@@ -240,13 +272,33 @@ func period(startS, endS string) (start, end time.Time, msg string) {
 		return start, end, "start and end must be dates with a time and time zone, such as 2030-05-06T14:00:00+02:00."
 	case !end.After(start):
 		return start, end, "the end must be after the start."
-	case end.Sub(start) > maxCalendarSpan:
-		return start, end, "the period may be at most 31 days long."
+	case end.Sub(start) > maxSpan:
+		return start, end, what + " may be at most " + spanWords(maxSpan) + " long."
 	}
 	return start, end, ""
 }
 
-func stamp(t time.Time) string { return t.Format(time.RFC3339) }
+// spanWords says a limit in days or hours.
+func spanWords(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return fmt.Sprintf("%d hours", d/time.Hour)
+}
+
+// busyList lists busy periods as "from A to B, and from C to D", in the
+// offset of ref (the caller's own).
+func busyList(busy []google.Busy, ref time.Time) string {
+	parts := make([]string, 0, len(busy))
+	for _, b := range busy {
+		parts = append(parts, "from "+stamp(b.Start, ref)+" to "+stamp(b.End, ref))
+	}
+	return strings.Join(parts, ", and ")
+}
+
+// stamp formats t in RFC 3339 in the time zone of ref, so that every time of
+// one answer carries the offset the caller used.
+func stamp(t, ref time.Time) string { return t.In(ref.Location()).Format(time.RFC3339) }
 
 // explain turns a provider error into a sentence for the assistant: the
 // error's safe message, with per-field messages when it has them. Internal

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/providers/google"
 	"byoc/app/sandbox"
 	"byoc/app/webhooks"
 )
@@ -225,15 +226,15 @@ func TestToolCallsTwilioProblems(t *testing.T) {
 // fakeCalendar stands in for the Google Calendar integration.
 type fakeCalendar struct {
 	mu     sync.Mutex
-	busy   []webhooks.Interval
-	booked []webhooks.Booking
+	busy   []google.Busy
+	booked []google.Booking
 	err    error
 }
 
-func (f *fakeCalendar) FreeBusy(_ context.Context, _ string, start, end time.Time) ([]webhooks.Interval, error) {
+func (f *fakeCalendar) FreeBusy(_ context.Context, _ string, start, end time.Time) ([]google.Busy, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []webhooks.Interval
+	var out []google.Busy
 	for _, b := range f.busy {
 		if b.Start.Before(end) && b.End.After(start) {
 			out = append(out, b)
@@ -242,19 +243,19 @@ func (f *fakeCalendar) FreeBusy(_ context.Context, _ string, start, end time.Tim
 	return out, f.err
 }
 
-func (f *fakeCalendar) Book(_ context.Context, _ string, b webhooks.Booking) (string, error) {
+func (f *fakeCalendar) Book(_ context.Context, _ string, b google.Booking) (string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return "", f.err
+		return "", "", f.err
 	}
 	f.booked = append(f.booked, b)
-	return "evt_1", nil
+	return "evt_1", "https://calendar.example.test/evt_1", nil
 }
 
 func TestCalendarTools(t *testing.T) {
 	at := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
-	cal := &fakeCalendar{busy: []webhooks.Interval{{Start: at("2030-05-06T14:30:00Z"), End: at("2030-05-06T15:00:00Z")}}}
+	cal := &fakeCalendar{busy: []google.Busy{{Start: at("2030-05-06T14:30:00Z"), End: at("2030-05-06T15:00:00Z")}}}
 	e := newEnv(t, withCalendar(cal))
 	o := e.newOrg("calendar-secret-12345678")
 	tests := []struct {
@@ -265,12 +266,19 @@ func TestCalendarTools(t *testing.T) {
 	}{
 		{"free", "check_availability", map[string]any{"start": "2030-05-06T09:00:00Z", "end": "2030-05-06T10:00:00Z"}, nil, "is free from 2030-05-06T09:00:00Z to 2030-05-06T10:00:00Z"},
 		{"busy", "check_availability", map[string]any{"start": "2030-05-06T14:00:00Z", "end": "2030-05-06T16:00:00Z"}, nil, "busy from 2030-05-06T14:30:00Z to 2030-05-06T15:00:00Z"},
+		{"busy in the caller's offset", "check_availability", map[string]any{"start": "2030-05-06T16:00:00+02:00", "end": "2030-05-06T18:00:00+02:00"}, nil, "busy from 2030-05-06T16:30:00+02:00 to 2030-05-06T17:00:00+02:00"},
 		{"end before start", "check_availability", map[string]any{"start": "2030-05-06T10:00:00Z", "end": "2030-05-06T09:00:00Z"}, nil, "end must be after the start"},
 		{"no time zone", "check_availability", map[string]any{"start": "2030-05-06 10:00", "end": "2030-05-06 11:00"}, nil, "time zone"},
 		{"too long", "check_availability", map[string]any{"start": "2030-05-06T10:00:00Z", "end": "2030-07-06T10:00:00Z"}, nil, "31 days"},
-		{"book", "book_appointment", map[string]any{"start": "2030-05-07T10:00:00+02:00", "end": "2030-05-07T10:30:00+02:00", "summary": "Consultation", "attendeeEmail": "pat@example.com"}, nil, `"Consultation" is booked from 2030-05-07T10:00:00+02:00`},
+		{"book", "book_appointment", map[string]any{"start": "2030-05-07T10:00:00+02:00", "end": "2030-05-07T10:30:00+02:00", "summary": "Consultation", "attendeeEmail": "pat@example.com"}, nil, "Booked: Consultation from 2030-05-07T10:00:00+02:00 to 2030-05-07T10:30:00+02:00. An invitation goes to pat@example.com. Event link: https://calendar.example.test/evt_1"},
+		{"book a busy slot", "book_appointment", map[string]any{"start": "2030-05-06T14:45:00Z", "end": "2030-05-06T15:15:00Z"}, nil, "not booked: the time from 2030-05-06T14:45:00Z to 2030-05-06T15:15:00Z is not free; the calendar is busy from 2030-05-06T14:30:00Z to 2030-05-06T15:00:00Z"},
+		{"book too long", "book_appointment", map[string]any{"start": "2030-05-07T08:00:00Z", "end": "2030-05-07T16:30:00Z"}, nil, "an appointment may be at most 8 hours long"},
+		{"book end before start", "book_appointment", map[string]any{"start": "2030-05-07T10:00:00Z", "end": "2030-05-07T09:00:00Z"}, nil, "end must be after the start"},
+		{"book unparsable", "book_appointment", map[string]any{"start": "tomorrow at 10", "end": "tomorrow at 11"}, nil, "time zone"},
 		{"book with a bad email", "book_appointment", map[string]any{"start": "2030-05-07T10:00:00Z", "end": "2030-05-07T10:30:00Z", "attendeeEmail": "pat at example"}, nil, "email address is not valid"},
 		{"grant revoked", "book_appointment", map[string]any{"start": "2030-05-07T10:00:00Z", "end": "2030-05-07T10:30:00Z"}, app.Errorf(app.ENotConfigured, "x"), "Google Calendar is not connected"},
+		{"reconnect needed", "book_appointment", map[string]any{"start": "2030-05-07T10:00:00Z", "end": "2030-05-07T10:30:00Z"}, app.Errorf(app.EVerificationFailed, "x"), "needs to be reconnected"},
+		{"Google refuses the booking", "book_appointment", map[string]any{"start": "2030-05-07T10:00:00Z", "end": "2030-05-07T10:30:00Z"}, app.ValidationError(map[string]string{"summary": "Give the appointment a title."}), "not booked: Give the appointment a title."},
 		{"Google down", "check_availability", map[string]any{"start": "2030-05-07T10:00:00Z", "end": "2030-05-07T10:30:00Z"}, app.Errorf(app.EProviderUnavailable, "Google Calendar could not be reached."), "Google Calendar could not be reached."},
 		{"internal error stays generic", "check_availability", map[string]any{"start": "2030-05-07T10:00:00Z", "end": "2030-05-07T10:30:00Z"}, app.Internal(errSecretCause), "Something went wrong"},
 	}

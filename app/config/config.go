@@ -265,6 +265,9 @@ func Load(get Lookup) (*Config, error) {
 		*u.dst = strings.TrimRight(str(u.name, u.def), "/")
 		if err := checkURL(*u.dst); err != nil {
 			bad("%s %v", u.name, err)
+		} else if c.Production() && !strings.HasPrefix(*u.dst, "https://") {
+			// Keys and tokens travel to these addresses.
+			bad("%s must be an https:// URL in production", u.name)
 		}
 	}
 

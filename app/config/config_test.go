@@ -60,6 +60,13 @@ func TestRefusedStartListsEveryProblem(t *testing.T) {
 			want: []string{"DATABASE_URL", "ENCRYPTION_KEY", "JWT_SECRET", "SESSION_SECRET"},
 		},
 		{
+			name: "production with a plain-http provider",
+			env: map[string]string{"APP_ENV": "production", "PUBLIC_URL": "https://byoc.example", "DATA_DIR": t.TempDir(),
+				"DATABASE_URL": "postgres://u@db/byoc", "ENCRYPTION_KEY": key64, "JWT_SECRET": strings.Repeat("j", 32),
+				"SESSION_SECRET": strings.Repeat("s", 32), "TWILIO_BASE_URL": "http://api.twilio.com"},
+			want: []string{"TWILIO_BASE_URL must be an https:// URL in production"},
+		},
+		{
 			name: "invalid values",
 			env: map[string]string{
 				"DATA_DIR": t.TempDir(), "DATABASE_URL": "mysql://x", "ENCRYPTION_KEY": key64[:63],

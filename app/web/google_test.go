@@ -163,12 +163,13 @@ func TestGoogleConnect(t *testing.T) {
 		}
 	})
 
-	t.Run("bearer client is refused", func(t *testing.T) {
+	t.Run("bearer client gets an authUrl bound to its user", func(t *testing.T) {
 		res := e.do(request(http.MethodGet, connectPath, nil, "Authorization", e.bearer(), "Accept", "application/json"))
-		er := envelopeError(t, res)
-		if res.StatusCode != http.StatusBadRequest || er["code"] != "validation_failed" ||
-			!strings.Contains(er["message"].(string), "from the dashboard in a browser") {
-			t.Fatalf("status %d: %v", res.StatusCode, er)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", res.StatusCode, res.body)
+		}
+		if u, _ := envelopeData(t, res)["authUrl"].(string); !strings.HasPrefix(u, e.googleURLs.Auth+"?") {
+			t.Fatalf("authUrl %q", u)
 		}
 	})
 

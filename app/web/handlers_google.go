@@ -30,11 +30,6 @@ var _ Google = (*google.Service)(nil)
 // no Google client (or no Google service).
 var errGoogleNotSetUp = app.Errorf(app.ENotConfigured, "Google Calendar is not set up on this server.")
 
-// errGoogleBrowserOnly answers a bearer-token client: Google's sign-in runs
-// in a browser and is bound to its session, which such a client has not.
-var errGoogleBrowserOnly = app.Errorf(app.EValidation,
-	"Connect Google Calendar from the dashboard in a browser: Google's sign-in is tied to the browser session.")
-
 // googleReady reports whether the server can run the Google sign-in flow:
 // the one answer behind both the card's Connect button and the connect
 // route.
@@ -51,8 +46,9 @@ type connectData struct {
 // /api/integrations/google_calendar/connect): a 302 to Google's consent
 // page for a browser, an HX-Redirect to it for htmx (which cannot follow a
 // redirect to another origin), or {"authUrl": ...} for a JSON client
-// (Accept: application/json) that has a session cookie. A bearer-token
-// client is refused (EValidation): the flow must run in a browser.
+// (Accept: application/json). A flow started with a session cookie is bound
+// to that browser session; one started with a bearer token is bound to the
+// user, who opens authUrl in a browser where they are signed in.
 //
 // A browser that is not signed in goes to the login page, which comes back
 // here afterwards. A refusal (not an admin, not set up) is a flash on the
@@ -65,12 +61,11 @@ func (s *Server) googleConnect(c *fiber.Ctx) error {
 		}
 		return c.Redirect(loginURL(c.OriginalURL()), fiber.StatusFound)
 	}
-	if kind, _ := c.Locals(localAuthKind).(authKind); kind == authBearer {
-		return errGoogleBrowserOnly
-	}
 	var authURL string
 	var err error = errGoogleNotSetUp
-	if s.googleReady() {
+	if kind, _ := c.Locals(localAuthKind).(authKind); kind == authBearer && s.googleReady() {
+		authURL, err = s.deps.Google.APIConnectURL(c.UserContext(), a.Principal)
+	} else if s.googleReady() {
 		authURL, err = s.deps.Google.ConnectURL(c.UserContext(), a.Principal, s.csrfToken(c))
 	}
 	switch {
@@ -101,7 +96,8 @@ func (s *Server) googleCallback(c *fiber.Ctx) error {
 		return c.Redirect("/login", fiber.StatusSeeOther)
 	}
 	if kind, _ := c.Locals(localAuthKind).(authKind); kind == authBearer {
-		return errGoogleBrowserOnly
+		// Google sends a browser back here, never an API client.
+		return app.Errorf(app.EValidation, "Open the Google sign-in link in a browser where you are signed in.")
 	}
 	if s.deps.Google == nil {
 		return s.googleFailed(c, errGoogleNotSetUp)

@@ -162,6 +162,27 @@ func errNotSetUp() error {
 // ENotConfigured when the server has no Google client, and EInternal (also
 // for an empty sessionBinding, a wiring bug).
 func (s *Service) ConnectURL(ctx context.Context, p app.Principal, sessionBinding string) (string, error) {
+	if sessionBinding == "" {
+		return "", app.Internal(errors.New("google: ConnectURL without a session binding"))
+	}
+	return s.connectURL(ctx, p, hashHex(sessionBinding))
+}
+
+// APIConnectURL starts a connect flow for an API client (a bearer token),
+// which has no browser session to bind the flow to. The admin opens the
+// returned URL in a browser; the callback is then accepted in any browser
+// session of the same user of the same org, and, like every flow, only
+// once and within StateTTL. Errors as ConnectURL.
+func (s *Service) APIConnectURL(ctx context.Context, p app.Principal) (string, error) {
+	return s.connectURL(ctx, p, unboundSession)
+}
+
+// unboundSession is the stored binding of a flow started by an API client.
+// A hex SHA-256 is never empty, so it cannot match a browser's binding by
+// accident.
+const unboundSession = ""
+
+func (s *Service) connectURL(ctx context.Context, p app.Principal, bindingHash string) (string, error) {
 	switch {
 	case p.OrgID == "" || p.UserID == "":
 		return "", app.Errorf(app.EUnauthorized, "Please sign in.")
@@ -169,8 +190,6 @@ func (s *Service) ConnectURL(ctx context.Context, p app.Principal, sessionBindin
 		return "", errNotAdmin()
 	case !s.oauth.Configured():
 		return "", errNotSetUp()
-	case sessionBinding == "":
-		return "", app.Internal(errors.New("google: ConnectURL without a session binding"))
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -185,7 +204,7 @@ func (s *Service) ConnectURL(ctx context.Context, p app.Principal, sessionBindin
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	err = s.states.SaveOAuthState(ctx, app.OAuthState{
-		StateHash: stateHash, OrgID: p.OrgID, UserID: p.UserID, SessionBinding: hashHex(sessionBinding),
+		StateHash: stateHash, OrgID: p.OrgID, UserID: p.UserID, SessionBinding: bindingHash,
 		CodeVerifier: sealed, CreatedAt: now, ExpiresAt: now.Add(StateTTL),
 	})
 	if err != nil {
@@ -206,8 +225,8 @@ type CallbackQuery struct {
 
 // Callback finishes a connect flow: it takes (and so uses up) the state
 // first, checks that it belongs to p (same org, same user) and to the same
-// browser session (sessionBinding as given to ConnectURL) and has not
-// expired, then handles Google's answer. Denied consent returns
+// browser session (sessionBinding as given to ConnectURL; any session of
+// the same user for a flow from APIConnectURL) and has not expired, then handles Google's answer. Denied consent returns
 // EVerificationFailed "Google Calendar access was not granted.". Otherwise
 // it exchanges the code with the PKCE verifier, reads the account's email
 // from the id_token (see emailFromIDToken), requires the calendar events
@@ -258,8 +277,9 @@ func (s *Service) callback(ctx context.Context, p app.Principal, sessionBinding 
 	if err != nil {
 		return "", asAppError(err)
 	}
-	if st.OrgID != p.OrgID || st.UserID != p.UserID ||
-		subtle.ConstantTimeCompare([]byte(st.SessionBinding), []byte(hashHex(sessionBinding))) != 1 {
+	sameSession := st.SessionBinding == unboundSession ||
+		subtle.ConstantTimeCompare([]byte(st.SessionBinding), []byte(hashHex(sessionBinding))) == 1
+	if st.OrgID != p.OrgID || st.UserID != p.UserID || !sameSession {
 		return "", &app.Error{Code: app.EForbidden,
 			Message: "This Google sign-in was started by another user or in another browser session. Click Connect to start again."}
 	}

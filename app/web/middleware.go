@@ -62,7 +62,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		slog.Int("bytes", len(c.Response().Body())),
-		slog.String("ip", c.IP()),
+		slog.String("ip", s.clientIP(c)),
 	}
 	if p, ok := principal(c); ok {
 		attrs = append(attrs, slog.String("user_id", p.UserID), slog.String("org_id", p.OrgID))

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
@@ -174,7 +176,8 @@ func (s *Server) changed(c *fiber.Ctx, status int, data any, fragment templ.Comp
 
 // bind decodes the request body into dst: JSON (by `json` tags) or an
 // urlencoded or multipart form (by `form` tags). A body that cannot be
-// decoded is an EValidation error, never an internal one.
+// decoded, or whose text holds what no field may (see checkText), is an
+// EValidation error, never an internal one.
 func bind(c *fiber.Ctx, dst any) error {
 	ct := strings.ToLower(strings.TrimSpace(strings.Split(c.Get(fiber.HeaderContentType), ";")[0]))
 	switch {
@@ -187,14 +190,43 @@ func bind(c *fiber.Ctx, dst any) error {
 			}
 			return &app.Error{Code: app.EValidation, Message: "The request body is not valid JSON.", Cause: err}
 		}
-		return nil
+		return checkText(dst)
 	case ct == fiber.MIMEApplicationForm || ct == fiber.MIMEMultipartForm:
 		if err := c.BodyParser(dst); err != nil {
 			return &app.Error{Code: app.EValidation, Message: "The form could not be read.", Cause: err}
 		}
-		return nil
+		return checkText(dst)
 	case len(c.Body()) == 0:
 		return nil
 	}
 	return app.Errorf(app.EValidation, "Send the request body as JSON (Content-Type: application/json) or as a form.")
+}
+
+// checkText refuses text that no input field may hold: NUL bytes and
+// invalid UTF-8 (which only a form can carry; JSON decoding replaces it).
+// PostgreSQL stores neither and HTTP headers cannot carry a NUL, so left in
+// they would surface later as internal errors or as a provider that "does
+// not answer". Passwords are exempt: they are only ever hashed. dst is a
+// pointer to a struct of strings, as bind's callers pass.
+func checkText(dst any) error {
+	v := reflect.ValueOf(dst)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	v = v.Elem()
+	fields := map[string]string{}
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() || f.Type.Kind() != reflect.String {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			name = f.Name
+		}
+		if s := v.Field(i).String(); name != "password" && (strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s)) {
+			fields[name] = "Remove the characters that are not allowed here."
+		}
+	}
+	return app.ValidationError(fields)
 }

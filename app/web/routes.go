@@ -29,8 +29,10 @@ func (s *Server) routes() {
 
 	// Token endpoints for JSON clients. They neither read nor set a cookie,
 	// so they need no CSRF token: they are registered before it is checked.
-	a.Post("/api/auth/signup", s.apiSignup)
-	a.Post("/api/auth/token", s.apiToken)
+	// Like the browser forms below, they count attempts per client address
+	// and, when they check a password, per email (ratelimit.go).
+	a.Post("/api/auth/signup", s.attemptsPerIP, s.apiSignup)
+	a.Post("/api/auth/token", s.attemptsPerIP, s.attemptsPerEmail, s.apiToken)
 
 	// Everything below knows who is asking (bearer token or session cookie).
 	a.Use(s.authenticate)
@@ -52,9 +54,9 @@ func (s *Server) routes() {
 
 	a.Get("/", s.home)
 	a.Get("/signup", s.signupPage)
-	a.Post("/signup", s.signup)
+	a.Post("/signup", s.attemptsPerIP, s.signup)
 	a.Get("/login", s.loginPage)
-	a.Post("/login", s.login)
+	a.Post("/login", s.attemptsPerIP, s.attemptsPerEmail, s.login)
 	a.Post("/logout", s.logout)
 
 	// The integrations: the dashboard and the JSON API share the handlers,

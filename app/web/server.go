@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -28,6 +29,10 @@ import (
 	"byoc/app/providers/google"
 	"byoc/static"
 )
+
+// readBufferSize caps a request's line and headers: larger ones are
+// answered 413 payload_too_large.
+const readBufferSize = 16 << 10
 
 // Defaults for Options.
 const (
@@ -46,8 +51,8 @@ type Options struct {
 	PublicURL string
 	// TrustedProxies are the addresses or CIDR ranges of the reverse
 	// proxies in front of the server. Only requests from them may name the
-	// client's IP in X-Forwarded-For (used by the access log). Empty: the
-	// peer address is the client.
+	// client's IP in X-Forwarded-For (used by the access log and the
+	// attempt limits). Empty: the peer address is the client.
 	TrustedProxies []string
 	// SessionSecret (at least 32 bytes) keys the session cookie: the HMAC
 	// and AES keys are derived from it with HKDF-SHA256.
@@ -71,6 +76,18 @@ type Options struct {
 	// Calendar is not set up on this server instead of offering Connect, and
 	// the connect route answers the same.
 	GoogleConfigured bool
+	// AttemptsPerIP caps the password and signup attempts (POST /login,
+	// /signup, /api/auth/token and /api/auth/signup together) per client
+	// address within AttemptWindow (0: DefaultAttemptsPerIP).
+	AttemptsPerIP int
+	// AttemptsPerEmail caps the sign-in attempts (POST /login and
+	// /api/auth/token together) per email address within AttemptWindow
+	// (0: DefaultAttemptsPerEmail).
+	AttemptsPerEmail int
+	// AttemptWindow is the sliding window of the attempt limits
+	// (0: DefaultAttemptWindow). The counts are per instance; see
+	// ratelimit.go.
+	AttemptWindow time.Duration
 	// OpsToken is the bearer token of the operator routes (/api/debug/*).
 	// Empty: those routes do not exist.
 	OpsToken string
@@ -112,6 +129,7 @@ type Integrations interface {
 // returns *app.Error values.
 type Google interface {
 	ConnectURL(ctx context.Context, p app.Principal, sessionBinding string) (string, error)
+	APIConnectURL(ctx context.Context, p app.Principal) (string, error)
 	Callback(ctx context.Context, p app.Principal, sessionBinding string, q google.CallbackQuery) (string, error)
 	Verify(ctx context.Context, p app.Principal) (google.VerifyResult, error)
 	Disconnect(ctx context.Context, p app.Principal) error
@@ -141,6 +159,11 @@ type Server struct {
 	assets   *assets
 	metrics  *httpMetrics
 	registry *prometheus.Registry
+	proxies  []netip.Prefix
+	// attemptsPerIP and attemptsPerEmail limit the password and signup
+	// routes (ratelimit.go).
+	attemptsPerIP    fiber.Handler
+	attemptsPerEmail fiber.Handler
 }
 
 // New builds the server with every route (see routes.go). It fails when the
@@ -161,6 +184,19 @@ func New(opts Options, deps Deps) (*Server, error) {
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = DefaultSessionTTL
 	}
+	if opts.AttemptsPerIP <= 0 {
+		opts.AttemptsPerIP = DefaultAttemptsPerIP
+	}
+	if opts.AttemptsPerEmail <= 0 {
+		opts.AttemptsPerEmail = DefaultAttemptsPerEmail
+	}
+	if opts.AttemptWindow <= 0 {
+		opts.AttemptWindow = DefaultAttemptWindow
+	}
+	proxies, err := parseProxies(opts.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	sessions, err := newSessionStore(opts.SessionSecret, opts.Production, opts.SessionTTL)
 	if err != nil {
 		return nil, err
@@ -172,6 +208,9 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	metrics, err := newHTTPMetrics(reg)
 	if err != nil {
+		return nil, err
+	}
+	if err := reg.Register(newStatsCollector(deps.Credentials, deps.Webhooks)); err != nil {
 		return nil, err
 	}
 	assets, err := loadAssets(static.FS)
@@ -186,7 +225,12 @@ func New(opts Options, deps Deps) (*Server, error) {
 		assets:   assets,
 		metrics:  metrics,
 		registry: reg,
+		proxies:  proxies,
 	}
+	perIP := newAttemptWindow(opts.AttemptsPerIP, opts.AttemptWindow, time.Now)
+	perEmail := newAttemptWindow(opts.AttemptsPerEmail, opts.AttemptWindow, time.Now)
+	s.attemptsPerIP = s.limitAttempts(perIP, s.ipKey)
+	s.attemptsPerEmail = s.limitAttempts(perEmail, emailKey)
 	for _, name := range []string{cssFile, htmxFile} {
 		if !assets.has(name) {
 			s.log.Warn("static file missing: build it before `go build` (make css)", "file", "static/"+name)
@@ -196,10 +240,18 @@ func New(opts Options, deps Deps) (*Server, error) {
 		AppName:               "byoc",
 		DisableStartupMessage: true,
 		BodyLimit:             opts.BodyLimit,
-		ReadTimeout:           opts.RequestTimeout + 5*time.Second,
-		WriteTimeout:          opts.RequestTimeout + 5*time.Second,
-		IdleTimeout:           2 * time.Minute,
-		ErrorHandler:          s.handleError,
+		// Request line plus headers. fasthttp's default of 4 KiB refuses a
+		// browser that carries a few other cookies for the domain besides
+		// ours; 16 KiB leaves room for them.
+		ReadBufferSize: readBufferSize,
+		// Multipart bodies are parsed when a handler asks for the form, not
+		// for every request on every route while it is read; a broken one
+		// is then a validation error of that handler.
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  opts.RequestTimeout + 5*time.Second,
+		WriteTimeout:                 opts.RequestTimeout + 5*time.Second,
+		IdleTimeout:                  2 * time.Minute,
+		ErrorHandler:                 s.handleError,
 	}
 	if len(opts.TrustedProxies) > 0 {
 		cfg.EnableTrustedProxyCheck = true

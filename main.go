@@ -269,6 +269,7 @@ func serve(sandboxed bool) error {
 		Sandbox:          sandboxed,
 		GoogleConfigured: cfg.Google.Configured(),
 		OpsToken:         cfg.OpsToken.Reveal(),
+		TrustedProxies:   cfg.TrustedProxies,
 	}, web.Deps{Accounts: accounts, DB: database, Integrations: integ, Google: gcal, Webhooks: hooks, Credentials: creds})
 	if err != nil {
 		return err

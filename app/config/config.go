@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -55,6 +56,9 @@ type Config struct {
 	VapiWebhookSecret app.Secret
 	// WebhookDebug adds which webhook check failed to the server log.
 	WebhookDebug bool
+	// TrustedProxies are the reverse proxies (IPs or CIDR ranges) whose
+	// X-Forwarded-For names the client; empty means the peer is the client.
+	TrustedProxies []string
 
 	Google          GoogleOAuth
 	ProviderTimeout time.Duration
@@ -235,6 +239,19 @@ func Load(get Lookup) (*Config, error) {
 		c.WebhookDebug = true
 	default:
 		bad("WEBHOOK_DEBUG must be 1 or 0")
+	}
+
+	for _, p := range strings.Split(str("TRUSTED_PROXIES", ""), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				bad("TRUSTED_PROXIES item %q must be an IP address or a CIDR range", clip(p))
+				continue
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
 
 	c.Google = GoogleOAuth{

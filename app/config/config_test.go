@@ -72,11 +72,11 @@ func TestRefusedStartListsEveryProblem(t *testing.T) {
 				"DATA_DIR": t.TempDir(), "DATABASE_URL": "mysql://x", "ENCRYPTION_KEY": key64[:63],
 				"PORT": "seventy", "PROVIDER_TIMEOUT": "soon", "VAPI_BASE_URL": "not a url",
 				"ENCRYPTION_KEYS_PREVIOUS": key64 + ",zz", "APP_ENV": "staging", "GOOGLE_CLIENT_ID": "id-only",
-				"WEBHOOK_DEBUG": "verbose",
+				"WEBHOOK_DEBUG": "verbose", "TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal",
 			},
 			want: []string{"DATABASE_URL", "ENCRYPTION_KEY must be exactly 64 hex", "PORT", "PROVIDER_TIMEOUT",
 				"VAPI_BASE_URL", "ENCRYPTION_KEYS_PREVIOUS item 2", "APP_ENV", "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET",
-				"WEBHOOK_DEBUG"},
+				"WEBHOOK_DEBUG", "TRUSTED_PROXIES item \"proxy.internal\""},
 		},
 	}
 	for _, tt := range tests {

@@ -35,6 +35,17 @@ func (s *Server) requireOps(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// requireMetricsAccess guards /metrics: with OPS_TOKEN configured it needs
+// that token (Prometheus sends it as a bearer credential); without one,
+// /metrics is open in development and absent in production, so process and
+// traffic details are never public by accident.
+func (s *Server) requireMetricsAccess(c *fiber.Ctx) error {
+	if s.opts.OpsToken == "" && !s.opts.Production {
+		return c.Next()
+	}
+	return s.requireOps(c)
+}
+
 // webhookStats answers the webhook counts by outcome and the latency of
 // resolution plus verification.
 func (s *Server) webhookStats(c *fiber.Ctx) error {

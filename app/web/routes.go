@@ -14,7 +14,7 @@ func (s *Server) routes() {
 	// Operations and static files: no session, no CSRF.
 	a.Get("/healthz", s.healthz)
 	a.Get("/readyz", s.readyz)
-	a.Get("/metrics", s.metricsHandler())
+	a.Get("/metrics", s.requireMetricsAccess, s.metricsHandler())
 	a.Get("/static/*", s.static)
 
 	// Vapi's webhooks: authenticated by the org's webhook secret, not by a

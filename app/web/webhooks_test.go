@@ -150,6 +150,19 @@ func TestOperatorRoutes(t *testing.T) {
 		return e.do(request(method, path, body, "Authorization", "Bearer "+token))
 	}
 
+	t.Run("metrics need the token once one is set", func(t *testing.T) {
+		if res := e.do(request(http.MethodGet, "/metrics", nil)); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("without the token: %d", res.StatusCode)
+		}
+		if res := ops(http.MethodGet, "/metrics", nil, opsToken); res.StatusCode != http.StatusOK ||
+			!strings.Contains(res.body, "byoc_http_requests_total") {
+			t.Errorf("with the token: %d", res.StatusCode)
+		}
+		prod := newEnv(t, func(o *web.Options, _ *web.Deps) { o.Production = true })
+		if res := prod.do(request(http.MethodGet, "/metrics", nil)); res.StatusCode != http.StatusNotFound {
+			t.Errorf("production without OPS_TOKEN: %d, want 404", res.StatusCode)
+		}
+	})
 	t.Run("wrong token", func(t *testing.T) {
 		for _, tok := range []string{"", "wrong", opsToken + "x"} {
 			if res := ops(http.MethodGet, "/api/debug/webhook-stats", nil, tok); res.StatusCode != http.StatusUnauthorized {

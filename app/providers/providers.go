@@ -112,7 +112,7 @@ func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
 	}
 	hreq, err := http.NewRequestWithContext(ctx, req.Method, req.URL, body)
 	if err != nil {
-		return nil, app.Internal(fmt.Errorf("%s request: %w", c.Name, scrubURLError(err)))
+		return nil, app.Internal(fmt.Errorf("%s request: %w", c.Name, ScrubURLError(err)))
 	}
 	for k, vs := range req.Header {
 		hreq.Header[k] = vs
@@ -156,9 +156,7 @@ func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
 // parent is the caller's context, ctx the one bounded by c.Timeout: when
 // only ctx is done, it was this call's own timeout that fired.
 func (c Caller) unreachable(parent, ctx context.Context, err error) error {
-	reason := "network error"
-	var dnsErr *net.DNSError
-	var netErr net.Error
+	reason := TransportReason(err)
 	switch {
 	case errors.Is(parent.Err(), context.Canceled):
 		reason = "request cancelled"
@@ -166,20 +164,33 @@ func (c Caller) unreachable(parent, ctx context.Context, err error) error {
 		reason = "timed out"
 	case ctx.Err() != nil:
 		reason = "timed out after " + c.Timeout.String()
-	case errors.As(err, &netErr) && netErr.Timeout():
-		reason = "timed out"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		reason = "connection refused"
-	case errors.As(err, &dnsErr):
-		reason = "host not found"
-	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		reason = "connection dropped"
 	}
 	return &app.Error{
 		Code:    app.EProviderUnavailable,
 		Message: fmt.Sprintf("%s could not be reached (%s). Try again.", c.Name, reason),
-		Cause:   scrubURLError(err),
+		Cause:   ScrubURLError(err),
 	}
+}
+
+// TransportReason names the transport failure err in a few safe words
+// ("timed out", "connection refused", "host not found", "connection
+// dropped", "request cancelled"), or "network error" for any other.
+func TransportReason(err error) string {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "request cancelled"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &dnsErr):
+		return "host not found"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "connection dropped"
+	}
+	return "network error"
 }
 
 // Unexpected returns the EProviderUnavailable error for an answer a client
@@ -242,10 +253,10 @@ func CleanReason(msg string, secrets ...string) string {
 	return msg
 }
 
-// scrubURLError rewrites a *url.Error (which quotes the request URL) so that
+// ScrubURLError rewrites a *url.Error (which quotes the request URL) so that
 // its URL carries neither user info nor query, keeping the wrapped error for
-// errors.Is.
-func scrubURLError(err error) error {
+// errors.Is. Other errors are returned as they are.
+func ScrubURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s %s: %w", ue.Op, redactURL(ue.URL), ue.Err)

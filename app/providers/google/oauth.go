@@ -32,7 +32,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -244,46 +243,21 @@ func tokenError(err error, refusedFormat string) error {
 		}
 		return &app.Error{Code: app.EVerificationFailed, Cause: cause, Message: fmt.Sprintf(refusedFormat, code)}
 	}
-	reason, transport := transportReason(err)
-	if transport {
-		return &app.Error{Code: app.EProviderUnavailable, Cause: scrubbed(err),
-			Message: "Google could not be reached (" + reason + "). Try again."}
+	if isTransport(err) {
+		return &app.Error{Code: app.EProviderUnavailable, Cause: providers.ScrubURLError(err),
+			Message: "Google could not be reached (" + providers.TransportReason(err) + "). Try again."}
 	}
-	return &app.Error{Code: app.EProviderUnavailable, Cause: scrubbed(err),
+	return &app.Error{Code: app.EProviderUnavailable, Cause: providers.ScrubURLError(err),
 		Message: "Google gave an answer that could not be read. Try again later."}
 }
 
-// transportReason names a transport failure in a few words and reports
-// whether err is one.
-func transportReason(err error) (string, bool) {
+// isTransport reports whether err is a failure to reach Google at all (as
+// opposed to an answer that could not be read).
+func isTransport(err error) bool {
 	var ue *url.Error
 	var netErr net.Error
-	var dnsErr *net.DNSError
-	switch {
-	case errors.Is(err, context.Canceled):
-		return "request cancelled", true
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return "timed out", true
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused", true
-	case errors.As(err, &dnsErr):
-		return "host not found", true
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "connection dropped", true
-	case errors.As(err, &ue):
-		return "network error", true
-	}
-	return "", false
-}
-
-// scrubbed returns err without the URL a *url.Error quotes (its query could
-// carry a value); the wrapped error stays visible to errors.Is.
-func scrubbed(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s %s: %w", ue.Op, originOf(ue.URL), ue.Err)
-	}
-	return err
+	return errors.As(err, &ue) || errors.As(err, &netErr) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // originOf returns scheme://host of raw, or "".

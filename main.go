@@ -184,7 +184,7 @@ func serve(sandboxed bool) error {
 	if err != nil {
 		return fmt.Errorf("ENCRYPTION_KEY / ENCRYPTION_KEYS_PREVIOUS: %w", err)
 	}
-	database, err := db.Open(ctx, cfg.DatabaseURL.Reveal(), db.Options{})
+	database, err := db.Open(ctx, cfg.DatabaseURL.Reveal(), db.Options{}) // pool size: DATABASE_URL's pool_max_conns, else db.DefaultMaxConns
 	if err != nil {
 		return err
 	}

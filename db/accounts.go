@@ -11,9 +11,10 @@ import (
 	"byoc/app"
 )
 
-// Accounts: orgs, users and memberships. Every method runs as the service
-// role, because signup, login and session checks happen before (or while
-// establishing) which org a request belongs to.
+// Accounts: orgs, users and memberships. Signup, login and session
+// invalidation run as the service role, because they happen before anyone
+// knows which org a request belongs to; LoadSession, which runs on every
+// signed-in request and knows both, runs as that user in that org.
 
 // CreateOrgWithAdmin creates an org, a user with the given (already hashed)
 // password and the user's admin membership in one transaction, and returns
@@ -80,13 +81,15 @@ func (d *DB) FindUserByEmail(ctx context.Context, email string) (p app.Principal
 
 // LoadSession returns what validating a signed-in request needs: the user's
 // email, the org's name, the user's role in the org and the current session
-// version. It returns ENotFound when the user does not exist or is not a
-// member of the org (malformed ids included).
+// version. It runs as the user in the org (row level security lets a tenant
+// read its own org, its members and its own user row). It returns ENotFound
+// when the user does not exist or is not a member of the org (malformed ids
+// included).
 func (d *DB) LoadSession(ctx context.Context, userID, orgID string) (email, orgName string, role app.Role, sessionVersion int, err error) {
 	if !app.IsUUID(userID) || !app.IsUUID(orgID) {
 		return "", "", "", 0, app.Errorf(app.ENotFound, "No such membership.")
 	}
-	err = d.AsService(ctx, func(tx pgx.Tx) error {
+	err = d.InOrg(ctx, orgID, userID, func(tx pgx.Tx) error {
 		var r string
 		err := tx.QueryRow(ctx, `
 			select u.email, o.name, m.role, u.session_version

@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"byoc/app"
 )
 
 // Queries of the assistant_org_mapping and outbound_agent_config aggregates.
-// Tenant methods run as the org; ResolveAssistant and TouchAssistant run as
+// Every method runs as the org except ResolveAssistant, which runs as
 // service_role because a webhook names an assistant before anyone knows the
 // org. Writes publish a cache invalidation for the org (provider "vapi").
 
@@ -51,30 +50,16 @@ func (d *DB) AssistantMappings(ctx context.Context, orgID string) ([]app.Assista
 // mapped to another org gives EConflict (and changes nothing).
 func (d *DB) SaveAssistantMapping(ctx context.Context, m app.AssistantMapping) error {
 	err := d.InOrg(ctx, m.OrgID, "", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
-			insert into assistant_org_mapping (vapi_assistant_id, org_id, assistant_role, name)
-			values ($1, $2, $3, nullif($4, ''))
-			on conflict (org_id, assistant_role) do update set
-				vapi_assistant_id = excluded.vapi_assistant_id,
-				name              = excluded.name,
-				created_at        = case when assistant_org_mapping.vapi_assistant_id = excluded.vapi_assistant_id
-				                         then assistant_org_mapping.created_at else now() end`,
-			m.VapiAssistantID, m.OrgID, string(m.Role), m.Name)
-		if err != nil {
+		if err := upsertAssistantMapping(ctx, tx, m); err != nil {
 			return err
 		}
 		return notifyCache(ctx, tx, m.OrgID, string(app.Vapi))
 	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		// The unique assistant id belongs to another org: RLS hides the row,
-		// the constraint still sees it.
-		return app.Errorf(app.EConflict, "This Vapi assistant is already connected to another organization.")
-	}
-	if err != nil {
+	var e *app.Error
+	if err != nil && !errors.As(err, &e) {
 		return fmt.Errorf("db: save assistant mapping: %w", err)
 	}
-	return nil
+	return err
 }
 
 // DeleteAssistantMappings removes every assistant mapping of the org and
@@ -119,15 +104,18 @@ func (d *DB) ResolveAssistant(ctx context.Context, assistantID string) (app.Assi
 	return m, nil
 }
 
-// TouchAssistant sets last_used_at of the assistant to at, unless it was
-// already set within the minute before at, so a busy assistant costs at most
-// one write a minute. It reports whether it wrote.
-func (d *DB) TouchAssistant(ctx context.Context, assistantID string, at time.Time) (bool, error) {
+// TouchAssistant sets last_used_at of the org's assistant to at, unless it
+// was already set within the minute before at, so a busy assistant costs at
+// most one write a minute. It runs as the org and reports whether it wrote:
+// an assistant of another org, or none, is left alone (false, nil). An
+// invalid org id gives ErrNoOrg in the chain.
+func (d *DB) TouchAssistant(ctx context.Context, orgID, assistantID string, at time.Time) (bool, error) {
 	var n int64
-	err := d.AsService(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `update assistant_org_mapping set last_used_at = $2
-			where vapi_assistant_id = $1 and (last_used_at is null or last_used_at < $2::timestamptz - interval '1 minute')`,
-			assistantID, at)
+	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `update assistant_org_mapping set last_used_at = $3
+			where vapi_assistant_id = $2 and org_id = $1
+				and (last_used_at is null or last_used_at < $3::timestamptz - interval '1 minute')`,
+			orgID, assistantID, at)
 		n = tag.RowsAffected()
 		return err
 	})
@@ -141,15 +129,7 @@ func (d *DB) TouchAssistant(ctx context.Context, assistantID string, at time.Tim
 // calls from. An empty field leaves the stored value as it is.
 func (d *DB) SaveOutboundAgent(ctx context.Context, a app.OutboundAgent) error {
 	err := d.InOrg(ctx, a.OrgID, "", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
-			insert into outbound_agent_config (org_id, vapi_assistant_id, phone_number)
-			values ($1, nullif($2, ''), nullif($3, ''))
-			on conflict (org_id) do update set
-				vapi_assistant_id = coalesce(excluded.vapi_assistant_id, outbound_agent_config.vapi_assistant_id),
-				phone_number      = coalesce(excluded.phone_number, outbound_agent_config.phone_number),
-				updated_at        = now()`,
-			a.OrgID, a.VapiAssistantID, a.PhoneNumber)
-		return err
+		return upsertOutboundAgent(ctx, tx, a)
 	})
 	if err != nil {
 		return fmt.Errorf("db: save outbound agent: %w", err)
@@ -184,31 +164,4 @@ func (d *DB) ClearOutboundAssistant(ctx context.Context, orgID string) error {
 		return fmt.Errorf("db: clear outbound assistant: %w", err)
 	}
 	return nil
-}
-
-// WithOrgLock runs fn while holding a PostgreSQL advisory lock named by
-// (orgID, name), so the same work for the same org never runs twice at once,
-// on this instance or any other. The lock is held on a dedicated pooled
-// connection for the duration of fn and released afterwards, also when fn
-// fails.
-func (d *DB) WithOrgLock(ctx context.Context, orgID, name string, fn func(context.Context) error) error {
-	conn, err := d.Pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("db: lock: %w", err)
-	}
-	defer conn.Release()
-	key := orgID + "/" + name
-	if _, err := conn.Exec(ctx, `select pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
-		return fmt.Errorf("db: lock: %w", err)
-	}
-	defer func() {
-		// A fresh context: the unlock must happen even when ctx is done.
-		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, `select pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
-			// Unlocking failed: drop the connection so the lock dies with it.
-			_ = conn.Conn().Close(uctx)
-		}
-	}()
-	return fn(ctx)
 }

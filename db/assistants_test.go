@@ -163,7 +163,7 @@ func TestTouchAssistantAtMostOnceAMinute(t *testing.T) {
 		{"an older time", t0, false, t0.Add(61 * time.Second)},
 	}
 	for _, s := range steps {
-		wrote, err := d.TouchAssistant(ctx, id, s.at)
+		wrote, err := d.TouchAssistant(ctx, org, id, s.at)
 		if err != nil || wrote != s.wantWrite {
 			t.Fatalf("%s: wrote = %v, %v; want %v", s.name, wrote, err, s.wantWrite)
 		}
@@ -172,8 +172,32 @@ func TestTouchAssistantAtMostOnceAMinute(t *testing.T) {
 			t.Fatalf("%s: last used = %v, %v; want %v", s.name, m.LastUsedAt, err, s.wantLast)
 		}
 	}
-	if wrote, err := d.TouchAssistant(ctx, asstID(), t0); err != nil || wrote {
+	if wrote, err := d.TouchAssistant(ctx, org, asstID(), t0); err != nil || wrote {
 		t.Errorf("touching an unknown assistant: %v, %v; want no write and no error", wrote, err)
+	}
+}
+
+// TestTouchAssistantStaysInItsOrg: the update runs as the org it is given,
+// so another org's assistant is never written, whatever id is named.
+func TestTouchAssistantStaysInItsOrg(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	owner, other := asstSeedOrg(t, d), asstSeedOrg(t, d)
+	id := asstID()
+	asstSave(t, d, owner, id, app.Inbound, "")
+	at := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+
+	if wrote, err := d.TouchAssistant(ctx, other, id, at); err != nil || wrote {
+		t.Fatalf("another org touching the assistant: wrote = %v, %v; want false, nil", wrote, err)
+	}
+	if m, err := d.ResolveAssistant(ctx, id); err != nil || m.LastUsedAt != nil {
+		t.Fatalf("last used = %v, %v after another org's touch; want unset", m.LastUsedAt, err)
+	}
+	if _, err := d.TouchAssistant(ctx, "not-a-uuid", id, at); !errors.Is(err, db.ErrNoOrg) {
+		t.Errorf("invalid org: err = %v, want ErrNoOrg", err)
+	}
+	if wrote, err := d.TouchAssistant(ctx, owner, id, at); err != nil || !wrote {
+		t.Fatalf("the owner touching its assistant: wrote = %v, %v; want true", wrote, err)
 	}
 }
 

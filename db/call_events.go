@@ -11,8 +11,9 @@ import (
 
 // Queries of the call_events aggregate: Vapi call events recorded by the
 // webhook route, at most once per (org, dedup key) whichever instance
-// receives the delivery. They run as the org (a webhook acting for it), so
-// row level security applies.
+// receives the delivery. A tool-calls delivery is recorded too (event type
+// "tool-calls") before its tools run: the insert is its claim. They run as
+// the org (a webhook acting for it), so row level security applies.
 
 const callEventColumns = `org_id::text, call_id, event_type, coalesce(status, ''), coalesce(ended_reason, ''),
 	duration_seconds, dedup_key, occurred_at, received_at`

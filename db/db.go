@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,11 +33,22 @@ const (
 // concurrent use.
 type DB struct {
 	Pool *pgxpool.Pool
+
+	locks orgLocks // see WithOrgLock
 }
+
+// DefaultMaxConns is the pool size Open uses when neither Options.MaxConns
+// nor the connection string's pool_max_conns sets one: room for a web
+// server's concurrent requests, the webhook traffic and the connections
+// WithOrgLock pins (pgx's own default, the larger of 4 and the CPU count, is
+// far too small for that). Keep it below the server's max_connections
+// divided by the number of instances.
+const DefaultMaxConns int32 = 20
 
 // Options tunes Open. The zero value is sensible.
 type Options struct {
-	// MaxConns caps the pool (0: pgx's default, the larger of 4 and the CPU count).
+	// MaxConns caps the pool. 0 means the connection string's
+	// pool_max_conns when it has one, else DefaultMaxConns.
 	MaxConns int32
 }
 
@@ -46,8 +58,11 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: parse DATABASE_URL: %w", errRedactedURL)
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(url, "pool_max_conns"):
+		cfg.MaxConns = DefaultMaxConns
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "byoc"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -13,7 +13,12 @@ func TestMaskedDetails(t *testing.T) {
 		want map[string]string
 	}{
 		{"vapi", app.VapiConfig{APIKey: app.NewSecret("sk-live-abcdef1234"), WebhookSecret: app.NewSecret("short"), Region: app.VapiEU},
-			map[string]string{"apiKey": "••••1234", "webhookSecret": "••••", "region": "eu"}},
+			map[string]string{"apiKey": "••••1234", "webhookSecret": "set", "region": "eu"}},
+		{"vapi webhook secret shows no characters", app.VapiConfig{APIKey: app.NewSecret("sk-live-abcdef1234"),
+			WebhookSecret: app.NewSecret("whsec-0123456789abcdefWXYZ"), Region: app.VapiUS},
+			map[string]string{"apiKey": "••••1234", "webhookSecret": "set", "region": "us"}},
+		{"vapi without a webhook secret", app.VapiConfig{APIKey: app.NewSecret("sk-live-abcdef1234"), Region: app.VapiUS},
+			map[string]string{"apiKey": "••••1234", "region": "us"}},
 		{"twilio", app.TwilioConfig{AccountSID: "AC0123456789abcdef0123456789ab1234", AuthToken: app.NewSecret("tok-0123456789-9876"),
 			PhoneNumber: "+12025551234", WhatsAppNumber: "+4915112345678"},
 			map[string]string{"accountSid": "AC••••1234", "authToken": "••••9876", "phoneNumber": "+1202•••1234", "whatsappNumber": "+4915•••5678"}},

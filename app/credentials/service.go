@@ -88,6 +88,21 @@ func New(store Store, kr *keyring.Keyring, opts Options) *Service {
 // pointer; nil or a type the service does not know is an EInternal error, and
 // so is a store failure.
 func (s *Service) Save(ctx context.Context, orgID string, cfg app.Config, verifiedAt time.Time) error {
+	return s.SaveWith(ctx, orgID, cfg, verifiedAt, func(ctx context.Context, rec app.CredentialRecord) error {
+		_, err := s.store.UpsertCredential(ctx, rec)
+		return err
+	})
+}
+
+// SaveWith is Save for a change that stores more than the credentials: it
+// seals cfg into the record Save would store and hands it to store, which
+// must write it as Store.UpsertCredential does, together with the change's
+// other rows, in one transaction that also publishes the cache invalidation
+// of the org's provider. Afterwards the org's cached config and statuses are
+// dropped here, whether or not store succeeded. Errors as Save; domain
+// errors of store pass through unchanged, anything else is EInternal.
+func (s *Service) SaveWith(ctx context.Context, orgID string, cfg app.Config, verifiedAt time.Time,
+	store func(ctx context.Context, rec app.CredentialRecord) error) error {
 	cfg, err := normalize(cfg)
 	if err != nil {
 		return app.Internal(err)
@@ -101,7 +116,7 @@ func (s *Service) Save(ctx context.Context, orgID string, cfg app.Config, verifi
 	if !verifiedAt.IsZero() {
 		rec.LastVerifiedAt = &verifiedAt
 	}
-	_, err = s.store.UpsertCredential(ctx, rec)
+	err = store(ctx, rec)
 	// Invalidate even on failure: a failed commit may still have committed.
 	s.Invalidate(orgID, string(p))
 	if err != nil {

@@ -410,7 +410,7 @@ func TestStatuses(t *testing.T) {
 			connected, attention bool
 			details              map[string]string
 		}{
-			{true, false, map[string]string{"apiKey": "••••4e6f", "webhookSecret": "••••6a7b", "region": "eu"}},
+			{true, false, map[string]string{"apiKey": "••••4e6f", "webhookSecret": "set", "region": "eu"}},
 			{true, true, map[string]string{"accountSid": "AC••••cdef", "authToken": "••••3e2d", "phoneNumber": "+1202•••1234", "whatsappNumber": "+1415•••0000"}},
 			{false, false, nil},
 			{true, false, map[string]string{"apiKey": "••••1a2b", "fromEmail": "hello@example.com"}},

@@ -72,8 +72,13 @@ func cloneStatuses(in []app.Status) []app.Status {
 
 const dots = "••••"
 
+// SecretSet is what a status's details show for a secret of which not even a
+// few characters may be shown (the Vapi webhook secret).
+const SecretSet = "set"
+
 // maskedDetails returns the display facts of cfg: identifiers shortened,
-// secrets reduced to their last four characters (none for short ones).
+// API keys and tokens reduced to their last four characters (none for short
+// ones), signing secrets to SecretSet.
 func maskedDetails(cfg app.Config) map[string]string {
 	d := map[string]string{}
 	set := func(k, v string) {
@@ -84,7 +89,10 @@ func maskedDetails(cfg app.Config) map[string]string {
 	switch c := cfg.(type) {
 	case app.VapiConfig:
 		set("apiKey", maskSecret(c.APIKey))
-		set("webhookSecret", maskSecret(c.WebhookSecret))
+		// A signing secret shows not even a few characters: only that it is set.
+		if !c.WebhookSecret.IsZero() {
+			set("webhookSecret", SecretSet)
+		}
 		set("region", string(c.Region))
 	case app.TwilioConfig:
 		set("accountSid", maskMiddle(c.AccountSID, 2, 4, dots))

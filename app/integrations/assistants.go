@@ -2,6 +2,8 @@ package integrations
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -95,8 +97,7 @@ func (s *Service) ensureAssistant(ctx context.Context, p app.Principal, cfg app.
 }
 
 // reuseAssistant points the org's existing assistant id at BYOC's webhook
-// with the webhook secret of cfg (none when cfg has none, which clears a
-// secret set by an earlier save) and returns it. It updates unconditionally,
+// with the webhook secret of cfg and returns it. It updates unconditionally,
 // one PATCH per assistant and save: Vapi's GET answer does not reliably say
 // whether (let alone which) secret is set, and the PATCH doubles as the check
 // that the account still has the assistant. It returns ENotFound when the
@@ -127,21 +128,18 @@ func (s *Service) reuseAssistant(ctx context.Context, p app.Principal, cfg app.V
 	return a, nil
 }
 
-// recordAssistants writes the mappings that changed and the outbound agent
-// (with the org's Twilio number when Twilio is connected).
-func (s *Service) recordAssistants(ctx context.Context, orgID string, set assistantSet) error {
+// connectionRows returns what SaveVapi stores with the credentials: the
+// mappings that changed and the outbound agent (with the org's Twilio number
+// when Twilio is connected).
+func (s *Service) connectionRows(ctx context.Context, orgID string, set assistantSet) ([]app.AssistantMapping, app.OutboundAgent) {
+	var mappings []app.AssistantMapping
 	for _, m := range []struct {
 		a       vapi.Assistant
 		role    app.AssistantRole
 		changed bool
 	}{{set.inbound, app.Inbound, set.inboundRemapped}, {set.outbound, app.Outbound, set.outboundRemapped}} {
-		if !m.changed {
-			continue
-		}
-		if err := s.assistants.SaveAssistantMapping(ctx, app.AssistantMapping{
-			VapiAssistantID: m.a.ID, OrgID: orgID, Role: m.role, Name: m.a.Name,
-		}); err != nil {
-			return err
+		if m.changed {
+			mappings = append(mappings, app.AssistantMapping{VapiAssistantID: m.a.ID, OrgID: orgID, Role: m.role, Name: m.a.Name})
 		}
 	}
 	agent := app.OutboundAgent{OrgID: orgID, VapiAssistantID: set.outbound.ID}
@@ -153,7 +151,47 @@ func (s *Service) recordAssistants(ctx context.Context, orgID string, set assist
 		// The number is optional here (a Twilio save records it too).
 		s.log.WarnContext(ctx, "reading the Twilio number for the outbound agent failed", "org_id", orgID, "err", err)
 	}
-	return s.assistants.SaveOutboundAgent(ctx, agent)
+	return mappings, agent
+}
+
+// withWebhookSecret returns cfg with the webhook secret the org's assistants
+// are to sign their events with: cfg's own, else the one stored with the
+// org's Vapi credentials (so saving again does not rotate it), else a new one
+// from NewWebhookSecret. The caller holds the org's Vapi lock. It fails only
+// when the stored credentials cannot be read for another reason than there
+// being none usable.
+func (s *Service) withWebhookSecret(ctx context.Context, orgID string, cfg app.VapiConfig) (app.VapiConfig, error) {
+	if !cfg.WebhookSecret.IsZero() {
+		return cfg, nil
+	}
+	stored, err := s.creds.Get(ctx, orgID, app.Vapi)
+	switch {
+	case err == nil:
+		if vc, ok := stored.(app.VapiConfig); ok && !vc.WebhookSecret.IsZero() {
+			cfg.WebhookSecret = vc.WebhookSecret
+			return cfg, nil
+		}
+	case app.ErrorCode(err) != app.ENotConfigured:
+		return cfg, err
+	}
+	secret, err := NewWebhookSecret()
+	if err != nil {
+		return cfg, app.Internal(err)
+	}
+	cfg.WebhookSecret = secret
+	s.log.InfoContext(ctx, "vapi webhook secret generated", "org_id", orgID)
+	return cfg, nil
+}
+
+// NewWebhookSecret returns a new random webhook secret: 32 bytes from the
+// system's secure random source, base64url-encoded without padding (43
+// characters).
+func NewWebhookSecret() (app.Secret, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return app.Secret{}, fmt.Errorf("integrations: generate a webhook secret: %w", err)
+	}
+	return app.NewSecret(base64.RawURLEncoding.EncodeToString(b)), nil
 }
 
 // assistantSpec describes the org's assistant for role.

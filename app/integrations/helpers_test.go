@@ -101,6 +101,8 @@ type envConfig struct {
 	urls    *sandbox.URLs
 	audit   integrations.AuditStore
 	changed func(orgID string, provider app.Provider)
+	// db, when set, replaces the shared pool (for example a smaller one).
+	db *db.DB
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
@@ -110,6 +112,9 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 		o(&cfg)
 	}
 	d := dbtest.DB(t)
+	if cfg.db != nil {
+		d = cfg.db
+	}
 	sb := sandbox.New()
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
@@ -146,6 +151,16 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 	}, integrations.Options{PublicURL: publicURL + "/", Logger: logger, Now: clk.Now, DefaultPhoneRegion: "US",
 		Changed: cfg.changed})
 	return &env{svc: svc, sb: sb, urls: sb.BaseURLs(srv.URL), db: d, creds: creds, clock: clk, logs: logs}
+}
+
+// withPool wires the service to a pool of its own with n connections.
+func withPool(t *testing.T, n int32) func(*envConfig) {
+	d, err := db.Open(context.Background(), dbtest.URL(t), db.Options{MaxConns: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return func(c *envConfig) { c.db = d }
 }
 
 func withTimeout(d time.Duration) func(*envConfig) { return func(c *envConfig) { c.timeout = d } }

@@ -12,15 +12,24 @@ import (
 // SaveVapi validates in (region "" means "us"), verifies the key with Vapi
 // in its region, and makes sure the org has an inbound and an outbound
 // assistant in that Vapi account: a mapped assistant the account still has
-// is reused, a missing one is created (named by AssistantName, sending its
-// events to Options.PublicURL + WebhookPath with the webhook secret, when
-// given). It then records them as the org's assistant mappings and outbound
-// agent (with the Twilio number when Twilio is connected) and stores the
-// credentials, all under a per-org lock: saving again, or concurrently, on
-// any instance, reuses the assistants. Errors as every save (see
-// the package documentation); if creating an assistant fails the key is not
-// stored (an assistant created just before stays in the org's Vapi account,
-// unmapped, and a later save creates a new one).
+// is reused (its server settings rewritten), a missing one is created (named
+// by AssistantName). Both send their events to Options.PublicURL +
+// WebhookPath signed with the org's own webhook secret: the one given, else
+// the one already stored for the org, else a new random one (see
+// NewWebhookSecret), so no org ever depends on a secret shared with others.
+// It then stores the credentials, the assistant mappings and the outbound
+// agent (with the Twilio number when Twilio is connected) in one
+// transaction. All of it runs under a per-org lock: saving again, or
+// concurrently, on any instance, reuses the assistants. Errors as every save
+// (see the package documentation).
+//
+// The assistants must exist before they are recorded, so Vapi is changed
+// first. When a save fails after that, Vapi keeps the change while the
+// database keeps the previous state: an assistant created just before stays
+// in the org's Vapi account, unmapped (a later save creates a new one), and
+// a reused assistant may already send a new webhook secret that is not
+// stored; BYOC then refuses its webhooks (it never falls back to a shared
+// secret for an org that has its own) until the save is repeated.
 func (s *Service) SaveVapi(ctx context.Context, p app.Principal, in VapiInput) (SaveResult, error) {
 	if err := checkOrg(p); err != nil {
 		return SaveResult{}, err
@@ -34,14 +43,17 @@ func (s *Service) SaveVapi(ctx context.Context, p app.Principal, in VapiInput) (
 		}
 		var set assistantSet
 		err = s.lock.WithOrgLock(ctx, p.OrgID, vapiLockName, func(ctx context.Context) error {
-			var err error
+			cfg, err := s.withWebhookSecret(ctx, p.OrgID, cfg)
+			if err != nil {
+				return err
+			}
 			if set, err = s.ensureAssistants(ctx, p, cfg); err != nil {
 				return err
 			}
-			if err := s.recordAssistants(ctx, p.OrgID, set); err != nil {
-				return err
-			}
-			return s.creds.Save(ctx, p.OrgID, cfg, now)
+			mappings, agent := s.connectionRows(ctx, p.OrgID, set)
+			return s.creds.SaveWith(ctx, p.OrgID, cfg, now, func(ctx context.Context, rec app.CredentialRecord) error {
+				return s.assistants.SaveVapiConnection(ctx, rec, mappings, agent)
+			})
 		})
 		if err != nil {
 			return "", err
@@ -60,9 +72,9 @@ func (s *Service) SaveVapi(ctx context.Context, p app.Principal, in VapiInput) (
 
 // SaveTwilio validates in (numbers are normalized to E.164, reading national
 // numbers in Options.DefaultPhoneRegion), verifies the account with Twilio,
-// records the SMS number as the outbound agent's number and stores the
-// credentials. The result carries the masked SMS number. Errors as every save
-// (see the package documentation).
+// and stores the credentials and the SMS number as the outbound agent's
+// number in one transaction. The result carries the masked SMS number.
+// Errors as every save (see the package documentation).
 func (s *Service) SaveTwilio(ctx context.Context, p app.Principal, in TwilioInput) (SaveResult, error) {
 	if err := checkOrg(p); err != nil {
 		return SaveResult{}, err
@@ -74,10 +86,11 @@ func (s *Service) SaveTwilio(ctx context.Context, p app.Principal, in TwilioInpu
 		if err != nil {
 			return "", err
 		}
-		if err := s.assistants.SaveOutboundAgent(ctx, app.OutboundAgent{OrgID: p.OrgID, PhoneNumber: cfg.PhoneNumber}); err != nil {
-			return "", err
-		}
-		if err := s.creds.Save(ctx, p.OrgID, cfg, now); err != nil {
+		agent := app.OutboundAgent{OrgID: p.OrgID, PhoneNumber: cfg.PhoneNumber}
+		err = s.creds.SaveWith(ctx, p.OrgID, cfg, now, func(ctx context.Context, rec app.CredentialRecord) error {
+			return s.assistants.SaveTwilioConnection(ctx, rec, agent)
+		})
+		if err != nil {
 			return "", err
 		}
 		res = s.saved(ctx, p.OrgID, app.Twilio, now, v)

@@ -15,9 +15,11 @@
 //
 // Every save (SaveVapi, SaveTwilio, SaveResend, SaveElevenLabs) keeps one
 // promise: it requires an admin, validates the trimmed input, verifies it
-// with the provider, and only then writes. The credentials are written
-// last, so when a save returns an error the org's previous credentials for
-// that provider are still stored and working. A save returns EUnauthorized
+// with the provider, and only then writes. Everything a save stores in the
+// database (the credentials and, for Vapi and Twilio, the assistant mappings
+// and the outbound agent) is written last, in one transaction, so when a
+// save returns an error nothing of it is stored and the org's previous
+// credentials for that provider are still stored and working. A save returns EUnauthorized
 // when the principal has no org, EForbidden for a non-admin, EValidation
 // with per-field messages keyed by the input's JSON names,
 // EVerificationFailed when the provider refuses the credentials,
@@ -54,6 +56,8 @@ const WebhookPath = "/api/webhooks/vapi"
 // *credentials.Service implements it.
 type Credentials interface {
 	Save(ctx context.Context, orgID string, cfg app.Config, verifiedAt time.Time) error
+	SaveWith(ctx context.Context, orgID string, cfg app.Config, verifiedAt time.Time,
+		store func(ctx context.Context, rec app.CredentialRecord) error) error
 	Get(ctx context.Context, orgID string, p app.Provider) (app.Config, error)
 	Statuses(ctx context.Context, orgID string) ([]app.Status, error)
 	Disconnect(ctx context.Context, orgID string, p app.Provider) error
@@ -84,14 +88,15 @@ type ElevenLabsClient interface {
 	Verify(ctx context.Context, cfg app.ElevenLabsConfig) (providers.Verification, error)
 }
 
-// AssistantStore keeps the org's assistant mappings and outbound agent set-up;
-// *db.DB implements it.
+// AssistantStore keeps the org's assistant mappings and outbound agent set-up,
+// and stores them together with the sealed credentials they belong to in one
+// transaction; *db.DB implements it.
 type AssistantStore interface {
 	AssistantMappings(ctx context.Context, orgID string) ([]app.AssistantMapping, error)
-	SaveAssistantMapping(ctx context.Context, m app.AssistantMapping) error
 	DeleteAssistantMappings(ctx context.Context, orgID string) ([]string, error)
-	SaveOutboundAgent(ctx context.Context, a app.OutboundAgent) error
 	ClearOutboundAssistant(ctx context.Context, orgID string) error
+	SaveVapiConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping, agent app.OutboundAgent) error
+	SaveTwilioConnection(ctx context.Context, rec app.CredentialRecord, agent app.OutboundAgent) error
 }
 
 // AuditStore appends to the org's audit log; *db.DB implements it.

@@ -2,6 +2,7 @@ package integrations_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -57,7 +58,7 @@ func TestSaveVapiAgainUpdatesTheWebhookSettings(t *testing.T) {
 			t.Errorf("%d mappings, want 2", n)
 		}
 	})
-	t.Run("saving without a secret clears it", func(t *testing.T) {
+	t.Run("saving without a secret keeps the stored one", func(t *testing.T) {
 		again, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key})
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +66,10 @@ func TestSaveVapiAgainUpdatesTheWebhookSettings(t *testing.T) {
 		if again.InboundAssistantID != first.InboundAssistantID || again.OutboundAssistantID != first.OutboundAssistantID {
 			t.Errorf("ids = %s, %s; want the same %v", again.InboundAssistantID, again.OutboundAssistantID, ids)
 		}
-		assertServers(t, e.sb.Vapi, key, ids, "")
+		assertServers(t, e.sb.Vapi, key, ids, secretB)
+		if got := storedWebhookSecret(t, e, admin.OrgID); got != secretB {
+			t.Errorf("stored webhook secret = %q, want the one saved before", got)
+		}
 	})
 	t.Run("a server URL changed in Vapi is pointed back at BYOC", func(t *testing.T) {
 		client := vapi.New(e.urls.Vapi, e.urls.VapiEU, nil, 2*time.Second)
@@ -130,4 +134,90 @@ func TestSaveVapiFailsWhenTheUpdateFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertServers(t, sb.Vapi, key, ids, secretB)
+}
+
+// storedWebhookSecret returns the webhook secret stored with the org's Vapi
+// credentials.
+func storedWebhookSecret(t *testing.T, e *env, orgID string) string {
+	t.Helper()
+	stored, err := e.creds.Get(context.Background(), orgID, app.Vapi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored.(app.VapiConfig).WebhookSecret.Reveal()
+}
+
+func TestSaveVapiWebhookSecretOfItsOwn(t *testing.T) {
+	// An org that gives no webhook secret gets one of its own, so its
+	// webhooks never depend on a secret shared with other orgs.
+	ctx := context.Background()
+	e := newEnv(t)
+	adminA, _ := seedOrg(t, "Secretless Dental")
+	adminB, _ := seedOrg(t, "Other Secretless Dental")
+	keyA, keyB := vapiKey(), vapiKey()
+
+	first, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{first.InboundAssistantID, first.OutboundAssistantID}
+	generated := storedWebhookSecret(t, e, adminA.OrgID)
+	if raw, err := base64.RawURLEncoding.DecodeString(generated); err != nil || len(raw) != 32 {
+		t.Fatalf("generated secret %q is not 32 random bytes in base64url (%v)", generated, err)
+	}
+	assertServers(t, e.sb.Vapi, keyA, ids, generated)
+	if got := first.Status.Details["webhookSecret"]; got != "set" {
+		t.Errorf("status shows the webhook secret as %q, want \"set\"", got)
+	}
+
+	t.Run("another org gets another secret", func(t *testing.T) {
+		if _, err := e.svc.SaveVapi(ctx, adminB, integrations.VapiInput{APIKey: keyB}); err != nil {
+			t.Fatal(err)
+		}
+		if other := storedWebhookSecret(t, e, adminB.OrgID); other == generated || other == "" {
+			t.Errorf("org B's secret = %q, want its own", other)
+		}
+	})
+	t.Run("saving again keeps it", func(t *testing.T) {
+		if _, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA}); err != nil {
+			t.Fatal(err)
+		}
+		if got := storedWebhookSecret(t, e, adminA.OrgID); got != generated {
+			t.Errorf("stored secret = %q, want the generated %q", got, generated)
+		}
+		assertServers(t, e.sb.Vapi, keyA, ids, generated)
+	})
+	t.Run("a given secret replaces it and is kept in turn", func(t *testing.T) {
+		given := webhookSecret()
+		if _, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA, WebhookSecret: given}); err != nil {
+			t.Fatal(err)
+		}
+		assertServers(t, e.sb.Vapi, keyA, ids, given)
+		if _, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA}); err != nil {
+			t.Fatal(err)
+		}
+		assertServers(t, e.sb.Vapi, keyA, ids, given)
+		if got := storedWebhookSecret(t, e, adminA.OrgID); got != given {
+			t.Errorf("stored secret = %q, want the given one", got)
+		}
+	})
+	t.Run("after a disconnect a new one is made", func(t *testing.T) {
+		if _, err := e.svc.Disconnect(ctx, adminA, app.Vapi); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := storedWebhookSecret(t, e, adminA.OrgID)
+		if fresh == "" || fresh == generated {
+			t.Errorf("secret after reconnecting = %q", fresh)
+		}
+		for _, a := range e.sb.Vapi.Assistants(keyA) {
+			if (a.ID == res.InboundAssistantID || a.ID == res.OutboundAssistantID) && (a.Server == nil || a.Server.Secret != fresh) {
+				t.Errorf("assistant %s server = %+v, want the new secret", a.ID, a.Server)
+			}
+		}
+	})
+	e.assertNoLeak(t, adminA.OrgID, []string{keyA, keyB, generated})
 }

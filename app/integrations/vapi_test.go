@@ -145,8 +145,8 @@ func TestSaveVapiCreatesAssistants(t *testing.T) {
 			t.Errorf("the old account's assistants changed: %v, want %v", after, before)
 		}
 		for _, a := range e.sb.Vapi.Assistants(other) {
-			if a.Server == nil || a.Server.Secret != "" {
-				t.Errorf("assistant without a webhook secret given has server %+v", a.Server)
+			if a.Server == nil || a.Server.Secret != secret {
+				t.Errorf("assistant saved without a webhook secret has server %+v, want the org's stored secret", a.Server)
 			}
 		}
 		agent, err := e.db.OutboundAgent(ctx, admin.OrgID)

@@ -271,45 +271,10 @@ func TestHostileInputs(t *testing.T) {
 		})
 	}
 	for _, line := range strings.Split(e.log.String(), "\n") {
-		if (strings.Contains(line, "panic") || strings.Contains(line, `"level":"ERROR"`)) && !knownLogLine(line) {
+		if strings.Contains(line, "panic") || strings.Contains(line, `"level":"ERROR"`) {
 			t.Errorf("the log has an error:\n%.2000s", line)
 		}
 	}
-}
-
-// knownIssues are hostile answers that are wrong because of code outside
-// this package, each with where it must be fixed. They are logged instead
-// of failing the test; delete an entry when its fix lands.
-var knownIssues = []struct {
-	path     string
-	variants []string
-	status   int
-	where    string
-}{
-	{"/api/webhooks/vapi", []string{"NUL in every field", "only NUL"}, http.StatusServiceUnavailable,
-		"app/webhooks: an assistant id holding a NUL byte reaches the mapping lookup, which PostgreSQL refuses " +
-			"(SQLSTATE 22021), so the webhook is answered 503, counted as outcome=error and logged as an ERROR; " +
-			"it should be a bad_request before resolution"},
-}
-
-// knownIssue returns the entry of knownIssues that explains the answer.
-func knownIssue(variant string, req *http.Request, status int) (string, bool) {
-	for _, k := range knownIssues {
-		if req.URL.Path == k.path && status == k.status {
-			for _, v := range k.variants {
-				if strings.HasSuffix(variant, " / "+v) {
-					return k.where, true
-				}
-			}
-		}
-	}
-	return "", false
-}
-
-// knownLogLine reports whether an error line of the log comes from one of
-// the knownIssues.
-func knownLogLine(line string) bool {
-	return strings.Contains(line, `"msg":"vapi webhook"`) && strings.Contains(line, "SQLSTATE 22021") && len(knownIssues) > 0
 }
 
 // fiberMethods are the methods Fiber routes. It answers any other method
@@ -376,10 +341,6 @@ var codePattern = regexp.MustCompile(`^[a-z][a-z_]*$`)
 func checkHostileAnswer(t *testing.T, name string, req *http.Request, res response) {
 	t.Helper()
 	what := fmt.Sprintf("%s: %s %.120s", name, req.Method, req.URL.RequestURI())
-	if where, ok := knownIssue(name, req, res.StatusCode); ok {
-		t.Logf("known issue, %s: %s", what, where)
-		return
-	}
 	if !fiberMethods[req.Method] {
 		if res.StatusCode != http.StatusBadRequest {
 			t.Errorf("%s: status %d, want Fiber's 400", what, res.StatusCode)

@@ -23,11 +23,11 @@ const (
 	DefaultTouchEvery  = time.Minute
 )
 
-// maxAssistantIDBytes bounds the ids worth looking up: Vapi's are UUIDs.
-const maxAssistantIDBytes = 128
-
 // errUnknownAssistant means no org has the assistant.
 var errUnknownAssistant = errors.New("webhooks: unknown assistant")
+
+// errLookupsBusy means every lookup slot stayed taken for LookupWait.
+var errLookupsBusy = errors.New("webhooks: every store lookup slot is busy")
 
 // mappingEntry is a cached resolution; orgID "" marks an unknown id.
 type mappingEntry struct{ orgID string }
@@ -39,56 +39,87 @@ type secretEntry struct {
 	key secretKey
 }
 
+// table is one cache and its hit and miss counts; name sets its shared
+// lookups apart from those of the other tables.
+type table struct {
+	*cache.Cache
+	name         string
+	hits, misses atomic.Uint64
+}
+
+func newTable(name string, ttl time.Duration) *table {
+	return &table{Cache: cache.New(ttl, time.Minute), name: name}
+}
+
 // caches holds everything the warm path reads: assistant -> org (with
 // short negative entries), org -> webhook secret, deliveries already
 // handled, and when each assistant's last_used_at was last written. A fill
 // records the generation it started in and is dropped if an invalidation
 // happened meanwhile, so a lookup that raced a disconnect never caches what
 // the disconnect removed.
+//
+// Misses that reach the stores hold one of MaxConcurrentLookups slots, so a
+// flood of misses cannot exhaust the database pool. Whether an id is real is
+// only known after its lookup, so no slot can be kept for real ids; instead
+// ids that are not UUIDs never take a slot, an unknown id takes one at most
+// once per NegativeTTL, and a miss that finds every slot taken for
+// LookupWait fails (503: Vapi retries) instead of queueing. The queue before
+// the slots thus holds at most LookupWait of work and the slots keep serving
+// at the database's pace: under a flood of random UUIDs every miss, real or
+// not, gets a slot soon or is refused at once, rather than every miss
+// waiting seconds behind the flood.
 type caches struct {
 	mu  sync.Mutex // orders fills against invalidations
 	gen atomic.Uint64
 
-	mappings   *cache.Cache
-	secrets    *cache.Cache
-	deliveries *cache.Cache
+	mappings   *table
+	secrets    *table
+	deliveries *table
 	touched    *cache.Cache
 	lookups    singleflight.Group
 	sem        chan struct{} // bounds concurrent lookups that reach the stores
+	lookupWait time.Duration
 
 	mappingTTL, negativeTTL time.Duration
-
-	mappingHits, mappingMisses   atomic.Uint64
-	secretHits, secretMisses     atomic.Uint64
-	deliveryHits, deliveryMisses atomic.Uint64
 }
 
 func newCaches(o Options) *caches {
 	return &caches{
-		mappings:    cache.New(o.MappingTTL, time.Minute),
-		secrets:     cache.New(o.SecretTTL, time.Minute),
-		deliveries:  cache.New(o.DedupTTL, time.Minute),
+		mappings:    newTable("assistant", o.MappingTTL),
+		secrets:     newTable("secret", o.SecretTTL),
+		deliveries:  newTable("delivery", o.DedupTTL),
 		touched:     cache.New(o.TouchEvery, time.Minute),
 		sem:         make(chan struct{}, o.MaxConcurrentLookups),
+		lookupWait:  o.LookupWait,
 		mappingTTL:  o.MappingTTL,
 		negativeTTL: o.NegativeTTL,
 	}
 }
 
-// put stores v under key in c unless the generation moved since gen.
-func (c *caches) put(cc *cache.Cache, key string, v any, ttl time.Duration, gen uint64) {
+// put stores v under key in t unless the generation moved since gen.
+func (c *caches) put(t *table, key string, v any, ttl time.Duration, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen.Load() == gen {
-		cc.Set(key, v, ttl)
+		t.Set(key, v, ttl)
 	}
 }
 
-// acquire takes a lookup slot, or fails when ctx ends first.
+// acquire takes a lookup slot. It fails with errLookupsBusy when none frees
+// up within lookupWait, or when ctx ends first.
 func (c *caches) acquire(ctx context.Context) error {
 	select {
 	case c.sem <- struct{}{}:
 		return nil
+	default:
+	}
+	wait := time.NewTimer(c.lookupWait)
+	defer wait.Stop()
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-wait.C:
+		return errLookupsBusy
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -100,24 +131,22 @@ func (c *caches) release() { <-c.sem }
 // that started it, since other requests wait for its answer.
 const lookupTimeout = 5 * time.Second
 
-// resolve returns the org of a Vapi assistant, from the cache when it can.
-// Concurrent misses for one id share a single store query; an unknown id is
-// remembered for NegativeTTL. It returns errUnknownAssistant, or the store's
-// error (not cached).
-func (h *Handler) resolve(ctx context.Context, assistantID string) (string, error) {
-	c := h.caches
-	if len(assistantID) > maxAssistantIDBytes {
-		return "", errUnknownAssistant
+// load returns the entry cached in t under key, or fills it: concurrent
+// misses of one key share a single call of fill, which runs detached from ctx (at most lookupTimeout) while
+// holding a lookup slot, and whose entry is cached for the TTL it returns
+// unless an invalidation happened meanwhile. It returns fill's error (not
+// cached), errLookupsBusy, or ctx's error.
+func load[E any](ctx context.Context, c *caches, t *table, key string, fill func(context.Context) (E, time.Duration, error)) (E, error) {
+	var none E
+	if v, ok := t.Get(key); ok {
+		t.hits.Add(1)
+		return v.(E), nil
 	}
-	if v, ok := c.mappings.Get(assistantID); ok {
-		c.mappingHits.Add(1)
-		return orgOf(v.(*mappingEntry))
-	}
-	c.mappingMisses.Add(1)
-	ch := c.lookups.DoChan("a\x00"+assistantID, func() (any, error) {
+	t.misses.Add(1)
+	ch := c.lookups.DoChan(t.name+"\x00"+key, func() (any, error) {
 		// Checked again: the flight that filled the cache may have ended
 		// between the miss above and this call.
-		if v, ok := c.mappings.Get(assistantID); ok {
+		if v, ok := t.Get(key); ok {
 			return v, nil
 		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
@@ -127,32 +156,47 @@ func (h *Handler) resolve(ctx context.Context, assistantID string) (string, erro
 		}
 		defer c.release()
 		gen := c.gen.Load()
-		h.stats.storeCalls.Add(1)
-		m, err := h.deps.Mappings.ResolveAssistant(lctx, assistantID)
-		switch {
-		case err == nil:
-			e := &mappingEntry{orgID: m.OrgID}
-			c.put(c.mappings, assistantID, e, c.mappingTTL, gen)
-			return e, nil
-		case app.ErrorCode(err) == app.ENotFound:
-			e := &mappingEntry{}
-			c.put(c.mappings, assistantID, e, c.negativeTTL, gen)
-			return e, nil
+		e, ttl, err := fill(lctx)
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+		c.put(t, key, e, ttl, gen)
+		return e, nil
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return "", fmt.Errorf("resolve assistant: %w", res.Err)
+			return none, res.Err
 		}
-		return orgOf(res.Val.(*mappingEntry))
+		return res.Val.(E), nil
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return none, ctx.Err()
 	}
 }
 
-func orgOf(e *mappingEntry) (string, error) {
+// resolve returns the org of a Vapi assistant, from the cache when it can.
+// An id that is not a UUID (Vapi's ids are) is unknown without a lookup; an
+// unknown id is remembered for NegativeTTL. It returns errUnknownAssistant,
+// or an error (not cached) when the store cannot answer.
+func (h *Handler) resolve(ctx context.Context, assistantID string) (string, error) {
+	if !app.IsUUID(assistantID) {
+		return "", errUnknownAssistant
+	}
+	c := h.caches
+	e, err := load(ctx, c, c.mappings, assistantID, func(ctx context.Context) (*mappingEntry, time.Duration, error) {
+		h.stats.storeCalls.Add(1)
+		m, err := h.deps.Mappings.ResolveAssistant(ctx, assistantID)
+		switch {
+		case err == nil:
+			return &mappingEntry{orgID: m.OrgID}, c.mappingTTL, nil
+		case app.ErrorCode(err) == app.ENotFound:
+			return &mappingEntry{}, c.negativeTTL, nil
+		}
+		return nil, 0, err
+	})
+	if err != nil {
+		return "", fmt.Errorf("resolve assistant: %w", err)
+	}
 	if e.orgID == "" {
 		return "", errUnknownAssistant
 	}
@@ -164,53 +208,24 @@ func orgOf(e *mappingEntry) (string, error) {
 // none). The result, including "none", is cached for SecretTTL.
 func (h *Handler) secret(ctx context.Context, orgID string) (secretKey, error) {
 	c := h.caches
-	if v, ok := c.secrets.Get(orgID); ok {
-		c.secretHits.Add(1)
-		return h.keyOf(v.(*secretEntry)), nil
-	}
-	c.secretMisses.Add(1)
-	ch := c.lookups.DoChan("s\x00"+orgID, func() (any, error) {
-		if v, ok := c.secrets.Get(orgID); ok {
-			return v, nil
-		}
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
-		defer cancel()
-		if err := c.acquire(lctx); err != nil {
-			return nil, err
-		}
-		defer c.release()
-		gen := c.gen.Load()
+	e, err := load(ctx, c, c.secrets, orgID, func(ctx context.Context) (*secretEntry, time.Duration, error) {
 		h.stats.storeCalls.Add(1)
-		cfg, err := h.deps.Credentials.Vapi(lctx, orgID)
-		e := &secretEntry{}
+		cfg, err := h.deps.Credentials.Vapi(ctx, orgID)
 		switch {
-		case err == nil:
-			if !cfg.WebhookSecret.IsZero() {
-				e = &secretEntry{own: true, key: newSecretKey(cfg.WebhookSecret.Reveal())}
-			}
-		case app.ErrorCode(err) == app.ENotConfigured:
-		default:
-			return nil, err
+		case err == nil && !cfg.WebhookSecret.IsZero():
+			return &secretEntry{own: true, key: newSecretKey(cfg.WebhookSecret.Reveal())}, cache.DefaultExpiration, nil
+		case err == nil || app.ErrorCode(err) == app.ENotConfigured:
+			return &secretEntry{}, cache.DefaultExpiration, nil
 		}
-		c.put(c.secrets, orgID, e, cache.DefaultExpiration, gen)
-		return e, nil
+		return nil, 0, err
 	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return secretKey{}, fmt.Errorf("webhook secret: %w", res.Err)
-		}
-		return h.keyOf(res.Val.(*secretEntry)), nil
-	case <-ctx.Done():
-		return secretKey{}, ctx.Err()
+	if err != nil {
+		return secretKey{}, fmt.Errorf("webhook secret: %w", err)
 	}
-}
-
-func (h *Handler) keyOf(e *secretEntry) secretKey {
 	if e.own {
-		return e.key
+		return e.key, nil
 	}
-	return h.defaultKey
+	return h.defaultKey, nil
 }
 
 // InvalidateOrg drops what the handler caches for the org: its assistant
@@ -287,10 +302,10 @@ type CacheCounts struct {
 	NegativeItems int     `json:"negativeItems,omitempty"`
 }
 
-func counts(hits, misses uint64, items int) CacheCounts {
-	cc := CacheCounts{Hits: hits, Misses: misses, Items: items}
-	if hits+misses > 0 {
-		cc.HitRate = float64(hits) / float64(hits+misses)
+func (t *table) counts(items int) CacheCounts {
+	cc := CacheCounts{Hits: t.hits.Load(), Misses: t.misses.Load(), Items: items}
+	if cc.Hits+cc.Misses > 0 {
+		cc.HitRate = float64(cc.Hits) / float64(cc.Hits+cc.Misses)
 	}
 	return cc
 }
@@ -299,7 +314,7 @@ func counts(hits, misses uint64, items int) CacheCounts {
 func (h *Handler) CacheStats() CacheStats {
 	c := h.caches
 	items := c.mappings.Items()
-	m := counts(c.mappingHits.Load(), c.mappingMisses.Load(), len(items))
+	m := c.mappings.counts(len(items))
 	for _, it := range items {
 		if it.Object.(*mappingEntry).orgID == "" {
 			m.NegativeItems++
@@ -307,7 +322,7 @@ func (h *Handler) CacheStats() CacheStats {
 	}
 	return CacheStats{
 		Mappings:   m,
-		Secrets:    counts(c.secretHits.Load(), c.secretMisses.Load(), c.secrets.ItemCount()),
-		Deliveries: counts(c.deliveryHits.Load(), c.deliveryMisses.Load(), c.deliveries.ItemCount()),
+		Secrets:    c.secrets.counts(c.secrets.ItemCount()),
+		Deliveries: c.deliveries.counts(c.deliveries.ItemCount()),
 	}
 }

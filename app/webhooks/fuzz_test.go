@@ -18,22 +18,26 @@ import (
 var fuzzNow = time.Unix(1_700_000_000, 0)
 
 // memDeps are in-memory stand-ins for the stores: every assistant id but
-// "unknown" belongs to one org whose webhook secret is fuzzSecret.
+// fuzzUnknown belongs to one org whose webhook secret is fuzzSecret.
 type memDeps struct{}
 
 const (
-	fuzzSecret = "fuzz-secret"
-	fuzzOrg    = "00000000-0000-4000-8000-000000000001"
+	fuzzSecret    = "fuzz-secret"
+	fuzzOrg       = "00000000-0000-4000-8000-000000000001"
+	fuzzAssistant = "5b0a3c2e-1d4f-4a6b-9c8d-7e6f5a4b3c2d"
+	fuzzUnknown   = "00000000-0000-4000-8000-00000000dead"
 )
 
 func (memDeps) ResolveAssistant(_ context.Context, id string) (app.AssistantMapping, error) {
-	if id == "unknown" {
+	if id == fuzzUnknown {
 		return app.AssistantMapping{}, app.Errorf(app.ENotFound, "Unknown assistant.")
 	}
 	return app.AssistantMapping{VapiAssistantID: id, OrgID: fuzzOrg}, nil
 }
 
-func (memDeps) TouchAssistant(context.Context, string, time.Time) (bool, error) { return true, nil }
+func (memDeps) TouchAssistant(context.Context, string, string, time.Time) (bool, error) {
+	return true, nil
+}
 
 func (memDeps) Vapi(context.Context, string) (app.VapiConfig, error) {
 	return app.VapiConfig{WebhookSecret: app.NewSecret(fuzzSecret)}, nil
@@ -46,11 +50,11 @@ func (memDeps) Twilio(context.Context, string) (app.TwilioConfig, error) {
 func (memDeps) RecordCallEvent(context.Context, app.CallEvent) (bool, error) { return true, nil }
 
 func FuzzParsePayload(f *testing.F) {
-	f.Add([]byte(`{"message":{"type":"status-update","status":"ringing","timestamp":1714000000000,"call":{"id":"c1","assistantId":"a1","orgId":"o1"}}}`))
-	f.Add([]byte(`{"message":{"type":"end-of-call-report","endedReason":"hangup","startedAt":"2024-01-01T00:00:00Z","endedAt":"2024-01-01T00:01:00Z","call":{"id":"c1","assistantId":"a1"}}}`))
-	f.Add([]byte(`{"message":{"type":"tool-calls","toolCallList":[{"id":"t1","function":{"name":"send_sms","arguments":"{\"to\":\"+12025550123\",\"body\":\"hi\"}"}},{"id":"t2","function":{"name":"check_availability","arguments":{"start":"2030-01-01T00:00:00Z","end":"2030-01-01T01:00:00Z"}}}],"assistant":{"id":"a2"}}}`))
-	f.Add([]byte(`{"message":{"type":"hang","call":{"assistantId":"unknown"}}}`))
-	f.Add([]byte(`{"message":{"type":"status-update","status":"a\u0000b","timestamp":"2024-01-01T00:00:00Z","durationSeconds":-1,"call":{"id":7,"assistantId":"a1"}}}`))
+	f.Add([]byte(`{"message":{"type":"status-update","status":"ringing","timestamp":1714000000000,"call":{"id":"c1","assistantId":"` + fuzzAssistant + `","orgId":"o1"}}}`))
+	f.Add([]byte(`{"message":{"type":"end-of-call-report","endedReason":"hangup","startedAt":"2024-01-01T00:00:00Z","endedAt":"2024-01-01T00:01:00Z","call":{"id":"c1","assistantId":"` + fuzzAssistant + `"}}}`))
+	f.Add([]byte(`{"message":{"type":"tool-calls","toolCallList":[{"id":"t1","function":{"name":"send_sms","arguments":"{\"to\":\"+12025550123\",\"body\":\"hi\"}"}},{"id":"t2","function":{"name":"check_availability","arguments":{"start":"2030-01-01T00:00:00Z","end":"2030-01-01T01:00:00Z"}}}],"assistant":{"id":"` + fuzzAssistant + `"}}}`))
+	f.Add([]byte(`{"message":{"type":"hang","call":{"assistantId":"` + fuzzUnknown + `"}}}`))
+	f.Add([]byte(`{"message":{"type":"status-update","status":"a\u0000b","timestamp":"2024-01-01T00:00:00Z","durationSeconds":-1,"call":{"id":7,"assistantId":"` + fuzzAssistant + `"}}}`))
 	f.Add([]byte(`{"message":`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`null`))
@@ -75,7 +79,7 @@ func FuzzParsePayload(f *testing.F) {
 		if _, err := json.Marshal(resp.Body); err != nil {
 			t.Fatalf("response body does not encode: %v", err)
 		}
-		if err == nil && m.AssistantID != "" && m.AssistantID != "unknown" && len(m.AssistantID) <= maxAssistantIDBytes &&
+		if err == nil && app.IsUUID(m.AssistantID) && m.AssistantID != fuzzUnknown &&
 			resp.Status != http.StatusOK && len(body) <= 1<<16 {
 			t.Fatalf("status %d for a valid body naming assistant %q", resp.Status, m.AssistantID)
 		}

@@ -63,9 +63,9 @@ func (c *countingMappings) ResolveAssistant(ctx context.Context, id string) (app
 	return c.inner.ResolveAssistant(ctx, id)
 }
 
-func (c *countingMappings) TouchAssistant(ctx context.Context, id string, at time.Time) (bool, error) {
+func (c *countingMappings) TouchAssistant(ctx context.Context, orgID, id string, at time.Time) (bool, error) {
 	c.touchs.Add(1)
-	return c.inner.TouchAssistant(ctx, id, at)
+	return c.inner.TouchAssistant(ctx, orgID, id, at)
 }
 
 type countingCreds struct {
@@ -128,6 +128,7 @@ type env struct {
 	credsCnt *countingCreds
 	events   *countingEvents
 	sb       *sandbox.Sandbox
+	srv      *httptest.Server // serves sb
 	logs     *logBuffer
 }
 
@@ -135,8 +136,9 @@ type envConfig struct {
 	opts     webhooks.Options
 	calendar webhooks.Calendar
 	noTwilio bool
-	// shareWith makes the new env use the same credential keyring as
-	// another, as a second instance of the same deployment would.
+	// shareWith makes the new env a second instance of another's
+	// deployment: the same database and provider stand-ins, its own pool,
+	// caches and memory.
 	shareWith *env
 }
 
@@ -172,12 +174,16 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 	t.Cleanup(pool.Close)
 	d := &db.DB{Pool: pool}
 
-	sb := sandbox.New()
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(srv.Close)
+	sb, srv := sandbox.New(), (*httptest.Server)(nil)
+	if cfg.shareWith != nil {
+		sb, srv = cfg.shareWith.sb, cfg.shareWith.srv
+	} else {
+		srv = httptest.NewServer(sb.Handler())
+		t.Cleanup(srv.Close)
+	}
 	logs := &logBuffer{}
 	creds := credentials.New(d, sharedKeyring(), credentials.Options{})
-	e := &env{t: t, db: d, queries: qc, creds: creds, sb: sb, logs: logs,
+	e := &env{t: t, db: d, queries: qc, creds: creds, sb: sb, srv: srv, logs: logs,
 		mappings: &countingMappings{inner: d},
 		credsCnt: &countingCreds{inner: creds},
 		events:   &countingEvents{inner: d},
@@ -195,6 +201,8 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 }
 
 func withOptions(o webhooks.Options) func(*envConfig) { return func(c *envConfig) { c.opts = o } }
+
+func sharing(other *env) func(*envConfig) { return func(c *envConfig) { c.shareWith = other } }
 
 func withCalendar(cal webhooks.Calendar) func(*envConfig) {
 	return func(c *envConfig) { c.calendar = cal }

@@ -27,7 +27,7 @@ func BenchmarkResolveVerify(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				org, err := h.resolve(ctx, "assistant-1")
+				org, err := h.resolve(ctx, fuzzAssistant)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,18 +63,43 @@ func TestUnknownAssistantFlood(t *testing.T) {
 	}
 }
 
-func TestAbsurdAssistantIDNeverQueried(t *testing.T) {
+// TestNonUUIDAssistantIDNeverQueried: Vapi's assistant ids are UUIDs, so
+// any other id is unknown without asking the database.
+func TestNonUUIDAssistantIDNeverQueried(t *testing.T) {
 	e := newEnv(t)
-	long := make([]byte, 500)
-	for i := range long {
-		long[i] = 'a'
+	u := newUUID(t)
+	for _, id := range []string{
+		"a1",
+		"assistant-1",
+		strings.Repeat("a", 500),
+		strings.ReplaceAll(u, "-", ""),
+		u + "0",
+		" " + u,
+		u[:35] + "g",
+		"'; select pg_sleep(10); --",
+	} {
+		t.Run(clipName(id), func(t *testing.T) {
+			body := []byte(encode(t, map[string]any{"message": map[string]any{"type": "status-update",
+				"call": map[string]any{"id": "c1", "assistantId": id}}}))
+			got := e.handle("s", body)
+			if got.Status != http.StatusNotFound || errorCode(t, got) != "unknown_assistant" {
+				t.Fatalf("got %d %s, want 404 unknown_assistant", got.Status, encode(t, got.Body))
+			}
+		})
 	}
-	if got := e.handle("s", msg("hang", string(long), nil)); got.Status != http.StatusNotFound {
-		t.Fatalf("status %d, want 404", got.Status)
+	if n := e.mappings.resolves.Load(); n != 0 {
+		t.Errorf("%d ids that are not UUIDs reached the database", n)
 	}
-	if e.mappings.resolves.Load() != 0 {
-		t.Error("a 500-byte assistant id reached the database")
+	if s := e.h.Stats(); s.StoreCalls != 0 {
+		t.Errorf("%d store calls for ids that are not UUIDs", s.StoreCalls)
 	}
+}
+
+func clipName(s string) string {
+	if len(s) > 20 {
+		return s[:20]
+	}
+	return s
 }
 
 // TestInvalidateOrg: once the org's mapping is gone from the database and

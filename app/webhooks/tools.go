@@ -93,6 +93,21 @@ func (h *Handler) runTools(ctx context.Context, orgID string, calls []toolCall, 
 	return out
 }
 
+// resultHandledBefore answers each tool call of a delivery another instance
+// (or this one, before it forgot) already handled.
+const resultHandledBefore = "This request was already handled and its tool calls were not run again; " +
+	"the first answer to it is the one that counts."
+
+// handledBefore is the answer to a tool-calls delivery already claimed
+// whose results this instance does not remember: one result per tool call.
+func handledBefore(calls []toolCall) toolResults {
+	out := toolResults{Results: make([]toolResult, 0, len(calls))}
+	for _, tc := range calls {
+		out.Results = append(out.Results, toolResult{ToolCallID: tc.ID, Name: clip(tc.Name, 64), Result: resultHandledBefore})
+	}
+	return out
+}
+
 // runTool runs one tool and returns its result and a short outcome for the log.
 func (h *Handler) runTool(ctx context.Context, orgID, name string, args json.RawMessage) (result, outcome string) {
 	switch name {

@@ -356,3 +356,98 @@ func TestLogsCarryNoSecretsOrPersonalData(t *testing.T) {
 		}
 	}
 }
+
+// TestToolCallsRunOnceAcrossInstances: a signed tool-calls delivery that
+// reaches another instance on the same database, or this one after it forgot
+// the delivery, runs its tools once: the SMS goes out once, and the copies
+// get a result per tool call saying the request was already handled.
+func TestToolCallsRunOnceAcrossInstances(t *testing.T) {
+	// A short memory: the secret-header modes carry no timestamp, so a copy
+	// can come at any time after the memory expired. (While it remembers,
+	// an instance answers the first results again: see TestToolCalls.)
+	short := webhooks.Options{Tolerance: 25 * time.Millisecond, DedupTTL: 50 * time.Millisecond}
+	a := newEnv(t, withOptions(short))
+	b := newEnv(t, sharing(a))
+	o := a.newOrg("replay-secret-1234567890")
+	a.setTwilio(o.id, orgTwilio)
+	body := toolCallsBody(t, o.assistant, time.Now().UnixMilli(),
+		tc{id: "sms_1", name: "send_sms", args: map[string]any{"to": "+12025550123", "body": "Your code is 1234"}},
+		tc{id: "cal_1", name: "book_appointment", args: map[string]any{"start": "2030-05-06T14:00:00Z", "end": "2030-05-06T15:00:00Z"}})
+	sent := func() int { return len(a.sb.Twilio.Messages()) }
+	alreadyHandled := func(t *testing.T, r []result) {
+		t.Helper()
+		if len(r) != 2 || r[0].ToolCallID != "sms_1" || r[0].Name != "send_sms" || r[1].ToolCallID != "cal_1" ||
+			r[1].Name != "book_appointment" {
+			t.Fatalf("results %+v, want one per tool call", r)
+		}
+		for _, x := range r {
+			if !strings.Contains(x.Result, "already handled") {
+				t.Errorf("result %+v, want it to say the request was already handled", x)
+			}
+		}
+	}
+
+	first := results(t, a.handle(o.secret, body))
+	if len(first) != 2 || !strings.Contains(first[0].Result, "was sent") || sent() != 1 {
+		t.Fatalf("first delivery: results %+v, %d messages; want the SMS sent", first, sent())
+	}
+
+	t.Run("another instance", func(t *testing.T) {
+		alreadyHandled(t, results(t, b.handle(o.secret, body)))
+		if n := b.outcome(webhooks.OutcomeDuplicate); n != 1 {
+			t.Errorf("instance B counted %d duplicates, want 1", n)
+		}
+		if n := sent(); n != 1 {
+			t.Errorf("%d messages sent, want 1", n)
+		}
+	})
+	t.Run("the first instance after its memory is gone", func(t *testing.T) {
+		a.h.Flush()
+		time.Sleep(3 * short.DedupTTL)
+		alreadyHandled(t, results(t, a.handle(o.secret, body)))
+		if n := sent(); n != 1 {
+			t.Errorf("%d messages sent, want 1", n)
+		}
+	})
+	t.Run("a restarted instance", func(t *testing.T) {
+		c := newEnv(t, sharing(a))
+		alreadyHandled(t, results(t, c.handle(o.secret, body)))
+		if n := sent(); n != 1 {
+			t.Errorf("%d messages sent, want 1", n)
+		}
+	})
+	var rows int
+	if err := a.db.Pool.QueryRow(context.Background(),
+		`select count(*) from call_events where org_id = $1 and event_type = 'tool-calls'`, o.id).Scan(&rows); err != nil || rows != 1 {
+		t.Errorf("%d tool-calls rows, %v; want the delivery claimed once", rows, err)
+	}
+}
+
+// TestToolCallsUnclaimedAreNotRun: when the delivery cannot be claimed (the
+// database is down), no tool runs and Vapi gets a 503 to retry; the retry
+// runs the tools once.
+func TestToolCallsUnclaimedAreNotRun(t *testing.T) {
+	e := newEnv(t)
+	o := e.newOrg("unclaimed-secret-12345678")
+	e.setTwilio(o.id, orgTwilio)
+	body := toolCallsBody(t, o.assistant, time.Now().UnixMilli(),
+		tc{id: "sms_1", name: "send_sms", args: map[string]any{"to": "+12025550123", "body": "hello"}})
+	e.events.fail.Store(true)
+	got := e.handle(o.secret, body)
+	if got.Status != http.StatusServiceUnavailable || errorCode(t, got) != "unavailable" {
+		t.Fatalf("got %d %s, want 503 unavailable", got.Status, encode(t, got.Body))
+	}
+	if n := len(e.sb.Twilio.Messages()); n != 0 {
+		t.Fatalf("%d messages sent without a claim", n)
+	}
+	e.events.fail.Store(false)
+	if r := results(t, e.handle(o.secret, body)); len(r) != 1 || !strings.Contains(r[0].Result, "was sent") {
+		t.Fatalf("retry: results %+v, want the SMS sent", r)
+	}
+	if r := results(t, e.handle(o.secret, body)); len(r) != 1 || !strings.Contains(r[0].Result, "was sent") {
+		t.Fatalf("second copy: results %+v, want the first results again", r)
+	}
+	if n := len(e.sb.Twilio.Messages()); n != 1 {
+		t.Errorf("%d messages sent, want 1", n)
+	}
+}

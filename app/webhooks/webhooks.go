@@ -7,7 +7,9 @@
 // that org's webhook secret (or the server's default secret when the org has
 // none) in any of the ways Vapi can send it, and deduplicated. Status updates
 // and end-of-call reports are recorded once per delivery before the answer;
-// tool calls run the built-in tools with the org's own credentials.
+// tool calls run the built-in tools with the org's own credentials, once per
+// delivery across all instances: the delivery is claimed in the database
+// before any tool runs.
 //
 // The warm path stays in memory: with the assistant's org and the org's
 // secret cached, a webhook that needs no write is answered without any
@@ -36,9 +38,10 @@ import (
 type MappingResolver interface {
 	// ResolveAssistant returns the assistant's mapping, or ENotFound.
 	ResolveAssistant(ctx context.Context, assistantID string) (app.AssistantMapping, error)
-	// TouchAssistant sets the assistant's last_used_at to at (at most once
-	// a minute) and reports whether it wrote.
-	TouchAssistant(ctx context.Context, assistantID string, at time.Time) (bool, error)
+	// TouchAssistant sets the last_used_at of the org's assistant to at (at
+	// most once a minute) and reports whether it wrote; an assistant the
+	// org does not have is left alone.
+	TouchAssistant(ctx context.Context, orgID, assistantID string, at time.Time) (bool, error)
 }
 
 // Credentials hands out an org's decrypted provider configs, cached;
@@ -50,7 +53,9 @@ type Credentials interface {
 }
 
 // EventStore records call events once per (org, dedup key), whichever
-// instance receives them; *db.DB implements it.
+// instance receives them; *db.DB implements it. A tool-calls delivery is
+// recorded too, before its tools run: the insert is its claim, so that the
+// tools run once across instances and restarts.
 type EventStore interface {
 	RecordCallEvent(ctx context.Context, e app.CallEvent) (inserted bool, err error)
 }
@@ -80,6 +85,7 @@ const DefaultMaxBodyBytes = 1 << 20
 const (
 	DefaultToolTimeout          = 10 * time.Second
 	DefaultMaxConcurrentLookups = 8
+	DefaultLookupWait           = 100 * time.Millisecond
 )
 
 // Options tunes New. The zero value gives the defaults, no default secret
@@ -109,7 +115,7 @@ type Options struct {
 	MappingTTL, NegativeTTL, SecretTTL time.Duration
 	// DedupTTL is how long a handled delivery is remembered in memory
 	// (default 10 min; never less than twice the Tolerance). The database
-	// remembers recorded events for good.
+	// remembers recorded events and claimed tool calls for good.
 	DedupTTL time.Duration
 	// TouchEvery is how often at most an assistant's last_used_at is written
 	// from this instance (default 1 min).
@@ -118,6 +124,10 @@ type Options struct {
 	// once, so a flood of unknown ids cannot exhaust the database pool
 	// (default 8).
 	MaxConcurrentLookups int
+	// LookupWait is how long a cache miss waits for a lookup slot before
+	// the webhook is answered 503 (default 100 ms): under a flood, misses
+	// are shed quickly instead of queueing behind it (see caches).
+	LookupWait time.Duration
 	// ToolTimeout bounds each tool call (default 10 s).
 	ToolTimeout time.Duration
 	// DefaultPhoneRegion is the region send_sms reads numbers without a
@@ -142,6 +152,7 @@ func (o Options) withDefaults() Options {
 	o.DedupTTL = max(o.DedupTTL, 2*o.Tolerance)
 	def(&o.TouchEvery, DefaultTouchEvery)
 	def(&o.ToolTimeout, DefaultToolTimeout)
+	def(&o.LookupWait, DefaultLookupWait)
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -259,14 +270,19 @@ type trace struct {
 // Handle answers one delivery:
 //   - 413 payload_too_large for a body over MaxBodyBytes, 400
 //     validation_failed for a body that is not JSON or names no assistant;
-//   - 404 unknown_assistant when no org has the assistant;
+//   - 404 unknown_assistant when no org has the assistant (any id that is
+//     not a UUID, without a lookup);
 //   - 401 invalid_signature, always the same body, when the delivery is
 //     not authenticated with the org's secret;
-//   - 503 unavailable when a store cannot be read or the event cannot be
-//     recorded, so that Vapi retries (nothing not stored is acknowledged);
-//   - 200 otherwise: Vapi's {"results": [...]} for tool calls, and
-//     {"received": true} (with "duplicate": true for a delivery already
-//     handled) for everything else.
+//   - 503 unavailable when a store cannot be read (or no lookup slot frees
+//     up within LookupWait) or the event or tool-calls claim cannot be
+//     recorded, so that Vapi retries (nothing not stored is acknowledged,
+//     no tool runs unclaimed);
+//   - 200 otherwise: Vapi's {"results": [...]} for tool calls (for a
+//     delivery already handled, the first results when this instance still
+//     remembers them, else a result per call saying it was already
+//     handled), and {"received": true} (with "duplicate": true for a
+//     delivery already handled) for everything else.
 //
 // It logs one line per call and never returns a 500.
 func (h *Handler) Handle(ctx context.Context, r Request) Response {
@@ -323,24 +339,44 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 	t.mode = v.mode
 
 	switch msg.Type {
-	case TypeStatusUpdate, TypeEndOfCallReport:
-		key := dedupKey(&msg, r.Body)
-		return h.once(orgID, key, v.signature, func() (Response, string) {
-			return h.record(ctx, orgID, key, &msg, r, t)
-		})
-	case TypeToolCalls:
-		return h.once(orgID, dedupKey(&msg, r.Body), v.signature, func() (Response, string) {
-			h.touch(ctx, msg.AssistantID, t)
-			res := h.runTools(ctx, orgID, msg.ToolCalls, &t.tools)
-			return Response{Status: http.StatusOK, Body: res}, OutcomeVerified
+	case TypeStatusUpdate, TypeEndOfCallReport, TypeToolCalls:
+		dedup := dedupKey(&msg, r.Body)
+		return h.once(orgID, dedup, v.signature, func() (Response, string) {
+			return h.deliver(ctx, orgID, dedup, &msg, r, t)
 		})
 	}
 	return respReceived, OutcomeVerified
 }
 
-// record stores a status update or end-of-call report and touches the
-// assistant.
-func (h *Handler) record(ctx context.Context, orgID, key string, msg *message, r Request, t *trace) (Response, string) {
+// deliver handles a delivery that is recorded: a status update or
+// end-of-call report is stored; a tool-calls delivery is stored as its
+// claim before any tool runs, and its tools run only when this call made
+// the claim, so they run at most once whichever instances receive it and
+// whatever they remember (a claim whose tools never ran, after a crash, is
+// not run again). A delivery recorded before is answered as a duplicate:
+// for tool calls, a result per call saying it was already handled.
+func (h *Handler) deliver(ctx context.Context, orgID, dedup string, msg *message, r Request, t *trace) (Response, string) {
+	inserted, err := h.record(ctx, orgID, dedup, msg, r, t)
+	if err != nil {
+		return respUnavailable, OutcomeError
+	}
+	if msg.Type != TypeToolCalls {
+		if !inserted {
+			return respDuplicate, OutcomeDuplicate
+		}
+		return respReceived, OutcomeVerified
+	}
+	if !inserted {
+		return Response{Status: http.StatusOK, Body: handledBefore(msg.ToolCalls)}, OutcomeDuplicate
+	}
+	res := h.runTools(ctx, orgID, msg.ToolCalls, &t.tools)
+	return Response{Status: http.StatusOK, Body: res}, OutcomeVerified
+}
+
+// record stores the delivery as a call event of the org, unless the org
+// already has one with its dedup key, touches the assistant and reports
+// whether it inserted. A store error is kept in t.
+func (h *Handler) record(ctx context.Context, orgID, dedup string, msg *message, r Request, t *trace) (bool, error) {
 	ev := app.CallEvent{
 		OrgID:           orgID,
 		CallID:          msg.CallID,
@@ -348,7 +384,7 @@ func (h *Handler) record(ctx context.Context, orgID, key string, msg *message, r
 		Status:          msg.Status,
 		EndedReason:     msg.EndedReason,
 		DurationSeconds: msg.DurationSeconds,
-		DedupKey:        key,
+		DedupKey:        dedup,
 		OccurredAt:      msg.OccurredAt,
 		ReceivedAt:      r.ReceivedAt,
 	}
@@ -356,23 +392,20 @@ func (h *Handler) record(ctx context.Context, orgID, key string, msg *message, r
 	inserted, err := h.deps.Events.RecordCallEvent(ctx, ev)
 	if err != nil {
 		t.err = err
-		return respUnavailable, OutcomeError
+		return false, err
 	}
-	h.touch(ctx, msg.AssistantID, t)
-	if !inserted {
-		return respDuplicate, OutcomeDuplicate
-	}
-	return respReceived, OutcomeVerified
+	h.touch(ctx, orgID, msg.AssistantID, t)
+	return inserted, nil
 }
 
-// touch writes the assistant's last_used_at unless this instance did so
+// touch writes the org's assistant's last_used_at unless this instance did so
 // within TouchEvery. A failure is logged and does not fail the webhook.
-func (h *Handler) touch(ctx context.Context, assistantID string, t *trace) {
+func (h *Handler) touch(ctx context.Context, orgID, assistantID string, t *trace) {
 	if h.caches.touched.Add(assistantID, struct{}{}, h.opts.TouchEvery) != nil {
 		return
 	}
 	h.stats.storeCalls.Add(1)
-	if _, err := h.deps.Mappings.TouchAssistant(ctx, assistantID, h.opts.Now()); err != nil {
+	if _, err := h.deps.Mappings.TouchAssistant(ctx, orgID, assistantID, h.opts.Now()); err != nil {
 		h.caches.touched.Delete(assistantID)
 		t.touchErr = err
 	}
@@ -412,13 +445,13 @@ func (h *Handler) once(orgID, dedup string, signature []byte, fn func() (Respons
 	if e, ok := h.seen(key, sigKey); ok {
 		return replay(e), OutcomeDuplicate
 	}
-	c.deliveryMisses.Add(1)
+	c.deliveries.misses.Add(1)
 	type result struct {
 		resp    Response
 		outcome string
 	}
 	led := false
-	v, _, _ := c.lookups.Do("d\x00"+key, func() (any, error) {
+	v, _, _ := c.lookups.Do(c.deliveries.name+"\x00"+key, func() (any, error) {
 		led = true
 		if e, ok := h.seen(key, sigKey); ok { // handled while this call waited
 			return result{replay(e), OutcomeDuplicate}, nil
@@ -444,12 +477,12 @@ func (h *Handler) once(orgID, dedup string, signature []byte, fn func() (Respons
 func (h *Handler) seen(key, sigKey string) (*deliveryEntry, bool) {
 	c := h.caches
 	if v, ok := c.deliveries.Get(key); ok {
-		c.deliveryHits.Add(1)
+		c.deliveries.hits.Add(1)
 		return v.(*deliveryEntry), true
 	}
 	if sigKey != "" {
 		if v, ok := c.deliveries.Get(sigKey); ok {
-			c.deliveryHits.Add(1)
+			c.deliveries.hits.Add(1)
 			return v.(*deliveryEntry), true
 		}
 	}

@@ -1,0 +1,125 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"byoc/app"
+)
+
+// Provider connections: the sealed credentials of a provider together with
+// the rows that only make sense with them (the org's Vapi assistants, its
+// outbound agent). A save writes all of them in one tenant transaction, so a
+// failure stores nothing and the previous connection keeps working.
+
+// SaveVapiConnection stores rec, the org's Vapi credentials (as
+// UpsertCredential does), the given assistant mappings (each replacing the
+// org's mapping of its role, as SaveAssistantMapping does) and agent (as
+// SaveOutboundAgent does: an empty field keeps the stored value) in one
+// tenant transaction of rec.OrgID that also publishes the cache
+// invalidation: either all of it is stored or none. Every row must belong to
+// rec.OrgID. It returns EConflict when an assistant id is mapped to another
+// org; other errors are internal.
+func (d *DB) SaveVapiConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping, agent app.OutboundAgent) error {
+	if err := checkConnection(rec, app.Vapi, mappings, agent); err != nil {
+		return err
+	}
+	err := d.InOrg(ctx, rec.OrgID, "", func(tx pgx.Tx) error {
+		for _, m := range mappings {
+			if err := upsertAssistantMapping(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return saveConnection(ctx, tx, rec, agent)
+	})
+	return wrapConnectionErr(app.Vapi, err)
+}
+
+// SaveTwilioConnection stores rec, the org's Twilio credentials (as
+// UpsertCredential does), and agent (as SaveOutboundAgent does, normally
+// just the phone number) in one tenant transaction of rec.OrgID that also
+// publishes the cache invalidation: either both are stored or neither.
+// agent must belong to rec.OrgID. Errors are internal.
+func (d *DB) SaveTwilioConnection(ctx context.Context, rec app.CredentialRecord, agent app.OutboundAgent) error {
+	if err := checkConnection(rec, app.Twilio, nil, agent); err != nil {
+		return err
+	}
+	err := d.InOrg(ctx, rec.OrgID, "", func(tx pgx.Tx) error {
+		return saveConnection(ctx, tx, rec, agent)
+	})
+	return wrapConnectionErr(app.Twilio, err)
+}
+
+// saveConnection writes the outbound agent and the credentials of rec and
+// announces the change.
+func saveConnection(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord, agent app.OutboundAgent) error {
+	if err := upsertOutboundAgent(ctx, tx, agent); err != nil {
+		return err
+	}
+	if _, err := upsertCredential(ctx, tx, rec); err != nil {
+		return err
+	}
+	return notifyCache(ctx, tx, rec.OrgID, string(rec.Provider))
+}
+
+func checkConnection(rec app.CredentialRecord, p app.Provider, mappings []app.AssistantMapping, agent app.OutboundAgent) error {
+	if rec.Provider != p {
+		return fmt.Errorf("db: save %s connection with %q credentials", p, rec.Provider)
+	}
+	if agent.OrgID != rec.OrgID {
+		return fmt.Errorf("db: save %s connection: the outbound agent belongs to another org", p)
+	}
+	for _, m := range mappings {
+		if m.OrgID != rec.OrgID {
+			return fmt.Errorf("db: save %s connection: an assistant mapping belongs to another org", p)
+		}
+	}
+	return nil
+}
+
+func wrapConnectionErr(p app.Provider, err error) error {
+	var e *app.Error
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	return fmt.Errorf("db: save %s connection: %w", p, err)
+}
+
+// upsertAssistantMapping records m as the org's assistant for m.Role. An
+// assistant id already mapped to another org gives EConflict.
+func upsertAssistantMapping(ctx context.Context, tx pgx.Tx, m app.AssistantMapping) error {
+	_, err := tx.Exec(ctx, `
+		insert into assistant_org_mapping (vapi_assistant_id, org_id, assistant_role, name)
+		values ($1, $2, $3, nullif($4, ''))
+		on conflict (org_id, assistant_role) do update set
+			vapi_assistant_id = excluded.vapi_assistant_id,
+			name              = excluded.name,
+			created_at        = case when assistant_org_mapping.vapi_assistant_id = excluded.vapi_assistant_id
+			                         then assistant_org_mapping.created_at else now() end`,
+		m.VapiAssistantID, m.OrgID, string(m.Role), m.Name)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		// The unique assistant id belongs to another org: RLS hides the row,
+		// the constraint still sees it.
+		return app.Errorf(app.EConflict, "This Vapi assistant is already connected to another organization.")
+	}
+	return err
+}
+
+// upsertOutboundAgent records the org's outbound assistant and number; an
+// empty field keeps the stored value.
+func upsertOutboundAgent(ctx context.Context, tx pgx.Tx, a app.OutboundAgent) error {
+	_, err := tx.Exec(ctx, `
+		insert into outbound_agent_config (org_id, vapi_assistant_id, phone_number)
+		values ($1, nullif($2, ''), nullif($3, ''))
+		on conflict (org_id) do update set
+			vapi_assistant_id = coalesce(excluded.vapi_assistant_id, outbound_agent_config.vapi_assistant_id),
+			phone_number      = coalesce(excluded.phone_number, outbound_agent_config.phone_number),
+			updated_at        = now()`,
+		a.OrgID, a.VapiAssistantID, a.PhoneNumber)
+	return err
+}

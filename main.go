@@ -230,6 +230,7 @@ func serve(sandboxed bool) error {
 		Twilio:      twilioClient,
 		Resend:      resend.New(cfg.URLs.Resend, httpClient, cfg.ProviderTimeout),
 		ElevenLabs:  elevenlabs.New(cfg.URLs.ElevenLabs, httpClient, cfg.ProviderTimeout),
+		Google:      gcal,
 		Assistants:  database,
 		Audit:       database,
 		Locker:      database,
@@ -263,7 +264,6 @@ func serve(sandboxed bool) error {
 
 	srv, err := web.New(web.Options{
 		Production:       cfg.Production(),
-		PublicURL:        cfg.PublicURL,
 		SessionSecret:    []byte(cfg.SessionSecret.Reveal()),
 		Logger:           log,
 		Sandbox:          sandboxed,

@@ -60,6 +60,22 @@ func Internal(cause error) *Error {
 	return &Error{Code: EInternal, Message: "Something went wrong on our side. Please try again.", Cause: cause}
 }
 
+// AsError returns err as a domain error: the *Error in err's chain (the
+// first one, as errors.As finds it) unchanged, and Internal(err) for any
+// other non-nil error, so its cause is kept for the log. It returns nil for
+// nil; as a nil *Error is a non-nil error, callers that return the result
+// as an error call it only when err is not nil.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Internal(err)
+}
+
 // ValidationError returns an EValidation error carrying per-field messages.
 // It returns nil when fields is empty, so callers can write
 // `if err := app.ValidationError(f); err != nil`.

@@ -120,7 +120,7 @@ func (s *Service) SaveWith(ctx context.Context, orgID string, cfg app.Config, ve
 	// Invalidate even on failure: a failed commit may still have committed.
 	s.Invalidate(orgID, string(p))
 	if err != nil {
-		return storeError(err)
+		return app.AsError(err)
 	}
 	s.log.InfoContext(ctx, "credentials saved", "org_id", orgID, "provider", p)
 	return nil
@@ -144,7 +144,7 @@ func (s *Service) Get(ctx context.Context, orgID string, p app.Provider) (app.Co
 	gen := s.cache.generation()
 	rec, err := s.store.GetCredential(ctx, orgID, p)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, app.AsError(err)
 	}
 	if !rec.IsActive {
 		return nil, notConfigured(p)
@@ -210,7 +210,7 @@ func (s *Service) Disconnect(ctx context.Context, orgID string, p app.Provider) 
 	deleted, err := s.store.DeleteCredential(ctx, orgID, p)
 	s.Invalidate(orgID, string(p))
 	if err != nil {
-		return storeError(err)
+		return app.AsError(err)
 	}
 	if !deleted {
 		return notConfigured(p)
@@ -236,7 +236,7 @@ func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Pr
 	err := s.store.RecordVerification(ctx, orgID, p, at, msg)
 	s.Invalidate(orgID, string(p))
 	if err != nil {
-		return storeError(err)
+		return app.AsError(err)
 	}
 	s.log.InfoContext(ctx, "credentials verification recorded", "org_id", orgID, "provider", p,
 		"verified", verificationErr == nil, "code", app.ErrorCode(verificationErr))
@@ -268,14 +268,4 @@ func checkProvider(p app.Provider) error {
 
 func notConfigured(p app.Provider) error {
 	return app.Errorf(app.ENotConfigured, "No %s credentials are stored for this organization.", p.Title())
-}
-
-// storeError passes domain errors from the store through and turns anything
-// else into EInternal, keeping the cause for the log.
-func storeError(err error) error {
-	var e *app.Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return app.Internal(err)
 }

@@ -20,7 +20,7 @@ func (s *Service) Statuses(ctx context.Context, orgID string) ([]app.Status, err
 	gen := s.cache.generation()
 	recs, err := s.store.ListCredentials(ctx, orgID)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, app.AsError(err)
 	}
 	byProvider := make(map[app.Provider]app.CredentialRecord, len(recs))
 	for _, r := range recs {

@@ -22,6 +22,7 @@ import (
 	"byoc/app/integrations"
 	"byoc/app/keyring"
 	"byoc/app/providers/elevenlabs"
+	"byoc/app/providers/google"
 	"byoc/app/providers/resend"
 	"byoc/app/providers/twilio"
 	"byoc/app/providers/vapi"
@@ -39,6 +40,7 @@ var (
 	_ integrations.TwilioClient     = (*twilio.Client)(nil)
 	_ integrations.ResendClient     = (*resend.Client)(nil)
 	_ integrations.ElevenLabsClient = (*elevenlabs.Client)(nil)
+	_ integrations.GoogleCalendar   = (*google.Service)(nil)
 	_ integrations.AssistantStore   = (*db.DB)(nil)
 	_ integrations.AuditStore       = (*db.DB)(nil)
 	_ integrations.OrgLocker        = (*db.DB)(nil)
@@ -92,6 +94,10 @@ type env struct {
 	creds *credentials.Service
 	clock *clock
 	logs  *logBuffer
+	// google is the Google Calendar service behind svc and gsb its Google
+	// stand-in; both are nil unless the env was made withGoogle.
+	google *google.Service
+	gsb    *sandbox.Google
 }
 
 // envConfig changes how newEnv wires the service.
@@ -103,6 +109,9 @@ type envConfig struct {
 	changed func(orgID string, provider app.Provider)
 	// db, when set, replaces the shared pool (for example a smaller one).
 	db *db.DB
+	// google wires the real Google Calendar service, pointed at a Google
+	// stand-in, into Deps.Google.
+	google bool
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
@@ -139,18 +148,73 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 		audit = cfg.audit
 	}
 	hc := srv.Client()
+	var gsvc *google.Service
+	var gsb *sandbox.Google
+	var gcal integrations.GoogleCalendar // a nil *google.Service must stay a nil interface
+	if cfg.google {
+		gsb = sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{googleCallbackURL}})
+		gsrv := httptest.NewServer(gsb)
+		t.Cleanup(gsrv.Close)
+		gurls := gsb.URLs(gsrv.URL)
+		id, secret := gsb.Client()
+		gsvc = google.NewService(google.Deps{
+			OAuth: google.NewOAuth(google.OAuthConfig{
+				ClientID: id, ClientSecret: app.NewSecret(secret), RedirectURL: googleCallbackURL,
+				AuthURL: gurls.Auth, TokenURL: gurls.Token, RevokeURL: gurls.Revoke, CalendarBaseURL: gurls.Calendar,
+				Timeout: cfg.timeout, HTTPClient: gsrv.Client(),
+			}),
+			Credentials: creds, States: d, Audit: audit, Sealer: kr, Locker: d,
+		}, google.Options{Logger: logger, Now: clk.Now})
+		gcal = gsvc
+	}
 	svc := integrations.New(integrations.Deps{
 		Credentials: creds,
 		Vapi:        vapi.New(urls.Vapi, urls.VapiEU, hc, cfg.timeout),
 		Twilio:      twilio.New(urls.Twilio, hc, cfg.timeout),
 		Resend:      resend.New(urls.Resend, hc, cfg.timeout),
 		ElevenLabs:  elevenlabs.New(urls.ElevenLabs, hc, cfg.timeout),
+		Google:      gcal,
 		Assistants:  d,
 		Audit:       audit,
 		Locker:      d,
 	}, integrations.Options{PublicURL: publicURL + "/", Logger: logger, Now: clk.Now, DefaultPhoneRegion: "US",
 		Changed: cfg.changed})
-	return &env{svc: svc, sb: sb, urls: sb.BaseURLs(srv.URL), db: d, creds: creds, clock: clk, logs: logs}
+	return &env{svc: svc, sb: sb, urls: sb.BaseURLs(srv.URL), db: d, creds: creds, clock: clk, logs: logs,
+		google: gsvc, gsb: gsb}
+}
+
+// googleCallbackURL is the Google callback the stand-in sends the browser
+// back to.
+const googleCallbackURL = "https://byoc.example.com/api/auth/google-calendar/callback"
+
+// withGoogle wires the real Google Calendar service into the service.
+func withGoogle(c *envConfig) { c.google = true }
+
+// connectGoogle runs Google's sign-in for admin through the Google service,
+// allowing access as the stand-in's default account, and returns the
+// stored grant.
+func (e *env) connectGoogle(t *testing.T, admin app.Principal) app.GoogleCalendarConfig {
+	t.Helper()
+	ctx := context.Background()
+	binding := "csrf-" + rnd(8)
+	authURL, err := e.google.ConnectURL(ctx, admin, binding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := sandbox.GoogleConsent(ctx, nil, authURL, sandbox.GoogleConsentChoice{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := back.Query()
+	if _, err := e.google.Callback(ctx, admin, binding, google.CallbackQuery{
+		State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error")}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := e.creds.GoogleCalendar(ctx, admin.OrgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // withPool wires the service to a pool of its own with n connections.

@@ -29,7 +29,6 @@ package integrations
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -38,6 +37,7 @@ import (
 
 	"byoc/app"
 	"byoc/app/providers"
+	"byoc/app/providers/google"
 	"byoc/app/providers/vapi"
 )
 
@@ -64,11 +64,10 @@ type Credentials interface {
 	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) error
 }
 
-// VapiClient verifies Vapi keys and reads, creates and updates assistants;
+// VapiClient verifies Vapi keys and creates and updates assistants;
 // *vapi.Client implements it.
 type VapiClient interface {
 	Verify(ctx context.Context, cfg app.VapiConfig) (providers.Verification, error)
-	GetAssistant(ctx context.Context, cfg app.VapiConfig, id string) (vapi.Assistant, error)
 	CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec vapi.AssistantSpec) (vapi.Assistant, error)
 	UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, id string, server vapi.Server) (vapi.Assistant, error)
 }
@@ -86,6 +85,15 @@ type ResendClient interface {
 // ElevenLabsClient verifies ElevenLabs keys; *elevenlabs.Client implements it.
 type ElevenLabsClient interface {
 	Verify(ctx context.Context, cfg app.ElevenLabsConfig) (providers.Verification, error)
+}
+
+// GoogleCalendar tests and disconnects an org's Google Calendar connection,
+// which is made through Google's sign-in rather than with a key;
+// *google.Service implements it. Both methods check the principal and write
+// the audit entry themselves.
+type GoogleCalendar interface {
+	Verify(ctx context.Context, p app.Principal) (google.VerifyResult, error)
+	Disconnect(ctx context.Context, p app.Principal) error
 }
 
 // AssistantStore keeps the org's assistant mappings and outbound agent set-up,
@@ -110,13 +118,16 @@ type OrgLocker interface {
 	WithOrgLock(ctx context.Context, orgID, name string, fn func(context.Context) error) error
 }
 
-// Deps are the service's collaborators. Every field is required.
+// Deps are the service's collaborators. Every field is required except
+// Google: without it, testing or disconnecting Google Calendar answers that
+// it is not set up on this server.
 type Deps struct {
 	Credentials Credentials
 	Vapi        VapiClient
 	Twilio      TwilioClient
 	Resend      ResendClient
 	ElevenLabs  ElevenLabsClient
+	Google      GoogleCalendar
 	Assistants  AssistantStore
 	Audit       AuditStore
 	Locker      OrgLocker
@@ -136,9 +147,11 @@ type Options struct {
 	// are read in (default "US").
 	DefaultPhoneRegion string
 	// Changed, when set, is called after every attempted change of an org's
-	// provider connection (whether or not it succeeded), so caches on this
-	// instance that the database's invalidation notice would reach only a
-	// moment later (the webhook routing) are dropped at once.
+	// key-based provider connection (whether or not it succeeded), so caches
+	// on this instance that the database's invalidation notice would reach
+	// only a moment later (the webhook routing) are dropped at once. Google
+	// Calendar's test and disconnect, run by the Google service, do not call
+	// it.
 	Changed func(orgID string, provider app.Provider)
 }
 
@@ -177,6 +190,7 @@ type Service struct {
 	twilio     TwilioClient
 	resend     ResendClient
 	elevenlabs ElevenLabsClient
+	google     GoogleCalendar
 	assistants AssistantStore
 	audits     AuditStore
 	lock       OrgLocker
@@ -206,7 +220,7 @@ func New(deps Deps, opts Options) *Service {
 	}
 	s := &Service{
 		creds: deps.Credentials, vapi: deps.Vapi, twilio: deps.Twilio, resend: deps.Resend,
-		elevenlabs: deps.ElevenLabs, assistants: deps.Assistants, audits: deps.Audit, lock: deps.Locker,
+		elevenlabs: deps.ElevenLabs, google: deps.Google, assistants: deps.Assistants, audits: deps.Audit, lock: deps.Locker,
 		webhookURL:  strings.TrimRight(opts.PublicURL, "/") + WebhookPath,
 		phoneRegion: opts.DefaultPhoneRegion,
 		changed:     opts.Changed,
@@ -284,11 +298,15 @@ func (s *Service) statusAfterWrite(ctx context.Context, orgID string, provider a
 // reached (nothing is recorded: the credentials are not known to be bad),
 // EUnknownProvider and EInternal.
 //
-// Google Calendar cannot be tested yet: it returns ENotConfigured, saying
-// that testing arrives with the Google sign-in flow.
+// Google Calendar is tested by the Google service (Deps.Google), which
+// refreshes the access token when needed and audits the test itself; it
+// returns ENotConfigured also when the server has no Google service.
 func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Provider) (VerifyResult, error) {
 	if err := checkOrgAndProvider(p, provider); err != nil {
 		return VerifyResult{}, err
+	}
+	if provider == app.GoogleCalendar {
+		return s.verifyGoogle(ctx, p)
 	}
 	var res VerifyResult
 	err := s.mutate(ctx, p, ActionVerify, provider, nil, func(ctx context.Context, now time.Time) (string, error) {
@@ -334,9 +352,6 @@ func (s *Service) verifyStored(ctx context.Context, cfg app.Config) (providers.V
 		return s.resend.Verify(ctx, c)
 	case app.ElevenLabsConfig:
 		return s.elevenlabs.Verify(ctx, c)
-	case app.GoogleCalendarConfig:
-		return providers.Verification{}, app.Errorf(app.ENotConfigured,
-			"Testing the Google Calendar connection is not available yet: it arrives with the Google sign-in flow.")
 	}
 	return providers.Verification{}, app.Internal(fmt.Errorf("integrations: no verifier for %T", cfg))
 }
@@ -345,11 +360,17 @@ func (s *Service) verifyStored(ctx context.Context, cfg app.Config) (providers.V
 // the provider's new status (not connected). For Vapi it also removes the
 // org's assistant mappings and forgets its outbound assistant (keeping the
 // outbound phone number); the assistants themselves stay in the org's Vapi
-// account. It requires an admin. It returns EForbidden, ENotConfigured when
-// nothing was stored, EUnknownProvider and EInternal.
+// account. For Google Calendar the Google service (Deps.Google) first
+// revokes the authorization at Google, then deletes it, and audits the
+// disconnect itself. It requires an admin. It returns EForbidden,
+// ENotConfigured when nothing was stored (and for Google Calendar when the
+// server has no Google service), EUnknownProvider and EInternal.
 func (s *Service) Disconnect(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error) {
 	if err := checkOrgAndProvider(p, provider); err != nil {
 		return app.Status{}, err
+	}
+	if provider == app.GoogleCalendar {
+		return s.disconnectGoogle(ctx, p)
 	}
 	var st app.Status
 	err := s.mutate(ctx, p, ActionDisconnect, provider, nil, func(ctx context.Context, _ time.Time) (string, error) {
@@ -388,6 +409,44 @@ func (s *Service) Disconnect(ctx context.Context, p app.Principal, provider app.
 	return st, nil
 }
 
+// verifyGoogle tests the org's Google Calendar connection with the Google
+// service and reports it like the other providers' tests. The Google service
+// writes the audit entry.
+func (s *Service) verifyGoogle(ctx context.Context, p app.Principal) (VerifyResult, error) {
+	if s.google == nil {
+		return VerifyResult{}, errGoogleNotSetUp()
+	}
+	r, err := s.google.Verify(ctx, p)
+	if err != nil {
+		return VerifyResult{}, app.AsError(err)
+	}
+	at := r.VerifiedAt
+	return VerifyResult{
+		Provider: app.GoogleCalendar, Verified: true, VerifiedAt: at, Detail: r.Detail,
+		Status: s.statusAfterWrite(ctx, p.OrgID, app.GoogleCalendar, app.Status{Provider: app.GoogleCalendar,
+			Connected: true, LastVerified: &at, Details: map[string]string{"email": r.Email}}),
+	}, nil
+}
+
+// disconnectGoogle revokes and deletes the org's Google Calendar connection
+// with the Google service and returns the provider's new status. The Google
+// service writes the audit entry.
+func (s *Service) disconnectGoogle(ctx context.Context, p app.Principal) (app.Status, error) {
+	if s.google == nil {
+		return app.Status{}, errGoogleNotSetUp()
+	}
+	if err := s.google.Disconnect(ctx, p); err != nil {
+		return app.Status{}, app.AsError(err)
+	}
+	return s.statusAfterWrite(ctx, p.OrgID, app.GoogleCalendar, app.Status{Provider: app.GoogleCalendar}), nil
+}
+
+// errGoogleNotSetUp answers a test or disconnect of Google Calendar on a
+// server without a Google service.
+func errGoogleNotSetUp() error {
+	return app.Errorf(app.ENotConfigured, "Google Calendar is not set up on this server.")
+}
+
 // mutate runs one audited change: it checks that p is an admin, returns
 // invalid (a validation error) when it is not nil, and otherwise runs fn
 // with the time of the change. Whatever happens is written to the audit log
@@ -407,7 +466,9 @@ func (s *Service) mutate(ctx context.Context, p app.Principal, action string, pr
 			s.changed(p.OrgID, provider)
 		}
 	}
-	err = asAppError(err)
+	if err != nil {
+		err = app.AsError(err)
+	}
 	s.audit(ctx, p, action, provider, detail, err)
 	if err != nil {
 		s.logFailure(ctx, p, action, provider, err)
@@ -461,18 +522,6 @@ func (s *Service) logFailure(ctx context.Context, p app.Principal, action string
 		return
 	}
 	s.log.InfoContext(ctx, "integration change refused", attrs...)
-}
-
-// asAppError keeps *app.Error values and turns anything else into EInternal.
-func asAppError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *app.Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return app.Internal(err)
 }
 
 func checkOrg(p app.Principal) error {

@@ -9,6 +9,7 @@ import (
 
 	"byoc/app"
 	"byoc/app/integrations"
+	"byoc/app/sandbox"
 )
 
 func TestVerifySuccessRecordsLastVerified(t *testing.T) {
@@ -150,18 +151,27 @@ func TestVerifyWithoutUsableCredentials(t *testing.T) {
 			t.Errorf("message = %q", app.ErrorMessage(err))
 		}
 	})
-	t.Run("google calendar is not testable yet", func(t *testing.T) {
+	t.Run("google calendar on a server without a Google service", func(t *testing.T) {
 		if err := e.creds.Save(ctx, admin.OrgID, app.GoogleCalendarConfig{RefreshToken: app.NewSecret("google-refresh-" + rnd(8)),
 			Email: "owner@example.com"}, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
+		auditBefore := len(e.audit(t, admin.OrgID))
 		_, err := e.svc.Verify(ctx, admin, app.GoogleCalendar)
 		wantCode(t, err, app.ENotConfigured)
-		if !strings.Contains(app.ErrorMessage(err), "not available yet") {
-			t.Errorf("message = %q", app.ErrorMessage(err))
+		if app.ErrorMessage(err) != "Google Calendar is not set up on this server." {
+			t.Errorf("verify message = %q", app.ErrorMessage(err))
+		}
+		_, err = e.svc.Disconnect(ctx, admin, app.GoogleCalendar)
+		wantCode(t, err, app.ENotConfigured)
+		if app.ErrorMessage(err) != "Google Calendar is not set up on this server." {
+			t.Errorf("disconnect message = %q", app.ErrorMessage(err))
 		}
 		if st := e.statusOf(t, admin, app.GoogleCalendar); !st.Connected || st.NeedsAttention {
 			t.Errorf("status = %+v, want connected and untouched", st)
+		}
+		if n := len(e.audit(t, admin.OrgID)) - auditBefore; n != 0 {
+			t.Errorf("%d audit entries, want none: nothing was attempted", n)
 		}
 	})
 	t.Run("unknown provider", func(t *testing.T) {
@@ -254,7 +264,7 @@ func TestDisconnect(t *testing.T) {
 
 func TestMembersCannotChangeCredentials(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
+	e := newEnv(t, withGoogle)
 	admin, member := seedOrg(t, "Team Dental")
 	key := vapiKey()
 	if _, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key}); err != nil {
@@ -301,6 +311,14 @@ func TestMembersCannotChangeCredentials(t *testing.T) {
 		}},
 		{"disconnect", app.Resend, func() error {
 			_, err := e.svc.Disconnect(ctx, member, app.Resend)
+			return err
+		}},
+		{"verify google calendar", app.GoogleCalendar, func() error {
+			_, err := e.svc.Verify(ctx, member, app.GoogleCalendar)
+			return err
+		}},
+		{"disconnect google calendar", app.GoogleCalendar, func() error {
+			_, err := e.svc.Disconnect(ctx, member, app.GoogleCalendar)
 			return err
 		}},
 	}
@@ -390,4 +408,101 @@ func TestOrgIsolation(t *testing.T) {
 			t.Errorf("org B's audit log holds %+v", entry)
 		}
 	}
+}
+
+// Google Calendar is tested and disconnected like the other providers, by
+// the Google service, which writes the one audit entry of each attempt.
+func TestGoogleCalendarThroughTheGoogleService(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, withGoogle)
+	admin, _ := seedOrg(t, "Calendar Dental")
+	cfg := e.connectGoogle(t, admin)
+	// newAudits returns the entries written since the count before.
+	newAudits := func(t *testing.T, before int) []app.AuditEntry {
+		t.Helper()
+		all := e.audit(t, admin.OrgID)
+		return all[:len(all)-before]
+	}
+
+	t.Run("verify", func(t *testing.T) {
+		later := e.clock.Now().Add(time.Minute)
+		e.clock.Set(later)
+		before := len(e.audit(t, admin.OrgID))
+		res, err := e.svc.Verify(ctx, admin, app.GoogleCalendar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Provider != app.GoogleCalendar || !res.Verified || !res.VerifiedAt.Equal(later) ||
+			!strings.Contains(res.Detail, sandbox.GoogleDefaultEmail) {
+			t.Errorf("result = %+v", res)
+		}
+		st := e.statusOf(t, admin, app.GoogleCalendar)
+		if !st.Connected || st.NeedsAttention || st.LastVerified == nil || !st.LastVerified.Equal(later) ||
+			st.Details["email"] != sandbox.GoogleDefaultEmail {
+			t.Errorf("status = %+v, want connected as %s and verified at %v", st, sandbox.GoogleDefaultEmail, later)
+		}
+		if !reflect.DeepEqual(res.Status, st) {
+			t.Errorf("result status = %+v, want %+v", res.Status, st)
+		}
+		audits := newAudits(t, before)
+		if len(audits) != 1 {
+			t.Fatalf("%d audit entries for one test, want 1: %+v", len(audits), audits)
+		}
+		if a := audits[0]; a.Action != integrations.ActionVerify || a.Provider != app.GoogleCalendar ||
+			a.Outcome != app.OutcomeSuccess || a.ActorID != admin.UserID || a.Detail != res.Detail {
+			t.Errorf("audit entry = %+v", a)
+		}
+	})
+
+	t.Run("verify refused by Google", func(t *testing.T) {
+		e.gsb.RevokeGrants(sandbox.GoogleDefaultEmail)
+		before := len(e.audit(t, admin.OrgID))
+		res, err := e.svc.Verify(ctx, admin, app.GoogleCalendar)
+		wantCode(t, err, app.EVerificationFailed)
+		if !reflect.DeepEqual(res, integrations.VerifyResult{}) {
+			t.Errorf("result = %+v, want the zero value", res)
+		}
+		if st := e.statusOf(t, admin, app.GoogleCalendar); !st.NeedsAttention || st.VerificationError != app.ErrorMessage(err) {
+			t.Errorf("status = %+v, want needs attention with %q", st, app.ErrorMessage(err))
+		}
+		audits := newAudits(t, before)
+		if len(audits) != 1 || audits[0].Action != integrations.ActionVerify || audits[0].Outcome != app.OutcomeFailure ||
+			audits[0].Detail != app.ErrorMessage(err) {
+			t.Errorf("audit entries = %+v, want one failed test with the message", audits)
+		}
+	})
+
+	t.Run("disconnect", func(t *testing.T) {
+		before := len(e.audit(t, admin.OrgID))
+		revocations := e.gsb.RevokeRequests()
+		st, err := e.svc.Disconnect(ctx, admin, app.GoogleCalendar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Connected || st.Provider != app.GoogleCalendar || len(st.Details) != 0 {
+			t.Errorf("status = %+v, want Google Calendar not connected", st)
+		}
+		if e.gsb.RevokeRequests() != revocations+1 {
+			t.Errorf("%d revocation requests, want 1", e.gsb.RevokeRequests()-revocations)
+		}
+		_, err = e.creds.Get(ctx, admin.OrgID, app.GoogleCalendar)
+		wantCode(t, err, app.ENotConfigured)
+		audits := newAudits(t, before)
+		if len(audits) != 1 {
+			t.Fatalf("%d audit entries for one disconnect, want 1: %+v", len(audits), audits)
+		}
+		if a := audits[0]; a.Action != integrations.ActionDisconnect || a.Provider != app.GoogleCalendar ||
+			a.Outcome != app.OutcomeSuccess || a.ActorID != admin.UserID {
+			t.Errorf("audit entry = %+v", a)
+		}
+
+		before++
+		_, err = e.svc.Disconnect(ctx, admin, app.GoogleCalendar)
+		wantCode(t, err, app.ENotConfigured)
+		if audits := newAudits(t, before); len(audits) != 1 || audits[0].Action != integrations.ActionDisconnect ||
+			audits[0].Outcome != app.OutcomeFailure {
+			t.Errorf("audit entries = %+v, want one failed disconnect", audits)
+		}
+	})
+	e.assertNoLeak(t, admin.OrgID, []string{cfg.RefreshToken.Reveal(), cfg.AccessToken.Reveal()})
 }

@@ -43,15 +43,22 @@ func statusOf(code string) int {
 	return http.StatusInternalServerError
 }
 
-// toAppError turns any error into a domain error: Fiber's own errors (no
-// route, wrong method, body too large, unreadable request) by their
-// status, a passed deadline as EUnavailable, anything else unknown as
-// EInternal with the original as its cause.
+// toAppError turns any error into a domain error. A domain error in err's
+// chain wins; otherwise Fiber's own errors (no route, wrong method, body too
+// large, unreadable request) become one by their status, a passed deadline
+// EUnavailable, and anything else EInternal with the original as its cause.
 func toAppError(err error) *app.Error {
-	var e *app.Error
-	if errors.As(err, &e) {
-		return e
+	if !errors.As(err, new(*app.Error)) {
+		if e := transportError(err); e != nil {
+			return e
+		}
 	}
+	return app.AsError(err)
+}
+
+// transportError is the domain error for one of Fiber's own errors or a
+// passed deadline, and nil for any other error.
+func transportError(err error) *app.Error {
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		switch fe.Code {
@@ -74,7 +81,7 @@ func toAppError(err error) *app.Error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &app.Error{Code: app.EUnavailable, Message: "The server could not finish the request in time. Please try again.", Cause: err}
 	}
-	return app.Internal(err)
+	return nil
 }
 
 // titles are the headings of error pages by status.

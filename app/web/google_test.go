@@ -104,6 +104,16 @@ func (e *env) storedGoogle(orgID string) (cfg app.GoogleCalendarConfig, ok bool)
 	return cfg, false
 }
 
+// auditCount returns how many entries the org's audit log holds.
+func (e *env) auditCount(orgID string) int {
+	e.t.Helper()
+	var n int
+	if err := e.db.Pool.QueryRow(context.Background(), `select count(*) from audit_log where org_id = $1`, orgID).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
 func TestGoogleConnect(t *testing.T) {
 	e := newEnv(t, withGoogle)
 	b, _, orgID := e.admin()
@@ -347,6 +357,7 @@ func TestGoogleVerifyAndDisconnect(t *testing.T) {
 	cfg, _ := e.storedGoogle(orgID)
 
 	t.Run("verify JSON", func(t *testing.T) {
+		before := e.auditCount(orgID)
 		res := b.api(http.MethodPost, "/api/integrations/google_calendar/verify", nil, token)
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("status %d\n%s", res.StatusCode, res.body)
@@ -355,6 +366,9 @@ func TestGoogleVerifyAndDisconnect(t *testing.T) {
 		if d["provider"] != "google_calendar" || d["verified"] != true || d["lastVerified"] == nil ||
 			!strings.Contains(d["detail"].(string), sandbox.GoogleDefaultEmail) {
 			t.Fatalf("data %v", d)
+		}
+		if n := e.auditCount(orgID) - before; n != 1 {
+			t.Errorf("%d audit entries for one test, want 1", n)
 		}
 	})
 
@@ -411,7 +425,7 @@ func TestGoogleVerifyAndDisconnect(t *testing.T) {
 	})
 
 	t.Run("disconnect revokes at Google, then deletes", func(t *testing.T) {
-		before := e.google.RevokeRequests()
+		before, audits := e.google.RevokeRequests(), e.auditCount(orgID)
 		res := b.hx(http.MethodDelete, "/api/integrations/google_calendar", nil, token)
 		if htmxStatus(t, res, true) != http.StatusOK {
 			t.Fatalf("status %d\n%s", res.StatusCode, res.body)
@@ -428,6 +442,9 @@ func TestGoogleVerifyAndDisconnect(t *testing.T) {
 		}
 		if _, ok := e.storedGoogle(orgID); ok {
 			t.Error("the grant is still stored")
+		}
+		if n := e.auditCount(orgID) - audits; n != 1 {
+			t.Errorf("%d audit entries for one disconnect, want 1", n)
 		}
 	})
 

@@ -1,13 +1,11 @@
 package web
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
-	"byoc/app/integrations"
 	"byoc/app/providers/google"
 	"byoc/views"
 )
@@ -21,8 +19,7 @@ import (
 // the session's CSRF token, so it has to start and end in the same browser.
 //
 // The connection test and the disconnect are the integrations routes
-// (verifyIntegration, disconnectIntegration), which hand Google Calendar to
-// verifyGoogle and disconnectGoogle.
+// (verifyIntegration, disconnectIntegration), like every provider's.
 
 var _ Google = (*google.Service)(nil)
 
@@ -127,49 +124,6 @@ func (s *Server) googleFailed(c *fiber.Ctx, err error) error {
 	}
 	s.flash(c, views.FlashError, app.ErrorMessage(err))
 	return c.Redirect(defaultLanding, fiber.StatusSeeOther)
-}
-
-// verifyGoogle tests the org's Google Calendar connection and reports it
-// like the other providers' tests.
-func (s *Server) verifyGoogle(ctx context.Context, p app.Principal) (integrations.VerifyResult, error) {
-	if s.deps.Google == nil {
-		return integrations.VerifyResult{}, errGoogleNotSetUp
-	}
-	r, err := s.deps.Google.Verify(ctx, p)
-	if err != nil {
-		return integrations.VerifyResult{}, err
-	}
-	at := r.VerifiedAt
-	return integrations.VerifyResult{
-		Provider: app.GoogleCalendar, Verified: true, VerifiedAt: r.VerifiedAt, Detail: r.Detail,
-		Status: s.statusAfterWrite(ctx, p, app.GoogleCalendar, app.Status{Provider: app.GoogleCalendar,
-			Connected: true, LastVerified: &at, Details: map[string]string{"email": r.Email}}),
-	}, nil
-}
-
-// disconnectGoogle revokes and deletes the org's Google Calendar connection
-// and returns the provider's new status.
-func (s *Server) disconnectGoogle(ctx context.Context, p app.Principal) (app.Status, error) {
-	if s.deps.Google == nil {
-		return app.Status{}, errGoogleNotSetUp
-	}
-	if err := s.deps.Google.Disconnect(ctx, p); err != nil {
-		return app.Status{}, err
-	}
-	return s.statusAfterWrite(ctx, p, app.GoogleCalendar, app.Status{Provider: app.GoogleCalendar}), nil
-}
-
-// statusAfterWrite reads a provider's status after a change that already
-// succeeded. A failed read does not undo the change, so it is logged and
-// fallback (what the change is known to have left) is returned instead.
-func (s *Server) statusAfterWrite(ctx context.Context, p app.Principal, provider app.Provider, fallback app.Status) app.Status {
-	st, err := s.deps.Integrations.Status(ctx, p, provider)
-	if err != nil {
-		s.log.WarnContext(ctx, "reading the status after a change failed", "org_id", p.OrgID,
-			"provider", provider, "code", app.ErrorCode(err), "err", err.Error())
-		return fallback
-	}
-	return st
 }
 
 // prefersJSON reports whether the request's Accept header prefers JSON to

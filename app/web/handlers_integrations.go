@@ -128,20 +128,14 @@ func saveWith[In any](c *fiber.Ctx, p app.Principal,
 
 // verifyIntegration re-tests the stored credentials with the provider and
 // records the outcome (POST /api/integrations/:provider/verify): verifyData,
-// or for htmx the card showing the result. Google Calendar is tested by the
-// Google service (verifyGoogle).
+// or for htmx the card showing the result.
 func (s *Server) verifyIntegration(c *fiber.Ctx) error {
 	a, _ := account(c)
 	provider, err := app.ParseProvider(c.Params("provider"))
 	if err != nil {
 		return err
 	}
-	var res integrations.VerifyResult
-	if provider == app.GoogleCalendar {
-		res, err = s.verifyGoogle(c.UserContext(), a.Principal)
-	} else {
-		res, err = s.deps.Integrations.Verify(c.UserContext(), a.Principal, provider)
-	}
+	res, err := s.deps.Integrations.Verify(c.UserContext(), a.Principal, provider)
 	if err != nil {
 		return s.cardError(c, a, provider, err)
 	}
@@ -157,19 +151,14 @@ func (s *Server) verifyIntegration(c *fiber.Ctx) error {
 // disconnectIntegration deletes the stored credentials (DELETE
 // /api/integrations/:provider): disconnectData, or for htmx the card back
 // to Not configured. Google Calendar's authorization is revoked at Google
-// first (disconnectGoogle).
+// first.
 func (s *Server) disconnectIntegration(c *fiber.Ctx) error {
 	a, _ := account(c)
 	provider, err := app.ParseProvider(c.Params("provider"))
 	if err != nil {
 		return err
 	}
-	var st app.Status
-	if provider == app.GoogleCalendar {
-		st, err = s.disconnectGoogle(c.UserContext(), a.Principal)
-	} else {
-		st, err = s.deps.Integrations.Disconnect(c.UserContext(), a.Principal, provider)
-	}
+	st, err := s.deps.Integrations.Disconnect(c.UserContext(), a.Principal, provider)
 	if err != nil {
 		return s.cardError(c, a, provider, err)
 	}

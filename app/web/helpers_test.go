@@ -90,7 +90,6 @@ func newEnv(t *testing.T, options ...envOption) *env {
 	}
 	logs := &syncBuffer{}
 	opts := web.Options{
-		PublicURL:     "http://byoc.test",
 		SessionSecret: sessionSecret,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
@@ -99,16 +98,15 @@ func newEnv(t *testing.T, options ...envOption) *env {
 	// As in main: every change of a connection drops the org's webhook
 	// routing on this instance at once.
 	var hooks *webhooks.Handler
-	integ, creds, kr := newIntegrations(t, d, sb, logger, func(orgID string) { hooks.InvalidateOrg(orgID) })
-	hooks = webhooks.New(webhooks.Deps{Mappings: d, Credentials: creds, Events: d}, webhooks.Options{Logger: logger})
-	gsvc, gs, gurls := newGoogle(t, d, creds, kr, logger)
+	svcs := newIntegrations(t, d, sb, logger, func(orgID string) { hooks.InvalidateOrg(orgID) })
+	hooks = webhooks.New(webhooks.Deps{Mappings: d, Credentials: svcs.creds, Events: d}, webhooks.Options{Logger: logger})
 	deps := web.Deps{
 		Accounts:     auth.NewService(d, tokens, auth.Options{BcryptCost: bcrypt.MinCost}),
 		DB:           d,
-		Integrations: integ,
-		Google:       gsvc,
+		Integrations: svcs.integ,
+		Google:       svcs.google,
 		Webhooks:     hooks,
-		Credentials:  creds,
+		Credentials:  svcs.creds,
 	}
 	for _, o := range options {
 		o(&opts, &deps)
@@ -117,18 +115,32 @@ func newEnv(t *testing.T, options ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, db: d, sb: sb, creds: creds, google: gs, googleURLs: gurls, log: logs, bodies: &syncBuffer{}}
+	return &env{t: t, srv: srv, db: d, sb: sb, creds: svcs.creds, google: svcs.googleSandbox, googleURLs: svcs.googleURLs,
+		log: logs, bodies: &syncBuffer{}}
 }
 
 // providerTimeout bounds each call to a stand-in.
 const providerTimeout = 2 * time.Second
 
+// services are the real services behind a test server.
+type services struct {
+	integ *integrations.Service
+	// creds is the credential service under integ and google (tests store
+	// credentials through it directly to stand for keys revoked at the
+	// provider after they were saved).
+	creds *credentials.Service
+	// google is the Google Calendar service: integ tests and disconnects
+	// Google Calendar through it, and the server runs the sign-in with it.
+	google        *google.Service
+	googleSandbox *sandbox.Google
+	googleURLs    sandbox.GoogleURLs
+}
+
 // newIntegrations builds the real integrations service over d, with the
-// provider clients pointed at sb served on a local listener, and returns it
-// with the credential service under it (tests store credentials through it
-// directly to stand for keys revoked at the provider after they were saved)
-// and its keyring.
-func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.Logger, changed func(orgID string)) (*integrations.Service, *credentials.Service, *keyring.Keyring) {
+// provider clients pointed at sb served on a local listener and the real
+// Google Calendar service pointed at a fresh Google stand-in, as main wires
+// them.
+func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.Logger, changed func(orgID string)) services {
 	t.Helper()
 	hs := httptest.NewServer(sb.Handler())
 	t.Cleanup(hs.Close)
@@ -143,12 +155,14 @@ func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.L
 	}
 	hc := hs.Client()
 	creds := credentials.New(d, kr, credentials.Options{Logger: logger})
-	return integrations.New(integrations.Deps{
+	gsvc, gs, gurls := newGoogle(t, d, creds, kr, logger)
+	integ := integrations.New(integrations.Deps{
 		Credentials: creds,
 		Vapi:        vapi.New(urls.Vapi, urls.VapiEU, hc, providerTimeout),
 		Twilio:      twilio.New(urls.Twilio, hc, providerTimeout),
 		Resend:      resend.New(urls.Resend, hc, providerTimeout),
 		ElevenLabs:  elevenlabs.New(urls.ElevenLabs, hc, providerTimeout),
+		Google:      gsvc,
 		Assistants:  d,
 		Audit:       d,
 		Locker:      d,
@@ -156,7 +170,8 @@ func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.L
 		if changed != nil {
 			changed(orgID)
 		}
-	}}), creds, kr
+	}})
+	return services{integ: integ, creds: creds, google: gsvc, googleSandbox: gs, googleURLs: gurls}
 }
 
 // googleCallbackURL is the server's Google callback, registered with the

@@ -1,6 +1,15 @@
 package web
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"byoc/app"
+)
 
 func TestSafeNext(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -64,5 +73,36 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 		if got := statusOf(code); got != want {
 			t.Errorf("statusOf(%q) = %d, want %d", code, got, want)
 		}
+	}
+}
+
+func TestToAppError(t *testing.T) {
+	timeout := &app.Error{Code: app.EProviderUnavailable, Message: "Vapi did not answer in time.", Cause: context.DeadlineExceeded}
+	tests := []struct {
+		name string
+		err  error
+		code string
+	}{
+		{"domain error", app.Errorf(app.ENotConfigured, "Nothing stored."), app.ENotConfigured},
+		{"domain error wins over its deadline cause", timeout, app.EProviderUnavailable},
+		{"wrapped domain error", fmt.Errorf("db: lock: %w", timeout), app.EProviderUnavailable},
+		{"no route", fiber.ErrNotFound, app.ENotFound},
+		{"wrong method", fiber.ErrMethodNotAllowed, codeMethodNotAllowed},
+		{"body too large", fiber.ErrRequestEntityTooLarge, app.EPayloadTooLarge},
+		{"unreadable request", fiber.ErrBadRequest, app.EValidation},
+		{"fiber server error", fiber.ErrBadGateway, app.EInternal},
+		{"passed deadline", fmt.Errorf("db: lock: %w", context.DeadlineExceeded), app.EUnavailable},
+		{"anything else", errors.New("boom"), app.EInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := toAppError(tt.err)
+			if got == nil || got.Code != tt.code {
+				t.Fatalf("toAppError(%v) = %v, want code %q", tt.err, got, tt.code)
+			}
+			if !errors.Is(got, tt.err) && !errors.Is(tt.err, got) {
+				t.Errorf("toAppError(%v) lost the original error: %v", tt.err, got)
+			}
+		})
 	}
 }

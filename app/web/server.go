@@ -46,9 +46,6 @@ const (
 type Options struct {
 	// Production turns on Secure cookies with the __Host- prefix and HSTS.
 	Production bool
-	// PublicURL is the externally visible base URL (for example
-	// https://byoc.example.com), for handlers that build absolute URLs.
-	PublicURL string
 	// TrustedProxies are the addresses or CIDR ranges of the reverse
 	// proxies in front of the server. Only requests from them may name the
 	// client's IP in X-Forwarded-For (used by the access log and the
@@ -124,19 +121,17 @@ type Integrations interface {
 }
 
 // Google is what the web layer needs from the Google Calendar service
-// (*google.Service implements it): the sign-in flow, the connection test
-// and the disconnect. Every method takes the request's principal and
-// returns *app.Error values.
+// (*google.Service implements it): the sign-in flow. The connection test
+// and the disconnect go through Integrations, like every provider's. Every
+// method takes the request's principal and returns *app.Error values.
 type Google interface {
 	ConnectURL(ctx context.Context, p app.Principal, sessionBinding string) (string, error)
 	APIConnectURL(ctx context.Context, p app.Principal) (string, error)
 	Callback(ctx context.Context, p app.Principal, sessionBinding string, q google.CallbackQuery) (string, error)
-	Verify(ctx context.Context, p app.Principal) (google.VerifyResult, error)
-	Disconnect(ctx context.Context, p app.Principal) error
 }
 
 // Deps are the services the handlers call. Every field is required except
-// Google: without it the Google Calendar routes answer that Google Calendar
+// Google: without it the Google sign-in routes answer that Google Calendar
 // is not set up on this server.
 type Deps struct {
 	Accounts     Accounts

@@ -421,7 +421,8 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	integ, creds, _ := newIntegrations(t, d, sandbox.New(), nil, nil)
+	svcs := newIntegrations(t, d, sandbox.New(), nil, nil)
+	integ, creds := svcs.integ, svcs.creds
 	hooks := webhooks.New(webhooks.Deps{Mappings: d, Credentials: creds, Events: d}, webhooks.Options{})
 	deps := web.Deps{Accounts: auth.NewService(d, tokens, auth.Options{}), DB: d, Integrations: integ,
 		Webhooks: hooks, Credentials: creds}

@@ -208,7 +208,7 @@ func (s *Service) connectURL(ctx context.Context, p app.Principal, bindingHash s
 		CodeVerifier: sealed, CreatedAt: now, ExpiresAt: now.Add(StateTTL),
 	})
 	if err != nil {
-		return "", asAppError(err)
+		return "", app.AsError(err)
 	}
 	s.log.InfoContext(ctx, "google connect started", "org_id", p.OrgID, "user_id", p.UserID)
 	return s.oauth.authCodeURL(state, verifier), nil
@@ -275,7 +275,7 @@ func (s *Service) callback(ctx context.Context, p app.Principal, sessionBinding 
 		return "", restart("This Google sign-in is unknown, has expired or was already used.")
 	}
 	if err != nil {
-		return "", asAppError(err)
+		return "", app.AsError(err)
 	}
 	sameSession := st.SessionBinding == unboundSession ||
 		subtle.ConstantTimeCompare([]byte(st.SessionBinding), []byte(hashHex(sessionBinding))) == 1
@@ -313,7 +313,7 @@ func (s *Service) callback(ctx context.Context, p app.Principal, sessionBinding 
 	if err != nil {
 		// Google granted access that is not kept: give it back.
 		s.revokeQuietly(ctx, p.OrgID, tok.RefreshToken, tok.AccessToken)
-		return "", asAppError(err)
+		return "", app.AsError(err)
 	}
 	return cfg.Email, nil
 }
@@ -474,7 +474,9 @@ func (s *Service) audited(ctx context.Context, p app.Principal, action string,
 	fn func(ctx context.Context, now time.Time) (string, error)) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	detail, err := fn(ctx, now)
-	err = asAppError(err)
+	if err != nil {
+		err = app.AsError(err)
+	}
 	e := app.AuditEntry{OrgID: p.OrgID, ActorID: p.UserID, Action: action, Provider: app.GoogleCalendar,
 		Outcome: app.OutcomeSuccess, Detail: detail}
 	if err != nil {
@@ -511,16 +513,4 @@ func hashHex(s string) string {
 // verifierAAD binds a sealed verifier to its org and state.
 func verifierAAD(orgID, stateHash string) keyring.AAD {
 	return keyring.AAD{Table: StatesTable, OrgID: orgID, Provider: string(app.GoogleCalendar) + "/" + stateHash}
-}
-
-// asAppError keeps *app.Error values and turns anything else into EInternal.
-func asAppError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *app.Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return app.Internal(err)
 }

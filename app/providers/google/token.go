@@ -36,26 +36,6 @@ func (s *Service) Token(ctx context.Context, orgID string) (*oauth2.Token, error
 	return s.token(ctx, orgID, "")
 }
 
-// TokenSource returns an oauth2.TokenSource of the org's access tokens (see
-// Token) for code that needs one. Its calls are bounded by twice the
-// provider timeout, since the interface carries no context; request-scoped
-// code should call Token with its own context instead.
-func (s *Service) TokenSource(orgID string) oauth2.TokenSource {
-	return orgTokenSource{s: s, orgID: orgID}
-}
-
-type orgTokenSource struct {
-	s     *Service
-	orgID string
-}
-
-// Token implements oauth2.TokenSource.
-func (ts orgTokenSource) Token() (*oauth2.Token, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*ts.s.oauth.timeout)
-	defer cancel()
-	return ts.s.Token(ctx, ts.orgID)
-}
-
 // token is Token that also refreshes when the stored access token is
 // rejected (Google answered 401 to it).
 func (s *Service) token(ctx context.Context, orgID, rejected string) (*oauth2.Token, error) {
@@ -96,7 +76,7 @@ func (s *Service) token(ctx context.Context, orgID, rejected string) (*oauth2.To
 		err = refresh(ctx)
 	}
 	if err != nil {
-		return nil, asAppError(err)
+		return nil, app.AsError(err)
 	}
 	return out, nil
 }

@@ -42,11 +42,7 @@ func TestExpiredTokenRefreshedOnceUnderConcurrency(t *testing.T) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			if i%2 == 0 {
-				toks[i], errs[i] = h.svc.Token(context.Background(), h.org)
-			} else {
-				toks[i], errs[i] = h.svc.TokenSource(h.org).Token()
-			}
+			toks[i], errs[i] = h.svc.Token(context.Background(), h.org)
 		})
 	}
 	close(start)

@@ -1,5 +1,5 @@
 // Package vapi is BYOC's client for Vapi's REST API: it verifies an org's
-// private API key and lists, reads, creates and updates the org's assistants. Each
+// private API key and creates and updates the org's assistants. Each
 // call uses the key and region of the org it acts for; the region picks the
 // US or EU base URL, since a key works only in its own region.
 package vapi
@@ -30,9 +30,9 @@ const DefaultModel = "gpt-4o-mini"
 // the assistant's server URL when the spec names none.
 var DefaultServerMessages = []string{"status-update", "end-of-call-report", "tool-calls"}
 
-// ErrAssistantNotFound is the cause of the ENotFound error GetAssistant
-// returns when the org's Vapi account has no assistant with the id; test it
-// with errors.Is.
+// ErrAssistantNotFound is the cause of the ENotFound error
+// UpdateAssistantServer returns when the org's Vapi account has no assistant
+// with the id; test it with errors.Is.
 var ErrAssistantNotFound = errors.New("vapi: assistant not found")
 
 // Client talks to Vapi's US and EU APIs. It is safe for concurrent use.
@@ -100,12 +100,6 @@ func (c *Client) Verify(ctx context.Context, cfg app.VapiConfig) (providers.Veri
 	return providers.Verification{Detail: fmt.Sprintf("Vapi accepted the API key (%s region).", region)}, nil
 }
 
-// ListAssistants returns the assistants of the org's Vapi account. Errors
-// are those of Verify.
-func (c *Client) ListAssistants(ctx context.Context, cfg app.VapiConfig) ([]Assistant, error) {
-	return c.list(ctx, cfg, "/assistant")
-}
-
 func (c *Client) list(ctx context.Context, cfg app.VapiConfig, path string) ([]Assistant, error) {
 	resp, err := c.do(ctx, cfg, http.MethodGet, path, nil)
 	if err != nil {
@@ -123,36 +117,6 @@ func (c *Client) list(ctx context.Context, cfg app.VapiConfig, path string) ([]A
 		out[i] = a.assistant()
 	}
 	return out, nil
-}
-
-// GetAssistant returns the assistant id of the org's Vapi account. It
-// returns ENotFound wrapping ErrAssistantNotFound when there is no such
-// assistant (for this key), EValidation for an empty id, and otherwise the
-// errors of Verify.
-func (c *Client) GetAssistant(ctx context.Context, cfg app.VapiConfig, id string) (Assistant, error) {
-	if strings.TrimSpace(id) == "" {
-		return Assistant{}, app.ValidationError(map[string]string{"assistantId": "Enter the Vapi assistant id."})
-	}
-	resp, err := c.do(ctx, cfg, http.MethodGet, "/assistant/"+url.PathEscape(id), nil)
-	if err != nil {
-		return Assistant{}, err
-	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return Assistant{}, &app.Error{
-			Code:    app.ENotFound,
-			Message: "Vapi has no assistant with this id in the connected account.",
-			Cause:   ErrAssistantNotFound,
-		}
-	default:
-		return Assistant{}, c.refusal(resp, cfg)
-	}
-	var raw assistantJSON
-	if err := c.call.DecodeJSON(resp, &raw); err != nil {
-		return Assistant{}, err
-	}
-	return raw.assistant(), nil
 }
 
 // CreateAssistant creates an assistant in the org's Vapi account and returns

@@ -190,25 +190,31 @@ func plausible(t time.Time) *time.Time {
 	return &t
 }
 
+// maxDurationSeconds bounds a plausible call length; anything outside
+// [0, maxDurationSeconds) is not a duration worth storing.
+const maxDurationSeconds = 1e9
+
 // duration is the call's length: durationSeconds when given, else the time
-// from startedAt to endedAt.
+// from startedAt to endedAt; nil when neither gives a plausible length (time
+// differences saturate at about 292 years, which is not one).
 func duration(seconds *float64, startedAt, endedAt string) *float64 {
-	if seconds != nil {
-		if *seconds >= 0 && *seconds < 1e9 {
-			d := *seconds
-			return &d
+	var d float64
+	switch {
+	case seconds != nil:
+		d = *seconds
+	case startedAt == "" || endedAt == "":
+		return nil
+	default:
+		start, err1 := time.Parse(time.RFC3339Nano, startedAt)
+		end, err2 := time.Parse(time.RFC3339Nano, endedAt)
+		if err1 != nil || err2 != nil {
+			return nil
 		}
+		d = end.Sub(start).Seconds()
+	}
+	if d < 0 || d >= maxDurationSeconds {
 		return nil
 	}
-	if startedAt == "" || endedAt == "" {
-		return nil
-	}
-	start, err1 := time.Parse(time.RFC3339Nano, startedAt)
-	end, err2 := time.Parse(time.RFC3339Nano, endedAt)
-	if err1 != nil || err2 != nil || end.Before(start) {
-		return nil
-	}
-	d := end.Sub(start).Seconds()
 	return &d
 }
 

@@ -157,7 +157,7 @@ func Load(get Lookup) (*Config, error) {
 	}
 	c.Port = port
 
-	c.PublicURL = strings.TrimRight(str("PUBLIC_URL", "http://localhost:3000"), "/")
+	c.PublicURL = strings.TrimRight(str("PUBLIC_URL", "http://localhost:"+strconv.Itoa(c.Port)), "/")
 	if err := checkURL(c.PublicURL); err != nil {
 		bad("PUBLIC_URL %v", err)
 	} else if c.Production() && !strings.HasPrefix(c.PublicURL, "https://") {

@@ -113,6 +113,16 @@ func TestProductionAcceptsCompleteConfiguration(t *testing.T) {
 	}
 }
 
+func TestPublicURLFollowsThePort(t *testing.T) {
+	c, err := Load(lookup(map[string]string{"DATA_DIR": t.TempDir(), "DATABASE_URL": "postgres://x@127.0.0.1:5/db", "PORT": "3011"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "http://localhost:3011" || c.Google.CallbackURL != "http://localhost:3011/api/auth/google-calendar/callback" {
+		t.Fatalf("PublicURL %q, callback %q", c.PublicURL, c.Google.CallbackURL)
+	}
+}
+
 func TestEnvironmentWinsOverDotenvFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ".env.local")
 	content := "# local settings\nexport PORT=4000\nLOG_LEVEL='debug'\nPUBLIC_URL=\"http://127.0.0.1:4000\"\n"

@@ -90,9 +90,23 @@ func wrapConnectionErr(p app.Provider, err error) error {
 }
 
 // upsertAssistantMapping records m as the org's assistant for m.Role. An
-// assistant id already mapped to another org gives EConflict.
+// assistant id already mapped to another org, or to the org's other role,
+// gives EConflict.
 func upsertAssistantMapping(ctx context.Context, tx pgx.Tx, m app.AssistantMapping) error {
-	_, err := tx.Exec(ctx, `
+	// The assistant id is unique across roles too: say so rather than
+	// blaming another org when it is this org's other assistant.
+	var role string
+	err := tx.QueryRow(ctx, `
+		select assistant_role from assistant_org_mapping
+		where vapi_assistant_id = $1 and org_id = $2 and assistant_role <> $3`,
+		m.VapiAssistantID, m.OrgID, string(m.Role)).Scan(&role)
+	switch {
+	case err == nil:
+		return app.Errorf(app.EConflict, "This Vapi assistant is already the organization's %s assistant.", role)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return err
+	}
+	_, err = tx.Exec(ctx, `
 		insert into assistant_org_mapping (vapi_assistant_id, org_id, assistant_role, name)
 		values ($1, $2, $3, nullif($4, ''))
 		on conflict (org_id, assistant_role) do update set
@@ -103,12 +117,19 @@ func upsertAssistantMapping(ctx context.Context, tx pgx.Tx, m app.AssistantMappi
 		m.VapiAssistantID, m.OrgID, string(m.Role), m.Name)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		// The unique assistant id belongs to another org: RLS hides the row,
-		// the constraint still sees it.
-		return app.Errorf(app.EConflict, "This Vapi assistant is already connected to another organization.")
+		if pgErr.ConstraintName == assistantIDKey {
+			// The unique assistant id belongs to another org: RLS hides
+			// the row, the constraint still sees it.
+			return app.Errorf(app.EConflict, "This Vapi assistant is already connected to another organization.")
+		}
+		return fmt.Errorf("db: save assistant mapping: unique violation on %q: %w", pgErr.ConstraintName, err)
 	}
 	return err
 }
+
+// assistantIDKey is the unique constraint on assistant_org_mapping's
+// vapi_assistant_id (migrations/00002_schema.sql).
+const assistantIDKey = "assistant_org_mapping_vapi_assistant_id_key"
 
 // upsertOutboundAgent records the org's outbound assistant and number; an
 // empty field keeps the stored value.

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,26 +118,41 @@ func TestSaveVapiConnection(t *testing.T) {
 			mappings []app.AssistantMapping
 			agent    app.OutboundAgent
 			wantCode string
+			// notOtherOrg says the conflict is within the org, so the error
+			// must not blame another organization.
+			notOtherOrg bool
 		}{
 			{"assistant of another org",
 				app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")},
 				[]app.AssistantMapping{{VapiAssistantID: asstID(), OrgID: org, Role: app.Outbound},
 					{VapiAssistantID: taken, OrgID: org, Role: app.Inbound}},
-				app.OutboundAgent{OrgID: org, VapiAssistantID: asstID()}, app.EConflict},
+				app.OutboundAgent{OrgID: org, VapiAssistantID: asstID()}, app.EConflict, false},
+			{"one assistant for both roles in one save",
+				app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")},
+				func() []app.AssistantMapping {
+					id := asstID()
+					return []app.AssistantMapping{{VapiAssistantID: id, OrgID: org, Role: app.Inbound},
+						{VapiAssistantID: id, OrgID: org, Role: app.Outbound}}
+				}(),
+				app.OutboundAgent{OrgID: org}, app.EConflict, true},
+			{"the org's inbound assistant as its outbound one",
+				app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")},
+				[]app.AssistantMapping{{VapiAssistantID: in, OrgID: org, Role: app.Outbound}},
+				app.OutboundAgent{OrgID: org}, app.EConflict, true},
 			{"credential row refused (no ciphertext)",
 				app.CredentialRecord{OrgID: org, Provider: app.Vapi},
 				[]app.AssistantMapping{{VapiAssistantID: asstID(), OrgID: org, Role: app.Inbound}},
-				app.OutboundAgent{OrgID: org, VapiAssistantID: asstID()}, ""},
+				app.OutboundAgent{OrgID: org, VapiAssistantID: asstID()}, "", false},
 			{"row of another org",
 				app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")},
 				[]app.AssistantMapping{{VapiAssistantID: asstID(), OrgID: other, Role: app.Inbound}},
-				app.OutboundAgent{OrgID: org}, ""},
+				app.OutboundAgent{OrgID: org}, "", false},
 			{"agent of another org",
 				app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")}, nil,
-				app.OutboundAgent{OrgID: other, VapiAssistantID: asstID()}, ""},
+				app.OutboundAgent{OrgID: other, VapiAssistantID: asstID()}, "", false},
 			{"credentials of another provider",
 				app.CredentialRecord{OrgID: org, Provider: app.Twilio, Ciphertext: []byte("second")}, nil,
-				app.OutboundAgent{OrgID: org}, ""},
+				app.OutboundAgent{OrgID: org}, "", false},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +162,9 @@ func TestSaveVapiConnection(t *testing.T) {
 				}
 				if tt.wantCode != "" && app.ErrorCode(err) != tt.wantCode {
 					t.Errorf("err = %v, want code %s", err, tt.wantCode)
+				}
+				if tt.notOtherOrg && strings.Contains(err.Error(), "another organization") {
+					t.Errorf("err = %v, blames another organization for the org's own assistant", err)
 				}
 				if got := readConnState(t, d, org, app.Vapi); !got.equal(want) {
 					t.Errorf("stored %+v, want the previous %+v", got, want)

@@ -31,18 +31,23 @@ const (
 
 // DB is a pool of connections to the application database. It is safe for
 // concurrent use.
+//
+// Besides Pool, which every query uses, a DB keeps a second, small pool of
+// at most LockMaxConns connections that only hold WithOrgLock's advisory
+// locks, so lock holders and waiters never take connections from the work
+// they guard.
 type DB struct {
 	Pool *pgxpool.Pool
 
-	locks orgLocks // see WithOrgLock
+	locks lockPool // see WithOrgLock
 }
 
 // DefaultMaxConns is the pool size Open uses when neither Options.MaxConns
 // nor the connection string's pool_max_conns sets one: room for a web
-// server's concurrent requests, the webhook traffic and the connections
-// WithOrgLock pins (pgx's own default, the larger of 4 and the CPU count, is
-// far too small for that). Keep it below the server's max_connections
-// divided by the number of instances.
+// server's concurrent requests and the webhook traffic (pgx's own default,
+// the larger of 4 and the CPU count, is far too small for that). Keep it plus
+// LockMaxConns below the server's max_connections divided by the number of
+// instances.
 const DefaultMaxConns int32 = 20
 
 // Options tunes Open. The zero value is sensible.
@@ -75,11 +80,21 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("db: ping: %w", err)
 	}
-	return &DB{Pool: pool}, nil
+	lp, err := newLockPool(ctx, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("db: connect: %w", err)
+	}
+	d := &DB{Pool: pool}
+	d.locks.init(lp)
+	return d, nil
 }
 
-// Close closes every connection of the pool.
-func (d *DB) Close() { d.Pool.Close() }
+// Close closes every connection of both pools.
+func (d *DB) Close() {
+	d.locks.close()
+	d.Pool.Close()
+}
 
 // Ping reports whether the database answers; readiness checks use it.
 func (d *DB) Ping(ctx context.Context) error { return d.Pool.Ping(ctx) }

@@ -86,7 +86,9 @@ func runLocked(ctx context.Context, d *db.DB, orgs []string, g *maxGauge) []erro
 }
 
 func TestWithOrgLockOnASmallPool(t *testing.T) {
-	const poolSize = 4
+	// Locks are held on a pool of their own: many callers on a work pool of
+	// two connections all finish, one per org at a time.
+	const poolSize = 2
 	tests := []struct {
 		name string
 		// orgs returns the org of each concurrent caller.
@@ -98,19 +100,19 @@ func TestWithOrgLockOnASmallPool(t *testing.T) {
 			org := asstSeedOrg(t, d)
 			return []string{org, org, org, org, org, org, org, org}
 		}, 1},
-		{"six different orgs", func(t *testing.T, d *db.DB) []string {
-			out := make([]string, 6)
+		{"twenty different orgs", func(t *testing.T, d *db.DB) []string {
+			out := make([]string, 20)
 			for i := range out {
 				out[i] = asstSeedOrg(t, d)
 			}
 			return out
-		}, poolSize - 1},
+		}, db.LockMaxConns},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := smallPool(t, poolSize)
 			orgs := tt.orgs(t, dbtest.DB(t))
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var g maxGauge
 			for i, err := range runLocked(ctx, d, orgs, &g) {
@@ -128,66 +130,134 @@ func TestWithOrgLockOnASmallPool(t *testing.T) {
 	}
 }
 
-func TestWithOrgLockHoldersLeaveConnectionsForTheirWork(t *testing.T) {
-	// With every slot of a small pool's lock budget taken by holders that
-	// wait, the pool still serves other work, and waiters for a held lock
-	// do not take connections while they wait.
+func TestWithOrgLockSlowHoldersDoNotSerializeOtherOrgs(t *testing.T) {
+	// The old per-instance budget (MaxConns/4 locks) ran everything one at a
+	// time on small pools: holders of different orgs that each wait for the
+	// others to be inside must now all be inside together.
 	d := smallPool(t, 4)
 	seed := dbtest.DB(t)
+	const n = 4
+	orgs := make([]string, n)
+	for i := range orgs {
+		orgs[i] = asstSeedOrg(t, seed)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var inside sync.WaitGroup
+	inside.Add(n)
+	errs := make(chan error, n)
+	for _, org := range orgs {
+		go func() {
+			errs <- d.WithOrgLock(ctx, org, "test", func(ctx context.Context) error {
+				inside.Done()
+				inside.Wait() // every other org's holder is inside too
+				return lockWork(ctx, d, org)
+			})
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("holder: %v", err)
+		}
+	}
+}
+
+func TestWithOrgLockWaitersHoldNoWorkConnection(t *testing.T) {
+	// While a holder sleeps, waiters for its (org, name) poll the lock pool
+	// only: the work pool's acquired connections stay at the holder's
+	// (none while it sleeps), other work gets the whole pool, and every
+	// waiter gets the lock in turn, one at a time.
+	d := smallPool(t, 2)
+	seed := dbtest.DB(t)
 	orgA, orgB := asstSeedOrg(t, seed), asstSeedOrg(t, seed)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
+	var inside, peak, turns atomic.Int32
+	enter := func() {
+		if n := inside.Add(1); n > 1 {
+			peak.Store(n)
+		}
+		turns.Add(1)
+	}
 	entered, release := make(chan struct{}), make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	defer releaseOnce() // also when the test fails early
 	holder := make(chan error, 1)
 	go func() {
 		holder <- d.WithOrgLock(ctx, orgA, "test", func(context.Context) error {
+			enter()
+			defer inside.Add(-1)
 			close(entered)
 			<-release
 			return nil
 		})
 	}()
 	<-entered
-	// Waiters for the held lock, and callers for another org that find the
-	// lock budget of this pool used up.
-	waiters := make(chan error, 8)
-	for i := range 8 {
-		org := orgA
-		if i%2 == 1 {
-			org = orgB
-		}
+	const waiters = 8
+	done := make(chan error, waiters)
+	for range waiters {
 		go func() {
-			waiters <- d.WithOrgLock(ctx, org, "test", func(ctx context.Context) error { return lockWork(ctx, d, org) })
+			done <- d.WithOrgLock(ctx, orgA, "test", func(ctx context.Context) error {
+				enter()
+				defer inside.Add(-1)
+				return lockWork(ctx, d, orgA)
+			})
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
-	// The holder pins one connection; waiters poll only briefly, so the rest
-	// of the pool answers at once.
-	for i := range 3 {
-		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
-		err := lockWork(qctx, d, orgB)
-		qcancel()
-		if err != nil {
-			t.Fatalf("query %d while the lock is contended: %v", i, err)
+	// Sample the work pool while the waiters poll (their pauses reach
+	// 200 ms, so this spans several tries each).
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if n := d.Pool.Stat().AcquiredConns(); n != 0 {
+			t.Fatalf("%d work connections acquired while the holder sleeps and waiters poll, want 0", n)
 		}
+		time.Sleep(2 * time.Millisecond)
 	}
+	if got := turns.Load(); got != 1 {
+		t.Fatalf("%d callers got the held lock, want only the holder", got)
+	}
+	// The whole work pool answers meanwhile, even queries of both
+	// connections at once.
+	var wg sync.WaitGroup
+	for _, org := range []string{orgB, orgB} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer qcancel()
+			if err := lockWork(qctx, d, org); err != nil {
+				t.Errorf("work while the lock is contended: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+
 	releaseOnce()
 	if err := <-holder; err != nil {
 		t.Fatal(err)
 	}
-	for range 8 {
-		if err := <-waiters; err != nil {
+	for range waiters {
+		if err := <-done; err != nil {
 			t.Errorf("waiter: %v", err)
 		}
+	}
+	if got := turns.Load(); got != waiters+1 {
+		t.Errorf("%d turns, want %d", got, waiters+1)
+	}
+	if p := peak.Load(); p != 0 {
+		t.Errorf("%d callers were inside at once, want 1", p)
+	}
+	if st := d.Pool.Stat(); st.AcquiredConns() != 0 {
+		t.Errorf("%d work connections still acquired afterwards", st.AcquiredConns())
 	}
 }
 
 func TestWithOrgLockWaitsHonourTheContext(t *testing.T) {
-	// On a pool of 4 only one lock may be held at a time: a caller for
-	// another org waits for that slot, and gives up when its context ends.
-	d := smallPool(t, 4)
+	// A caller waiting for a held lock gives up promptly when its context
+	// ends, cancelled or past its deadline; callers for other orgs and names
+	// do not wait at all.
+	d := smallPool(t, 2)
 	seed := dbtest.DB(t)
 	orgA, orgB := asstSeedOrg(t, seed), asstSeedOrg(t, seed)
 	ctx := context.Background()
@@ -202,49 +272,138 @@ func TestWithOrgLockWaitsHonourTheContext(t *testing.T) {
 		})
 	}()
 	<-entered
-	for _, org := range []string{orgA, orgB} {
-		wctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
-		began := time.Now()
-		err := d.WithOrgLock(wctx, org, "test", func(context.Context) error {
-			t.Errorf("org %s ran while the pool's only lock slot was taken", org)
-			return nil
-		})
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("org %s: err = %v, want the context's deadline", org, err)
+	mustNotRun := func(context.Context) error {
+		t.Error("ran while the lock was held")
+		return nil
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+	began := time.Now()
+	err := d.WithOrgLock(wctx, orgA, "test", mustNotRun)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("deadline: err = %v, want the context's deadline", err)
+	}
+	if waited := time.Since(began); waited > time.Second {
+		t.Errorf("deadline: gave up after %v", waited)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	res := make(chan error, 1)
+	go func() { res <- d.WithOrgLock(cctx, orgA, "test", mustNotRun) }()
+	time.Sleep(300 * time.Millisecond) // well into the backoff
+	cancelled := time.Now()
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancel: err = %v, want context.Canceled", err)
 		}
-		if waited := time.Since(began); waited > 2*time.Second {
-			t.Errorf("org %s: gave up after %v", org, waited)
+		if waited := time.Since(cancelled); waited > time.Second {
+			t.Errorf("cancel: returned %v after the cancellation", waited)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("cancel: still waiting 2 s after the cancellation")
+	}
+
+	for _, c := range []struct{ org, name string }{{orgB, "test"}, {orgA, "other"}} {
+		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+		ran := false
+		err := d.WithOrgLock(qctx, c.org, c.name, func(context.Context) error { ran = true; return nil })
+		qcancel()
+		if err != nil || !ran {
+			t.Errorf("%s/%s while another lock is held: ran %v, err %v", c.org, c.name, ran, err)
 		}
 	}
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := d.WithOrgLock(qctx, orgB, "test", func(context.Context) error { return nil }); err != nil {
-		t.Errorf("the slot was not released: %v", err)
-	}
 }
 
 func TestWithOrgLockNested(t *testing.T) {
-	// A lock taken inside another (on fn's context) does not wait for a slot
-	// its own caller holds.
-	d := smallPool(t, 4)
+	// A lock taken inside another (on fn's context) uses its caller's lock
+	// connection: even with every connection of the lock pool held by
+	// callers that nest, nothing waits for the lock pool. Nested locks still
+	// exclude one another, across sessions too.
+	d := smallPool(t, 2)
 	seed := dbtest.DB(t)
-	orgA, orgB := asstSeedOrg(t, seed), asstSeedOrg(t, seed)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	orgs := make([]string, db.LockMaxConns)
+	for i := range orgs {
+		orgs[i] = asstSeedOrg(t, seed)
+	}
+	shared := asstSeedOrg(t, seed)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ran := false
-	err := d.WithOrgLock(ctx, orgA, "outer", func(ctx context.Context) error {
-		return d.WithOrgLock(ctx, orgB, "inner", func(context.Context) error {
-			ran = true
-			return nil
-		})
+	var inside sync.WaitGroup
+	inside.Add(len(orgs))
+	var g maxGauge
+	errs := make(chan error, len(orgs))
+	for _, org := range orgs {
+		go func() {
+			errs <- d.WithOrgLock(ctx, org, "outer", func(ctx context.Context) error {
+				inside.Done()
+				inside.Wait() // the whole lock pool is held
+				if err := d.WithOrgLock(ctx, org, "inner", func(ctx context.Context) error {
+					return lockWork(ctx, d, org)
+				}); err != nil {
+					return err
+				}
+				// Every outer holder nests the same (shared, inner) lock.
+				return d.WithOrgLock(ctx, shared, "inner", func(ctx context.Context) error {
+					g.enter()
+					defer g.leave()
+					time.Sleep(5 * time.Millisecond)
+					return nil
+				})
+			})
+		}()
+	}
+	for range orgs {
+		if err := <-errs; err != nil {
+			t.Errorf("nested: %v", err)
+		}
+	}
+	if got := g.max.Load(); got != 1 {
+		t.Errorf("%d callers were inside the shared nested lock at once, want 1", got)
+	}
+
+	// Two goroutines of one holder nesting the same lock exclude each other
+	// too (session advisory locks are reentrant, so this is WithOrgLock's).
+	var g2 maxGauge
+	err := d.WithOrgLock(ctx, shared, "outer", func(ctx context.Context) error {
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- d.WithOrgLock(ctx, shared, "inner", func(context.Context) error {
+					g2.enter()
+					defer g2.leave()
+					time.Sleep(20 * time.Millisecond)
+					return nil
+				})
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	if err != nil || !ran {
-		t.Fatalf("nested lock: ran %v, err %v", ran, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g2.max.Load(); got != 1 {
+		t.Errorf("%d goroutines of one holder were inside at once, want 1", got)
+	}
+	// Released: another session takes it.
+	if err := smallPool(t, 1).WithOrgLock(ctx, shared, "inner", func(context.Context) error { return nil }); err != nil {
+		t.Errorf("nested lock not released: %v", err)
 	}
 }
 

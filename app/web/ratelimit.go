@@ -28,6 +28,15 @@ import (
 // and a restart forgets them. A shared limit needs a shared store (a
 // counter table in PostgreSQL, or Redis) behind attemptWindow's allow.
 //
+// The counts take bounded memory: at most maxAttemptBuckets keys per
+// window (per-address and per-email counts apart). When the table is full,
+// the keys whose counts no longer matter are dropped (at most once a
+// second); if it is still full, an attempt under a new key is refused
+// (rate_limited) rather than the table grown, until old keys expire. So a
+// flood from that many addresses, or of that many emails, can hold new
+// clients out for up to two windows, while the clients already counted
+// keep their limits; the alternative is running out of memory.
+//
 // A per-email limit also lets anyone who keeps guessing at an address hold
 // its owner out of the password sign-in for as long as they keep going;
 // that is the usual price of stopping a distributed guess at one account.
@@ -37,6 +46,14 @@ const (
 	DefaultAttemptsPerIP    = 30
 	DefaultAttemptsPerEmail = 10
 	DefaultAttemptWindow    = time.Minute
+)
+
+// maxAttemptBuckets caps the keys an attemptWindow holds, and
+// fullSweepInterval is how often at most a full window looks for expired
+// keys outside its usual sweep once a window.
+const (
+	maxAttemptBuckets = 100_000
+	fullSweepInterval = time.Second
 )
 
 // attemptsMessage is what a client over a limit is told.
@@ -58,8 +75,14 @@ func (s *Server) limitAttempts(w *attemptWindow, key func(*fiber.Ctx) string) fi
 	}
 }
 
-// ipKey is the per-address key of a request.
-func (s *Server) ipKey(c *fiber.Ctx) string { return "ip:" + s.clientIP(c) }
+// ipKey is the per-address key of a request (see addrKey).
+func (s *Server) ipKey(c *fiber.Ctx) string {
+	a, name := s.clientAddr(c)
+	if !a.IsValid() {
+		return "ip:" + name
+	}
+	return "ip:" + addrKey(a)
+}
 
 // emailKey is the per-email key of a sign-in request: a hash, so the counts
 // hold no addresses and a key has a fixed size however long the submitted
@@ -79,9 +102,10 @@ func emailKey(c *fiber.Ctx) string {
 // current fixed window plus the previous window's count weighted by how
 // much of it the sliding window still covers.
 type attemptWindow struct {
-	limit int
-	span  time.Duration
-	now   func() time.Time
+	limit      int
+	span       time.Duration
+	now        func() time.Time
+	maxBuckets int
 
 	mu        sync.Mutex
 	buckets   map[string]*attemptBucket
@@ -95,13 +119,14 @@ type attemptBucket struct {
 }
 
 func newAttemptWindow(limit int, span time.Duration, now func() time.Time) *attemptWindow {
-	return &attemptWindow{limit: limit, span: span, now: now, buckets: map[string]*attemptBucket{}, lastSweep: now()}
+	return &attemptWindow{limit: limit, span: span, now: now, maxBuckets: maxAttemptBuckets,
+		buckets: map[string]*attemptBucket{}, lastSweep: now()}
 }
 
 // allow counts one attempt under key and reports whether it is within the
 // limit; when it is not, retry says how long until the current window
 // ends. Refused attempts count too, so a client that keeps trying stays
-// refused.
+// refused. A new key is refused while the window holds maxBuckets keys.
 func (w *attemptWindow) allow(key string) (ok bool, retry time.Duration) {
 	now := w.now()
 	w.mu.Lock()
@@ -111,6 +136,12 @@ func (w *attemptWindow) allow(key string) (ok bool, retry time.Duration) {
 	}
 	b := w.buckets[key]
 	if b == nil {
+		if len(w.buckets) >= w.maxBuckets && now.Sub(w.lastSweep) >= fullSweepInterval {
+			w.sweep(now)
+		}
+		if len(w.buckets) >= w.maxBuckets {
+			return false, w.span
+		}
 		b = &attemptBucket{start: now}
 		w.buckets[key] = b
 	}
@@ -205,29 +236,85 @@ func (s *Server) trustedProxy(a netip.Addr) bool {
 	return false
 }
 
-// clientIP returns the client's address: the peer's, or, when the peer is a
-// trusted proxy, the right-most address in X-Forwarded-For that is not a
+// unparsableForwardedFor names every client whose X-Forwarded-For entry,
+// the right-most one a trusted proxy did not add, is not an address. They
+// share one count: never the proxy's, which would let one client lock out
+// everyone behind it.
+const unparsableForwardedFor = "unparsable-forwarded-for"
+
+// clientIP returns the client's address (or unparsableForwardedFor); see
+// clientAddr.
+func (s *Server) clientIP(c *fiber.Ctx) string {
+	a, name := s.clientAddr(c)
+	if !a.IsValid() {
+		return name
+	}
+	return a.String()
+}
+
+// clientAddr returns the client's address: the peer's, or, when the peer is
+// a trusted proxy, the right-most entry of X-Forwarded-For that is not a
 // trusted proxy. Proxies append to the header, so the entries a client
 // writes itself are on the left and never chosen (Fiber's c.IP returns the
-// header as sent, which a client could vary at will).
-func (s *Server) clientIP(c *fiber.Ctx) string {
-	peer, ok := netip.AddrFromSlice(c.Context().RemoteIP())
+// header as sent, which a client could vary at will). Every line of the
+// header counts, in order: a proxy may add a line of its own after the one
+// the client sent. Entries may carry a port or brackets ("1.2.3.4:80",
+// "[::1]", "[::1]:80"). When the entry chosen is not an address, the
+// address is invalid and name says what to call the client instead.
+func (s *Server) clientAddr(c *fiber.Ctx) (addr netip.Addr, name string) {
+	ip := c.Context().RemoteIP()
+	peer, ok := netip.AddrFromSlice(ip)
 	if !ok {
-		return c.Context().RemoteIP().String()
+		return netip.Addr{}, ip.String()
 	}
 	peer = peer.Unmap()
 	if !s.trustedProxy(peer) {
-		return peer.String()
+		return peer, ""
 	}
-	entries := strings.Split(c.Get(fiber.HeaderXForwardedFor), ",")
+	var entries []string
+	for _, line := range c.Request().Header.PeekAll(fiber.HeaderXForwardedFor) {
+		entries = append(entries, strings.Split(string(line), ",")...)
+	}
+	client := peer // a request the proxy makes itself
 	for i := len(entries) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(entries[i]))
-		if err != nil {
+		a, ok := parseForwarded(entries[i])
+		if !ok {
+			return netip.Addr{}, unparsableForwardedFor
+		}
+		client = a
+		if !s.trustedProxy(a) {
 			break
 		}
-		if !s.trustedProxy(a) {
-			return a.Unmap().String()
+	}
+	return client, ""
+}
+
+// parseForwarded parses one X-Forwarded-For entry: an address, with or
+// without a port and brackets. The address comes back unmapped and without
+// a zone.
+func parseForwarded(e string) (netip.Addr, bool) {
+	e = strings.TrimSpace(e)
+	a, err := netip.ParseAddr(e)
+	if err != nil {
+		if ap, perr := netip.ParseAddrPort(e); perr == nil {
+			a, err = ap.Addr(), nil
+		} else if len(e) > 2 && e[0] == '[' && e[len(e)-1] == ']' {
+			a, err = netip.ParseAddr(e[1 : len(e)-1])
 		}
 	}
-	return peer.String()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap().WithZone(""), true
+}
+
+// addrKey is the rate-limit key of a client address: an IPv4 address
+// counts alone, an IPv6 address by its /64, the block a single site (so a
+// single attacker) is usually given whole.
+func addrKey(a netip.Addr) string {
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }

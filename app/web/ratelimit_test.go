@@ -108,6 +108,29 @@ func TestAttemptsPerIP(t *testing.T) {
 		assertRateLimited(t, signup("198.51.100.1, 203.0.113.7"))
 		assertRateLimited(t, signup("garbage, 203.0.113.7"))
 	})
+	t.Run("a header line the client sends before the proxy's is not read", func(t *testing.T) {
+		req := request(http.MethodPost, "/api/auth/signup", map[string]string{
+			"orgName": "Clinic", "email": uniqueEmail(), "password": password})
+		req.Header["X-Forwarded-For"] = []string{"198.51.100.2", "203.0.113.7"}
+		assertRateLimited(t, e.do(req))
+	})
+	t.Run("unparsable entries do not count against the proxy", func(t *testing.T) {
+		for _, xff := range []string{"garbage", "0.0.0.0, garbage"} {
+			if res := signup(xff); res.StatusCode != http.StatusCreated {
+				t.Fatalf("%q: status %d\n%s", xff, res.StatusCode, res.body)
+			}
+		}
+		for range 4 {
+			signup("203.0.113.7, [bad")
+		}
+		assertRateLimited(t, signup("not an address"))
+		// The proxy's own requests still count apart.
+		res := e.do(request(http.MethodPost, "/api/auth/signup", map[string]string{
+			"orgName": "Clinic", "email": uniqueEmail(), "password": password}))
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("the proxy: status %d\n%s", res.StatusCode, res.body)
+		}
+	})
 	t.Run("another address is not limited", func(t *testing.T) {
 		if res := signup("203.0.113.8"); res.StatusCode != http.StatusCreated {
 			t.Fatalf("status %d\n%s", res.StatusCode, res.body)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,9 +133,11 @@ func (c *caches) release() { <-c.sem }
 const lookupTimeout = 5 * time.Second
 
 // load returns the entry cached in t under key, or fills it: concurrent
-// misses of one key share a single call of fill, which runs detached from ctx (at most lookupTimeout) while
-// holding a lookup slot, and whose entry is cached for the TTL it returns
-// unless an invalidation happened meanwhile. It returns fill's error (not
+// misses of one key in one cache generation share a single call of fill,
+// which runs detached from ctx (at most lookupTimeout) while holding a lookup
+// slot, and whose entry is cached for the TTL it returns unless an
+// invalidation happened meanwhile. A miss after an invalidation never shares
+// the answer of a fill that started before it. It returns fill's error (not
 // cached), errLookupsBusy, or ctx's error.
 func load[E any](ctx context.Context, c *caches, t *table, key string, fill func(context.Context) (E, time.Duration, error)) (E, error) {
 	var none E
@@ -143,7 +146,13 @@ func load[E any](ctx context.Context, c *caches, t *table, key string, fill func
 		return v.(E), nil
 	}
 	t.misses.Add(1)
-	ch := c.lookups.DoChan(t.name+"\x00"+key, func() (any, error) {
+	// The shared lookup is keyed by the generation too: a miss that comes
+	// after an invalidation never joins a lookup that started before it
+	// (whose answer may be what the invalidation removed), but starts its
+	// own. A lookup only caches its answer if the generation it is keyed by
+	// is still current.
+	gen := c.gen.Load()
+	ch := c.lookups.DoChan(t.name+"\x00"+strconv.FormatUint(gen, 10)+"\x00"+key, func() (any, error) {
 		// Checked again: the flight that filled the cache may have ended
 		// between the miss above and this call.
 		if v, ok := t.Get(key); ok {
@@ -155,7 +164,6 @@ func load[E any](ctx context.Context, c *caches, t *table, key string, fill func
 			return nil, err
 		}
 		defer c.release()
-		gen := c.gen.Load()
 		e, ttl, err := fill(lctx)
 		if err != nil {
 			return nil, err

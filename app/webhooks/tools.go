@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"byoc/app"
@@ -70,27 +71,108 @@ type toolResults struct {
 	Results []toolResult `json:"results"`
 }
 
-// runTools runs each tool call of a verified delivery with the org's own
-// credentials and returns Vapi's results body. A tool that fails answers
-// with a result explaining why; nothing here fails the webhook. It appends
-// "name:outcome" for each call to log, without arguments or results.
-func (h *Handler) runTools(ctx context.Context, orgID string, calls []toolCall, log *[]string) toolResults {
-	out := toolResults{Results: make([]toolResult, 0, len(calls))}
+// maxConcurrentTools is how many tool calls of one delivery run at once.
+const maxConcurrentTools = 4
+
+// Results of a tool call that ran out of time: one that never started, and
+// one that started but did not finish (whose effect, such as a message sent
+// or an appointment booked, may still have happened).
+const (
+	resultNotStarted = "The tool %q timed out: it was not run because this request ran out of time. " +
+		"Please try again."
+	resultTimedOut = "The tool %q timed out: it did not finish in time, so whether it took effect is unknown. " +
+		"Check before trying again."
+)
+
+// runTools runs the tool calls of a verified delivery with the org's own
+// credentials and returns Vapi's results body, one result per call in the
+// order of the calls. The calls run concurrently, at most
+// maxConcurrentTools at once, except book_appointment calls, which run one
+// after another in order (so that one delivery cannot book one slot twice).
+// Each call is bounded by ToolTimeout and all of them by deadline: a call
+// that does not finish by then, or cannot start before it, is answered with
+// a result saying it timed out. A tool that fails answers with a result
+// explaining why; nothing here fails the webhook. It appends "name:outcome"
+// for each call to log, without arguments or results.
+func (h *Handler) runTools(ctx context.Context, deadline time.Time, orgID string, calls []toolCall, log *[]string) toolResults {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	results := make([]toolResult, len(calls))
+	outcomes := make([]string, len(calls))
+
+	// lanes are the calls to run, each lane one after another.
+	var lanes [][]int
+	bookings := -1
 	for i, tc := range calls {
 		name := clip(tc.Name, 64)
-		if i == maxToolCallsPerEvent {
-			out.Results = append(out.Results, toolResult{ToolCallID: tc.ID, Name: name,
-				Result: fmt.Sprintf("Too many tool calls in one request: at most %d are run.", maxToolCallsPerEvent)})
-			*log = append(*log, name+":skipped")
+		results[i] = toolResult{ToolCallID: tc.ID, Name: name}
+		switch {
+		case i >= maxToolCallsPerEvent:
+			results[i].Result = fmt.Sprintf("Too many tool calls in one request: at most %d are run.", maxToolCallsPerEvent)
+			outcomes[i] = "skipped"
+		case name == ToolBookAppointment && bookings >= 0:
+			lanes[bookings] = append(lanes[bookings], i)
+		default:
+			if name == ToolBookAppointment {
+				bookings = len(lanes)
+			}
+			lanes = append(lanes, []int{i})
+		}
+	}
+
+	sem := make(chan struct{}, maxConcurrentTools)
+	var wg sync.WaitGroup
+	for _, lane := range lanes {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			for _, i := range lane {
+				results[i].Result, outcomes[i] = fmt.Sprintf(resultNotStarted, results[i].Name), "timeout"
+			}
 			continue
 		}
-		tctx, cancel := context.WithTimeout(ctx, h.opts.ToolTimeout)
-		result, outcome := h.runTool(tctx, orgID, name, tc.Args)
-		cancel()
-		out.Results = append(out.Results, toolResult{ToolCallID: tc.ID, Name: name, Result: result})
-		*log = append(*log, name+":"+outcome)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for _, i := range lane {
+				results[i].Result, outcomes[i] = h.runToolWithin(ctx, orgID, results[i].Name, calls[i].Args)
+			}
+		}()
 	}
-	return out
+	wg.Wait()
+	for i := range results {
+		*log = append(*log, results[i].Name+":"+outcomes[i])
+	}
+	return toolResults{Results: results}
+}
+
+// runToolWithin runs one tool within ToolTimeout and what is left of ctx.
+// When time runs out first it answers that the tool timed out without
+// waiting for it (the tool's context is cancelled, so it stops soon).
+func (h *Handler) runToolWithin(ctx context.Context, orgID, name string, args json.RawMessage) (result, outcome string) {
+	if ctx.Err() != nil {
+		return fmt.Sprintf(resultNotStarted, name), "timeout"
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.opts.ToolTimeout)
+	defer cancel()
+	type ran struct{ result, outcome string }
+	done := make(chan ran, 1)
+	go func() {
+		r, o := h.runTool(ctx, orgID, name, args)
+		done <- ran{r, o}
+	}()
+	select {
+	case r := <-done:
+		return r.result, r.outcome
+	case <-ctx.Done():
+		select {
+		case r := <-done: // finished just as time ran out
+			return r.result, r.outcome
+		default:
+		}
+		return fmt.Sprintf(resultTimedOut, name), "timeout"
+	}
 }
 
 // resultHandledBefore answers each tool call of a delivery another instance

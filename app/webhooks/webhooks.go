@@ -84,6 +84,7 @@ const DefaultMaxBodyBytes = 1 << 20
 // Default limits of the tools and of lookups that reach the stores.
 const (
 	DefaultToolTimeout          = 10 * time.Second
+	DefaultToolBudget           = 15 * time.Second
 	DefaultMaxConcurrentLookups = 8
 	DefaultLookupWait           = 100 * time.Millisecond
 )
@@ -130,6 +131,13 @@ type Options struct {
 	LookupWait time.Duration
 	// ToolTimeout bounds each tool call (default 10 s).
 	ToolTimeout time.Duration
+	// ToolBudget bounds a whole tool-calls delivery, from when Handle
+	// starts to when its results are ready (default 15 s): it must stay
+	// under how long Vapi waits for the answer (about 20 s by default). The
+	// calls of one delivery run concurrently, a few at a time; a call that
+	// does not finish (or start) within the budget or its ToolTimeout is
+	// answered with a result saying it timed out.
+	ToolBudget time.Duration
 	// DefaultPhoneRegion is the region send_sms reads numbers without a
 	// country code in (default "US").
 	DefaultPhoneRegion string
@@ -152,6 +160,7 @@ func (o Options) withDefaults() Options {
 	o.DedupTTL = max(o.DedupTTL, 2*o.Tolerance)
 	def(&o.TouchEvery, DefaultTouchEvery)
 	def(&o.ToolTimeout, DefaultToolTimeout)
+	def(&o.ToolBudget, DefaultToolBudget)
 	def(&o.LookupWait, DefaultLookupWait)
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
@@ -265,6 +274,7 @@ type trace struct {
 	mode, failedCheck       string
 	tools                   []string
 	err, touchErr           error
+	start                   time.Time // when Handle started
 }
 
 // Handle answers one delivery:
@@ -290,7 +300,7 @@ func (h *Handler) Handle(ctx context.Context, r Request) Response {
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = h.opts.Now()
 	}
-	var t trace
+	t := trace{start: start}
 	resp, outcome := h.handle(ctx, r, &t)
 	h.stats.count(outcome)
 	h.logLine(ctx, &t, outcome, resp.Status, time.Since(start))
@@ -369,7 +379,11 @@ func (h *Handler) deliver(ctx context.Context, orgID, dedup string, msg *message
 	if !inserted {
 		return Response{Status: http.StatusOK, Body: handledBefore(msg.ToolCalls)}, OutcomeDuplicate
 	}
-	res := h.runTools(ctx, orgID, msg.ToolCalls, &t.tools)
+	start := t.start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	res := h.runTools(ctx, start.Add(h.opts.ToolBudget), orgID, msg.ToolCalls, &t.tools)
 	return Response{Status: http.StatusOK, Body: res}, OutcomeVerified
 }
 

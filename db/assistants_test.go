@@ -14,17 +14,6 @@ import (
 	"byoc/db/dbtest"
 )
 
-// asstSeedOrg inserts an org through the raw pool and returns its id.
-func asstSeedOrg(t *testing.T, d *db.DB) string {
-	t.Helper()
-	var id string
-	if err := d.Pool.QueryRow(context.Background(),
-		`insert into orgs (name) values ('assistants test') returning id::text`).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 // asstID returns an assistant id no other test uses.
 func asstID() string {
 	var b [8]byte
@@ -43,7 +32,7 @@ func asstSave(t *testing.T, d *db.DB, orgID, id string, role app.AssistantRole, 
 func TestSaveAssistantMappingUpsertsPerRole(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org := asstSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "assistants test")
 
 	got, err := d.AssistantMappings(ctx, org)
 	if err != nil || got == nil || len(got) != 0 {
@@ -86,7 +75,7 @@ func TestSaveAssistantMappingUpsertsPerRole(t *testing.T) {
 func TestSaveAssistantMappingOfAnotherOrgConflicts(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	orgA, orgB := asstSeedOrg(t, d), asstSeedOrg(t, d)
+	orgA, orgB := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 	id := asstID()
 	asstSave(t, d, orgA, id, app.Inbound, "A Inbound")
 
@@ -106,7 +95,7 @@ func TestSaveAssistantMappingOfAnotherOrgConflicts(t *testing.T) {
 func TestResolveAssistant(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	orgA, orgB := asstSeedOrg(t, d), asstSeedOrg(t, d)
+	orgA, orgB := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 	idA, idB := asstID(), asstID()
 	asstSave(t, d, orgA, idA, app.Inbound, "A Inbound")
 	asstSave(t, d, orgB, idB, app.Outbound, "B Outbound")
@@ -145,7 +134,7 @@ func TestResolveAssistant(t *testing.T) {
 func TestTouchAssistantAtMostOnceAMinute(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org := asstSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "assistants test")
 	id := asstID()
 	asstSave(t, d, org, id, app.Inbound, "")
 	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -182,7 +171,7 @@ func TestTouchAssistantAtMostOnceAMinute(t *testing.T) {
 func TestTouchAssistantStaysInItsOrg(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	owner, other := asstSeedOrg(t, d), asstSeedOrg(t, d)
+	owner, other := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 	id := asstID()
 	asstSave(t, d, owner, id, app.Inbound, "")
 	at := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -204,7 +193,7 @@ func TestTouchAssistantStaysInItsOrg(t *testing.T) {
 func TestDeleteAssistantMappings(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	orgA, orgB := asstSeedOrg(t, d), asstSeedOrg(t, d)
+	orgA, orgB := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 	in, out, other := asstID(), asstID(), asstID()
 	asstSave(t, d, orgA, in, app.Inbound, "")
 	asstSave(t, d, orgA, out, app.Outbound, "")
@@ -232,7 +221,7 @@ func TestDeleteAssistantMappings(t *testing.T) {
 func TestOutboundAgent(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org, other := asstSeedOrg(t, d), asstSeedOrg(t, d)
+	org, other := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 
 	if _, err := d.OutboundAgent(ctx, org); app.ErrorCode(err) != app.ENotFound {
 		t.Fatalf("before any save: %v, want %s", err, app.ENotFound)
@@ -287,7 +276,7 @@ func TestOutboundAgent(t *testing.T) {
 func TestWithOrgLock(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	orgA, orgB := asstSeedOrg(t, d), asstSeedOrg(t, d)
+	orgA, orgB := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 
 	t.Run("same org and name are serialized", func(t *testing.T) {
 		const hold = 300 * time.Millisecond

@@ -13,16 +13,6 @@ import (
 	"byoc/db/dbtest"
 )
 
-func callEventsSeedOrg(t *testing.T, d *db.DB) string {
-	t.Helper()
-	var id string
-	if err := d.Pool.QueryRow(context.Background(),
-		`insert into orgs (name) values ('call events test') returning id::text`).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 func callEventRows(t *testing.T, d *db.DB, orgID, dedupKey string) int {
 	t.Helper()
 	var n int
@@ -36,7 +26,7 @@ func callEventRows(t *testing.T, d *db.DB, orgID, dedupKey string) int {
 func TestRecordCallEvent(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org := callEventsSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "call events test")
 	occurred := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	received := occurred.Add(2 * time.Second)
 	dur := 42.5
@@ -90,7 +80,7 @@ func TestRecordCallEvent(t *testing.T) {
 		}
 	})
 	t.Run("the key is per org", func(t *testing.T) {
-		other := callEventsSeedOrg(t, d)
+		other := dbtest.SeedOrg(t, "call events test")
 		e := ev
 		e.OrgID = other
 		ok, err := d.RecordCallEvent(ctx, e)
@@ -118,7 +108,7 @@ func TestRecordCallEvent(t *testing.T) {
 // instances at once: exactly one of them records it.
 func TestRecordCallEventConcurrent(t *testing.T) {
 	d := dbtest.DB(t)
-	org := callEventsSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "call events test")
 	var inserted atomic.Int32
 	var wg sync.WaitGroup
 	for range 12 {
@@ -147,7 +137,7 @@ func TestRecordCallEventConcurrent(t *testing.T) {
 func TestCallEventsOrderAndLimit(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org := callEventsSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "call events test")
 	base := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
 	for i, key := range []string{"a", "b", "c"} {
 		if _, err := d.RecordCallEvent(ctx, app.CallEvent{OrgID: org, CallID: "c", Type: "status-update",
@@ -162,7 +152,7 @@ func TestCallEventsOrderAndLimit(t *testing.T) {
 	if len(got) != 2 || got[0].DedupKey != "c" || got[1].DedupKey != "b" {
 		t.Fatalf("CallEvents(limit 2) = %+v; want c, b", got)
 	}
-	empty, err := d.CallEvents(ctx, callEventsSeedOrg(t, d), 5)
+	empty, err := d.CallEvents(ctx, dbtest.SeedOrg(t, "call events test"), 5)
 	if err != nil || empty == nil || len(empty) != 0 {
 		t.Fatalf("empty org: %v, %v; want an empty, non-nil slice", empty, err)
 	}

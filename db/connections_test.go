@@ -90,7 +90,7 @@ func (s connState) equal(o connState) bool {
 func TestSaveVapiConnection(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org, other := asstSeedOrg(t, d), asstSeedOrg(t, d)
+	org, other := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 	next := connListen(t, org)
 	in, out, taken := asstID(), asstID(), asstID()
 	asstSave(t, d, other, taken, app.Inbound, "")
@@ -184,7 +184,7 @@ func TestSaveVapiConnection(t *testing.T) {
 func TestSaveTwilioConnection(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org := asstSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "assistants test")
 	next := connListen(t, org)
 	out := asstID()
 	if err := d.SaveOutboundAgent(ctx, app.OutboundAgent{OrgID: org, VapiAssistantID: out}); err != nil {

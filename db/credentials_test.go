@@ -12,17 +12,6 @@ import (
 	"byoc/db/dbtest"
 )
 
-// credSeedOrg inserts an org through the raw pool and returns its id.
-func credSeedOrg(t *testing.T, d *db.DB) string {
-	t.Helper()
-	var id string
-	if err := d.Pool.QueryRow(context.Background(),
-		`insert into orgs (name) values ('credentials test') returning id::text`).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 func credCountRows(t *testing.T, d *db.DB, orgID string) int {
 	t.Helper()
 	var n int
@@ -36,7 +25,7 @@ func credCountRows(t *testing.T, d *db.DB, orgID string) int {
 func TestCredentialsCRUD(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org := credSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "credentials test")
 	verified := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 
 	if _, err := d.GetCredential(ctx, org, app.Vapi); app.ErrorCode(err) != app.ENotConfigured {
@@ -113,7 +102,7 @@ func TestCredentialsCRUD(t *testing.T) {
 func TestCredentialsStayInTheirOrg(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	orgA, orgB := credSeedOrg(t, d), credSeedOrg(t, d)
+	orgA, orgB := dbtest.SeedOrg(t, "credentials test"), dbtest.SeedOrg(t, "credentials test")
 	if _, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: orgA, Provider: app.Resend, Ciphertext: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +130,7 @@ func TestCredentialsStayInTheirOrg(t *testing.T) {
 func TestUpsertCredentialConcurrently(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
-	org := credSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "credentials test")
 	const n = 12
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -211,7 +200,7 @@ func credListenerPID(t *testing.T, d *db.DB, otherThan int) int {
 func TestListenInvalidations(t *testing.T) {
 	d := dbtest.DB(t)
 	credNoListener(t, d)
-	org := credSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "credentials test")
 	ctx, cancel := context.WithCancel(context.Background())
 	notes := make(chan credNote, 16)
 	reconnects := make(chan struct{}, 16)
@@ -304,7 +293,7 @@ func TestListenInvalidations(t *testing.T) {
 func TestNotifyOnlyOnCommit(t *testing.T) {
 	d := dbtest.DB(t)
 	credNoListener(t, d)
-	org := credSeedOrg(t, d)
+	org := dbtest.SeedOrg(t, "credentials test")
 	ctx, cancel := context.WithCancel(context.Background())
 	notes := make(chan credNote, 4)
 	done := make(chan struct{})

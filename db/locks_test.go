@@ -92,18 +92,18 @@ func TestWithOrgLockOnASmallPool(t *testing.T) {
 	tests := []struct {
 		name string
 		// orgs returns the org of each concurrent caller.
-		orgs func(t *testing.T, d *db.DB) []string
+		orgs func(t *testing.T) []string
 		// wantMax is the most callers that may be inside at once.
 		wantMax int32
 	}{
-		{"eight callers for one org", func(t *testing.T, d *db.DB) []string {
-			org := asstSeedOrg(t, d)
+		{"eight callers for one org", func(t *testing.T) []string {
+			org := dbtest.SeedOrg(t, "assistants test")
 			return []string{org, org, org, org, org, org, org, org}
 		}, 1},
-		{"twenty different orgs", func(t *testing.T, d *db.DB) []string {
+		{"twenty different orgs", func(t *testing.T) []string {
 			out := make([]string, 20)
 			for i := range out {
-				out[i] = asstSeedOrg(t, d)
+				out[i] = dbtest.SeedOrg(t, "assistants test")
 			}
 			return out
 		}, db.LockMaxConns},
@@ -111,7 +111,7 @@ func TestWithOrgLockOnASmallPool(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := smallPool(t, poolSize)
-			orgs := tt.orgs(t, dbtest.DB(t))
+			orgs := tt.orgs(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var g maxGauge
@@ -135,11 +135,10 @@ func TestWithOrgLockSlowHoldersDoNotSerializeOtherOrgs(t *testing.T) {
 	// time on small pools: holders of different orgs that each wait for the
 	// others to be inside must now all be inside together.
 	d := smallPool(t, 4)
-	seed := dbtest.DB(t)
 	const n = 4
 	orgs := make([]string, n)
 	for i := range orgs {
-		orgs[i] = asstSeedOrg(t, seed)
+		orgs[i] = dbtest.SeedOrg(t, "assistants test")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -168,8 +167,7 @@ func TestWithOrgLockWaitersHoldNoWorkConnection(t *testing.T) {
 	// (none while it sleeps), other work gets the whole pool, and every
 	// waiter gets the lock in turn, one at a time.
 	d := smallPool(t, 2)
-	seed := dbtest.DB(t)
-	orgA, orgB := asstSeedOrg(t, seed), asstSeedOrg(t, seed)
+	orgA, orgB := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -258,8 +256,7 @@ func TestWithOrgLockWaitsHonourTheContext(t *testing.T) {
 	// ends, cancelled or past its deadline; callers for other orgs and names
 	// do not wait at all.
 	d := smallPool(t, 2)
-	seed := dbtest.DB(t)
-	orgA, orgB := asstSeedOrg(t, seed), asstSeedOrg(t, seed)
+	orgA, orgB := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
 	ctx := context.Background()
 
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -327,12 +324,11 @@ func TestWithOrgLockNested(t *testing.T) {
 	// callers that nest, nothing waits for the lock pool. Nested locks still
 	// exclude one another, across sessions too.
 	d := smallPool(t, 2)
-	seed := dbtest.DB(t)
 	orgs := make([]string, db.LockMaxConns)
 	for i := range orgs {
-		orgs[i] = asstSeedOrg(t, seed)
+		orgs[i] = dbtest.SeedOrg(t, "assistants test")
 	}
-	shared := asstSeedOrg(t, seed)
+	shared := dbtest.SeedOrg(t, "assistants test")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var inside sync.WaitGroup
@@ -411,7 +407,7 @@ func TestWithOrgLockExcludesAcrossPools(t *testing.T) {
 	// Two pools stand in for two instances: the lock is PostgreSQL's, so
 	// callers of both never overlap.
 	d1, d2 := smallPool(t, 4), smallPool(t, 4)
-	org := asstSeedOrg(t, dbtest.DB(t))
+	org := dbtest.SeedOrg(t, "assistants test")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var g maxGauge

@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/playwright-community/playwright-go"
+
+	"byoc/app/apptest"
 )
 
 // These tests need the server in sandbox mode: every provider is a local
@@ -21,13 +21,6 @@ import (
 
 // integExpect waits up to 10 s for a locator to meet its assertion.
 var integExpect = playwright.NewPlaywrightAssertions(10000)
-
-// integHex returns n random bytes in hex: never a sandbox trigger word.
-func integHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 func integCheck(t *testing.T, what string, err error) {
 	t.Helper()
@@ -111,7 +104,7 @@ func TestIntegrationsVapiFlow(t *testing.T) {
 
 	// Refused by Vapi: the server's message shows in the dialog; the key
 	// field comes back empty.
-	must(t, key.Fill("vk_live_invalid_"+integHex(8)))
+	must(t, key.Fill("vk_live_invalid_"+apptest.RandomHex(8)))
 	must(t, dialog.GetByTestId("form-vapi-submit").Click())
 	integCheck(t, "refusal shown", integExpect.Locator(dialog.GetByTestId("form-error")).ToContainText("Vapi"))
 	integCheck(t, "key emptied", integExpect.Locator(dialog.GetByTestId("vapi-apiKey-input")).ToHaveValue(""))
@@ -121,7 +114,7 @@ func TestIntegrationsVapiFlow(t *testing.T) {
 
 	// A good key: success with both assistant IDs, the card turns Connected,
 	// the dialog closes by itself.
-	good := "vk_live_" + integHex(12)
+	good := "vk_live_" + apptest.RandomHex(12)
 	must(t, dialog.GetByTestId("vapi-apiKey-input").Fill(good))
 	must(t, dialog.GetByTestId("form-vapi-submit").Click())
 	integCheck(t, "success", integExpect.Locator(dialog.GetByTestId("success-vapi")).ToBeVisible())
@@ -175,8 +168,8 @@ func TestIntegrationsTwilioFormatsThePhoneNumber(t *testing.T) {
 
 	dialog := integOpen(t, page, "twilio")
 	integCheck(t, "focus on the first field", integExpect.Locator(dialog.GetByTestId("twilio-accountSid-input")).ToBeFocused())
-	must(t, dialog.GetByTestId("twilio-accountSid-input").Fill("AC"+integHex(16)))
-	authToken := integHex(16)
+	must(t, dialog.GetByTestId("twilio-accountSid-input").Fill("AC"+apptest.RandomHex(16)))
+	authToken := apptest.RandomHex(16)
 	must(t, dialog.GetByTestId("twilio-authToken-input").Fill(authToken))
 	phone := dialog.GetByTestId("twilio-phoneNumber-input")
 	must(t, phone.PressSequentially("2025550142"))
@@ -184,14 +177,14 @@ func TestIntegrationsTwilioFormatsThePhoneNumber(t *testing.T) {
 
 	// A bad SID pattern is refused by the browser.
 	sid := dialog.GetByTestId("twilio-accountSid-input")
-	must(t, sid.Fill("SK"+integHex(16)))
+	must(t, sid.Fill("SK"+apptest.RandomHex(16)))
 	must(t, dialog.GetByTestId("form-twilio-submit").Click())
 	mismatch, err := sid.Evaluate("el => el.validity.patternMismatch", nil)
 	integCheck(t, "validity", err)
 	if mismatch != true {
 		t.Error("an SK… SID passes the pattern")
 	}
-	must(t, sid.Fill("AC"+integHex(16)))
+	must(t, sid.Fill("AC"+apptest.RandomHex(16)))
 
 	must(t, phone.Fill("(202) 555-0142"))
 	must(t, dialog.GetByTestId("form-twilio-submit").Click())
@@ -226,7 +219,7 @@ func TestIntegrationsDialogCloses(t *testing.T) {
 	for _, c := range closers {
 		dialog := integOpen(t, page, "resend")
 		key := dialog.GetByTestId("resend-apiKey-input")
-		must(t, key.Fill("re_typed_"+integHex(6)))
+		must(t, key.Fill("re_typed_"+apptest.RandomHex(6)))
 		must(t, c.close(dialog))
 		integCheck(t, c.name+" closes the dialog", integExpect.Locator(dialog).ToBeHidden())
 		integCheck(t, c.name+": focus back on Configure", integExpect.Locator(page.GetByTestId("card-resend-configure")).ToBeFocused())
@@ -255,7 +248,7 @@ func TestIntegrationsRefreshShowsChangesMadeElsewhere(t *testing.T) {
 			headers: {"Content-Type": "application/json", "X-CSRF-Token": token},
 			body: JSON.stringify({apiKey: key})});
 		return r.status;
-	}`, "re_"+integHex(10))
+	}`, "re_"+apptest.RandomHex(10))
 	integCheck(t, "save through the API", err)
 	if fmt.Sprint(status) != "200" {
 		t.Fatalf("save through the API: %v", status)
@@ -271,7 +264,7 @@ func TestIntegrationsTenantsAreIsolated(t *testing.T) {
 	signUp(t, pageB, "Clinic B")
 
 	connect := func(page playwright.Page) string {
-		key := "vk_live_" + integHex(12)
+		key := "vk_live_" + apptest.RandomHex(12)
 		dialog := integOpen(t, page, "vapi")
 		must(t, dialog.GetByTestId("vapi-apiKey-input").Fill(key))
 		must(t, dialog.GetByTestId("form-vapi-submit").Click())
@@ -300,7 +293,7 @@ func TestIntegrationsTenantsAreIsolated(t *testing.T) {
 
 	// A dashboard with several states, for people to look at.
 	dialog := integOpen(t, pageA, "resend")
-	must(t, dialog.GetByTestId("resend-apiKey-input").Fill("re_restricted_"+integHex(6)))
+	must(t, dialog.GetByTestId("resend-apiKey-input").Fill("re_restricted_"+apptest.RandomHex(6)))
 	must(t, dialog.GetByTestId("form-resend-submit").Click())
 	integState(t, pageA, "resend", "Connected")
 	integCheck(t, "dialog closes", integExpect.Locator(dialog).ToBeHidden())

@@ -18,7 +18,7 @@ func TestRotateMovesEveryRowToThePrimaryKey(t *testing.T) {
 	oldKey, newKey1, strayKey := newKey(t), newKey(t), newKey(t)
 
 	before := credentials.New(d, newKeyring(t, oldKey), credentials.Options{})
-	orgA, orgB := seedOrg(t), seedOrg(t)
+	orgA, orgB := dbtest.SeedOrg(t, "credentials service test"), dbtest.SeedOrg(t, "credentials service test")
 	configs := sampleConfigs()
 	for _, cfg := range configs {
 		if err := before.Save(ctx, orgA, cfg, time.Now()); err != nil {

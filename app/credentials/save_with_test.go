@@ -16,7 +16,7 @@ func TestSaveWith(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, newKeyring(t, newKey(t)), nil)
 	d := dbtest.DB(t)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	cfgs := sampleConfigs()
 	old, next := cfgs[0].(app.VapiConfig), cfgs[0].(app.VapiConfig)
 	next.APIKey = app.NewSecret("vapi-key-next-0123456789")

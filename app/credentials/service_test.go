@@ -1,7 +1,6 @@
 package credentials_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/credentials"
 	"byoc/app/keyring"
 	"byoc/db"
@@ -46,16 +46,6 @@ func sampleConfigs() []app.Config {
 	}
 }
 
-func seedOrg(t *testing.T) string {
-	t.Helper()
-	var id string
-	if err := dbtest.DB(t).Pool.QueryRow(context.Background(),
-		`insert into orgs (name) values ('credentials service test') returning id::text`).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 func newKey(t *testing.T) []byte {
 	t.Helper()
 	k := make([]byte, 32)
@@ -74,25 +64,7 @@ func newKeyring(t *testing.T, primary []byte, previous ...[]byte) *keyring.Keyri
 	return kr
 }
 
-// logBuffer collects everything the services of a test log, at every level.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newService(t *testing.T, kr *keyring.Keyring, logs *logBuffer) *credentials.Service {
+func newService(t *testing.T, kr *keyring.Keyring, logs *apptest.LogBuffer) *credentials.Service {
 	t.Helper()
 	opts := credentials.Options{}
 	if logs != nil {
@@ -144,7 +116,7 @@ var _ credentials.Store = (*db.DB)(nil)
 func TestRoundTripEveryProvider(t *testing.T) {
 	ctx := context.Background()
 	kr := newKeyring(t, newKey(t))
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	verified := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	for _, cfg := range sampleConfigs() {
 		t.Run(string(cfg.Provider()), func(t *testing.T) {
@@ -195,7 +167,7 @@ func TestRoundTripEveryProvider(t *testing.T) {
 func TestSaveOverwrites(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, newKeyring(t, newKey(t)), nil)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	first := app.ResendConfig{APIKey: app.NewSecret("re_first-key-00000001"), FromEmail: "a@example.com"}
 	second := app.ResendConfig{APIKey: app.NewSecret("re_second-key-0000002"), FromEmail: "b@example.com"}
 	if err := s.Save(ctx, org, first, time.Now()); err != nil {
@@ -228,7 +200,7 @@ func TestSaveOverwrites(t *testing.T) {
 func TestCacheHitsAndInvalidation(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, newKeyring(t, newKey(t)), nil)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	v1 := app.VapiConfig{APIKey: app.NewSecret("vapi-cache-key-000001"), Region: app.VapiUS}
 	v2 := app.VapiConfig{APIKey: app.NewSecret("vapi-cache-key-000002"), Region: app.VapiEU}
 
@@ -349,7 +321,7 @@ func TestCacheHitsAndInvalidation(t *testing.T) {
 func TestCachedConfigsCannotBeChangedByCallers(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, newKeyring(t, newKey(t)), nil)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	cfg := sampleConfigs()[2].(app.GoogleCalendarConfig)
 	if err := s.Save(ctx, org, cfg, time.Now()); err != nil {
 		t.Fatal(err)
@@ -376,7 +348,7 @@ func TestStatuses(t *testing.T) {
 	kr := newKeyring(t, newKey(t))
 
 	t.Run("nothing stored", func(t *testing.T) {
-		st, err := newService(t, kr, nil).Statuses(ctx, seedOrg(t))
+		st, err := newService(t, kr, nil).Statuses(ctx, dbtest.SeedOrg(t, "credentials service test"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +364,7 @@ func TestStatuses(t *testing.T) {
 
 	t.Run("some connected, masked", func(t *testing.T) {
 		s := newService(t, kr, nil)
-		org := seedOrg(t)
+		org := dbtest.SeedOrg(t, "credentials service test")
 		cfgs := sampleConfigs()
 		for _, cfg := range []app.Config{cfgs[0], cfgs[1], cfgs[3]} {
 			if err := s.Save(ctx, org, cfg, time.Now()); err != nil {
@@ -462,7 +434,7 @@ func TestUndecryptableRows(t *testing.T) {
 			setCiphertext(t, org, app.Vapi, ct)
 		}, "auth_failed"},
 		{"copied from another org", oldRing, func(t *testing.T, org string) {
-			other := seedOrg(t)
+			other := dbtest.SeedOrg(t, "credentials service test")
 			if err := newService(t, oldRing, nil).Save(ctx, other, app.VapiConfig{APIKey: app.NewSecret(secrets[0])}, time.Now()); err != nil {
 				t.Fatal(err)
 			}
@@ -477,7 +449,7 @@ func TestUndecryptableRows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			org := seedOrg(t)
+			org := dbtest.SeedOrg(t, "credentials service test")
 			cfgs := sampleConfigs()
 			if err := newService(t, oldRing, nil).Save(ctx, org, cfgs[0], time.Now()); err != nil {
 				t.Fatal(err)
@@ -487,7 +459,7 @@ func TestUndecryptableRows(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.breakRow(t, org)
-			logs := &logBuffer{}
+			logs := &apptest.LogBuffer{}
 			reader := newService(t, tt.reader, logs)
 
 			_, err := reader.Get(ctx, org, app.Vapi)
@@ -538,7 +510,7 @@ func TestUndecryptableRows(t *testing.T) {
 func TestRotatedKeyStillOpens(t *testing.T) {
 	ctx := context.Background()
 	oldKey, newK := newKey(t), newKey(t)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	cfg := sampleConfigs()[4]
 	if err := newService(t, newKeyring(t, oldKey), nil).Save(ctx, org, cfg, time.Now()); err != nil {
 		t.Fatal(err)
@@ -555,7 +527,7 @@ func TestRotatedKeyStillOpens(t *testing.T) {
 func TestOrgsAreIsolated(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, newKeyring(t, newKey(t)), nil)
-	orgA, orgB := seedOrg(t), seedOrg(t)
+	orgA, orgB := dbtest.SeedOrg(t, "credentials service test"), dbtest.SeedOrg(t, "credentials service test")
 	for _, cfg := range sampleConfigs() {
 		if err := s.Save(ctx, orgA, cfg, time.Now()); err != nil {
 			t.Fatal(err)
@@ -589,7 +561,7 @@ func TestOrgsAreIsolated(t *testing.T) {
 func TestUnknownProvider(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, newKeyring(t, newKey(t)), nil)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	if _, err := s.Get(ctx, org, "stripe"); app.ErrorCode(err) != app.EUnknownProvider {
 		t.Fatalf("get: %v", err)
 	}
@@ -609,7 +581,7 @@ func TestUnknownProvider(t *testing.T) {
 func TestConcurrentSaves(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, newKeyring(t, newKey(t)), nil)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	const n = 10
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -645,7 +617,7 @@ func TestNotificationInvalidatesOtherInstance(t *testing.T) {
 	d := dbtest.DB(t)
 	kr := newKeyring(t, newKey(t))
 	writer, reader := newService(t, kr, nil), newService(t, kr, nil)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -707,10 +679,10 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // Every operation, successful or not, logs nothing secret.
 func TestLogsCarryNoSecrets(t *testing.T) {
 	ctx := context.Background()
-	logs := &logBuffer{}
+	logs := &apptest.LogBuffer{}
 	kr := newKeyring(t, newKey(t))
 	s := newService(t, kr, logs)
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	for _, cfg := range sampleConfigs() {
 		if err := s.Save(ctx, org, cfg, time.Now()); err != nil {
 			t.Fatal(err)
@@ -768,7 +740,7 @@ func TestRacingReadDoesNotCacheStaleConfig(t *testing.T) {
 	ctx := context.Background()
 	store := &pausingStore{DB: dbtest.DB(t)}
 	s := credentials.New(store, newKeyring(t, newKey(t)), credentials.Options{})
-	org := seedOrg(t)
+	org := dbtest.SeedOrg(t, "credentials service test")
 	old := app.ResendConfig{APIKey: app.NewSecret("re_racing-old-0000001")}
 	fresh := app.ResendConfig{APIKey: app.NewSecret("re_racing-new-0000002")}
 	if err := s.Save(ctx, org, old, time.Now()); err != nil {

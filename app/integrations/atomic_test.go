@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/integrations"
 	"byoc/db/dbtest"
 )
@@ -19,7 +20,7 @@ func refuseCredentialWrites(t *testing.T, orgID string) (lift func()) {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.DB(t).Pool
-	name := "refuse_" + rnd(6)
+	name := "refuse_" + apptest.RandomHex(6)
 	if _, err := pool.Exec(ctx, `create function `+name+`() returns trigger language plpgsql as $$
 		begin
 			if new.org_id = '`+orgID+`'::uuid then

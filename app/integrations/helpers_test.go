@@ -1,10 +1,8 @@
 package integrations_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,11 +11,11 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/credentials"
 	"byoc/app/integrations"
 	"byoc/app/keyring"
@@ -48,42 +46,6 @@ var (
 
 const publicURL = "https://byoc.example.com"
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-// logBuffer collects everything the services of a test log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one service wired to the real database, the real credential
 // service and the real provider clients pointed at a fresh sandbox.
 type env struct {
@@ -92,8 +54,8 @@ type env struct {
 	urls  sandbox.URLs
 	db    *db.DB
 	creds *credentials.Service
-	clock *clock
-	logs  *logBuffer
+	clock *apptest.Clock
+	logs  *apptest.LogBuffer
 	// google is the Google Calendar service behind svc and gsb its Google
 	// stand-in; both are nil unless the env was made withGoogle.
 	google *google.Service
@@ -139,10 +101,10 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &apptest.LogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	creds := credentials.New(d, kr, credentials.Options{Logger: logger})
-	clk := &clock{t: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}
+	clk := apptest.NewClock(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC))
 	var audit integrations.AuditStore = d
 	if cfg.audit != nil {
 		audit = cfg.audit
@@ -196,7 +158,7 @@ func withGoogle(c *envConfig) { c.google = true }
 func (e *env) connectGoogle(t *testing.T, admin app.Principal) app.GoogleCalendarConfig {
 	t.Helper()
 	ctx := context.Background()
-	binding := "csrf-" + rnd(8)
+	binding := "csrf-" + apptest.RandomHex(8)
 	authURL, err := e.google.ConnectURL(ctx, admin, binding)
 	if err != nil {
 		t.Fatal(err)
@@ -251,36 +213,31 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-// rnd returns n random bytes in hex; keys built from it never contain the
-// sandbox's trigger words by accident ("eu" needs a "u").
-func rnd(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Credential values for the sandbox. A word in a key picks the stand-in's
 // behaviour (see package sandbox).
 func vapiKey(words ...string) string {
-	return "vapi-" + strings.Join(append(words, "key"), "-") + "-" + rnd(8)
+	return "vapi-" + strings.Join(append(words, "key"), "-") + "-" + apptest.RandomHex(8)
 }
-func twilioSID() string                    { return "AC" + rnd(16) }
-func twilioToken(words ...string) string   { return strings.Join(append(words, rnd(16)), "-") }
-func resendKey(words ...string) string     { return "re_" + strings.Join(append(words, rnd(12)), "_") }
-func elevenLabsKey(words ...string) string { return "sk_" + strings.Join(append(words, rnd(16)), "_") }
-func webhookSecret() string                { return "whsec-" + rnd(12) }
+func twilioSID() string { return "AC" + apptest.RandomHex(16) }
+func twilioToken(words ...string) string {
+	return strings.Join(append(words, apptest.RandomHex(16)), "-")
+}
+func resendKey(words ...string) string {
+	return "re_" + strings.Join(append(words, apptest.RandomHex(12)), "_")
+}
+func elevenLabsKey(words ...string) string {
+	return "sk_" + strings.Join(append(words, apptest.RandomHex(16)), "_")
+}
+func webhookSecret() string { return "whsec-" + apptest.RandomHex(12) }
 
 // seedOrg inserts an org with an admin and a member and returns both.
 func seedOrg(t *testing.T, name string) (admin, member app.Principal) {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.DB(t).Pool
-	var orgID string
-	if err := pool.QueryRow(ctx, `insert into orgs (name) values ($1) returning id::text`, name).Scan(&orgID); err != nil {
-		t.Fatal(err)
-	}
+	orgID := dbtest.SeedOrg(t, name)
 	user := func(role app.Role) app.Principal {
-		email := fmt.Sprintf("%s-%s@example.com", role, rnd(6))
+		email := fmt.Sprintf("%s-%s@example.com", role, apptest.RandomHex(6))
 		var id string
 		if err := pool.QueryRow(ctx, `insert into users (email, password_hash) values ($1, 'x') returning id::text`,
 			email).Scan(&id); err != nil {

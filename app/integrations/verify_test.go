@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/integrations"
 	"byoc/app/sandbox"
 )
@@ -152,7 +153,7 @@ func TestVerifyWithoutUsableCredentials(t *testing.T) {
 		}
 	})
 	t.Run("google calendar on a server without a Google service", func(t *testing.T) {
-		if err := e.creds.Save(ctx, admin.OrgID, app.GoogleCalendarConfig{RefreshToken: app.NewSecret("google-refresh-" + rnd(8)),
+		if err := e.creds.Save(ctx, admin.OrgID, app.GoogleCalendarConfig{RefreshToken: app.NewSecret("google-refresh-" + apptest.RandomHex(8)),
 			Email: "owner@example.com"}, time.Time{}); err != nil {
 			t.Fatal(err)
 		}

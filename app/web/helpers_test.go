@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/auth"
 	"byoc/app/credentials"
 	"byoc/app/integrations"
@@ -43,24 +43,6 @@ var (
 	jwtSecret     = []byte("test-jwt-secret-0123456789abcdefghij")
 )
 
-// syncBuffer is a log sink that tests can read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one server over the test database, with its log. Its
 // integrations service is the real one, with the real credential service
 // and provider clients pointed at a fresh sandbox.
@@ -75,8 +57,8 @@ type env struct {
 	// web.Options.GoogleConfigured, as main sets it (withGoogle).
 	google     *sandbox.Google
 	googleURLs sandbox.GoogleURLs
-	log        *syncBuffer
-	bodies     *syncBuffer // every response body the tests saw
+	log        *apptest.LogBuffer
+	bodies     *apptest.LogBuffer // every response body the tests saw
 }
 
 type envOption func(*web.Options, *web.Deps)
@@ -88,7 +70,7 @@ func newEnv(t *testing.T, options ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &apptest.LogBuffer{}
 	opts := web.Options{
 		SessionSecret: sessionSecret,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -116,7 +98,7 @@ func newEnv(t *testing.T, options ...envOption) *env {
 		t.Fatal(err)
 	}
 	return &env{t: t, srv: srv, db: d, sb: sb, creds: svcs.creds, google: svcs.googleSandbox, googleURLs: svcs.googleURLs,
-		log: logs, bodies: &syncBuffer{}}
+		log: logs, bodies: &apptest.LogBuffer{}}
 }
 
 // providerTimeout bounds each call to a stand-in.

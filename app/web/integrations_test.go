@@ -2,8 +2,6 @@ package web_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/web"
 )
 
@@ -22,17 +21,19 @@ import (
 // stand-in's behaviour: "invalid" is refused, "restricted" is valid with
 // limited scope, "down" answers 503. The random part is hex, so it never
 // spells a trigger word ("eu" would move a Vapi key to the EU region).
-func rnd(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+func vapiKey(words ...string) string {
+	return "vk_live_" + strings.Join(append(words, apptest.RandomHex(8)), "_")
 }
-
-func vapiKey(words ...string) string     { return "vk_live_" + strings.Join(append(words, rnd(8)), "_") }
-func twilioSID() string                  { return "AC" + rnd(16) }
-func twilioToken(words ...string) string { return strings.Join(append(words, rnd(16)), "_") }
-func resendKey(words ...string) string   { return "re_" + strings.Join(append(words, rnd(10)), "_") }
-func elevenKey(words ...string) string   { return "sk_" + strings.Join(append(words, rnd(12)), "_") }
+func twilioSID() string { return "AC" + apptest.RandomHex(16) }
+func twilioToken(words ...string) string {
+	return strings.Join(append(words, apptest.RandomHex(16)), "_")
+}
+func resendKey(words ...string) string {
+	return "re_" + strings.Join(append(words, apptest.RandomHex(10)), "_")
+}
+func elevenKey(words ...string) string {
+	return "sk_" + strings.Join(append(words, apptest.RandomHex(12)), "_")
+}
 
 // admin signs a new org up through the browser and returns the browser, the
 // CSRF token of its session and the org's id.
@@ -432,7 +433,7 @@ func TestSaveJSON(t *testing.T) {
 		fields   []string
 		check    func(t *testing.T, data map[string]any)
 	}{
-		{"vapi", "vapi", map[string]string{"apiKey": vapiKey(), "webhookSecret": "whsec_" + rnd(10)}, 200, "", nil,
+		{"vapi", "vapi", map[string]string{"apiKey": vapiKey(), "webhookSecret": "whsec_" + apptest.RandomHex(10)}, 200, "", nil,
 			func(t *testing.T, d map[string]any) {
 				in, _ := d["inboundAssistantId"].(string)
 				out, _ := d["outboundAssistantId"].(string)
@@ -574,13 +575,13 @@ func TestSaveHTMX(t *testing.T) {
 		kept        map[string]string // input id -> value
 		secrets     []string          // input ids that must come back empty
 	}{
-		{"validation", "twilio", url.Values{"accountSid": {"SK" + rnd(16)}, "authToken": {"short"}, "phoneNumber": {"(202) 555-01"}, "whatsappNumber": {"+1 202"}},
+		{"validation", "twilio", url.Values{"accountSid": {"SK" + apptest.RandomHex(16)}, "authToken": {"short"}, "phoneNumber": {"(202) 555-01"}, "whatsappNumber": {"+1 202"}},
 			http.StatusBadRequest, []string{"accountSid", "authToken", "phoneNumber", "whatsappNumber"}, true,
 			nil, []string{"twilio-authToken"}},
 		{"validation keeps the good values", "twilio", url.Values{"accountSid": {sid}, "authToken": {authToken}, "phoneNumber": {"not a number"}},
 			http.StatusBadRequest, []string{"phoneNumber"}, true,
 			map[string]string{"twilio-accountSid": sid, "twilio-phoneNumber": "not a number"}, []string{"twilio-authToken"}},
-		{"refused key", "vapi", url.Values{"apiKey": {vapiKey("invalid")}, "webhookSecret": {"whsec_" + rnd(10)}, "region": {"us"}},
+		{"refused key", "vapi", url.Values{"apiKey": {vapiKey("invalid")}, "webhookSecret": {"whsec_" + apptest.RandomHex(10)}, "region": {"us"}},
 			http.StatusUnprocessableEntity, nil, true, nil, []string{"vapi-apiKey", "vapi-webhookSecret"}},
 		{"provider down", "resend", url.Values{"apiKey": {resendKey("down")}, "fromEmail": {"team@example.com"}},
 			http.StatusBadGateway, nil, true, map[string]string{"resend-fromEmail": "team@example.com"}, []string{"resend-apiKey"}},
@@ -971,7 +972,7 @@ func TestNoSecretsInResponsesOrLogs(t *testing.T) {
 	b, token, orgID := e.admin()
 	bearer := e.bearer()
 	secrets := []string{
-		vapiKey(), vapiKey("invalid"), vapiKey("down"), "whsec_" + rnd(12),
+		vapiKey(), vapiKey("invalid"), vapiKey("down"), "whsec_" + apptest.RandomHex(12),
 		twilioToken(), twilioToken("invalid"), resendKey(), resendKey("restricted"), resendKey("invalid"),
 		elevenKey(), elevenKey("invalid"), elevenKey("down"),
 	}

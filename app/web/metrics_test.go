@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"byoc/app/apptest"
 	"byoc/app/webhooks"
 )
 
@@ -57,7 +58,7 @@ func series(t *testing.T, families map[string]*dto.MetricFamily, name, label str
 
 func TestCacheAndWebhookMetrics(t *testing.T) {
 	e := newEnv(t)
-	secret := "whsec-" + rnd(16)
+	secret := "whsec-" + apptest.RandomHex(16)
 	b, token, assistant := connectVapi(t, e, secret)
 	b.status(token)
 	b.status(token)

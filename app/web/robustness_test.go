@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/app/apptest"
 	"byoc/app/web"
 	"byoc/app/webhooks"
 )
@@ -46,10 +47,10 @@ func str(s string) *string { return &s }
 func plausibleBody(assistant string) string {
 	raw, _ := json.Marshal(map[string]any{
 		"orgName": "Robust Clinic", "email": strings.ToLower(uniqueEmail()), "password": password, "next": "/dashboard/integrations",
-		"apiKey": vapiKey(), "webhookSecret": "whsec-" + rnd(8), "region": "us",
+		"apiKey": vapiKey(), "webhookSecret": "whsec-" + apptest.RandomHex(8), "region": "us",
 		"accountSid": twilioSID(), "authToken": twilioToken(), "phoneNumber": "+15555550100",
 		"fromEmail": "front@example.com", "voiceId": "voice-1", "orgId": "7f2b8a4e-3c1d-4e5f-9a6b-0c1d2e3f4a5b",
-		"message": map[string]any{"type": "speech-update", "call": map[string]any{"id": "call-" + rnd(4), "assistantId": assistant}},
+		"message": map[string]any{"type": "speech-update", "call": map[string]any{"id": "call-" + apptest.RandomHex(4), "assistantId": assistant}},
 	})
 	return string(raw)
 }
@@ -93,12 +94,12 @@ func hostileBodies(assistant string) []hostile {
 		{name: "only NUL", body: str(all("\u0000")), ctype: jsonCT},
 		{name: "NUL in the email", body: str(with("email", "owner\u0000@example.com")), ctype: jsonCT},
 		{name: "NUL in the org name", body: str(with("orgName", "Acme\u0000Dental")), ctype: jsonCT},
-		{name: "NUL in the API key", body: str(with("apiKey", "vk_live_\u0000"+rnd(4))), ctype: jsonCT},
-		{name: "newline in the API key", body: str(with("apiKey", "vk_live_"+rnd(4)+"\r\nX-Injected: 1")), ctype: jsonCT},
-		{name: "newline in the account SID", body: str(with("accountSid", "AC"+rnd(4)+"\r\n")), ctype: jsonCT},
-		{name: "newline in the auth token", body: str(with("authToken", rnd(8)+"\n")), ctype: jsonCT},
+		{name: "NUL in the API key", body: str(with("apiKey", "vk_live_\u0000"+apptest.RandomHex(4))), ctype: jsonCT},
+		{name: "newline in the API key", body: str(with("apiKey", "vk_live_"+apptest.RandomHex(4)+"\r\nX-Injected: 1")), ctype: jsonCT},
+		{name: "newline in the account SID", body: str(with("accountSid", "AC"+apptest.RandomHex(4)+"\r\n")), ctype: jsonCT},
+		{name: "newline in the auth token", body: str(with("authToken", apptest.RandomHex(8)+"\n")), ctype: jsonCT},
 		{name: "newline in the voice id", body: str(with("voiceId", "v\r\n1")), ctype: jsonCT},
-		{name: "NUL in the webhook secret", body: str(with("webhookSecret", "whsec\u0000"+rnd(4))), ctype: jsonCT},
+		{name: "NUL in the webhook secret", body: str(with("webhookSecret", "whsec\u0000"+apptest.RandomHex(4))), ctype: jsonCT},
 		{name: "controls", body: str(all("\u202e\u0007\r\n\x1b[31m")), ctype: jsonCT},
 		{name: "lone surrogates", body: str(`{"email":"\ud800@example.com","orgName":"\udfff","apiKey":"\ud800","password":"\ud800\ud800\ud800\ud800\ud800\ud800",
 			"message":{"type":"\ud800","call":{"id":"\ud800","assistantId":"` + assistant + `"}}}`), ctype: jsonCT},
@@ -123,7 +124,7 @@ func hostileBodies(assistant string) []hostile {
 		{name: "huge unicode everywhere", body: str(all(strings.Repeat("é", huge/len(fields)/2/4))), ctype: jsonCT},
 		{name: "webhook tool call with garbage arguments", ctype: jsonCT, body: str(fmt.Sprintf(`{"message":{"type":"tool-calls","call":{"id":"c-%s","assistantId":%q},
 			"toolCallList":[{"id":"t1","type":"function","function":{"name":"send_sms","arguments":{"to":"\u0000","body":[1]}}},
-			{"id":"t2","function":{"name":"../../etc/passwd","arguments":"{\"a\":"}},{"function":null},null]}}`, rnd(4), assistant))},
+			{"id":"t2","function":{"name":"../../etc/passwd","arguments":"{\"a\":"}},{"function":null},null]}}`, apptest.RandomHex(4), assistant))},
 		{name: "webhook with a huge call id", ctype: jsonCT, body: str(fmt.Sprintf(`{"message":{"type":"end-of-call-report","call":{"id":%q,"assistantId":%q}}}`,
 			strings.Repeat("x", huge), assistant))},
 		{name: "webhook report with NUL in the call", ctype: jsonCT, body: str(fmt.Sprintf(`{"message":{"type":"end-of-call-report","call":{"id":"a\u0000b","assistantId":%q},
@@ -225,7 +226,7 @@ func TestHostileInputs(t *testing.T) {
 	e := newEnv(t, withOps(opsToken), withGoogle, withAttempts(1<<30, 1<<30), func(o *web.Options, _ *web.Deps) {
 		o.BodyLimit = robustBodyLimit
 	})
-	secret := "whsec-" + rnd(16)
+	secret := "whsec-" + apptest.RandomHex(16)
 	_, _, assistant := connectVapi(t, e, secret)
 
 	routes := e.srv.Routes()

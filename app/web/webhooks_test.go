@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/app/apptest"
 	"byoc/app/web"
 	"byoc/app/webhooks"
 )
@@ -25,7 +26,7 @@ func withOps(token string) envOption {
 func vapiEvent(assistantID, typ string) string {
 	raw, _ := json.Marshal(map[string]any{"message": map[string]any{
 		"type": typ, "timestamp": time.Now().UnixMilli(),
-		"call": map[string]any{"id": "call-" + rnd(6), "assistantId": assistantID},
+		"call": map[string]any{"id": "call-" + apptest.RandomHex(6), "assistantId": assistantID},
 	}})
 	return string(raw)
 }
@@ -44,7 +45,7 @@ func connectVapi(t *testing.T, e *env, secret string) (*browser, string, string)
 
 func TestVapiWebhookRoute(t *testing.T) {
 	e := newEnv(t)
-	secret := "whsec-" + rnd(16)
+	secret := "whsec-" + apptest.RandomHex(16)
 	b, token, assistant := connectVapi(t, e, secret)
 	post := func(body string, headers ...string) response {
 		return e.do(request(http.MethodPost, "/api/webhooks/vapi", body, headers...))
@@ -74,7 +75,7 @@ func TestVapiWebhookRoute(t *testing.T) {
 		}
 	})
 	t.Run("unknown assistant", func(t *testing.T) {
-		res := post(vapiEvent("asst-unknown-"+rnd(6), "speech-update"), webhooks.HeaderVapiSecret, secret)
+		res := post(vapiEvent("asst-unknown-"+apptest.RandomHex(6), "speech-update"), webhooks.HeaderVapiSecret, secret)
 		if res.StatusCode != http.StatusNotFound || envelopeError(t, res)["code"] != "unknown_assistant" {
 			t.Fatalf("%d %s", res.StatusCode, res.body)
 		}
@@ -140,7 +141,7 @@ func TestOperatorRoutes(t *testing.T) {
 	})
 
 	e := newEnv(t, withOps(opsToken))
-	secret := "whsec-" + rnd(16)
+	secret := "whsec-" + apptest.RandomHex(16)
 	_, _, assistant := connectVapi(t, e, secret)
 	for range 3 {
 		e.do(request(http.MethodPost, "/api/webhooks/vapi", vapiEvent(assistant, "speech-update"), webhooks.HeaderVapiSecret, secret))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/credentials"
 	"byoc/app/providers/google"
 	"byoc/app/sandbox"
@@ -31,7 +32,7 @@ type googleEnv struct {
 	srv    *httptest.Server
 	svc    *google.Service
 	gcreds *credentials.Service
-	glogs  *logBuffer
+	glogs  *apptest.LogBuffer
 	ts     int64
 	// secrets are the tokens stored for connected orgs.
 	secrets []string
@@ -44,7 +45,7 @@ func newGoogleEnv(t *testing.T) *googleEnv {
 	t.Cleanup(srv.Close)
 	urls := g.URLs(srv.URL)
 	d := dbtest.DB(t)
-	glogs := &logBuffer{}
+	glogs := &apptest.LogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(glogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	gcreds := credentials.New(d, sharedKeyring(), credentials.Options{Logger: logger})
 	svc := google.NewService(google.Deps{

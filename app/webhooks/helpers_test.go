@@ -1,7 +1,6 @@
 package webhooks_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/credentials"
 	"byoc/app/keyring"
 	"byoc/app/providers/twilio"
@@ -97,24 +97,6 @@ func (c *countingEvents) RecordCallEvent(ctx context.Context, e app.CallEvent) (
 	return c.inner.RecordCallEvent(ctx, e)
 }
 
-// logBuffer collects everything a handler logs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a handler wired to the real database (through a pool of its own
 // whose statements are counted), the real credential service and the real
 // Twilio client pointed at the sandbox stand-in.
@@ -129,7 +111,7 @@ type env struct {
 	events   *countingEvents
 	sb       *sandbox.Sandbox
 	srv      *httptest.Server // serves sb
-	logs     *logBuffer
+	logs     *apptest.LogBuffer
 }
 
 type envConfig struct {
@@ -181,7 +163,7 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 		srv = httptest.NewServer(sb.Handler())
 		t.Cleanup(srv.Close)
 	}
-	logs := &logBuffer{}
+	logs := &apptest.LogBuffer{}
 	creds := credentials.New(d, sharedKeyring(), credentials.Options{})
 	e := &env{t: t, db: d, queries: qc, creds: creds, sb: sb, srv: srv, logs: logs,
 		mappings: &countingMappings{inner: d},
@@ -206,17 +188,6 @@ func sharing(other *env) func(*envConfig) { return func(c *envConfig) { c.shareW
 
 func withCalendar(cal webhooks.Calendar) func(*envConfig) {
 	return func(c *envConfig) { c.calendar = cal }
-}
-
-// seedOrg creates an org and returns its id.
-func seedOrg(t testing.TB) string {
-	t.Helper()
-	var id string
-	if err := dbtest.DB(t).Pool.QueryRow(context.Background(),
-		`insert into orgs (name) values ('webhooks test') returning id::text`).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 func newUUID(t testing.TB) string {
@@ -264,7 +235,7 @@ type org struct {
 
 func (e *env) newOrg(secret string) org {
 	e.t.Helper()
-	o := org{id: seedOrg(e.t), secret: secret}
+	o := org{id: dbtest.SeedOrg(e.t, "webhooks test"), secret: secret}
 	o.assistant = mapAssistant(e.t, o.id)
 	if secret != "" {
 		e.setVapi(o.id, secret)

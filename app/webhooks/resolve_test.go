@@ -159,7 +159,7 @@ func TestInvalidationsFromTheDatabase(t *testing.T) {
 		}
 	}, e.h.Flush)
 	// Wait until the listener hears something.
-	probe := seedOrg(t)
+	probe := dbtest.SeedOrg(t, "webhooks test")
 	deadline := time.Now().Add(10 * time.Second)
 	for ready := false; !ready; {
 		e.setVapi(probe, "probe-secret-000000")

@@ -140,3 +140,15 @@ func dropDB(admin, name string) {
 		fmt.Fprintln(os.Stderr, "dbtest: drop:", err)
 	}
 }
+
+// SeedOrg inserts an org named name into this test binary's database
+// through the raw pool and returns its id.
+func SeedOrg(t testing.TB, name string) string {
+	t.Helper()
+	var id string
+	if err := DB(t).Pool.QueryRow(context.Background(),
+		`insert into orgs (name) values ($1) returning id::text`, name).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

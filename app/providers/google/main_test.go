@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/credentials"
 	"byoc/app/keyring"
 	"byoc/app/providers/google"
@@ -29,43 +29,6 @@ import (
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
 
 const callbackURL = "https://byoc.example.test/api/auth/google-calendar/callback"
-
-// testClock is the service's clock; it starts at the real time (the
-// database judges state expiry by its own clock) and moves when told.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// logBuffer collects every log line of a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // secretTap sits in front of the stand-in and remembers every secret that
 // crosses it: the client secret, authorization codes, PKCE verifiers,
@@ -141,8 +104,8 @@ type harness struct {
 	g       *sandbox.Google
 	urls    sandbox.GoogleURLs
 	tap     *secretTap
-	logs    *logBuffer
-	clock   *testClock
+	logs    *apptest.LogBuffer
+	clock   *apptest.Clock
 	creds   *credentials.Service
 	svc     *google.Service
 	org     string
@@ -163,8 +126,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{
-		t: t, db: d, kr: kr, tap: &secretTap{secrets: map[string]bool{}}, logs: &logBuffer{},
-		clock: &testClock{t: time.Now().UTC()}, binding: "csrf-" + randomHex(16),
+		t: t, db: d, kr: kr, tap: &secretTap{secrets: map[string]bool{}}, logs: &apptest.LogBuffer{},
+		clock: apptest.NewClock(time.Now().UTC()), binding: "csrf-" + apptest.RandomHex(16),
 	}
 	h.tap.add(sandbox.GoogleSandboxClientSecret)
 	h.g = sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{callbackURL}})
@@ -200,12 +163,8 @@ func (h *harness) newService(cfg google.OAuthConfig) *google.Service {
 // seedOrg creates an org with one user of the given role.
 func (h *harness) seedOrg(role app.Role) (string, app.Principal) {
 	h.t.Helper()
-	ctx := context.Background()
-	var org, user string
-	if err := h.db.Pool.QueryRow(ctx, `insert into orgs (name) values ('google test') returning id::text`).Scan(&org); err != nil {
-		h.t.Fatal(err)
-	}
-	user = h.addUser(org, role).UserID
+	org := dbtest.SeedOrg(h.t, "google test")
+	user := h.addUser(org, role).UserID
 	return org, app.Principal{UserID: user, OrgID: org, Role: role}
 }
 
@@ -214,7 +173,7 @@ func (h *harness) addUser(org string, role app.Role) app.Principal {
 	h.t.Helper()
 	ctx := context.Background()
 	var user string
-	email := "user-" + randomHex(6) + "@example.test"
+	email := "user-" + apptest.RandomHex(6) + "@example.test"
 	if err := h.db.Pool.QueryRow(ctx, `insert into users (email, password_hash) values ($1, 'x') returning id::text`, email).Scan(&user); err != nil {
 		h.t.Fatal(err)
 	}
@@ -350,12 +309,6 @@ func (h *harness) assertNoSecrets() {
 			}
 		}
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // wantCode fails the test unless err has the code and its message contains

@@ -118,3 +118,18 @@ func ErrorFields(err error) map[string]string {
 	}
 	return nil
 }
+
+// ErrorEnvelope is the JSON body of every failed API answer:
+// {"success": false, "error": {"code", "message", "fields"}}. The web layer
+// and the webhook handler both answer with it.
+type ErrorEnvelope struct {
+	Success bool      `json:"success"`
+	Error   ErrorBody `json:"error"`
+}
+
+// ErrorBody is the "error" object of ErrorEnvelope.
+type ErrorBody struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}

@@ -1588,11 +1588,11 @@ func vapiFields(f ConfigureForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = inputField(f.secret("apiKey", "Private API key", minKeyLength, false)).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = inputField(f.secret("apiKey", "Private API key", app.MinKeyLength, false)).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = inputField(f.secret("webhookSecret", "Webhook secret", minKeyLength, true)).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = inputField(f.secret("webhookSecret", "Webhook secret", app.MinKeyLength, true)).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -1796,7 +1796,7 @@ func twilioFields(f ConfigureForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = inputField(f.secret("authToken", "Auth Token", minTwilioTokenLength, false)).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = inputField(f.secret("authToken", "Auth Token", app.MinTwilioTokenLength, false)).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -1902,7 +1902,7 @@ func elevenLabsFields(f ConfigureForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = inputField(f.secret("apiKey", "API key", minKeyLength, false)).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = inputField(f.secret("apiKey", "API key", app.MinKeyLength, false)).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

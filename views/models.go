@@ -382,29 +382,19 @@ func (f ConfigureForm) input(name, label, typ string, secret bool) field {
 
 func dialogID(p app.Provider) string { return "dialog-" + string(p) }
 
-// Client-side limits of the settings forms. They mirror the server's checks
-// (package integrations) so the browser refuses obviously bad input before
-// sending; the server checks again and has the last word.
-const (
-	minKeyLength         = 16
-	maxKeyLength         = 200
-	minResendKeyLength   = 10
-	minTwilioTokenLength = 16
-	maxTwilioTokenLength = 128
-	maxVoiceIDLength     = 64
-	// twilioSIDPattern is the Account SID's format as an HTML pattern
-	// (anchored by the browser).
-	twilioSIDPattern = "AC[0-9a-fA-F]{32}"
-)
+// twilioSIDPattern is the Account SID's format as an HTML pattern (anchored
+// by the browser). The forms' length limits are app's Min*/Max* constants,
+// the same the server enforces.
+const twilioSIDPattern = "AC[0-9a-fA-F]{32}"
 
 // secret is a password-type field for a key, token or secret: never
 // pre-filled, never spell-checked.
 func (f ConfigureForm) secret(name, label string, minLength int, optional bool) field {
 	fl := f.input(name, label, "password", true)
 	fl.Optional = optional
-	maxLength := maxKeyLength
+	maxLength := app.MaxKeyLength
 	if f.Provider == app.Twilio {
-		maxLength = maxTwilioTokenLength
+		maxLength = app.MaxTwilioTokenLength
 	}
 	fl.Attrs = templ.Attributes{
 		"minlength":      strconv.Itoa(minLength),
@@ -442,7 +432,7 @@ func (f ConfigureForm) phone(name, label string, optional bool) field {
 }
 
 func (f ConfigureForm) resendKey() field {
-	fl := f.secret("apiKey", "API key", minResendKeyLength, false)
+	fl := f.secret("apiKey", "API key", app.MinResendKeyLength, false)
 	fl.Attrs["pattern"] = `re_\S+`
 	fl.Attrs["title"] = "A Resend API key starts with re_"
 	return fl
@@ -462,7 +452,7 @@ func (f ConfigureForm) voiceID() field {
 	fl.Placeholder = "21m00Tcm4TlvDq8ikWAM"
 	fl.Attrs = templ.Attributes{
 		"pattern":        "[A-Za-z0-9]+",
-		"maxlength":      strconv.Itoa(maxVoiceIDLength),
+		"maxlength":      strconv.Itoa(app.MaxVoiceIDLength),
 		"title":          "Letters and digits only",
 		"spellcheck":     "false",
 		"autocapitalize": "off",

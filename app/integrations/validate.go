@@ -11,22 +11,6 @@ import (
 	"byoc/app/providers/twilio"
 )
 
-// Input limits. Keys are checked loosely (length, no whitespace, a known
-// prefix where the provider documents one): the provider is the judge of a
-// key, and the sandbox stand-ins pick their behaviour by words in the key.
-const (
-	minKeyLength = 16
-	maxKeyLength = 200
-	// minResendKeyLength allows "re_" and a short key; real keys are longer.
-	minResendKeyLength = 10
-	// Twilio Auth Tokens are 32 hex characters; any 16..128 characters
-	// without whitespace are accepted and Twilio decides.
-	minTwilioTokenLength = 16
-	maxTwilioTokenLength = 128
-	maxEmailLength       = 254
-	maxVoiceIDLength     = 64
-)
-
 var voiceIDPattern = regexp.MustCompile(`^[A-Za-z0-9]+$`)
 
 // VapiInput is the form of POST /api/integrations/vapi.
@@ -62,10 +46,10 @@ type ElevenLabsInput struct {
 func (in VapiInput) Config() (app.VapiConfig, error) {
 	f := map[string]string{}
 	key := strings.TrimSpace(in.APIKey)
-	checkKey(f, "apiKey", key, "Enter your Vapi private API key.", minKeyLength)
+	checkKey(f, "apiKey", key, "Enter your Vapi private API key.", app.MinKeyLength)
 	secret := strings.TrimSpace(in.WebhookSecret)
 	if secret != "" {
-		checkKey(f, "webhookSecret", secret, "", minKeyLength)
+		checkKey(f, "webhookSecret", secret, "", app.MinKeyLength)
 	}
 	region := app.VapiRegion(strings.ToLower(strings.TrimSpace(in.Region)))
 	switch region {
@@ -97,7 +81,7 @@ func (in TwilioInput) Config(defaultRegion string) (app.TwilioConfig, error) {
 	switch n := utf8.RuneCountInString(token); {
 	case token == "":
 		f["authToken"] = "Enter the account's Auth Token."
-	case n < minTwilioTokenLength || n > maxTwilioTokenLength || hasSpace(token):
+	case n < app.MinTwilioTokenLength || n > app.MaxTwilioTokenLength || hasSpace(token):
 		f["authToken"] = "An Auth Token is 32 characters without spaces; copy it from the Twilio Console."
 	}
 	phone := ""
@@ -126,7 +110,7 @@ func (in TwilioInput) Config(defaultRegion string) (app.TwilioConfig, error) {
 func (in ResendInput) Config() (app.ResendConfig, error) {
 	f := map[string]string{}
 	key := strings.TrimSpace(in.APIKey)
-	checkKey(f, "apiKey", key, "Enter your Resend API key.", minResendKeyLength)
+	checkKey(f, "apiKey", key, "Enter your Resend API key.", app.MinResendKeyLength)
 	if _, bad := f["apiKey"]; !bad && !strings.HasPrefix(key, "re_") {
 		f["apiKey"] = `A Resend API key starts with "re_".`
 	}
@@ -142,9 +126,9 @@ func (in ResendInput) Config() (app.ResendConfig, error) {
 func (in ElevenLabsInput) Config() (app.ElevenLabsConfig, error) {
 	f := map[string]string{}
 	key := strings.TrimSpace(in.APIKey)
-	checkKey(f, "apiKey", key, "Enter your ElevenLabs API key.", minKeyLength)
+	checkKey(f, "apiKey", key, "Enter your ElevenLabs API key.", app.MinKeyLength)
 	voice := strings.TrimSpace(in.VoiceID)
-	if voice != "" && (len(voice) > maxVoiceIDLength || !voiceIDPattern.MatchString(voice)) {
+	if voice != "" && (len(voice) > app.MaxVoiceIDLength || !voiceIDPattern.MatchString(voice)) {
 		f["voiceId"] = "A voice ID has only letters and digits, such as 21m00Tcm4TlvDq8ikWAM."
 	}
 	return app.ElevenLabsConfig{APIKey: app.NewSecret(key), VoiceID: voice}, app.ValidationError(f)
@@ -163,7 +147,7 @@ func checkKey(f map[string]string, field, key, required string, minLength int) {
 		f[field] = "Remove the spaces: paste the value exactly as the provider shows it."
 	case n < minLength:
 		f[field] = "This is too short to be valid: paste the whole value."
-	case n > maxKeyLength:
+	case n > app.MaxKeyLength:
 		f[field] = "This is too long to be valid: paste only the value."
 	}
 }
@@ -181,7 +165,7 @@ func stripWhatsApp(s string) string {
 // plainAddress reports whether s is a bare e-mail address (no display name,
 // no angle brackets) with a dotted domain.
 func plainAddress(s string) bool {
-	if len(s) > maxEmailLength {
+	if len(s) > app.MaxEmailLength {
 		return false
 	}
 	a, err := mail.ParseAddress(s)

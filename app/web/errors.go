@@ -121,7 +121,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 
 	switch negotiate(c) {
 	case formatJSON:
-		return c.Status(status).JSON(errorEnvelope{Error: errorBody{Code: e.Code, Message: message, Fields: e.Fields}})
+		return c.Status(status).JSON(app.ErrorEnvelope{Error: app.ErrorBody{Code: e.Code, Message: message, Fields: e.Fields}})
 	case formatFragment:
 		if status == http.StatusUnauthorized {
 			c.Set("HX-Redirect", "/login")

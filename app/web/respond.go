@@ -53,21 +53,11 @@ func negotiate(c *fiber.Ctx) format {
 // isHTMX reports whether htmx sent the request (boosted or not).
 func isHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
 
-// successEnvelope and errorEnvelope are the JSON bodies of every API answer.
+// successEnvelope is the JSON body of every successful API answer; failures
+// answer app.ErrorEnvelope.
 type successEnvelope struct {
 	Success bool `json:"success"`
 	Data    any  `json:"data"`
-}
-
-type errorEnvelope struct {
-	Success bool      `json:"success"`
-	Error   errorBody `json:"error"`
-}
-
-type errorBody struct {
-	Code    string            `json:"code"`
-	Message string            `json:"message"`
-	Fields  map[string]string `json:"fields,omitempty"`
 }
 
 // sendJSON answers data in the success envelope.

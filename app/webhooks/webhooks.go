@@ -239,7 +239,7 @@ var (
 	respUnavailable      = errorResponse(http.StatusServiceUnavailable, app.EUnavailable, "The webhook could not be handled right now. Please retry.")
 	respTooLarge         = errorResponse(http.StatusRequestEntityTooLarge, app.EPayloadTooLarge, "The request is too large.")
 	respMalformed        = errorResponse(http.StatusBadRequest, app.EValidation, "The webhook body is not valid JSON.")
-	respNoAssistant      = Response{Status: http.StatusBadRequest, Body: errorEnvelope{Error: errorBody{
+	respNoAssistant      = Response{Status: http.StatusBadRequest, Body: app.ErrorEnvelope{Error: app.ErrorBody{
 		Code:    app.EValidation,
 		Message: "The webhook names no assistant.",
 		Fields:  map[string]string{"message.call.assistantId": "Required (or message.assistant.id)."},
@@ -253,19 +253,8 @@ type received struct {
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
-type errorEnvelope struct {
-	Success bool      `json:"success"`
-	Error   errorBody `json:"error"`
-}
-
-type errorBody struct {
-	Code    string            `json:"code"`
-	Message string            `json:"message"`
-	Fields  map[string]string `json:"fields,omitempty"`
-}
-
 func errorResponse(status int, code, message string) Response {
-	return Response{Status: status, Body: errorEnvelope{Error: errorBody{Code: code, Message: message}}}
+	return Response{Status: status, Body: app.ErrorEnvelope{Error: app.ErrorBody{Code: code, Message: message}}}
 }
 
 // trace is what the log line of one webhook says.

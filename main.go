@@ -30,19 +30,11 @@ import (
 	"time"
 
 	"byoc/app"
-	"byoc/app/auth"
 	"byoc/app/config"
 	"byoc/app/credentials"
-	"byoc/app/integrations"
 	"byoc/app/keyring"
-	"byoc/app/providers/elevenlabs"
-	"byoc/app/providers/google"
-	"byoc/app/providers/resend"
-	"byoc/app/providers/twilio"
-	"byoc/app/providers/vapi"
 	"byoc/app/sandbox"
-	"byoc/app/web"
-	"byoc/app/webhooks"
+	"byoc/app/system"
 	"byoc/db"
 )
 
@@ -180,10 +172,6 @@ func serve(sandboxed bool) error {
 		}
 	}
 
-	kr, err := keyring.Parse(cfg.EncryptionKey.Reveal(), cfg.EncryptionKeysPrevious.Reveal())
-	if err != nil {
-		return fmt.Errorf("ENCRYPTION_KEY / ENCRYPTION_KEYS_PREVIOUS: %w", err)
-	}
 	database, err := db.Open(ctx, cfg.DatabaseURL.Reveal(), db.Options{}) // pool size: DATABASE_URL's pool_max_conns, else db.DefaultMaxConns
 	if err != nil {
 		return err
@@ -192,92 +180,16 @@ func serve(sandboxed bool) error {
 	if err := database.MigrateUp(ctx, log); err != nil {
 		return err
 	}
-
-	creds := credentials.New(database, kr, credentials.Options{Logger: log})
-
-	httpClient := &http.Client{Timeout: cfg.ProviderTimeout}
-	twilioClient := twilio.New(cfg.URLs.Twilio, httpClient, cfg.ProviderTimeout)
-	gcal := google.NewService(google.Deps{
-		OAuth: google.NewOAuth(google.OAuthConfig{
-			ClientID:        cfg.Google.ClientID,
-			ClientSecret:    cfg.Google.ClientSecret,
-			RedirectURL:     cfg.Google.CallbackURL,
-			AuthURL:         cfg.URLs.GoogleAuth,
-			TokenURL:        cfg.URLs.GoogleToken,
-			RevokeURL:       cfg.URLs.GoogleRevoke,
-			CalendarBaseURL: cfg.URLs.GoogleCalendar,
-			Timeout:         cfg.ProviderTimeout,
-			HTTPClient:      httpClient,
-		}),
-		Credentials: creds,
-		States:      database,
-		Audit:       database,
-		Sealer:      kr,
-		Locker:      database,
-	}, google.Options{Logger: log})
-
-	hooks := webhooks.New(webhooks.Deps{
-		Mappings:    database,
-		Credentials: creds,
-		Events:      database,
-		Twilio:      twilioClient,
-		Calendar:    gcal,
-	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log})
-
-	integ := integrations.New(integrations.Deps{
-		Credentials: creds,
-		Vapi:        vapi.New(cfg.URLs.Vapi, cfg.URLs.VapiEU, httpClient, cfg.ProviderTimeout),
-		Twilio:      twilioClient,
-		Resend:      resend.New(cfg.URLs.Resend, httpClient, cfg.ProviderTimeout),
-		ElevenLabs:  elevenlabs.New(cfg.URLs.ElevenLabs, httpClient, cfg.ProviderTimeout),
-		Google:      gcal,
-		Assistants:  database,
-		Audit:       database,
-		Locker:      database,
-	}, integrations.Options{
-		PublicURL: cfg.PublicURL,
-		Logger:    log,
-		// The database tells every instance of a change; this one learns
-		// of it at once, so a disconnected org's assistants are unknown
-		// to the very next webhook.
-		Changed: func(orgID string, _ app.Provider) { hooks.InvalidateOrg(orgID) },
-	})
-
-	// Every write announces itself through PostgreSQL, so each instance drops
-	// what it cached; after a lost connection anything may have been missed,
-	// so everything is dropped.
-	go database.ListenInvalidations(ctx,
-		func(orgID, provider string) {
-			creds.Invalidate(orgID, provider)
-			hooks.Invalidate(orgID, provider)
-		},
-		func() {
-			creds.Flush()
-			hooks.Flush()
-		})
-
-	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
-	if err != nil {
-		return fmt.Errorf("JWT_SECRET: %w", err)
-	}
-	accounts := auth.NewService(database, tokens, auth.Options{})
-
-	srv, err := web.New(web.Options{
-		Production:       cfg.Production(),
-		SessionSecret:    []byte(cfg.SessionSecret.Reveal()),
-		Logger:           log,
-		Sandbox:          sandboxed,
-		GoogleConfigured: cfg.Google.Configured(),
-		OpsToken:         cfg.OpsToken.Reveal(),
-		TrustedProxies:   cfg.TrustedProxies,
-	}, web.Deps{Accounts: accounts, DB: database, Integrations: integ, Google: gcal, Webhooks: hooks, Credentials: creds})
+	sys, err := system.Build(cfg, database, system.Options{Logger: log, Sandbox: sandboxed})
 	if err != nil {
 		return err
 	}
+	go sys.ListenInvalidations(ctx)
+	srv := sys.Server
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Listen(cfg.Addr()) }()
-	log.Info("BYOC is serving", "url", cfg.PublicURL, "addr", cfg.Addr(), "env", cfg.Env, "key", kr.PrimaryID())
+	log.Info("BYOC is serving", "url", cfg.PublicURL, "addr", cfg.Addr(), "env", cfg.Env, "key", sys.Keyring.PrimaryID())
 
 	select {
 	case err := <-errc:

@@ -71,6 +71,10 @@ func (ResendConfig) Provider() Provider { return Resend }
 // Provider implements Config.
 func (ElevenLabsConfig) Provider() Provider { return ElevenLabs }
 
+// ReconnectNeeded reports whether the provider no longer accepts the stored
+// authorization, so the account must be connected again.
+func (s Status) ReconnectNeeded() bool { return s.VerificationCode == ReasonReconnect }
+
 // Status is what the dashboard and the status API show of one provider for
 // one org. It never holds a secret: Details are already masked.
 type Status struct {
@@ -78,6 +82,9 @@ type Status struct {
 	Connected         bool
 	LastVerified      *time.Time
 	VerificationError string
+	// VerificationCode is the stable reason of VerificationError, such as
+	// ReasonReconnect; "" for none or an ordinary failed check.
+	VerificationCode string
 	// NeedsAttention is set when the stored row exists but cannot be used:
 	// verification failed, or it can no longer be decrypted.
 	NeedsAttention bool

@@ -18,6 +18,9 @@ type CredentialRecord struct {
 	// VerificationError is the user-facing reason the last check failed; ""
 	// when it passed or never ran.
 	VerificationError string
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// VerificationCode is the stable reason of VerificationError (see
+	// Error.Reason); "" for none.
+	VerificationCode string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }

@@ -36,7 +36,25 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  map[string]string
-	Cause   error
+	// Reason, when set, is a finer and stable reason within Code that is
+	// kept as data, such as ReasonReconnect next to a stored verification
+	// error.
+	Reason string
+	Cause  error
+}
+
+// ReasonReconnect says that the provider no longer accepts the stored
+// authorization and the account must be connected again (a refused OAuth
+// refresh), as opposed to a check that may pass when repeated.
+const ReasonReconnect = "reconnect_needed"
+
+// ErrorReason returns the Reason of err if it is (or wraps) an *Error, else "".
+func ErrorReason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 func (e *Error) Error() string {

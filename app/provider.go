@@ -1,5 +1,7 @@
 package app
 
+import "strings"
+
 // Provider names one of the five services an org connects. The string value
 // is what the database (org_credentials.provider) and the URL path use.
 type Provider string
@@ -28,28 +30,22 @@ func ParseProvider(s string) (Provider, error) {
 
 // Title is the provider's display name.
 func (p Provider) Title() string {
-	switch p {
-	case Vapi:
-		return "Vapi"
-	case Twilio:
-		return "Twilio"
-	case GoogleCalendar:
-		return "Google Calendar"
-	case Resend:
-		return "Resend"
-	case ElevenLabs:
-		return "ElevenLabs"
+	if s, err := Describe(p); err == nil {
+		return s.Title
 	}
 	return string(p)
 }
 
-// JSONKey is the provider's key in the status object of the JSON API
-// ("googleCalendar" rather than "google_calendar").
+// JSONKey is the provider's key in the status object of the JSON API: its
+// name in lower camel case ("googleCalendar" rather than "google_calendar").
 func (p Provider) JSONKey() string {
-	if p == GoogleCalendar {
-		return "googleCalendar"
+	parts := strings.Split(string(p), "_")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
 	}
-	return string(p)
+	return strings.Join(parts, "")
 }
 
 func truncate(s string, n int) string {

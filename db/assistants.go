@@ -156,12 +156,14 @@ func (d *DB) OutboundAgent(ctx context.Context, orgID string) (app.OutboundAgent
 // ClearOutboundAssistant forgets the org's outbound assistant (after Vapi is
 // disconnected), keeping the phone number.
 func (d *DB) ClearOutboundAssistant(ctx context.Context, orgID string) error {
-	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `update outbound_agent_config set vapi_assistant_id = null, updated_at = now() where org_id = $1`, orgID)
-		return err
-	})
+	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error { return clearOutboundAssistant(ctx, tx, orgID) })
 	if err != nil {
 		return fmt.Errorf("db: clear outbound assistant: %w", err)
 	}
 	return nil
+}
+
+func clearOutboundAssistant(ctx context.Context, tx pgx.Tx, orgID string) error {
+	_, err := tx.Exec(ctx, `update outbound_agent_config set vapi_assistant_id = null, updated_at = now() where org_id = $1`, orgID)
+	return err
 }

@@ -13,80 +13,102 @@ import (
 
 // Provider connections: the sealed credentials of a provider together with
 // the rows that only make sense with them (the org's Vapi assistants, its
-// outbound agent). A save writes all of them in one tenant transaction, so a
-// failure stores nothing and the previous connection keeps working.
+// outbound agent). A save writes all of them in one tenant transaction, and
+// a disconnect deletes them in one, so a failure leaves the previous
+// connection as it was.
 
-// SaveVapiConnection stores rec, the org's Vapi credentials (as
-// UpsertCredential does), the given assistant mappings (each replacing the
-// org's mapping of its role, as SaveAssistantMapping does) and agent (as
-// SaveOutboundAgent does: an empty field keeps the stored value) in one
-// tenant transaction of rec.OrgID that also publishes the cache
-// invalidation: either all of it is stored or none. Every row must belong to
-// rec.OrgID. It returns EConflict when an assistant id is mapped to another
-// org; other errors are internal.
-func (d *DB) SaveVapiConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping, agent app.OutboundAgent) error {
-	if err := checkConnection(rec, app.Vapi, mappings, agent); err != nil {
-		return err
+// SaveConnection stores rec as the org's credentials for rec.Provider
+// (inserting the row or replacing its ciphertext, so concurrent saves leave
+// one row; the row becomes active with rec's verification state), the given
+// assistant mappings (each replacing the org's mapping of its role) and,
+// when outbound is not nil, the outbound agent set-up (an empty field keeps
+// the stored value), in one tenant transaction of rec.OrgID that also
+// publishes the cache invalidation: either all of it is stored or none. It
+// returns the stored credential row. Every row must belong to rec.OrgID. It
+// returns EConflict when an assistant id is mapped to another org; other
+// errors are internal.
+func (d *DB) SaveConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping,
+	outbound *app.OutboundAgent) (app.CredentialRecord, error) {
+	if err := checkConnection(rec, mappings, outbound); err != nil {
+		return app.CredentialRecord{}, err
 	}
+	var out app.CredentialRecord
 	err := d.InOrg(ctx, rec.OrgID, "", func(tx pgx.Tx) error {
 		for _, m := range mappings {
 			if err := upsertAssistantMapping(ctx, tx, m); err != nil {
 				return err
 			}
 		}
-		return saveConnection(ctx, tx, rec, agent)
+		if outbound != nil {
+			if err := upsertOutboundAgent(ctx, tx, *outbound); err != nil {
+				return err
+			}
+		}
+		var err error
+		if out, err = upsertCredential(ctx, tx, rec); err != nil {
+			return err
+		}
+		return notifyCache(ctx, tx, rec.OrgID, string(rec.Provider))
 	})
-	return wrapConnectionErr(app.Vapi, err)
+	if err != nil {
+		return app.CredentialRecord{}, wrapConnectionErr("save", rec.Provider, err)
+	}
+	return out, nil
 }
 
-// SaveTwilioConnection stores rec, the org's Twilio credentials (as
-// UpsertCredential does), and agent (as SaveOutboundAgent does, normally
-// just the phone number) in one tenant transaction of rec.OrgID that also
-// publishes the cache invalidation: either both are stored or neither.
-// agent must belong to rec.OrgID. Errors are internal.
-func (d *DB) SaveTwilioConnection(ctx context.Context, rec app.CredentialRecord, agent app.OutboundAgent) error {
-	if err := checkConnection(rec, app.Twilio, nil, agent); err != nil {
-		return err
-	}
-	err := d.InOrg(ctx, rec.OrgID, "", func(tx pgx.Tx) error {
-		return saveConnection(ctx, tx, rec, agent)
+// DeleteConnection deletes the org's credentials for provider p and, with
+// assistants set, every assistant mapping of the org and its outbound
+// assistant (keeping the outbound number), in one tenant transaction that
+// publishes the cache invalidation. It reports whether credentials were
+// stored; the assistants are cleaned up either way (leftovers of an
+// interrupted save go too). Errors are internal.
+func (d *DB) DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error) {
+	var deleted bool
+	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
+		var err error
+		if deleted, err = deleteCredential(ctx, tx, orgID, p); err != nil {
+			return err
+		}
+		changed := deleted
+		if assistants {
+			tag, err := tx.Exec(ctx, `delete from assistant_org_mapping where org_id = $1`, orgID)
+			if err != nil {
+				return err
+			}
+			changed = changed || tag.RowsAffected() > 0
+			if err := clearOutboundAssistant(ctx, tx, orgID); err != nil {
+				return err
+			}
+		}
+		if !changed {
+			return nil
+		}
+		return notifyCache(ctx, tx, orgID, string(p))
 	})
-	return wrapConnectionErr(app.Twilio, err)
+	if err != nil {
+		return false, wrapConnectionErr("delete", p, err)
+	}
+	return deleted, nil
 }
 
-// saveConnection writes the outbound agent and the credentials of rec and
-// announces the change.
-func saveConnection(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord, agent app.OutboundAgent) error {
-	if err := upsertOutboundAgent(ctx, tx, agent); err != nil {
-		return err
-	}
-	if _, err := upsertCredential(ctx, tx, rec); err != nil {
-		return err
-	}
-	return notifyCache(ctx, tx, rec.OrgID, string(rec.Provider))
-}
-
-func checkConnection(rec app.CredentialRecord, p app.Provider, mappings []app.AssistantMapping, agent app.OutboundAgent) error {
-	if rec.Provider != p {
-		return fmt.Errorf("db: save %s connection with %q credentials", p, rec.Provider)
-	}
-	if agent.OrgID != rec.OrgID {
-		return fmt.Errorf("db: save %s connection: the outbound agent belongs to another org", p)
+func checkConnection(rec app.CredentialRecord, mappings []app.AssistantMapping, outbound *app.OutboundAgent) error {
+	if outbound != nil && outbound.OrgID != rec.OrgID {
+		return fmt.Errorf("db: save %s connection: the outbound agent belongs to another org", rec.Provider)
 	}
 	for _, m := range mappings {
 		if m.OrgID != rec.OrgID {
-			return fmt.Errorf("db: save %s connection: an assistant mapping belongs to another org", p)
+			return fmt.Errorf("db: save %s connection: an assistant mapping belongs to another org", rec.Provider)
 		}
 	}
 	return nil
 }
 
-func wrapConnectionErr(p app.Provider, err error) error {
+func wrapConnectionErr(op string, p app.Provider, err error) error {
 	var e *app.Error
 	if err == nil || errors.As(err, &e) {
 		return err
 	}
-	return fmt.Errorf("db: save %s connection: %w", p, err)
+	return fmt.Errorf("db: %s %s connection: %w", op, p, err)
 }
 
 // upsertAssistantMapping records m as the org's assistant for m.Role. An

@@ -17,43 +17,22 @@ import (
 // transaction, so other instances hear of it exactly when it commits.
 
 const credentialColumns = `org_id::text, provider, encrypted_config, is_active, last_verified_at,
-	coalesce(verification_error, ''), created_at, updated_at`
-
-// UpsertCredential stores rec.Ciphertext as the org's credentials for
-// rec.Provider in one atomic statement: it inserts the row, or replaces the
-// ciphertext of the existing one, so concurrent saves leave exactly one row.
-// The row becomes active, its verification state becomes rec.LastVerifiedAt
-// and rec.VerificationError (a save normally follows a successful check), and
-// updated_at becomes now. rec.IsActive, CreatedAt and UpdatedAt are ignored.
-// It returns the stored row. Errors are internal (for example an org that
-// does not exist or an invalid org id).
-func (d *DB) UpsertCredential(ctx context.Context, rec app.CredentialRecord) (app.CredentialRecord, error) {
-	var out app.CredentialRecord
-	err := d.InOrg(ctx, rec.OrgID, "", func(tx pgx.Tx) error {
-		var err error
-		if out, err = upsertCredential(ctx, tx, rec); err != nil {
-			return err
-		}
-		return notifyCache(ctx, tx, rec.OrgID, string(rec.Provider))
-	})
-	if err != nil {
-		return app.CredentialRecord{}, fmt.Errorf("db: upsert %s credentials: %w", rec.Provider, err)
-	}
-	return out, nil
-}
+	coalesce(verification_error, ''), coalesce(verification_code, ''), created_at, updated_at`
 
 func upsertCredential(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord) (app.CredentialRecord, error) {
 	row := tx.QueryRow(ctx, `
-		insert into org_credentials (org_id, provider, encrypted_config, is_active, last_verified_at, verification_error)
-		values ($1, $2, $3, true, $4, nullif($5, ''))
+		insert into org_credentials (org_id, provider, encrypted_config, is_active, last_verified_at,
+			verification_error, verification_code)
+		values ($1, $2, $3, true, $4, nullif($5, ''), nullif($6, ''))
 		on conflict (org_id, provider) do update set
 			encrypted_config   = excluded.encrypted_config,
 			is_active          = true,
 			last_verified_at   = excluded.last_verified_at,
 			verification_error = excluded.verification_error,
+			verification_code  = excluded.verification_code,
 			updated_at         = now()
 		returning `+credentialColumns,
-		rec.OrgID, string(rec.Provider), rec.Ciphertext, rec.LastVerifiedAt, rec.VerificationError)
+		rec.OrgID, string(rec.Provider), rec.Ciphertext, rec.LastVerifiedAt, rec.VerificationError, rec.VerificationCode)
 	return scanCredential(row)
 }
 
@@ -112,23 +91,6 @@ func listCredentials(ctx context.Context, tx pgx.Tx, orgID string) ([]app.Creden
 	return out, err
 }
 
-// DeleteCredential removes the org's row for provider p and reports whether
-// there was one. Deleting nothing is not an error.
-func (d *DB) DeleteCredential(ctx context.Context, orgID string, p app.Provider) (bool, error) {
-	var deleted bool
-	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
-		var err error
-		if deleted, err = deleteCredential(ctx, tx, orgID, p); err != nil || !deleted {
-			return err
-		}
-		return notifyCache(ctx, tx, orgID, string(p))
-	})
-	if err != nil {
-		return false, fmt.Errorf("db: delete %s credentials: %w", p, err)
-	}
-	return deleted, nil
-}
-
 func deleteCredential(ctx context.Context, tx pgx.Tx, orgID string, p app.Provider) (bool, error) {
 	tag, err := tx.Exec(ctx, `delete from org_credentials where org_id = $1 and provider = $2`, orgID, string(p))
 	if err != nil {
@@ -138,41 +100,40 @@ func deleteCredential(ctx context.Context, tx pgx.Tx, orgID string, p app.Provid
 }
 
 // RecordVerification stores the outcome of checking the org's credentials for
-// provider p with the provider: when it ran and the user-facing reason it
-// failed ("" when it passed). The ciphertext and updated_at are left alone.
-// It returns ENotConfigured when nothing is stored for p.
-func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationError string) error {
+// provider p with the provider: when it ran, the user-facing reason it
+// failed and that reason's code ("" and "" when it passed), and returns the
+// row as it now is. The ciphertext and updated_at are left alone. It returns
+// ENotConfigured when nothing is stored for p.
+func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationError, code string) (app.CredentialRecord, error) {
+	var out app.CredentialRecord
 	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
-		if err := recordVerification(ctx, tx, orgID, p, at, verificationError); err != nil {
+		row := tx.QueryRow(ctx, `
+			update org_credentials set last_verified_at = $3, verification_error = nullif($4, ''),
+				verification_code = nullif($5, '')
+			where org_id = $1 and provider = $2
+			returning `+credentialColumns,
+			orgID, string(p), at, verificationError, code)
+		var err error
+		out, err = scanCredential(row)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notConfigured(p)
+		}
+		if err != nil {
 			return err
 		}
 		return notifyCache(ctx, tx, orgID, string(p))
 	})
 	if err != nil {
-		return wrapCredentialErr("record verification of", p, err)
+		return app.CredentialRecord{}, wrapCredentialErr("record verification of", p, err)
 	}
-	return nil
-}
-
-func recordVerification(ctx context.Context, tx pgx.Tx, orgID string, p app.Provider, at time.Time, verificationError string) error {
-	tag, err := tx.Exec(ctx, `
-		update org_credentials set last_verified_at = $3, verification_error = nullif($4, '')
-		where org_id = $1 and provider = $2`,
-		orgID, string(p), at, verificationError)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return notConfigured(p)
-	}
-	return nil
+	return out, nil
 }
 
 func scanCredential(row pgx.Row) (app.CredentialRecord, error) {
 	var rec app.CredentialRecord
 	var provider string
 	err := row.Scan(&rec.OrgID, &provider, &rec.Ciphertext, &rec.IsActive, &rec.LastVerifiedAt,
-		&rec.VerificationError, &rec.CreatedAt, &rec.UpdatedAt)
+		&rec.VerificationError, &rec.VerificationCode, &rec.CreatedAt, &rec.UpdatedAt)
 	rec.Provider = app.Provider(provider)
 	return rec, err
 }

@@ -148,12 +148,14 @@ type Integrations struct {
 
 // Card is one provider's card on the dashboard (id "card-<provider>").
 type Card struct {
+	// Spec describes the provider.
+	Spec *app.Spec
 	// Status is the provider's state, with masked details only.
 	Status    app.Status
 	CanManage bool
-	// GoogleConfigured says whether this server can run the Google sign-in
-	// flow; without it the Google Calendar card offers no Connect button.
-	GoogleConfigured bool
+	// SignInReady says whether this server can run the sign-in flow of an
+	// OAuth provider; without it such a card offers no Connect button.
+	SignInReady bool
 	// Now is the time "last verified" is told relative to.
 	Now time.Time
 	// Result is the outcome of the action that re-rendered the card (a
@@ -170,11 +172,12 @@ type Notice struct {
 	Message string
 }
 
-// ConfigureForm is one provider's settings form (id "form-<provider>"):
-// the values entered so far that may be shown again (never an API key,
-// token or secret: those fields always come back empty) and the messages.
+// ConfigureForm is one provider's settings form (id "form-<provider>"),
+// with a field per field of its Spec: the values entered so far that may be
+// shown again (never an API key, token or secret: those fields always come
+// back empty) and the messages.
 type ConfigureForm struct {
-	Provider  app.Provider
+	Spec      *app.Spec
 	CSRFToken string
 	// Values holds the non-secret fields by their form names.
 	Values map[string]string
@@ -239,7 +242,7 @@ func (c Card) hasActions() bool {
 	if !c.CanManage {
 		return false
 	}
-	return c.Status.Provider != app.GoogleCalendar || c.GoogleConfigured || c.stored()
+	return !c.Spec.OAuth || c.SignInReady || c.stored()
 }
 
 func (c Card) id(suffix string) string {
@@ -262,57 +265,29 @@ func (c Card) badgeClass() string {
 // detail is one masked fact on a card.
 type detail struct{ Label, Value string }
 
-// detailLabels orders and names the masked details a status carries.
-var detailLabels = []struct{ key, label string }{
-	{"apiKey", "API key"},
-	{"region", "Region"},
-	{"webhookSecret", "Webhook secret"},
-	{"accountSid", "Account SID"},
-	{"authToken", "Auth Token"},
-	{"phoneNumber", "SMS number"},
-	{"whatsappNumber", "WhatsApp number"},
-	{"email", "Google account"},
-	{"fromEmail", "Sender"},
-	{"voiceId", "Voice ID"},
-}
-
-// details returns the card's masked details in display order.
+// details returns the card's masked details in the order of the provider's
+// fields.
 func (c Card) details() []detail {
 	var out []detail
-	for _, d := range detailLabels {
-		v := c.Status.Details[d.key]
+	for _, f := range c.Spec.Fields {
+		v := c.Status.Details[f.Name]
 		if v == "" {
 			continue
 		}
-		if d.key == "region" {
+		if f.Kind == app.FieldChoice {
 			v = strings.ToUpper(v)
 		}
-		out = append(out, detail{Label: d.label, Value: v})
+		out = append(out, detail{Label: f.DisplayLabel(), Value: v})
 	}
 	return out
 }
 
-// reconnectPrefix starts a verification error that says the provider's
-// authorization is gone and the account must be connected again (Google
-// Calendar's refused refresh).
-const reconnectPrefix = "Reconnect needed:"
-
-// problemTitle heads the card's verification error: "Reconnect needed" when
-// the error says so, else "The last check failed".
+// problemTitle heads the card's verification error.
 func (c Card) problemTitle() string {
-	if strings.HasPrefix(c.Status.VerificationError, reconnectPrefix) {
+	if c.Status.ReconnectNeeded() {
 		return "Reconnect needed"
 	}
 	return "The last check failed"
-}
-
-// problemReason is the verification error under its title, without the
-// "Reconnect needed:" the title already says.
-func (c Card) problemReason() string {
-	if r, ok := strings.CutPrefix(c.Status.VerificationError, reconnectPrefix); ok {
-		return strings.TrimSpace(r)
-	}
-	return c.Status.VerificationError
 }
 
 // verifiedAgo tells the last verification time relative to Now ("just now",
@@ -345,119 +320,71 @@ func (c Card) verifiedDatetime() string {
 	return c.Status.LastVerified.UTC().Format(time.RFC3339)
 }
 
-// providerInfo is how the dashboard presents a provider.
-type providerInfo struct {
-	Description string
-	Initial     string
-	LogoClass   string
-}
-
-var providerInfos = map[app.Provider]providerInfo{
-	app.Vapi:           {"Voice assistants that answer and place calls", "V", "bg-indigo-600"},
-	app.Twilio:         {"SMS and WhatsApp messages", "T", "bg-rose-600"},
-	app.GoogleCalendar: {"Appointments in your calendar", "G", "bg-sky-600"},
-	app.Resend:         {"Transactional e-mail", "R", "bg-slate-900"},
-	app.ElevenLabs:     {"Natural voices for your assistants", "E", "bg-violet-600"},
-}
-
-func info(p app.Provider) providerInfo { return providerInfos[p] }
+func (f ConfigureForm) provider() app.Provider { return f.Spec.Provider }
 
 func (f ConfigureForm) id(suffix string) string {
-	return string(f.Provider) + "-" + suffix
+	return string(f.provider()) + "-" + suffix
 }
 
-func (f ConfigureForm) action() string { return "/api/integrations/" + string(f.Provider) }
+func (f ConfigureForm) action() string { return "/api/integrations/" + string(f.provider()) }
 
-func (f ConfigureForm) bodyID() string { return "dialog-" + string(f.Provider) + "-body" }
-
-// input returns the field of form name, with its kept value and message.
-// Secret fields never get a value.
-func (f ConfigureForm) input(name, label, typ string, secret bool) field {
-	fl := field{ID: f.id(name), Name: name, Label: label, Type: typ, Error: f.Errors[name], Autocomplete: "off"}
-	if !secret {
-		fl.Value = f.Values[name]
-	}
-	return fl
-}
+func (f ConfigureForm) bodyID() string { return "dialog-" + string(f.provider()) + "-body" }
 
 func dialogID(p app.Provider) string { return "dialog-" + string(p) }
 
-// twilioSIDPattern is the Account SID's format as an HTML pattern (anchored
-// by the browser). The forms' length limits are app's Min*/Max* constants,
-// the same the server enforces.
-const twilioSIDPattern = "AC[0-9a-fA-F]{32}"
-
-// secret is a password-type field for a key, token or secret: never
-// pre-filled, never spell-checked.
-func (f ConfigureForm) secret(name, label string, minLength int, optional bool) field {
-	fl := f.input(name, label, "password", true)
-	fl.Optional = optional
-	maxLength := app.MaxKeyLength
-	if f.Provider == app.Twilio {
-		maxLength = app.MaxTwilioTokenLength
+// input returns the form control of the spec's field sf: its kept value
+// (never for a secret), its message and the HTML attributes of its rules,
+// the same the server checks.
+func (f ConfigureForm) input(sf app.Field) field {
+	fl := field{ID: f.id(sf.Name), Name: sf.Name, Label: sf.Label, Error: f.Errors[sf.Name], Autocomplete: "off",
+		Optional: !sf.Required, Placeholder: sf.Placeholder, Hint: sf.Hint, Attrs: templ.Attributes{}}
+	if !sf.Secret() {
+		fl.Value = f.Values[sf.Name]
 	}
-	fl.Attrs = templ.Attributes{
-		"minlength":      strconv.Itoa(minLength),
-		"maxlength":      strconv.Itoa(maxLength),
-		"spellcheck":     "false",
-		"autocapitalize": "off",
+	if sf.MinLength > 0 {
+		fl.Attrs["minlength"] = strconv.Itoa(sf.MinLength)
+	}
+	if sf.MaxLength > 0 {
+		fl.Attrs["maxlength"] = strconv.Itoa(sf.MaxLength)
+	}
+	if sf.Pattern != "" {
+		fl.Attrs["pattern"] = sf.Pattern
+	}
+	if sf.PatternTitle != "" {
+		fl.Attrs["title"] = sf.PatternTitle
+	}
+	switch sf.Kind {
+	case app.FieldSecret:
+		fl.Type = "password"
+		fl.Attrs["spellcheck"], fl.Attrs["autocapitalize"] = "false", "off"
+	case app.FieldPhone:
+		// static/js/app.js formats it as it is typed (data-phone) and sends
+		// digits with an optional leading +.
+		fl.Type = "tel"
+		fl.Placeholder = "+1 (202) 555-0142"
+		fl.Attrs["inputmode"], fl.Attrs["data-phone"], fl.Attrs["maxlength"] = "tel", true, "24"
+	case app.FieldEmail:
+		fl.Type = "email"
+		if fl.Placeholder == "" {
+			fl.Placeholder = "hello@example.com"
+		}
+	default:
+		fl.Type = "text"
+		fl.Attrs["spellcheck"], fl.Attrs["autocapitalize"] = "false", "off"
 	}
 	return fl
 }
 
-func (f ConfigureForm) accountSID() field {
-	fl := f.input("accountSid", "Account SID", "text", false)
-	fl.Placeholder = "AC…"
-	fl.Attrs = templ.Attributes{
-		"pattern":        twilioSIDPattern,
-		"maxlength":      "34",
-		"title":          "AC followed by 32 hexadecimal characters",
-		"spellcheck":     "false",
-		"autocapitalize": "off",
+// choice is the selected value of a choice field: the kept one, else its
+// first option.
+func (f ConfigureForm) choice(sf app.Field) string {
+	if v := f.Values[sf.Name]; v != "" {
+		return strings.ToLower(strings.TrimSpace(v))
 	}
-	return fl
-}
-
-// phone is a telephone field that static/js/app.js formats as it is typed
-// (data-phone) and sends as digits with an optional leading +.
-func (f ConfigureForm) phone(name, label string, optional bool) field {
-	fl := f.input(name, label, "tel", false)
-	fl.Optional = optional
-	fl.Placeholder = "+1 (202) 555-0142"
-	if !optional {
-		fl.Hint = "With the country code, such as +44 for the UK; US numbers may leave it out."
+	if len(sf.Options) > 0 {
+		return sf.Options[0].Value
 	}
-	fl.Attrs = templ.Attributes{"inputmode": "tel", "data-phone": true, "maxlength": "24"}
-	return fl
-}
-
-func (f ConfigureForm) resendKey() field {
-	fl := f.secret("apiKey", "API key", app.MinResendKeyLength, false)
-	fl.Attrs["pattern"] = `re_\S+`
-	fl.Attrs["title"] = "A Resend API key starts with re_"
-	return fl
-}
-
-func (f ConfigureForm) email(name, label string) field {
-	fl := f.input(name, label, "email", false)
-	fl.Optional = true
-	fl.Placeholder = "hello@example.com"
-	fl.Attrs = templ.Attributes{"maxlength": "254"}
-	return fl
-}
-
-func (f ConfigureForm) voiceID() field {
-	fl := f.input("voiceId", "Voice ID", "text", false)
-	fl.Optional = true
-	fl.Placeholder = "21m00Tcm4TlvDq8ikWAM"
-	fl.Attrs = templ.Attributes{
-		"pattern":        "[A-Za-z0-9]+",
-		"maxlength":      strconv.Itoa(app.MaxVoiceIDLength),
-		"title":          "Letters and digits only",
-		"spellcheck":     "false",
-		"autocapitalize": "off",
-	}
-	return fl
+	return ""
 }
 
 // describedBy lists the hint's and the error's ids of the control id, for

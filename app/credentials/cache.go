@@ -83,15 +83,23 @@ func (c *cacheLayer) putStatuses(orgID string, st []app.Status, gen uint64) {
 }
 
 // Invalidate drops the cached config of the org's provider (every provider
-// when provider is "") and the org's cached statuses, and returns how many
-// entries were dropped. An empty orgID drops nothing. It is what the
-// service's writes call, and what the database's invalidation listener calls
-// for each notification.
+// when provider is "") and the org's cached statuses, then tells every
+// subscriber (Options.Subscribers), and returns how many entries were
+// dropped in all. An empty orgID drops nothing. It is the one entry point of
+// a credential change: the service's writes call it, and so does the
+// database's invalidation listener for each notification.
 func (s *Service) Invalidate(orgID, provider string) int {
 	if orgID == "" {
 		return 0
 	}
-	c := s.cache
+	n := s.cache.invalidate(orgID, app.Provider(provider))
+	for _, sub := range s.subscribers {
+		n += sub.Invalidate(orgID, provider)
+	}
+	return n
+}
+
+func (c *cacheLayer) invalidate(orgID string, provider app.Provider) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen.Add(1)
@@ -107,21 +115,25 @@ func (s *Service) Invalidate(orgID, provider string) int {
 			drop(c.configs, configKey(orgID, p))
 		}
 	} else {
-		drop(c.configs, configKey(orgID, app.Provider(provider)))
+		drop(c.configs, configKey(orgID, provider))
 	}
 	drop(c.statuses, orgID)
 	return n
 }
 
-// Flush drops every cached entry. The invalidation listener calls it after
-// reconnecting, since notifications may have been missed.
+// Flush drops every cached entry, here and in every subscriber. The
+// invalidation listener calls it after reconnecting, since notifications
+// may have been missed.
 func (s *Service) Flush() {
 	c := s.cache
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.gen.Add(1)
 	c.configs.Flush()
 	c.statuses.Flush()
+	c.mu.Unlock()
+	for _, sub := range s.subscribers {
+		sub.Flush()
+	}
 }
 
 // Stats returns the hit and miss counts and current sizes of the caches.

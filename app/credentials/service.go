@@ -1,13 +1,17 @@
-// Package credentials is the credential service every front door shares: it
-// stores an org's provider configs sealed by the keyring, hands them back
-// decrypted and typed, reports each provider's connection status with masked
-// details, and keeps both in a local cache that every write (local, or
-// announced by another instance through the database) invalidates.
+// Package credentials is the credential service every front door shares and
+// the only writer of stored credentials: it saves an org's provider
+// connections (the config sealed by the keyring, with the rows that belong
+// to it) in one transaction, hands configs back decrypted and typed, reports
+// each provider's status with masked details, keeps Google access tokens
+// fresh, and caches configs and statuses locally; every write (local, or
+// announced by another instance through the database) invalidates them.
 //
-// Errors are *app.Error values: ENotConfigured when an org has nothing usable
-// stored for a provider (including a row that can no longer be decrypted),
-// EUnknownProvider for a provider outside the five, and EInternal when the
-// store fails. No error, log line or status ever contains a secret.
+// Errors are *app.Error values: ENotConfigured when an org has nothing
+// usable stored for a provider (including a row that can no longer be
+// decrypted), EUnknownProvider for a provider outside the five, and
+// EInternal when the store fails; the Google token source adds the errors
+// of the token endpoint. No error, log line or status ever contains a
+// secret.
 package credentials
 
 import (
@@ -22,13 +26,16 @@ import (
 )
 
 // Store is what the service needs from the database; *db.DB implements it.
-// Every method works within the one org it is given.
+// Every method works within the one org it is given, and every write
+// publishes the cache invalidation in its transaction.
 type Store interface {
-	UpsertCredential(ctx context.Context, rec app.CredentialRecord) (app.CredentialRecord, error)
+	SaveConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping,
+		outbound *app.OutboundAgent) (app.CredentialRecord, error)
+	DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error)
 	GetCredential(ctx context.Context, orgID string, p app.Provider) (app.CredentialRecord, error)
 	ListCredentials(ctx context.Context, orgID string) ([]app.CredentialRecord, error)
-	DeleteCredential(ctx context.Context, orgID string, p app.Provider) (bool, error)
-	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationError string) error
+	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time,
+		verificationError, code string) (app.CredentialRecord, error)
 }
 
 // Default cache lifetimes.
@@ -37,7 +44,8 @@ const (
 	DefaultStatusTTL = time.Minute
 )
 
-// Options tunes New. The zero value gives the default lifetimes and no logging.
+// Options tunes New and names its optional collaborators. The zero value
+// gives the default lifetimes, no logging and no Google token source.
 type Options struct {
 	// ConfigTTL is how long a decrypted config stays cached (default 5 min).
 	ConfigTTL time.Duration
@@ -46,6 +54,23 @@ type Options struct {
 	// Logger receives warnings about undecryptable rows and a line per
 	// write; never a secret. Nil discards.
 	Logger *slog.Logger
+	// Now is the clock of token expiry checks (default time.Now).
+	Now func() time.Time
+	// Google refreshes Google access tokens; without it GoogleAccessToken
+	// answers that Google Calendar is not set up on this server.
+	Google TokenRefresher
+	// Locker, when set, makes a Google token refresh run at most once per
+	// org across every instance (within this process it always does).
+	Locker OrgLocker
+}
+
+// Invalidator is a cache of data derived from an org's credentials.
+type Invalidator interface {
+	// Invalidate drops what is cached for the org's provider ("" for every
+	// provider) and returns how many entries it dropped.
+	Invalidate(orgID, provider string) int
+	// Flush drops everything.
+	Flush()
 }
 
 // ErrUndecryptable is in the chain of the error Get returns for a stored row
@@ -58,10 +83,15 @@ const undecryptableStatus = "Stored credentials can no longer be decrypted (encr
 
 // Service is the credential service. It is safe for concurrent use.
 type Service struct {
-	store Store
-	kr    *keyring.Keyring
-	log   *slog.Logger
-	cache *cacheLayer
+	store       Store
+	kr          *keyring.Keyring
+	log         *slog.Logger
+	cache       *cacheLayer
+	now         func() time.Time
+	google      TokenRefresher
+	locker      OrgLocker
+	refreshing  *orgLocks
+	subscribers []Invalidator
 }
 
 // New returns a Service that keeps credentials in store, sealed by kr.
@@ -76,53 +106,74 @@ func New(store Store, kr *keyring.Keyring, opts Options) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &Service{store: store, kr: kr, log: log.With("component", "credentials"),
-		cache: newCacheLayer(opts.ConfigTTL, opts.StatusTTL)}
+		cache: newCacheLayer(opts.ConfigTTL, opts.StatusTTL), now: now,
+		google: opts.Google, locker: opts.Locker, refreshing: newOrgLocks()}
 }
 
-// Save encrypts cfg and stores it as the org's credentials for cfg's
-// provider, replacing what was there, active and marked as verified at
-// verifiedAt (a zero time means never verified) with no verification error.
-// The org's cached config and statuses are dropped here, and on every other
-// instance through the database's notification. cfg may be a value or a
-// pointer; nil or a type the service does not know is an EInternal error, and
-// so is a store failure.
-func (s *Service) Save(ctx context.Context, orgID string, cfg app.Config, verifiedAt time.Time) error {
-	return s.SaveWith(ctx, orgID, cfg, verifiedAt, func(ctx context.Context, rec app.CredentialRecord) error {
-		_, err := s.store.UpsertCredential(ctx, rec)
-		return err
-	})
-}
+// Subscribe makes every invalidation and flush of the service's caches
+// reach c too (the webhook routing caches what it derives from the
+// credentials): the service is the one entry point through which a
+// credential change reaches every cache, whether it starts here or arrives
+// from another instance. Call it while wiring, before the service is used.
+func (s *Service) Subscribe(c Invalidator) { s.subscribers = append(s.subscribers, c) }
 
-// SaveWith is Save for a change that stores more than the credentials: it
-// seals cfg into the record Save would store and hands it to store, which
-// must write it as Store.UpsertCredential does, together with the change's
-// other rows, in one transaction that also publishes the cache invalidation
-// of the org's provider. Afterwards the org's cached config and statuses are
-// dropped here, whether or not store succeeded. Errors as Save; domain
-// errors of store pass through unchanged, anything else is EInternal.
-func (s *Service) SaveWith(ctx context.Context, orgID string, cfg app.Config, verifiedAt time.Time,
-	store func(ctx context.Context, rec app.CredentialRecord) error) error {
-	cfg, err := normalize(cfg)
+// Save stores the connection c: c.Config sealed as the org's credentials for
+// its provider (replacing what was there, active, verified at c.VerifiedAt,
+// with no verification error) together with c's assistant mappings and
+// outbound agent, in one transaction. It returns the status it wrote (masked
+// details only), read from nothing else. Every cache of the org's provider
+// is dropped here, and on every other instance through the database's
+// notification. A config the catalog does not describe is EInternal, and so
+// is a store failure; EConflict passes through from the store.
+func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error) {
+	if c.Config == nil {
+		return app.Status{}, app.Internal(errors.New("credentials: save without a config"))
+	}
+	p := c.Config.Provider()
+	ct, err := seal(s.kr, c.OrgID, c.Config)
 	if err != nil {
-		return app.Internal(err)
+		return app.Status{}, app.Internal(fmt.Errorf("credentials: seal %s config: %w", p, err))
 	}
-	p := cfg.Provider()
-	ct, err := seal(s.kr, orgID, cfg)
-	if err != nil {
-		return app.Internal(fmt.Errorf("credentials: seal %s config: %w", p, err))
+	rec := app.CredentialRecord{OrgID: c.OrgID, Provider: p, Ciphertext: ct}
+	if !c.VerifiedAt.IsZero() {
+		rec.LastVerifiedAt = &c.VerifiedAt
 	}
-	rec := app.CredentialRecord{OrgID: orgID, Provider: p, Ciphertext: ct}
-	if !verifiedAt.IsZero() {
-		rec.LastVerifiedAt = &verifiedAt
-	}
-	err = store(ctx, rec)
+	rec, err = s.store.SaveConnection(ctx, rec, c.Assistants, c.Outbound)
 	// Invalidate even on failure: a failed commit may still have committed.
+	s.Invalidate(c.OrgID, string(p))
+	if err != nil {
+		return app.Status{}, app.AsError(err)
+	}
+	s.log.InfoContext(ctx, "credentials saved", "org_id", c.OrgID, "provider", p)
+	return statusOf(rec, c.Config), nil
+}
+
+// Delete deletes the org's credentials for provider p together with the
+// rows the connection owns (for a provider that manages assistants: the
+// org's assistant mappings and outbound assistant, also when no credentials
+// are left to delete), in one transaction, and drops them from every cache.
+// It returns ENotConfigured when no credentials were stored,
+// EUnknownProvider for a provider outside the five and EInternal when the
+// store fails.
+func (s *Service) Delete(ctx context.Context, orgID string, p app.Provider) error {
+	spec, err := app.Describe(p)
+	if err != nil {
+		return err
+	}
+	deleted, err := s.store.DeleteConnection(ctx, orgID, p, spec.ManagesAssistants)
 	s.Invalidate(orgID, string(p))
 	if err != nil {
 		return app.AsError(err)
 	}
-	s.log.InfoContext(ctx, "credentials saved", "org_id", orgID, "provider", p)
+	if !deleted {
+		return notConfigured(p)
+	}
+	s.log.InfoContext(ctx, "credentials disconnected", "org_id", orgID, "provider", p)
 	return nil
 }
 
@@ -131,10 +182,9 @@ func (s *Service) SaveWith(ctx context.Context, orgID string, cfg app.Config, ve
 // ENotConfigured when nothing (or only an inactive row) is stored, and also,
 // with a message asking the user to enter the credentials again and with
 // ErrUndecryptable in its chain, when the stored row cannot be decrypted or
-// decoded; the reason is logged. EUnknownProvider for a provider outside the
-// five; EInternal when the store fails.
+// decoded; the reason is logged.
 func (s *Service) Get(ctx context.Context, orgID string, p app.Provider) (app.Config, error) {
-	if err := checkProvider(p); err != nil {
+	if _, err := app.Describe(p); err != nil {
 		return nil, err
 	}
 	key := configKey(orgID, p)
@@ -199,48 +249,28 @@ func getTyped[T app.Config](ctx context.Context, s *Service, orgID string, p app
 	return typed, nil
 }
 
-// Disconnect deletes the org's credentials for provider p and drops them
-// from the caches (here and, through the database, on every instance). It
-// returns ENotConfigured when nothing was stored, EUnknownProvider for a
-// provider outside the five and EInternal when the store fails.
-func (s *Service) Disconnect(ctx context.Context, orgID string, p app.Provider) error {
-	if err := checkProvider(p); err != nil {
-		return err
-	}
-	deleted, err := s.store.DeleteCredential(ctx, orgID, p)
-	s.Invalidate(orgID, string(p))
-	if err != nil {
-		return app.AsError(err)
-	}
-	if !deleted {
-		return notConfigured(p)
-	}
-	s.log.InfoContext(ctx, "credentials disconnected", "org_id", orgID, "provider", p)
-	return nil
-}
-
 // RecordVerification stores the outcome of checking the org's stored
 // credentials for p at time at: verificationErr nil means they passed;
-// otherwise its user-facing message (app.ErrorMessage, never its cause) is
-// kept and shown in the status. Caches are invalidated as for Save. It returns
-// ENotConfigured when nothing is stored, EUnknownProvider for a provider
-// outside the five and EInternal when the store fails.
-func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) error {
-	if err := checkProvider(p); err != nil {
-		return err
+// otherwise its user-facing message (app.ErrorMessage, never its cause) and
+// its reason (app.ErrorReason) are kept and shown in the status. It returns
+// the provider's new status, built from the row it updated. Caches are
+// invalidated as for Save. It returns ENotConfigured when nothing is stored.
+func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) (app.Status, error) {
+	if _, err := app.Describe(p); err != nil {
+		return app.Status{}, err
 	}
-	msg := ""
+	msg, code := "", ""
 	if verificationErr != nil {
-		msg = app.ErrorMessage(verificationErr)
+		msg, code = app.ErrorMessage(verificationErr), app.ErrorReason(verificationErr)
 	}
-	err := s.store.RecordVerification(ctx, orgID, p, at, msg)
+	rec, err := s.store.RecordVerification(ctx, orgID, p, at, msg, code)
 	s.Invalidate(orgID, string(p))
 	if err != nil {
-		return app.AsError(err)
+		return app.Status{}, app.AsError(err)
 	}
 	s.log.InfoContext(ctx, "credentials verification recorded", "org_id", orgID, "provider", p,
 		"verified", verificationErr == nil, "code", app.ErrorCode(verificationErr))
-	return nil
+	return s.status(ctx, rec), nil
 }
 
 // open decrypts rec and logs why when it cannot. The returned error has
@@ -261,11 +291,54 @@ func (s *Service) open(ctx context.Context, rec app.CredentialRecord) (app.Confi
 	return nil, fmt.Errorf("%w: %w", ErrUndecryptable, err)
 }
 
-func checkProvider(p app.Provider) error {
-	_, err := app.ParseProvider(string(p))
-	return err
-}
-
 func notConfigured(p app.Provider) error {
 	return app.Errorf(app.ENotConfigured, "No %s credentials are stored for this organization.", p.Title())
+}
+
+// Table is the table name bound into every ciphertext's additional data.
+const Table = "org_credentials"
+
+// aad binds a ciphertext to its row.
+func aad(orgID string, p app.Provider) keyring.AAD {
+	return keyring.AAD{Table: Table, OrgID: orgID, Provider: string(p)}
+}
+
+// seal encodes cfg in its stored form and encrypts it for the org's row of
+// cfg's provider.
+func seal(kr *keyring.Keyring, orgID string, cfg app.Config) ([]byte, error) {
+	spec, err := app.Describe(cfg.Provider())
+	if err != nil {
+		return nil, err
+	}
+	plaintext, err := spec.Encode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plaintext)
+	return kr.Seal(plaintext, aad(orgID, cfg.Provider()))
+}
+
+// open decrypts and decodes the config stored in rec. Its errors carry no
+// plaintext; a keyring failure is a *keyring.DecryptError.
+func open(kr *keyring.Keyring, rec app.CredentialRecord) (app.Config, error) {
+	spec, err := app.Describe(rec.Provider)
+	if err != nil {
+		return nil, err
+	}
+	plaintext, err := kr.Open(rec.Ciphertext, aad(rec.OrgID, rec.Provider))
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plaintext)
+	return spec.Decode(plaintext)
+}
+
+// cloneConfig copies the parts of a config that share memory, so callers
+// cannot change what the cache holds.
+func cloneConfig(cfg app.Config) app.Config {
+	if g, ok := cfg.(app.GoogleCalendarConfig); ok && g.Scopes != nil {
+		g.Scopes = append([]string(nil), g.Scopes...)
+		return g
+	}
+	return cfg
 }

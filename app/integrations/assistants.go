@@ -13,9 +13,77 @@ import (
 	"byoc/app/providers/vapi"
 )
 
-// vapiLockName names the per-org lock that orders Vapi saves and disconnects
-// across every instance.
-const vapiLockName = "vapi-assistants"
+// assistantsLockName names the per-org lock that orders the saves and
+// disconnects of a provider that manages assistants, across every instance.
+const assistantsLockName = "vapi-assistants"
+
+// VapiAssistants creates and updates assistants in an org's Vapi account;
+// *vapi.Client implements it.
+type VapiAssistants interface {
+	CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec vapi.AssistantSpec) (vapi.Assistant, error)
+	UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, id string, server vapi.Server) (vapi.Assistant, error)
+}
+
+// MappingStore reads the org's assistant mappings; *db.DB implements it.
+type MappingStore interface {
+	AssistantMappings(ctx context.Context, orgID string) ([]app.AssistantMapping, error)
+}
+
+// saveWithAssistants saves conn, a Vapi connection, together with the org's
+// assistants, filling in res. It makes sure the org has an inbound and an
+// outbound assistant in the Vapi account of the key: a mapped assistant the
+// account still has is reused (its server settings rewritten), a missing
+// one is created (named by AssistantName). Both send their events to
+// Options.PublicURL + WebhookPath signed with the org's own webhook secret:
+// the one given, else the one already stored for the org, else a new random
+// one (see NewWebhookSecret), so no org ever depends on a secret shared
+// with others. The credentials, the changed mappings and the outbound agent
+// (with the Twilio number when Twilio is connected) are then saved in one
+// transaction. All of it runs under a per-org lock: saving again, or
+// concurrently, on any instance, reuses the assistants.
+//
+// The assistants must exist before they are recorded, so Vapi is changed
+// first. When a save fails after that, Vapi keeps the change while the
+// database keeps the previous state: an assistant created just before stays
+// in the org's Vapi account, unmapped (a later save creates a new one), and
+// a reused assistant may already send a new webhook secret that is not
+// stored; BYOC then refuses its webhooks (it never falls back to a shared
+// secret for an org that has its own) until the save is repeated.
+func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn app.Connection, res *SaveResult) error {
+	cfg, ok := conn.Config.(app.VapiConfig)
+	if !ok {
+		return app.Internal(fmt.Errorf("integrations: assistants for a %T", conn.Config))
+	}
+	return s.lock.WithOrgLock(ctx, p.OrgID, assistantsLockName, func(ctx context.Context) error {
+		cfg, err := s.withWebhookSecret(ctx, p.OrgID, cfg)
+		if err != nil {
+			return err
+		}
+		set, err := s.ensureAssistants(ctx, p, cfg)
+		if err != nil {
+			return err
+		}
+		conn.Config = cfg
+		conn.Assistants, conn.Outbound = s.connectionRows(ctx, p.OrgID, set)
+		if res.Status, err = s.creds.Save(ctx, conn); err != nil {
+			return err
+		}
+		res.InboundAssistantID, res.OutboundAssistantID = set.inbound.ID, set.outbound.ID
+		res.Detail = joinDetail(res.Detail, set.summary())
+		return nil
+	})
+}
+
+// joinDetail joins two plain-words sentences.
+func joinDetail(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + " " + b
+}
 
 // defaultOrgName stands in for an org without a name in assistant names.
 const defaultOrgName = "BYOC"
@@ -44,7 +112,7 @@ func (a assistantSet) summary() string {
 // secret or public URL reaches Vapi. The caller holds the org's Vapi lock, so
 // two saves never both create. Nothing is written to the database here.
 func (s *Service) ensureAssistants(ctx context.Context, p app.Principal, cfg app.VapiConfig) (assistantSet, error) {
-	mappings, err := s.assistants.AssistantMappings(ctx, p.OrgID)
+	mappings, err := s.mappings.AssistantMappings(ctx, p.OrgID)
 	if err != nil {
 		return assistantSet{}, err
 	}
@@ -80,7 +148,7 @@ func (s *Service) ensureAssistant(ctx context.Context, p app.Principal, cfg app.
 		}
 		// Deleted in Vapi, or the org switched to another Vapi account.
 	}
-	a, err := s.vapi.CreateAssistant(ctx, cfg, s.assistantSpec(p.OrgName, role, cfg))
+	a, err := s.assistants.CreateAssistant(ctx, cfg, s.assistantSpec(p.OrgName, role, cfg))
 	if err != nil {
 		if app.ErrorCode(err) == app.EValidation {
 			// Vapi refused the assistant BYOC asked for: nothing the user
@@ -106,7 +174,7 @@ func (s *Service) ensureAssistant(ctx context.Context, p app.Principal, cfg app.
 // the old secret or URL.
 func (s *Service) reuseAssistant(ctx context.Context, p app.Principal, cfg app.VapiConfig, role app.AssistantRole,
 	id string) (vapi.Assistant, error) {
-	a, err := s.vapi.UpdateAssistantServer(ctx, cfg, id, vapi.Server{URL: s.webhookURL, Secret: cfg.WebhookSecret.Reveal()})
+	a, err := s.assistants.UpdateAssistantServer(ctx, cfg, id, vapi.Server{URL: s.webhookURL, Secret: cfg.WebhookSecret.Reveal()})
 	switch {
 	case err == nil:
 	case app.ErrorCode(err) == app.ENotFound:
@@ -128,10 +196,10 @@ func (s *Service) reuseAssistant(ctx context.Context, p app.Principal, cfg app.V
 	return a, nil
 }
 
-// connectionRows returns what SaveVapi stores with the credentials: the
+// connectionRows returns what a Vapi save stores with the credentials: the
 // mappings that changed and the outbound agent (with the org's Twilio number
 // when Twilio is connected).
-func (s *Service) connectionRows(ctx context.Context, orgID string, set assistantSet) ([]app.AssistantMapping, app.OutboundAgent) {
+func (s *Service) connectionRows(ctx context.Context, orgID string, set assistantSet) ([]app.AssistantMapping, *app.OutboundAgent) {
 	var mappings []app.AssistantMapping
 	for _, m := range []struct {
 		a       vapi.Assistant
@@ -142,10 +210,10 @@ func (s *Service) connectionRows(ctx context.Context, orgID string, set assistan
 			mappings = append(mappings, app.AssistantMapping{VapiAssistantID: m.a.ID, OrgID: orgID, Role: m.role, Name: m.a.Name})
 		}
 	}
-	agent := app.OutboundAgent{OrgID: orgID, VapiAssistantID: set.outbound.ID}
+	agent := &app.OutboundAgent{OrgID: orgID, VapiAssistantID: set.outbound.ID}
 	if cfg, err := s.creds.Get(ctx, orgID, app.Twilio); err == nil {
-		if tc, ok := cfg.(app.TwilioConfig); ok {
-			agent.PhoneNumber = tc.PhoneNumber
+		if n, ok := cfg.(app.OutboundNumberer); ok {
+			agent.PhoneNumber = n.OutboundNumber()
 		}
 	} else if app.ErrorCode(err) != app.ENotConfigured {
 		// The number is optional here (a Twilio save records it too).

@@ -1,30 +1,31 @@
 // Package integrations is the one service the dashboard and the JSON API call
-// to connect, test and disconnect an org's provider credentials. A save
-// validates the input, verifies it with the provider, and only then stores it
-// through the credential service; saving Vapi credentials also makes sure the
-// org has its inbound and outbound assistants in its own Vapi account. Every
-// change, and every refused attempt, is written to the org's audit log.
+// to connect, test and disconnect an org's provider credentials, for every
+// provider alike: each is driven by its description in the catalog
+// (app.Describe). A save checks the input against the description, verifies
+// it with the provider, and only then stores it through the credential
+// service; for a provider that manages assistants (Vapi) it first makes sure
+// the org has its inbound and outbound assistants in its own account. Google
+// Calendar connects through Google's sign-in instead of a form: its connect
+// flow runs here too (google.go). Every change, and every refused attempt,
+// is written to the org's audit log.
 //
-// Errors are *app.Error values: EForbidden (a member who is not an admin tried
-// to change credentials), EUnauthorized (no org in the principal),
-// EValidation (bad input, with per-field messages keyed by the JSON field
-// names), EVerificationFailed (the provider refused the credentials),
+// Errors are *app.Error values: EUnauthorized (no org in the principal),
+// EForbidden (a member who is not an admin tried to change credentials, or
+// an OAuth callback from another user or browser session), EValidation (bad
+// input, with per-field messages keyed by the field names),
+// EVerificationFailed (the provider refused the credentials),
 // EProviderUnavailable (the provider could not be reached or timed out),
-// ENotConfigured (nothing stored), EUnknownProvider and EInternal. No error,
-// result, log line or audit entry carries a secret.
+// EUnavailable (the provider refused this server's own OAuth client),
+// ENotConfigured (nothing stored, or Google not set up on this server),
+// EUnknownProvider and EInternal. No error, result, log line or audit entry
+// carries a secret.
 //
-// Every save (SaveVapi, SaveTwilio, SaveResend, SaveElevenLabs) keeps one
-// promise: it requires an admin, validates the trimmed input, verifies it
-// with the provider, and only then writes. Everything a save stores in the
-// database (the credentials and, for Vapi and Twilio, the assistant mappings
-// and the outbound agent) is written last, in one transaction, so when a
-// save returns an error nothing of it is stored and the org's previous
-// credentials for that provider are still stored and working. A save returns EUnauthorized
-// when the principal has no org, EForbidden for a non-admin, EValidation
-// with per-field messages keyed by the input's JSON names,
-// EVerificationFailed when the provider refuses the credentials,
-// EProviderUnavailable when it cannot be reached or times out, and
-// EInternal.
+// Every save keeps one promise: it requires an admin, checks the trimmed
+// input, verifies it with the provider, and only then writes. Everything a
+// save stores (the credentials and the rows that belong to them) is written
+// last, in one transaction, so when a save returns an error nothing of it
+// is stored and the org's previous credentials for that provider are still
+// stored and working.
 package integrations
 
 import (
@@ -36,9 +37,6 @@ import (
 	"time"
 
 	"byoc/app"
-	"byoc/app/providers"
-	"byoc/app/providers/google"
-	"byoc/app/providers/vapi"
 )
 
 // Audit actions written by the service.
@@ -55,56 +53,38 @@ const WebhookPath = "/api/webhooks/vapi"
 // Credentials is what the service needs of the credential service;
 // *credentials.Service implements it.
 type Credentials interface {
-	Save(ctx context.Context, orgID string, cfg app.Config, verifiedAt time.Time) error
-	SaveWith(ctx context.Context, orgID string, cfg app.Config, verifiedAt time.Time,
-		store func(ctx context.Context, rec app.CredentialRecord) error) error
+	Save(ctx context.Context, c app.Connection) (app.Status, error)
+	Delete(ctx context.Context, orgID string, p app.Provider) error
 	Get(ctx context.Context, orgID string, p app.Provider) (app.Config, error)
 	Statuses(ctx context.Context, orgID string) ([]app.Status, error)
-	Disconnect(ctx context.Context, orgID string, p app.Provider) error
-	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) error
+	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) (app.Status, error)
 }
 
-// VapiClient verifies Vapi keys and creates and updates assistants;
-// *vapi.Client implements it.
-type VapiClient interface {
-	Verify(ctx context.Context, cfg app.VapiConfig) (providers.Verification, error)
-	CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec vapi.AssistantSpec) (vapi.Assistant, error)
-	UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, id string, server vapi.Server) (vapi.Assistant, error)
+// Verifier asks a provider whether it accepts an org's config. It returns
+// EVerificationFailed when the provider refuses it and EProviderUnavailable
+// when the provider cannot be asked.
+type Verifier interface {
+	Verify(ctx context.Context, orgID string, cfg app.Config) (app.Verification, error)
 }
 
-// TwilioClient verifies Twilio credentials; *twilio.Client implements it.
-type TwilioClient interface {
-	Verify(ctx context.Context, cfg app.TwilioConfig) (providers.Verification, error)
+// VerifierFunc is a function that is a Verifier.
+type VerifierFunc func(ctx context.Context, orgID string, cfg app.Config) (app.Verification, error)
+
+// Verify implements Verifier.
+func (f VerifierFunc) Verify(ctx context.Context, orgID string, cfg app.Config) (app.Verification, error) {
+	return f(ctx, orgID, cfg)
 }
 
-// ResendClient verifies Resend keys; *resend.Client implements it.
-type ResendClient interface {
-	Verify(ctx context.Context, cfg app.ResendConfig) (providers.Verification, error)
-}
-
-// ElevenLabsClient verifies ElevenLabs keys; *elevenlabs.Client implements it.
-type ElevenLabsClient interface {
-	Verify(ctx context.Context, cfg app.ElevenLabsConfig) (providers.Verification, error)
-}
-
-// GoogleCalendar tests and disconnects an org's Google Calendar connection,
-// which is made through Google's sign-in rather than with a key;
-// *google.Service implements it. Both methods check the principal and write
-// the audit entry themselves.
-type GoogleCalendar interface {
-	Verify(ctx context.Context, p app.Principal) (google.VerifyResult, error)
-	Disconnect(ctx context.Context, p app.Principal) error
-}
-
-// AssistantStore keeps the org's assistant mappings and outbound agent set-up,
-// and stores them together with the sealed credentials they belong to in one
-// transaction; *db.DB implements it.
-type AssistantStore interface {
-	AssistantMappings(ctx context.Context, orgID string) ([]app.AssistantMapping, error)
-	DeleteAssistantMappings(ctx context.Context, orgID string) ([]string, error)
-	ClearOutboundAssistant(ctx context.Context, orgID string) error
-	SaveVapiConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping, agent app.OutboundAgent) error
-	SaveTwilioConnection(ctx context.Context, rec app.CredentialRecord, agent app.OutboundAgent) error
+// VerifyWith is the Verifier of a provider client whose check takes its own
+// config type, such as (*resend.Client).Verify.
+func VerifyWith[C app.Config](check func(context.Context, C) (app.Verification, error)) Verifier {
+	return VerifierFunc(func(ctx context.Context, _ string, cfg app.Config) (app.Verification, error) {
+		c, ok := cfg.(C)
+		if !ok {
+			return app.Verification{}, app.Internal(fmt.Errorf("integrations: a %T is not a %T", cfg, c))
+		}
+		return check(ctx, c)
+	})
 }
 
 // AuditStore appends to the org's audit log; *db.DB implements it.
@@ -118,19 +98,20 @@ type OrgLocker interface {
 	WithOrgLock(ctx context.Context, orgID, name string, fn func(context.Context) error) error
 }
 
-// Deps are the service's collaborators. Every field is required except
-// Google: without it, testing or disconnecting Google Calendar answers that
-// it is not set up on this server.
+// Deps are the service's collaborators. Credentials, Verifiers (one per
+// provider the server offers), Assistants, Mappings, Audit and Locker are
+// required. Google, States and Sealer go together: without them Google
+// Calendar's sign-in answers that it is not set up on this server.
 type Deps struct {
 	Credentials Credentials
-	Vapi        VapiClient
-	Twilio      TwilioClient
-	Resend      ResendClient
-	ElevenLabs  ElevenLabsClient
-	Google      GoogleCalendar
-	Assistants  AssistantStore
+	Verifiers   map[app.Provider]Verifier
+	Assistants  VapiAssistants
+	Mappings    MappingStore
 	Audit       AuditStore
 	Locker      OrgLocker
+	Google      GoogleOAuth
+	States      StateStore
+	Sealer      Sealer
 }
 
 // Options tunes New.
@@ -146,13 +127,6 @@ type Options struct {
 	// DefaultPhoneRegion is the region phone numbers without a country code
 	// are read in (default "US").
 	DefaultPhoneRegion string
-	// Changed, when set, is called after every attempted change of an org's
-	// key-based provider connection (whether or not it succeeded), so caches
-	// on this instance that the database's invalidation notice would reach
-	// only a moment later (the webhook routing) are dropped at once. Google
-	// Calendar's test and disconnect, run by the Google service, do not call
-	// it.
-	Changed func(orgID string, provider app.Provider)
 }
 
 // SaveResult is the outcome of a successful save.
@@ -166,10 +140,11 @@ type SaveResult struct {
 	Limited bool
 	// Detail says in plain words what the verification found.
 	Detail string
-	// InboundAssistantID and OutboundAssistantID are the org's Vapi
-	// assistants (Vapi only).
+	// InboundAssistantID and OutboundAssistantID are the org's assistants
+	// (providers that manage assistants).
 	InboundAssistantID, OutboundAssistantID string
-	// MaskedPhone is the SMS number with its middle hidden (Twilio only).
+	// MaskedPhone is the outbound number with its middle hidden (providers
+	// whose config carries one).
 	MaskedPhone string
 }
 
@@ -186,44 +161,50 @@ type VerifyResult struct {
 // is safe for concurrent use.
 type Service struct {
 	creds      Credentials
-	vapi       VapiClient
-	twilio     TwilioClient
-	resend     ResendClient
-	elevenlabs ElevenLabsClient
-	google     GoogleCalendar
-	assistants AssistantStore
+	verifiers  map[app.Provider]Verifier
+	assistants VapiAssistants
+	mappings   MappingStore
 	audits     AuditStore
 	lock       OrgLocker
+	google     GoogleOAuth
+	states     StateStore
+	sealer     Sealer
 
 	webhookURL  string
 	phoneRegion string
-	changed     func(orgID string, provider app.Provider)
 	now         func() time.Time
 	log         *slog.Logger
 }
 
-// New returns a Service. It panics when a field of deps is nil: that is a
-// wiring bug, found at start-up.
+// New returns a Service. It panics when a required field of deps is nil, or
+// a provider has no verifier: that is a wiring bug, found at start-up.
 func New(deps Deps, opts Options) *Service {
 	var missing []string
 	for name, v := range map[string]any{
-		"Credentials": deps.Credentials, "Vapi": deps.Vapi, "Twilio": deps.Twilio, "Resend": deps.Resend,
-		"ElevenLabs": deps.ElevenLabs, "Assistants": deps.Assistants, "Audit": deps.Audit, "Locker": deps.Locker,
+		"Credentials": deps.Credentials, "Assistants": deps.Assistants, "Mappings": deps.Mappings,
+		"Audit": deps.Audit, "Locker": deps.Locker,
 	} {
 		if v == nil {
 			missing = append(missing, name)
 		}
+	}
+	for _, p := range app.Providers {
+		if deps.Verifiers[p] == nil {
+			missing = append(missing, "Verifiers["+string(p)+"]")
+		}
+	}
+	if deps.Google != nil && (deps.States == nil || deps.Sealer == nil) {
+		missing = append(missing, "States and Sealer (with Google)")
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
 		panic("integrations: New without " + strings.Join(missing, ", "))
 	}
 	s := &Service{
-		creds: deps.Credentials, vapi: deps.Vapi, twilio: deps.Twilio, resend: deps.Resend,
-		elevenlabs: deps.ElevenLabs, google: deps.Google, assistants: deps.Assistants, audits: deps.Audit, lock: deps.Locker,
+		creds: deps.Credentials, verifiers: deps.Verifiers, assistants: deps.Assistants, mappings: deps.Mappings,
+		audits: deps.Audit, lock: deps.Locker, google: deps.Google, states: deps.States, sealer: deps.Sealer,
 		webhookURL:  strings.TrimRight(opts.PublicURL, "/") + WebhookPath,
 		phoneRegion: opts.DefaultPhoneRegion,
-		changed:     opts.Changed,
 		now:         opts.Now,
 		log:         opts.Logger,
 	}
@@ -242,8 +223,7 @@ func New(deps Deps, opts Options) *Service {
 
 // Statuses returns the org's status for each of the five providers, in
 // app.Providers order, with masked details only. Any member of the org may
-// read them. It returns EUnauthorized when p has no org and EInternal when
-// the store fails.
+// read them.
 func (s *Service) Statuses(ctx context.Context, p app.Principal) ([]app.Status, error) {
 	if err := checkOrg(p); err != nil {
 		return nil, err
@@ -251,20 +231,12 @@ func (s *Service) Statuses(ctx context.Context, p app.Principal) ([]app.Status, 
 	return s.creds.Statuses(ctx, p.OrgID)
 }
 
-// Status returns the org's status for one provider; errors as Statuses, and
-// EUnknownProvider for a provider outside the five.
+// Status returns the org's status for one provider; any member may read it.
 func (s *Service) Status(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error) {
-	if err := checkOrg(p); err != nil {
+	if err := checkOrgAndProvider(p, provider); err != nil {
 		return app.Status{}, err
 	}
-	if _, err := app.ParseProvider(string(provider)); err != nil {
-		return app.Status{}, err
-	}
-	return s.status(ctx, p.OrgID, provider)
-}
-
-func (s *Service) status(ctx context.Context, orgID string, provider app.Provider) (app.Status, error) {
-	all, err := s.creds.Statuses(ctx, orgID)
+	all, err := s.creds.Statuses(ctx, p.OrgID)
 	if err != nil {
 		return app.Status{}, err
 	}
@@ -276,37 +248,63 @@ func (s *Service) status(ctx context.Context, orgID string, provider app.Provide
 	return app.Status{Provider: provider}, nil
 }
 
-// statusAfterWrite reads the provider's status after a write that already
-// succeeded. A failed read does not undo the write, so it is logged and a
-// status built from what the service knows is returned instead.
-func (s *Service) statusAfterWrite(ctx context.Context, orgID string, provider app.Provider, fallback app.Status) app.Status {
-	st, err := s.status(ctx, orgID, provider)
-	if err != nil {
-		s.log.WarnContext(ctx, "reading the status after a write failed", "org_id", orgID, "provider", provider, "err", err)
-		return fallback
+// Save checks in against the provider's description (field names as in its
+// JSON body; national phone numbers read in Options.DefaultPhoneRegion),
+// verifies the config with the provider and stores it, with the rows that
+// belong to it, in one transaction. For a provider that manages assistants,
+// the org's assistants are made sure of first (see saveWithAssistants). A
+// config that carries an outbound number records it with the org's
+// outbound agent. Errors as every save (see the package documentation); an
+// OAuth provider answers EValidation (it connects through its sign-in).
+func (s *Service) Save(ctx context.Context, p app.Principal, provider app.Provider, in app.Values) (SaveResult, error) {
+	if err := checkOrg(p); err != nil {
+		return SaveResult{}, err
 	}
-	return st
+	spec, err := app.Describe(provider)
+	if err != nil {
+		return SaveResult{}, err
+	}
+	if spec.OAuth {
+		return SaveResult{}, app.Errorf(app.EValidation,
+			"%s is connected through its own sign-in, not with a key: open %s in a browser.", spec.Title, GoogleConnectPath)
+	}
+	cfg, invalid := spec.Config(in, s.phoneRegion)
+	var res SaveResult
+	err = s.mutate(ctx, p, ActionSave, provider, invalid, func(ctx context.Context, now time.Time) (string, error) {
+		v, err := s.verifiers[provider].Verify(ctx, p.OrgID, cfg)
+		if err != nil {
+			return "", err
+		}
+		conn := app.Connection{OrgID: p.OrgID, Config: cfg, VerifiedAt: now}
+		res = SaveResult{Provider: provider, LastVerified: now, Limited: v.Limited, Detail: v.Detail}
+		if n, ok := cfg.(app.OutboundNumberer); ok {
+			conn.Outbound = &app.OutboundAgent{OrgID: p.OrgID, PhoneNumber: n.OutboundNumber()}
+			res.MaskedPhone = app.MaskPhone(n.OutboundNumber())
+		}
+		if spec.ManagesAssistants {
+			err = s.saveWithAssistants(ctx, p, conn, &res)
+		} else {
+			res.Status, err = s.creds.Save(ctx, conn)
+		}
+		return res.Detail, err
+	})
+	if err != nil {
+		return SaveResult{}, err
+	}
+	return res, nil
 }
 
 // Verify re-tests the org's stored credentials for provider with the
 // provider and records the outcome: last_verified_at on success, the
 // provider's reason as verification_error on refusal (the card then needs
-// attention). It requires an admin. It returns EForbidden, ENotConfigured
-// when nothing usable is stored (also for a row that can no longer be
-// decrypted), EVerificationFailed when the provider refuses the credentials
-// (after recording that), EProviderUnavailable when the provider cannot be
-// reached (nothing is recorded: the credentials are not known to be bad),
-// EUnknownProvider and EInternal.
-//
-// Google Calendar is tested by the Google service (Deps.Google), which
-// refreshes the access token when needed and audits the test itself; it
-// returns ENotConfigured also when the server has no Google service.
+// attention). It requires an admin. It returns ENotConfigured when nothing
+// usable is stored (also for a row that can no longer be decrypted),
+// EVerificationFailed when the provider refuses the credentials (after
+// recording that) and EProviderUnavailable when the provider cannot be
+// reached (nothing is recorded: the credentials are not known to be bad).
 func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Provider) (VerifyResult, error) {
 	if err := checkOrgAndProvider(p, provider); err != nil {
 		return VerifyResult{}, err
-	}
-	if provider == app.GoogleCalendar {
-		return s.verifyGoogle(ctx, p)
 	}
 	var res VerifyResult
 	err := s.mutate(ctx, p, ActionVerify, provider, nil, func(ctx context.Context, now time.Time) (string, error) {
@@ -314,25 +312,22 @@ func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Prov
 		if err != nil {
 			return "", err
 		}
-		v, err := s.verifyStored(ctx, cfg)
+		v, err := s.verifiers[provider].Verify(ctx, p.OrgID, cfg)
 		switch app.ErrorCode(err) {
 		case "":
 		case app.EVerificationFailed:
-			if rerr := s.creds.RecordVerification(ctx, p.OrgID, provider, now, err); rerr != nil {
+			if _, rerr := s.creds.RecordVerification(ctx, p.OrgID, provider, now, err); rerr != nil {
 				return "", rerr
 			}
 			return "", err
 		default:
 			return "", err
 		}
-		if err := s.creds.RecordVerification(ctx, p.OrgID, provider, now, nil); err != nil {
+		st, err := s.creds.RecordVerification(ctx, p.OrgID, provider, now, nil)
+		if err != nil {
 			return "", err
 		}
-		res = VerifyResult{
-			Provider: provider, Verified: true, VerifiedAt: now, Detail: v.Detail,
-			Status: s.statusAfterWrite(ctx, p.OrgID, provider,
-				app.Status{Provider: provider, Connected: true, LastVerified: &now}),
-		}
+		res = VerifyResult{Provider: provider, Verified: true, VerifiedAt: now, Detail: v.Detail, Status: st}
 		return v.Detail, nil
 	})
 	if err != nil {
@@ -341,110 +336,43 @@ func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Prov
 	return res, nil
 }
 
-// verifyStored asks the provider about a stored config.
-func (s *Service) verifyStored(ctx context.Context, cfg app.Config) (providers.Verification, error) {
-	switch c := cfg.(type) {
-	case app.VapiConfig:
-		return s.vapi.Verify(ctx, c)
-	case app.TwilioConfig:
-		return s.twilio.Verify(ctx, c)
-	case app.ResendConfig:
-		return s.resend.Verify(ctx, c)
-	case app.ElevenLabsConfig:
-		return s.elevenlabs.Verify(ctx, c)
-	}
-	return providers.Verification{}, app.Internal(fmt.Errorf("integrations: no verifier for %T", cfg))
-}
-
-// Disconnect deletes the org's stored credentials for provider and returns
-// the provider's new status (not connected). For Vapi it also removes the
-// org's assistant mappings and forgets its outbound assistant (keeping the
-// outbound phone number); the assistants themselves stay in the org's Vapi
-// account. For Google Calendar the Google service (Deps.Google) first
-// revokes the authorization at Google, then deletes it, and audits the
-// disconnect itself. It requires an admin. It returns EForbidden,
-// ENotConfigured when nothing was stored (and for Google Calendar when the
-// server has no Google service), EUnknownProvider and EInternal.
+// Disconnect deletes the org's stored credentials for provider, with the
+// rows that belong to them, in one transaction, and returns the provider's
+// new status (not connected). For a provider that manages assistants the
+// org's assistant mappings go and its outbound assistant is forgotten
+// (keeping the outbound number); the assistants themselves stay in the
+// org's account. An OAuth provider's authorization is first revoked at the
+// provider (see revokeGrant). It requires an admin. It returns
+// ENotConfigured when nothing was stored.
 func (s *Service) Disconnect(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error) {
 	if err := checkOrgAndProvider(p, provider); err != nil {
 		return app.Status{}, err
 	}
-	if provider == app.GoogleCalendar {
-		return s.disconnectGoogle(ctx, p)
-	}
-	var st app.Status
+	spec := app.MustDescribe(provider)
 	err := s.mutate(ctx, p, ActionDisconnect, provider, nil, func(ctx context.Context, _ time.Time) (string, error) {
-		if provider != app.Vapi {
-			if err := s.creds.Disconnect(ctx, p.OrgID, provider); err != nil {
-				return "", err
-			}
-		} else {
-			// Under the same lock as SaveVapi, so a save running meanwhile
-			// cannot re-create mappings for a key that is gone.
-			err := s.lock.WithOrgLock(ctx, p.OrgID, vapiLockName, func(ctx context.Context) error {
-				derr := s.creds.Disconnect(ctx, p.OrgID, app.Vapi)
-				if derr != nil && app.ErrorCode(derr) != app.ENotConfigured {
-					return derr
-				}
-				// Also without stored credentials: mappings left over by an
-				// interrupted save are cleaned up.
-				if _, err := s.assistants.DeleteAssistantMappings(ctx, p.OrgID); err != nil {
-					return err
-				}
-				if err := s.assistants.ClearOutboundAssistant(ctx, p.OrgID); err != nil {
-					return err
-				}
-				return derr
-			})
+		detail := spec.Title + " disconnected."
+		if spec.OAuth {
+			note, err := s.revokeGrant(ctx, p.OrgID, provider)
 			if err != nil {
 				return "", err
 			}
+			detail += note
 		}
-		st = s.statusAfterWrite(ctx, p.OrgID, provider, app.Status{Provider: provider})
-		return provider.Title() + " disconnected.", nil
+		del := func(ctx context.Context) error { return s.creds.Delete(ctx, p.OrgID, provider) }
+		var err error
+		if spec.ManagesAssistants {
+			// Under the lock of the saves, so a save running meanwhile
+			// cannot re-create mappings for a key that is gone.
+			err = s.lock.WithOrgLock(ctx, p.OrgID, assistantsLockName, del)
+		} else {
+			err = del(ctx)
+		}
+		return detail, err
 	})
 	if err != nil {
 		return app.Status{}, err
 	}
-	return st, nil
-}
-
-// verifyGoogle tests the org's Google Calendar connection with the Google
-// service and reports it like the other providers' tests. The Google service
-// writes the audit entry.
-func (s *Service) verifyGoogle(ctx context.Context, p app.Principal) (VerifyResult, error) {
-	if s.google == nil {
-		return VerifyResult{}, errGoogleNotSetUp()
-	}
-	r, err := s.google.Verify(ctx, p)
-	if err != nil {
-		return VerifyResult{}, app.AsError(err)
-	}
-	at := r.VerifiedAt
-	return VerifyResult{
-		Provider: app.GoogleCalendar, Verified: true, VerifiedAt: at, Detail: r.Detail,
-		Status: s.statusAfterWrite(ctx, p.OrgID, app.GoogleCalendar, app.Status{Provider: app.GoogleCalendar,
-			Connected: true, LastVerified: &at, Details: map[string]string{"email": r.Email}}),
-	}, nil
-}
-
-// disconnectGoogle revokes and deletes the org's Google Calendar connection
-// with the Google service and returns the provider's new status. The Google
-// service writes the audit entry.
-func (s *Service) disconnectGoogle(ctx context.Context, p app.Principal) (app.Status, error) {
-	if s.google == nil {
-		return app.Status{}, errGoogleNotSetUp()
-	}
-	if err := s.google.Disconnect(ctx, p); err != nil {
-		return app.Status{}, app.AsError(err)
-	}
-	return s.statusAfterWrite(ctx, p.OrgID, app.GoogleCalendar, app.Status{Provider: app.GoogleCalendar}), nil
-}
-
-// errGoogleNotSetUp answers a test or disconnect of Google Calendar on a
-// server without a Google service.
-func errGoogleNotSetUp() error {
-	return app.Errorf(app.ENotConfigured, "Google Calendar is not set up on this server.")
+	return app.Status{Provider: provider}, nil
 }
 
 // mutate runs one audited change: it checks that p is an admin, returns
@@ -457,14 +385,11 @@ func (s *Service) mutate(ctx context.Context, p app.Principal, action string, pr
 	var err error
 	switch {
 	case !p.IsAdmin():
-		err = app.Errorf(app.EForbidden, "Only an admin of the organization can change its %s connection.", provider.Title())
+		err = errNotAdmin(provider)
 	case invalid != nil:
 		err = invalid
 	default:
 		detail, err = fn(ctx, s.now().UTC().Truncate(time.Microsecond))
-		if s.changed != nil {
-			s.changed(p.OrgID, provider)
-		}
 	}
 	if err != nil {
 		err = app.AsError(err)
@@ -521,7 +446,7 @@ func (s *Service) logFailure(ctx context.Context, p app.Principal, action string
 		s.log.ErrorContext(ctx, "integration change failed", append(attrs, "err", err)...)
 		return
 	}
-	s.log.InfoContext(ctx, "integration change refused", attrs...)
+	s.log.InfoContext(ctx, "integration change refused", append(attrs, "reason", app.ErrorMessage(err))...)
 }
 
 func checkOrg(p app.Principal) error {

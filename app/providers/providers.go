@@ -1,5 +1,4 @@
-// Package providers holds what every provider client shares: the result of a
-// credential check (Verification) and Caller, which sends one bounded HTTP
+// Package providers holds what every provider client shares: Caller, which sends one bounded HTTP
 // request to a provider and turns transport failures, timeouts, rate limits
 // and 5xx answers into app errors that never carry a secret.
 //
@@ -26,16 +25,6 @@ import (
 
 	"byoc/app"
 )
-
-// Verification is the outcome of a successful credential check: the provider
-// accepted the credentials. Limited is set when they work with a narrower
-// scope than full access (a Resend sending-only key, an ElevenLabs key without
-// the User: Read permission); Detail says in plain words what was found and
-// never contains a secret.
-type Verification struct {
-	Limited bool
-	Detail  string
-}
 
 // DefaultTimeout bounds each provider call when a client is built without a
 // positive timeout.

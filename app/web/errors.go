@@ -99,6 +99,12 @@ var titles = map[int]string{
 	http.StatusServiceUnavailable:    "Temporarily unavailable",
 }
 
+// landOnErrorAt makes the error handler answer a failure of this request by
+// sending the browser to landing with the error's message as a flash: for
+// top-level navigations that have no page of their own to show it on (the
+// Google sign-in's steps).
+func landOnErrorAt(c *fiber.Ctx, landing string) { c.Locals(localErrorLanding, landing) }
+
 // handleError is the one error handler: it maps the error's code to a
 // status, logs server errors with their cause (client errors are in the
 // access log), and answers in the negotiated format: the JSON envelope, an
@@ -119,6 +125,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	s.setHeaders(c)
 	c.Response().ResetBody()
 
+	if landing, ok := c.Locals(localErrorLanding).(string); ok {
+		s.flash(c, views.FlashError, message)
+		return c.Redirect(landing, fiber.StatusSeeOther)
+	}
 	switch negotiate(c) {
 	case formatJSON:
 		return c.Status(status).JSON(app.ErrorEnvelope{Error: app.ErrorBody{Code: e.Code, Message: message, Fields: e.Fields}})

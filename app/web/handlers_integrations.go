@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -24,14 +23,6 @@ import (
 // provider (not signed in, unknown provider, internal) go to the error
 // handler like everywhere else.
 
-// configurable are the providers connected with a key through a form, in
-// dashboard order. Google Calendar connects through Google's sign-in.
-var configurable = []app.Provider{app.Vapi, app.Twilio, app.Resend, app.ElevenLabs}
-
-// errGoogleOAuth answers a save of Google Calendar credentials.
-var errGoogleOAuth = app.Errorf(app.EValidation,
-	"Google Calendar is connected through Google's sign-in, not with a key: open /api/integrations/google_calendar/connect in a browser.")
-
 // integrations answers the org's integration states: the dashboard page,
 // its cards fragment for htmx (the Refresh button) and the status object
 // (statusData) for JSON clients. It serves both GET /dashboard/integrations
@@ -47,38 +38,43 @@ func (s *Server) integrations(c *fiber.Ctx) error {
 		d.Cards = append(d.Cards, s.card(a, st, nil))
 	}
 	if d.CanManage && negotiate(c) == formatPage {
-		for _, p := range configurable {
-			d.Forms = append(d.Forms, views.ConfigureForm{Provider: p, CSRFToken: s.csrfToken(c)})
+		for _, spec := range app.Specs() {
+			if !spec.OAuth {
+				d.Forms = append(d.Forms, views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c)})
+			}
 		}
 	}
 	return s.respond(c, http.StatusOK, statusData(sts),
 		view{Title: "Integrations", Page: views.IntegrationsPage(d), Fragment: views.IntegrationCards(d)})
 }
 
-// saveIntegration validates the provider's form or JSON body, verifies it
-// with the provider and stores it (POST /api/integrations/:provider). A
-// success answers saveData, or for htmx the success panel with the
-// provider's new card out of band. A refused save answers the error, or for
-// HTML the form again with the messages (never a secret value).
+// saveIntegration checks the provider's form or JSON body against its
+// description, verifies it with the provider and stores it (POST
+// /api/integrations/:provider). A success answers saveData, or for htmx the
+// success panel with the provider's new card out of band. A refused save
+// answers the error, or for HTML the form again with the messages (never a
+// secret value).
 func (s *Server) saveIntegration(c *fiber.Ctx) error {
 	a, _ := account(c)
 	provider, err := app.ParseProvider(c.Params("provider"))
 	if err != nil {
 		return err
 	}
-	if provider == app.GoogleCalendar {
-		return errGoogleOAuth
+	spec := app.MustDescribe(provider)
+	in, err := bindValues(c, spec.FormFields())
+	var res integrations.SaveResult
+	if err == nil {
+		res, err = s.deps.Integrations.Save(c.UserContext(), a.Principal, provider, in)
 	}
-	res, kept, err := s.save(c, a.Principal, provider)
 	if err != nil {
 		code := app.ErrorCode(err)
-		if negotiate(c) == formatJSON || code == app.EInternal || code == app.EUnauthorized {
+		if spec.OAuth || negotiate(c) == formatJSON || code == app.EInternal || code == app.EUnauthorized {
 			return err
 		}
-		f := views.ConfigureForm{Provider: provider, CSRFToken: s.csrfToken(c), Values: kept,
+		f := views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c), Values: kept(spec, in),
 			Message: app.ErrorMessage(err), Errors: app.ErrorFields(err)}
 		return s.respond(c, statusOf(code), nil,
-			view{Title: "Connect " + provider.Title(), Page: views.ConfigurePage(f), Fragment: views.ConfigureFormFragment(f)})
+			view{Title: "Connect " + spec.Title, Page: views.ConfigurePage(f), Fragment: views.ConfigureFormFragment(f)})
 	}
 	success := views.ConfigureSuccess{
 		Provider: provider, Detail: res.Detail, Limited: res.Limited,
@@ -86,44 +82,19 @@ func (s *Server) saveIntegration(c *fiber.Ctx) error {
 		MaskedPhone: res.MaskedPhone, Card: s.card(a, res.Status, nil),
 	}
 	return s.changed(c, http.StatusOK, newSaveData(res), views.ConfigureSuccessFragment(success),
-		defaultLanding, views.FlashSuccess, strings.TrimSpace(provider.Title()+" is connected. "+res.Detail))
+		defaultLanding, views.FlashSuccess, strings.TrimSpace(spec.Title+" is connected. "+res.Detail))
 }
 
-// save binds the provider's input and calls its Save method. kept are the
-// entered values that may be shown again: never a key, token or secret.
-func (s *Server) save(c *fiber.Ctx, p app.Principal, provider app.Provider) (integrations.SaveResult, map[string]string, error) {
-	svc := s.deps.Integrations
-	switch provider {
-	case app.Vapi:
-		return saveWith(c, p, svc.SaveVapi, func(in integrations.VapiInput) map[string]string {
-			return map[string]string{"region": in.Region}
-		})
-	case app.Twilio:
-		return saveWith(c, p, svc.SaveTwilio, func(in integrations.TwilioInput) map[string]string {
-			return map[string]string{"accountSid": in.AccountSID, "phoneNumber": in.PhoneNumber, "whatsappNumber": in.WhatsAppNumber}
-		})
-	case app.Resend:
-		return saveWith(c, p, svc.SaveResend, func(in integrations.ResendInput) map[string]string {
-			return map[string]string{"fromEmail": in.FromEmail}
-		})
-	case app.ElevenLabs:
-		return saveWith(c, p, svc.SaveElevenLabs, func(in integrations.ElevenLabsInput) map[string]string {
-			return map[string]string{"voiceId": in.VoiceID}
-		})
+// kept are the entered values a re-rendered form may show again: never a
+// key, token or secret.
+func kept(spec *app.Spec, in app.Values) map[string]string {
+	out := map[string]string{}
+	for _, f := range spec.FormFields() {
+		if !f.Secret() && in[f.Name] != "" {
+			out[f.Name] = in[f.Name]
+		}
 	}
-	return integrations.SaveResult{}, nil, errGoogleOAuth
-}
-
-// saveWith decodes the request body into an In and saves it with save.
-func saveWith[In any](c *fiber.Ctx, p app.Principal,
-	save func(context.Context, app.Principal, In) (integrations.SaveResult, error),
-	keep func(In) map[string]string) (integrations.SaveResult, map[string]string, error) {
-	var in In
-	if err := bind(c, &in); err != nil {
-		return integrations.SaveResult{}, nil, err
-	}
-	res, err := save(c.UserContext(), p, in)
-	return res, keep(in), err
+	return out
 }
 
 // verifyIntegration re-tests the stored credentials with the provider and
@@ -199,15 +170,16 @@ func (s *Server) cardError(c *fiber.Ctx, a auth.Account, provider app.Provider, 
 // card builds a provider's card for the request's account.
 func (s *Server) card(a auth.Account, st app.Status, result *views.Notice) views.Card {
 	return views.Card{
-		Status: st, CanManage: a.Principal.IsAdmin(), GoogleConfigured: s.googleReady(),
-		Now: time.Now(), Result: result,
+		Spec: app.MustDescribe(st.Provider), Status: st, CanManage: a.Principal.IsAdmin(),
+		SignInReady: s.deps.Integrations.GoogleReady(), Now: time.Now(), Result: result,
 	}
 }
 
 // statusData is the JSON status object: one entry per provider, keyed by
 // its JSON key (vapi, twilio, googleCalendar, resend, elevenlabs). Each
 // entry has connected, needsAttention, lastVerified (RFC 3339 or null),
-// verificationError (a string or null) and the masked details flattened in
+// verificationError (a string or null), verificationCode (null, or a stable
+// code such as "reconnect_needed") and the masked details flattened in
 // ("apiKey": "••••abcd", "phoneNumber": "+1202•••1234").
 func statusData(sts []app.Status) map[string]map[string]any {
 	byProvider := make(map[app.Provider]app.Status, len(sts))
@@ -233,6 +205,10 @@ func statusData(sts []app.Status) map[string]map[string]any {
 		e["verificationError"] = nil
 		if st.VerificationError != "" {
 			e["verificationError"] = st.VerificationError
+		}
+		e["verificationCode"] = nil
+		if st.VerificationCode != "" {
+			e["verificationCode"] = st.VerificationCode
 		}
 		out[p.JSONKey()] = e
 	}

@@ -192,6 +192,74 @@ func bind(c *fiber.Ctx, dst any) error {
 	return app.Errorf(app.EValidation, "Send the request body as JSON (Content-Type: application/json) or as a form.")
 }
 
+// bindValues reads the named fields of the request body (JSON, or an
+// urlencoded or multipart form) as strings; other keys are ignored, a JSON
+// null or a missing field reads as "". A field that is not a string, a body
+// that cannot be decoded, or text no field may hold (see checkText) is an
+// EValidation error.
+func bindValues(c *fiber.Ctx, fields []app.Field) (app.Values, error) {
+	out := app.Values{}
+	ct := strings.ToLower(strings.TrimSpace(strings.Split(c.Get(fiber.HeaderContentType), ";")[0]))
+	switch {
+	case ct == fiber.MIMEApplicationJSON || strings.HasSuffix(ct, "+json"):
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(c.Body(), &raw); err != nil {
+			return nil, &app.Error{Code: app.EValidation, Message: "The request body is not valid JSON.", Cause: err}
+		}
+		bad := map[string]string{}
+		for _, f := range fields {
+			v, ok := raw[f.Name]
+			if !ok || string(v) == "null" {
+				continue
+			}
+			var str string
+			if json.Unmarshal(v, &str) != nil {
+				bad[f.Name] = "Has the wrong type."
+				continue
+			}
+			out[f.Name] = str
+		}
+		if err := app.ValidationError(bad); err != nil {
+			return nil, err
+		}
+	case ct == fiber.MIMEApplicationForm:
+		args := c.Request().PostArgs()
+		for _, f := range fields {
+			out[f.Name] = string(args.Peek(f.Name))
+		}
+	case ct == fiber.MIMEMultipartForm:
+		form, err := c.MultipartForm()
+		if err != nil {
+			return nil, &app.Error{Code: app.EValidation, Message: "The form could not be read.", Cause: err}
+		}
+		for _, f := range fields {
+			if vs := form.Value[f.Name]; len(vs) > 0 {
+				out[f.Name] = vs[0]
+			}
+		}
+	case len(c.Body()) == 0:
+		return out, nil
+	default:
+		return nil, app.Errorf(app.EValidation, "Send the request body as JSON (Content-Type: application/json) or as a form.")
+	}
+	bad := map[string]string{}
+	for name, v := range out {
+		if !validText(v) {
+			bad[name] = msgBadCharacters
+		}
+	}
+	if err := app.ValidationError(bad); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// msgBadCharacters is the message for text no field may hold.
+const msgBadCharacters = "Remove the characters that are not allowed here."
+
+// validText reports whether s may be stored: no NUL byte, valid UTF-8.
+func validText(s string) bool { return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) }
+
 // checkText refuses text that no input field may hold: NUL bytes and
 // invalid UTF-8 (which only a form can carry; JSON decoding replaces it).
 // PostgreSQL stores neither and HTTP headers cannot carry a NUL, so left in
@@ -214,8 +282,8 @@ func checkText(dst any) error {
 		if name == "" || name == "-" {
 			name = f.Name
 		}
-		if s := v.Field(i).String(); name != "password" && (strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s)) {
-			fields[name] = "Remove the characters that are not allowed here."
+		if name != "password" && !validText(v.Field(i).String()) {
+			fields[name] = msgBadCharacters
 		}
 	}
 	return app.ValidationError(fields)

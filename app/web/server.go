@@ -26,7 +26,6 @@ import (
 	"byoc/app"
 	"byoc/app/auth"
 	"byoc/app/integrations"
-	"byoc/app/providers/google"
 	"byoc/static"
 )
 
@@ -68,11 +67,6 @@ type Options struct {
 	// Sandbox says the providers are local stand-ins (demo mode): the
 	// dashboard header then shows a "Sandbox" badge.
 	Sandbox bool
-	// GoogleConfigured says the server has Google OAuth credentials. Without
-	// them, or without Deps.Google, the Google Calendar card says Google
-	// Calendar is not set up on this server instead of offering Connect, and
-	// the connect route answers the same.
-	GoogleConfigured bool
 	// AttemptsPerIP caps the password and signup attempts (POST /login,
 	// /signup, /api/auth/token and /api/auth/signup together) per client
 	// address within AttemptWindow (0: DefaultAttemptsPerIP).
@@ -112,32 +106,21 @@ type Pinger interface {
 type Integrations interface {
 	Statuses(ctx context.Context, p app.Principal) ([]app.Status, error)
 	Status(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
-	SaveVapi(ctx context.Context, p app.Principal, in integrations.VapiInput) (integrations.SaveResult, error)
-	SaveTwilio(ctx context.Context, p app.Principal, in integrations.TwilioInput) (integrations.SaveResult, error)
-	SaveResend(ctx context.Context, p app.Principal, in integrations.ResendInput) (integrations.SaveResult, error)
-	SaveElevenLabs(ctx context.Context, p app.Principal, in integrations.ElevenLabsInput) (integrations.SaveResult, error)
+	Save(ctx context.Context, p app.Principal, provider app.Provider, in app.Values) (integrations.SaveResult, error)
 	Verify(ctx context.Context, p app.Principal, provider app.Provider) (integrations.VerifyResult, error)
 	Disconnect(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
-}
-
-// Google is what the web layer needs from the Google Calendar service
-// (*google.Service implements it): the sign-in flow. The connection test
-// and the disconnect go through Integrations, like every provider's. Every
-// method takes the request's principal and returns *app.Error values.
-type Google interface {
+	// Google Calendar's sign-in.
+	GoogleReady() bool
 	ConnectURL(ctx context.Context, p app.Principal, sessionBinding string) (string, error)
 	APIConnectURL(ctx context.Context, p app.Principal) (string, error)
-	Callback(ctx context.Context, p app.Principal, sessionBinding string, q google.CallbackQuery) (string, error)
+	Callback(ctx context.Context, p app.Principal, sessionBinding string, q integrations.CallbackQuery) (string, error)
 }
 
-// Deps are the services the handlers call. Every field is required except
-// Google: without it the Google sign-in routes answer that Google Calendar
-// is not set up on this server.
+// Deps are the services the handlers call. Every field is required.
 type Deps struct {
 	Accounts     Accounts
 	DB           Pinger
 	Integrations Integrations
-	Google       Google
 	// Webhooks serves POST /api/webhooks/vapi and the webhook statistics.
 	Webhooks Webhooks
 	// Credentials is the credential cache the operator routes report on.
@@ -291,4 +274,7 @@ const (
 	localAccount   = "byoc.account"
 	localAuthKind  = "byoc.authKind"
 	localSession   = "byoc.session"
+	// localErrorLanding is where the error handler sends a browser whose
+	// request failed (see landOnErrorAt).
+	localErrorLanding = "byoc.errorLanding"
 )

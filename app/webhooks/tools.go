@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"byoc/app"
-	"byoc/app/providers/google"
-	"byoc/app/providers/twilio"
 )
 
 // Built-in tool names an assistant can call.
@@ -42,7 +40,7 @@ const (
 )
 
 // Calendar reads and books the org's primary Google Calendar with the org's
-// own grant; *google.Service implements it. Without one the handler's
+// own grant; *google.Calendar implements it. Without one the handler's
 // calendar tools answer that the calendar is not connected. Errors are app
 // errors whose messages are safe to read to a caller: ENotConfigured when
 // the org has no calendar connected (or the server no Google client),
@@ -53,11 +51,11 @@ const (
 type Calendar interface {
 	// FreeBusy returns the busy periods of the org's primary calendar
 	// within [start, end), merged and in order.
-	FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]google.Busy, error)
+	FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]app.Busy, error)
 	// Book creates the event b on the org's primary calendar (inviting
 	// b.AttendeeEmail when set) and returns its event id and its link in
 	// Google Calendar.
-	Book(ctx context.Context, orgID string, b google.Booking) (eventID, htmlLink string, err error)
+	Book(ctx context.Context, orgID string, b app.Booking) (eventID, htmlLink string, err error)
 }
 
 // toolResult is one entry of Vapi's {"results": [...]} answer.
@@ -222,19 +220,19 @@ func (h *Handler) sendSMS(ctx context.Context, orgID string, raw json.RawMessage
 	if msg, ok := decodeArgs(ToolSendSMS, raw, &args); !ok {
 		return msg, "bad_arguments"
 	}
-	channel := twilio.Channel(strings.ToLower(strings.TrimSpace(args.Channel)))
+	channel := app.Channel(strings.ToLower(strings.TrimSpace(args.Channel)))
 	switch channel {
 	case "":
-		channel = twilio.SMS
-	case twilio.SMS, twilio.WhatsApp:
+		channel = app.ChannelSMS
+	case app.ChannelSMS, app.ChannelWhatsApp:
 	default:
 		return `The message was not sent: the channel must be "sms" or "whatsapp".`, "bad_arguments"
 	}
 	what := "SMS"
-	if channel == twilio.WhatsApp {
+	if channel == app.ChannelWhatsApp {
 		what = "WhatsApp message"
 	}
-	to, err := twilio.NormalizeE164(strings.TrimPrefix(strings.TrimSpace(args.To), "whatsapp:"), h.opts.DefaultPhoneRegion)
+	to, err := app.NormalizeE164(strings.TrimPrefix(strings.TrimSpace(args.To), "whatsapp:"), h.opts.DefaultPhoneRegion)
 	if err != nil {
 		return "The " + what + " was not sent: the recipient's phone number is not valid. " +
 			"Ask for the number in international format, such as +12025550123.", "bad_arguments"
@@ -254,10 +252,10 @@ func (h *Handler) sendSMS(ctx context.Context, orgID string, raw json.RawMessage
 		return "The " + what + " was not sent: the organization's Twilio settings could not be read just now. " +
 			"Please try again later.", "error"
 	}
-	if _, err := h.deps.Twilio.SendMessage(ctx, cfg, twilio.Message{To: to, Body: args.Body, Channel: channel}); err != nil {
+	if _, err := h.deps.Twilio.SendMessage(ctx, cfg, app.Message{To: to, Body: args.Body, Channel: channel}); err != nil {
 		return "The " + what + " was not sent: " + explain(err), app.ErrorCode(err)
 	}
-	return fmt.Sprintf("The %s to %s was sent.", what, twilio.MaskPhone(to)), "sent"
+	return fmt.Sprintf("The %s to %s was sent.", what, app.MaskPhone(to)), "sent"
 }
 
 // checkAvailability answers whether [start, end) is free on the org's
@@ -328,7 +326,7 @@ func (h *Handler) bookAppointment(ctx context.Context, orgID string, raw json.Ra
 		return fmt.Sprintf("%sthe time from %s to %s is not free; the calendar is busy %s. Offer the caller another time.",
 			failed, stamp(start, start), stamp(end, start), busyList(busy, start)), "busy"
 	}
-	_, link, err := h.deps.Calendar.Book(ctx, orgID, google.Booking{Start: start, End: end, Summary: summary, AttendeeEmail: email})
+	_, link, err := h.deps.Calendar.Book(ctx, orgID, app.Booking{Start: start, End: end, Summary: summary, AttendeeEmail: email})
 	if err != nil {
 		return calendarFailure(failed, err)
 	}
@@ -385,7 +383,7 @@ func spanWords(d time.Duration) string {
 
 // busyList lists busy periods as "from A to B, and from C to D", in the
 // offset of ref (the caller's own).
-func busyList(busy []google.Busy, ref time.Time) string {
+func busyList(busy []app.Busy, ref time.Time) string {
 	parts := make([]string, 0, len(busy))
 	for _, b := range busy {
 		parts = append(parts, "from "+stamp(b.Start, ref)+" to "+stamp(b.End, ref))

@@ -30,7 +30,6 @@ import (
 	"time"
 
 	"byoc/app"
-	"byoc/app/providers/twilio"
 )
 
 // MappingResolver finds which org a Vapi assistant belongs to and records
@@ -63,7 +62,7 @@ type EventStore interface {
 // TwilioSender sends an SMS or WhatsApp message with an org's Twilio
 // account; *twilio.Client implements it.
 type TwilioSender interface {
-	SendMessage(ctx context.Context, cfg app.TwilioConfig, m twilio.Message) (sid string, err error)
+	SendMessage(ctx context.Context, cfg app.TwilioConfig, m app.Message) (sid string, err error)
 }
 
 // Deps are the handler's collaborators. Mappings, Credentials and Events are

@@ -46,14 +46,14 @@ func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
 // EVerificationFailed when ElevenLabs refuses the key (any other 401 or a
 // 403), and EProviderUnavailable when ElevenLabs cannot be reached, times
 // out or fails.
-func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (providers.Verification, error) {
+func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (app.Verification, error) {
 	key := strings.TrimSpace(cfg.APIKey.Reveal())
 	if key == "" {
-		return providers.Verification{}, app.ValidationError(map[string]string{"apiKey": "Enter your ElevenLabs API key."})
+		return app.Verification{}, app.ValidationError(map[string]string{"apiKey": "Enter your ElevenLabs API key."})
 	}
 	resp, err := c.get(ctx, key, "/v1/user")
 	if err != nil {
-		return providers.Verification{}, err
+		return app.Verification{}, err
 	}
 	if resp.StatusCode == http.StatusOK {
 		// The body also holds the key itself (xi_api_key): only the tier is read.
@@ -63,20 +63,20 @@ func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (provider
 			} `json:"subscription"`
 		}
 		if err := c.call.DecodeJSON(resp, &user); err != nil {
-			return providers.Verification{}, err
+			return app.Verification{}, err
 		}
 		if tier := strings.TrimSuffix(providers.CleanReason(user.Subscription.Tier, key), "."); tier != "" {
-			return providers.Verification{Detail: fmt.Sprintf("full key on the %s plan", tier)}, nil
+			return app.Verification{Detail: fmt.Sprintf("full key on the %s plan", tier)}, nil
 		}
-		return providers.Verification{Detail: "full key"}, nil
+		return app.Verification{Detail: "full key"}, nil
 	}
 	if !missingPermissions(resp) {
-		return providers.Verification{}, c.refusal(resp, key)
+		return app.Verification{}, c.refusal(resp, key)
 	}
 
 	resp, err = c.get(ctx, key, "/v1/voices")
 	if err != nil {
-		return providers.Verification{}, err
+		return app.Verification{}, err
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
@@ -84,13 +84,13 @@ func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (provider
 			Voices []json.RawMessage `json:"voices"`
 		}
 		if err := c.call.DecodeJSON(resp, &voices); err != nil {
-			return providers.Verification{}, err
+			return app.Verification{}, err
 		}
-		return providers.Verification{Limited: true, Detail: NoUserReadDetail}, nil
+		return app.Verification{Limited: true, Detail: NoUserReadDetail}, nil
 	case missingPermissions(resp):
-		return providers.Verification{Limited: true, Detail: NoVoicesReadDetail}, nil
+		return app.Verification{Limited: true, Detail: NoVoicesReadDetail}, nil
 	}
-	return providers.Verification{}, c.refusal(resp, key)
+	return app.Verification{}, c.refusal(resp, key)
 }
 
 func (c *Client) get(ctx context.Context, key, path string) (*providers.Response, error) {

@@ -5,36 +5,45 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/mail"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"byoc/app"
 	"byoc/app/providers"
 )
 
-// Busy is a span of time the calendar is taken.
-type Busy struct {
-	Start, End time.Time
+// Grants hands out and keeps an org's Google grant; *credentials.Service
+// implements it.
+type Grants interface {
+	// GoogleAccessToken returns a usable access token for the org, other
+	// than rejected (the token Google just answered 401 to, or ""),
+	// refreshing and saving the grant when needed.
+	GoogleAccessToken(ctx context.Context, orgID, rejected string) (string, error)
+	// GoogleRefused records a refusal Google gave while the grant was in
+	// use, so the dashboard shows it.
+	GoogleRefused(ctx context.Context, orgID string, err error)
 }
 
-// Booking is an appointment to put into an org's primary calendar.
-type Booking struct {
-	Start, End time.Time
-	// Summary is the event's title.
-	Summary string
-	// AttendeeEmail, when set, is invited to the event.
-	AttendeeEmail string
-	// Description is optional text for the event.
-	Description string
+// Calendar reads and books an org's primary Google Calendar with the org's
+// own grant. It is safe for concurrent use.
+type Calendar struct {
+	o      *OAuth
+	grants Grants
+	log    *slog.Logger
 }
 
-// MaxFreeBusySpan is the longest period FreeBusy looks at in one call.
-const MaxFreeBusySpan = 62 * 24 * time.Hour
+// NewCalendar returns the Calendar API client that calls Google through o
+// with the grants from grants. logger receives a line per booking and per
+// truncated listing (never a token); nil discards.
+func NewCalendar(o *OAuth, grants Grants, logger *slog.Logger) *Calendar {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Calendar{o: o, grants: grants, log: logger.With("component", "google")}
+}
 
 // Paging of events.list: events per page and the most pages read.
 const (
@@ -42,26 +51,27 @@ const (
 	maxListPages = 20
 )
 
-// CheckConnection asks Google for one event of the org's primary calendar
-// (events.list, maxResults=1), refreshing the access token when needed, and
-// records nothing itself (a refresh refused with invalid_grant is recorded,
-// as always). It suits a caller that records the outcome, like Verify.
-// Errors: ENotConfigured, EVerificationFailed (the stored authorization or
-// its scope refused), EProviderUnavailable, EUnavailable and EInternal.
-func (s *Service) CheckConnection(ctx context.Context, orgID string) (providers.Verification, error) {
+// Check asks Google for one event of the org's primary calendar
+// (events.list, maxResults=1, which the calendar events scope allows),
+// refreshing the access token when needed, and records nothing itself (a
+// refresh refused with invalid_grant is recorded, as always). It suits a
+// caller that records the outcome, like the connection test. Errors:
+// ENotConfigured, EVerificationFailed (the stored authorization or its
+// scope refused), EProviderUnavailable, EUnavailable and EInternal.
+func (s *Calendar) Check(ctx context.Context, orgID string) (app.Verification, error) {
 	q := url.Values{"maxResults": {"1"}}
 	resp, err := s.calendarCall(ctx, orgID, http.MethodGet, "/calendars/primary/events?"+q.Encode(), nil)
 	if err != nil {
-		return providers.Verification{}, err
+		return app.Verification{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return providers.Verification{}, s.calendarError(resp)
+		return app.Verification{}, s.calendarError(resp)
 	}
 	var list eventList
-	if err := s.oauth.calendar.DecodeJSON(resp, &list); err != nil {
-		return providers.Verification{}, err
+	if err := s.o.calendar.DecodeJSON(resp, &list); err != nil {
+		return app.Verification{}, err
 	}
-	return providers.Verification{Detail: "Google Calendar accepted the connection; the primary calendar is readable."}, nil
+	return app.Verification{Detail: "Google Calendar accepted the connection; the primary calendar is readable."}, nil
 }
 
 // FreeBusy returns the times within [start, end) that the org's primary
@@ -75,22 +85,11 @@ func (s *Service) CheckConnection(ctx context.Context, orgID string) (providers.
 // no calendar connected, or the server no Google client),
 // EVerificationFailed (Google refused the stored authorization, recorded
 // for the card), EProviderUnavailable, EUnavailable and EInternal.
-func (s *Service) FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]Busy, error) {
-	fields := map[string]string{}
-	switch {
-	case start.IsZero():
-		fields["start"] = "Give the start of the period."
-	case end.IsZero():
-		fields["end"] = "Give the end of the period."
-	case !end.After(start):
-		fields["end"] = "The end must be after the start."
-	case end.Sub(start) > MaxFreeBusySpan:
-		fields["end"] = fmt.Sprintf("Look at most %d days ahead at once.", int(MaxFreeBusySpan.Hours()/24))
-	}
-	if err := app.ValidationError(fields); err != nil {
+func (s *Calendar) FreeBusy(ctx context.Context, orgID string, start, end time.Time) ([]app.Busy, error) {
+	if err := app.CheckPeriod(start, end); err != nil {
 		return nil, err
 	}
-	var busy []Busy
+	var busy []app.Busy
 	pageToken := ""
 	for page := 0; ; page++ {
 		if page == maxListPages {
@@ -112,7 +111,7 @@ func (s *Service) FreeBusy(ctx context.Context, orgID string, start, end time.Ti
 			return nil, s.inUse(ctx, orgID, err)
 		}
 		var list eventList
-		if err := s.oauth.calendar.DecodeJSON(resp, &list); err != nil {
+		if err := s.o.calendar.DecodeJSON(resp, &list); err != nil {
 			return nil, err
 		}
 		loc := time.UTC
@@ -145,32 +144,9 @@ func (s *Service) FreeBusy(ctx context.Context, orgID string, start, end time.Ti
 // input, or Google refused the event as invalid), ENotConfigured,
 // EVerificationFailed (Google refused the stored authorization, recorded
 // for the card), EProviderUnavailable, EUnavailable and EInternal.
-func (s *Service) Book(ctx context.Context, orgID string, b Booking) (eventID, htmlLink string, err error) {
-	b.Summary = strings.TrimSpace(b.Summary)
-	b.AttendeeEmail = strings.TrimSpace(b.AttendeeEmail)
-	fields := map[string]string{}
-	switch {
-	case b.Start.IsZero():
-		fields["start"] = "Give the start of the appointment."
-	case b.End.IsZero():
-		fields["end"] = "Give the end of the appointment."
-	case !b.End.After(b.Start):
-		fields["end"] = "The end must be after the start."
-	}
-	if b.Summary == "" {
-		fields["summary"] = "Give the appointment a title."
-	} else if utf8.RuneCountInString(b.Summary) > 1000 {
-		fields["summary"] = "Keep the title under 1000 characters."
-	}
-	if b.AttendeeEmail != "" {
-		if a, err := mail.ParseAddress(b.AttendeeEmail); err != nil || a.Address != b.AttendeeEmail || len(b.AttendeeEmail) > 254 {
-			fields["attendeeEmail"] = "Enter a valid email address."
-		}
-	}
-	if utf8.RuneCountInString(b.Description) > 8000 {
-		fields["description"] = "Keep the description under 8000 characters."
-	}
-	if err := app.ValidationError(fields); err != nil {
+func (s *Calendar) Book(ctx context.Context, orgID string, b app.Booking) (eventID, htmlLink string, err error) {
+	b, err = b.Checked()
+	if err != nil {
 		return "", "", err
 	}
 	in := eventInsert{
@@ -193,11 +169,11 @@ func (s *Service) Book(ctx context.Context, orgID string, b Booking) (eventID, h
 		return "", "", s.inUse(ctx, orgID, err)
 	}
 	var ev event
-	if err := s.oauth.calendar.DecodeJSON(resp, &ev); err != nil {
+	if err := s.o.calendar.DecodeJSON(resp, &ev); err != nil {
 		return "", "", err
 	}
 	if ev.ID == "" {
-		return "", "", s.oauth.calendar.Unexpected(resp)
+		return "", "", s.o.calendar.Unexpected(resp)
 	}
 	s.log.InfoContext(ctx, "google calendar event booked", "org_id", orgID, "event_id", ev.ID)
 	return ev.ID, ev.HTMLLink, nil
@@ -208,26 +184,29 @@ func (s *Service) Book(ctx context.Context, orgID string, b Booking) (eventID, h
 // the token once and repeats the request: the first answer then says only
 // that this access token died early. 429 and 5xx answers are errors
 // (EProviderUnavailable); every other answer is returned.
-func (s *Service) calendarCall(ctx context.Context, orgID, method, path string, body []byte) (*providers.Response, error) {
+func (s *Calendar) calendarCall(ctx context.Context, orgID, method, path string, body []byte) (*providers.Response, error) {
 	do := func(accessToken string) (*providers.Response, error) {
 		h := http.Header{"Authorization": {"Bearer " + accessToken}}
 		if body != nil {
 			h.Set("Content-Type", "application/json")
 		}
-		return s.oauth.calendar.Do(ctx, providers.Request{Method: method, URL: s.oauth.calendarBase + path, Header: h, Body: body})
+		return s.o.calendar.Do(ctx, providers.Request{Method: method, URL: s.o.calendarBase + path, Header: h, Body: body})
 	}
-	tok, err := s.token(ctx, orgID, "")
+	if !s.o.Configured() {
+		return nil, errNotSetUp()
+	}
+	tok, err := s.grants.GoogleAccessToken(ctx, orgID, "")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := do(tok.AccessToken)
+	resp, err := do(tok)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
-	if tok, err = s.token(ctx, orgID, tok.AccessToken); err != nil {
+	if tok, err = s.grants.GoogleAccessToken(ctx, orgID, tok); err != nil {
 		return nil, err
 	}
-	return do(tok.AccessToken)
+	return do(tok)
 }
 
 // rateLimitReasons are the 403 reasons with which Google limits requests.
@@ -235,7 +214,7 @@ var rateLimitReasons = []string{"rateLimitExceeded", "userRateLimitExceeded", "q
 
 // calendarError turns a Calendar API answer other than 200 into an app
 // error.
-func (s *Service) calendarError(resp *providers.Response) error {
+func (s *Calendar) calendarError(resp *providers.Response) error {
 	var ge struct {
 		Error struct {
 			Message string `json:"message"`
@@ -258,7 +237,8 @@ func (s *Service) calendarError(resp *providers.Response) error {
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		return app.Errorf(app.EVerificationFailed, reconnectMessage, resp.Status())
+		return &app.Error{Code: app.EVerificationFailed, Reason: app.ReasonReconnect,
+			Message: fmt.Sprintf(reconnectMessage, resp.Status())}
 	case resp.StatusCode == http.StatusForbidden && slices.Contains(rateLimitReasons, reason):
 		return app.Errorf(app.EProviderUnavailable, "Google Calendar is limiting requests right now (%s). Try again in a minute.", resp.Status())
 	case resp.StatusCode == http.StatusForbidden:
@@ -269,14 +249,14 @@ func (s *Service) calendarError(resp *providers.Response) error {
 	case resp.StatusCode == http.StatusBadRequest:
 		return &app.Error{Code: app.EValidation, Message: with("Google Calendar refused the request")}
 	}
-	return s.oauth.calendar.Unexpected(resp)
+	return s.o.calendar.Unexpected(resp)
 }
 
 // inUse records a refusal met while using the calendar (so the card shows
 // it) and returns err.
-func (s *Service) inUse(ctx context.Context, orgID string, err error) error {
+func (s *Calendar) inUse(ctx context.Context, orgID string, err error) error {
 	if app.ErrorCode(err) == app.EVerificationFailed {
-		s.record(ctx, orgID, s.now().UTC().Truncate(time.Microsecond), err)
+		s.grants.GoogleRefused(ctx, orgID, err)
 	}
 	return err
 }
@@ -316,21 +296,21 @@ type (
 )
 
 // busy returns the time ev blocks, if it blocks any.
-func (ev event) busy(loc *time.Location) (Busy, bool) {
+func (ev event) busy(loc *time.Location) (app.Busy, bool) {
 	if ev.Status == "cancelled" || ev.Transparency == "transparent" {
-		return Busy{}, false
+		return app.Busy{}, false
 	}
 	for _, a := range ev.Attendees {
 		if a.Self && a.ResponseStatus == "declined" {
-			return Busy{}, false
+			return app.Busy{}, false
 		}
 	}
 	start, ok1 := ev.Start.at(loc)
 	end, ok2 := ev.End.at(loc)
 	if !ok1 || !ok2 || !end.After(start) {
-		return Busy{}, false
+		return app.Busy{}, false
 	}
-	return Busy{Start: start, End: end}, true
+	return app.Busy{Start: start, End: end}, true
 }
 
 // at reads a start or end: a date-time, or the beginning of a date in loc.
@@ -347,9 +327,9 @@ func (t eventTime) at(loc *time.Location) (time.Time, bool) {
 }
 
 // mergeBusy sorts spans and joins those that overlap or touch.
-func mergeBusy(in []Busy) []Busy {
-	slices.SortFunc(in, func(a, b Busy) int { return a.Start.Compare(b.Start) })
-	out := []Busy{}
+func mergeBusy(in []app.Busy) []app.Busy {
+	slices.SortFunc(in, func(a, b app.Busy) int { return a.Start.Compare(b.Start) })
+	out := []app.Busy{}
 	for _, b := range in {
 		if n := len(out); n > 0 && !b.Start.After(out[n-1].End) {
 			out[n-1].End = later(out[n-1].End, b.End)

@@ -56,7 +56,7 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// emailFromIDToken returns the verified email address in the id_token that
+// EmailFromIDToken returns the verified email address in the id_token that
 // came with a token response.
 //
 // The signature is not checked: the token was received directly from the
@@ -70,7 +70,7 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 // those origins add nothing Google would not already be trusted for. The
 // email must be present and well formed, and email_verified, when present,
 // must be true. Expiry is not checked: the token is seconds old.
-func (o *OAuth) emailFromIDToken(raw string) (string, error) {
+func (o *OAuth) EmailFromIDToken(raw string) (string, error) {
 	refused := func(cause string) error {
 		return &app.Error{Code: app.EVerificationFailed, Cause: errors.New("google id_token: " + cause),
 			Message: "Google's answer did not say which account was connected. Click Connect to start again."}

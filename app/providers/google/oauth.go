@@ -1,25 +1,24 @@
-// Package google connects an org's Google Calendar through OAuth 2.0 for web
-// server apps and uses it: the connect flow (a single-use, session-bound,
-// ten-minute state with PKCE S256), the exchange of the authorization code,
-// storage of the grant through the credential service (encrypted there and
-// nowhere else), a per-org token source that refreshes access tokens and
-// persists every refreshed token, verification (events.list on the primary
-// calendar), disconnection with revocation, and the two calendar operations
-// the voice assistant's tools need (busy times and booking).
+// Package google is BYOC's client of Google: the OAuth 2.0 client for web
+// server apps (the authorization URL with PKCE S256, the code exchange, the
+// refresh and the revocation of tokens, the e-mail of the signed-in account
+// from the id_token) and the Calendar API client that reads and books an
+// org's primary calendar with the org's own grant.
 //
-// Every call to Google goes to a URL from OAuthConfig, so tests and the demo
-// point it at the stand-in in app/sandbox (sandbox.NewGoogle).
+// It holds no state of its own: the connect flow runs in the integrations
+// service and the grants are kept, refreshed and persisted by the credential
+// service (Grants). Every call to Google goes to a URL from OAuthConfig, so
+// tests and the demo point it at the stand-in in app/sandbox
+// (sandbox.NewGoogle).
 //
-// Errors are *app.Error values: EUnauthorized (no org in the principal),
-// EForbidden (not an admin; a callback from another user or browser
-// session), EValidation (a bad, reused or expired state, a callback without
-// its code, bad booking input), ENotConfigured (the server has no Google
-// client, or the org has no calendar connected), EVerificationFailed (Google
-// refused: consent denied, the code or the stored authorization rejected,
-// scopes missing), EProviderUnavailable (Google could not be reached, timed
-// out, answered 5xx or limited requests), EUnavailable (Google refused this
-// server's own OAuth client) and EInternal. No error, log line or audit
-// entry ever contains a token, the client secret or a PKCE verifier.
+// Errors are *app.Error values: EValidation (bad calendar input, a request
+// the calendar refuses), ENotConfigured (the server has no Google client,
+// or the org has no calendar connected), EVerificationFailed (Google
+// refused: the code or the stored authorization rejected, scopes missing;
+// app.ReasonReconnect when the account must be connected again),
+// EProviderUnavailable (Google could not be reached, timed out, answered
+// 5xx or limited requests), EUnavailable (Google refused this server's own
+// OAuth client) and EInternal. No error or log line ever contains a token,
+// the client secret or a PKCE verifier.
 package google
 
 import (
@@ -148,10 +147,13 @@ func (o *OAuth) String() string {
 // GoString describes the client without its secret, also for %#v.
 func (o *OAuth) GoString() string { return o.String() }
 
-// authCodeURL is the authorization request for state, asking for offline
-// access with forced consent (so a refresh token always comes back) and
-// PKCE S256 from verifier.
-func (o *OAuth) authCodeURL(state, verifier string) string {
+// Timeout is the bound of each call to Google.
+func (o *OAuth) Timeout() time.Duration { return o.timeout }
+
+// AuthCodeURL is the authorization request for state, asking for Scopes
+// with offline access and forced consent (so a refresh token always comes
+// back) and PKCE S256 from verifier.
+func (o *OAuth) AuthCodeURL(state, verifier string) string {
 	return o.conf.AuthCodeURL(state, oauth2.AccessTypeOffline, oauth2.ApprovalForce, oauth2.S256ChallengeOption(verifier))
 }
 
@@ -159,33 +161,61 @@ func (o *OAuth) clientContext(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, o.hc)
 }
 
-// exchange redeems an authorization code with its PKCE verifier.
-func (o *OAuth) exchange(ctx context.Context, code, verifier string) (*oauth2.Token, error) {
+// Exchange redeems an authorization code with its PKCE verifier and returns
+// what Google granted, its expiry told by the clock now. ENotConfigured
+// without an OAuth client; a refused code is EVerificationFailed.
+func (o *OAuth) Exchange(ctx context.Context, code, verifier string, now time.Time) (app.OAuthToken, error) {
+	if !o.Configured() {
+		return app.OAuthToken{}, errNotSetUp()
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	tok, err := o.conf.Exchange(o.clientContext(ctx), code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		return nil, tokenError(err, "Google did not accept the sign-in (%s). Click Connect to start again.")
+		return app.OAuthToken{}, tokenError(err, "Google did not accept the sign-in (%s). Click Connect to start again.", "")
 	}
-	return tok, nil
+	return grantOf(tok, now), nil
 }
 
-// refresh asks for a new access token with refreshToken. The token returned
-// keeps refreshToken when Google sends no new one.
-func (o *OAuth) refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+// Refresh asks for a new access token with refreshToken, its expiry told by
+// the clock now. The token returned keeps no refresh token when Google sends
+// no new one. A refusal (invalid_grant) is EVerificationFailed with
+// app.ReasonReconnect.
+func (o *OAuth) Refresh(ctx context.Context, refreshToken string, now time.Time) (app.OAuthToken, error) {
+	if !o.Configured() {
+		return app.OAuthToken{}, errNotSetUp()
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	// An empty access token is never valid, so this always refreshes.
 	tok, err := o.conf.TokenSource(o.clientContext(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return nil, tokenError(err, reconnectMessage)
+		return app.OAuthToken{}, tokenError(err, reconnectMessage, app.ReasonReconnect)
 	}
-	return tok, nil
+	return grantOf(tok, now), nil
 }
 
-// revoke revokes token (a refresh token revokes the whole grant) at the
+// grantOf is what tok grants, told by the clock now.
+func grantOf(tok *oauth2.Token, now time.Time) app.OAuthToken {
+	idToken, _ := tok.Extra("id_token").(string)
+	return app.OAuthToken{
+		AccessToken:  app.NewSecret(tok.AccessToken),
+		RefreshToken: app.NewSecret(tok.RefreshToken),
+		Expiry:       expiryOf(tok, now),
+		Scopes:       scopesOf(tok),
+		IDToken:      idToken,
+	}
+}
+
+// errNotSetUp answers every call that needs the server's OAuth client when
+// there is none.
+func errNotSetUp() error {
+	return app.Errorf(app.ENotConfigured, "Google Calendar is not set up on this server.")
+}
+
+// Revoke revokes token (a refresh token revokes the whole grant) at the
 // revocation endpoint. Any answer but 200 is an error naming the status.
-func (o *OAuth) revoke(ctx context.Context, token string) error {
+func (o *OAuth) Revoke(ctx context.Context, token string) error {
 	resp, err := o.accounts.Do(ctx, providers.Request{
 		Method: http.MethodPost,
 		URL:    o.revokeURL,
@@ -203,14 +233,14 @@ func (o *OAuth) revoke(ctx context.Context, token string) error {
 }
 
 // reconnectMessage is what the card shows when Google refuses the stored
-// authorization; %s is Google's error code.
-const reconnectMessage = "Reconnect needed: Google refused the stored authorization (%s). Connect Google Calendar again."
+// authorization (with app.ReasonReconnect); %s is Google's error code.
+const reconnectMessage = "Google refused the stored authorization (%s). Connect Google Calendar again."
 
 var errorCodeRE = regexp.MustCompile(`^[a-z_]{1,40}$`)
 
-// safeCode returns Google's error code when it looks like one, else a
+// SafeCode returns Google's error code when it looks like one, else a
 // placeholder, so that nothing odd reaches a message.
-func safeCode(code string) string {
+func SafeCode(code string) string {
 	if errorCodeRE.MatchString(code) {
 		return code
 	}
@@ -219,16 +249,17 @@ func safeCode(code string) string {
 
 // tokenError turns a failure of the token endpoint into an app error.
 // refusedFormat (with one %s for Google's error code) is the message for
-// invalid_grant and other refusals of the request. The cause keeps only the
-// status and the error code: the library's error text may quote the body.
-func tokenError(err error, refusedFormat string) error {
+// invalid_grant and other refusals of the request, refusedReason their
+// app.Error Reason. The cause keeps only the status and the error code: the
+// library's error text may quote the body.
+func tokenError(err error, refusedFormat, refusedReason string) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		status := 0
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		code := safeCode(re.ErrorCode)
+		code := SafeCode(re.ErrorCode)
 		cause := fmt.Errorf("google token endpoint: %d %s", status, code)
 		switch {
 		case status == http.StatusTooManyRequests || status >= 500:
@@ -241,7 +272,7 @@ func tokenError(err error, refusedFormat string) error {
 			return &app.Error{Code: app.EProviderUnavailable, Cause: cause,
 				Message: fmt.Sprintf("Google gave an unexpected answer (%d %s). Try again later.", status, http.StatusText(status))}
 		}
-		return &app.Error{Code: app.EVerificationFailed, Cause: cause, Message: fmt.Sprintf(refusedFormat, code)}
+		return &app.Error{Code: app.EVerificationFailed, Reason: refusedReason, Cause: cause, Message: fmt.Sprintf(refusedFormat, code)}
 	}
 	if isTransport(err) {
 		return &app.Error{Code: app.EProviderUnavailable, Cause: providers.ScrubURLError(err),
@@ -276,8 +307,8 @@ func scopesOf(tok *oauth2.Token) []string {
 	return strings.Fields(s)
 }
 
-// hasCalendarScope reports whether scopes allow reading and writing events.
-func hasCalendarScope(scopes []string) bool {
+// HasCalendarScope reports whether scopes allow reading and writing events.
+func HasCalendarScope(scopes []string) bool {
 	for _, s := range scopes {
 		if s == ScopeEvents || s == scopeCalendar {
 			return true

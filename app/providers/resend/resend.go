@@ -39,16 +39,16 @@ func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
 // (400, 401 or 403, such as validation_error, invalid_api_key or
 // missing_api_key), and EProviderUnavailable when Resend cannot be reached,
 // times out or fails.
-func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (providers.Verification, error) {
+func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (app.Verification, error) {
 	key := strings.TrimSpace(cfg.APIKey.Reveal())
 	if key == "" {
-		return providers.Verification{}, app.ValidationError(map[string]string{"apiKey": "Enter your Resend API key."})
+		return app.Verification{}, app.ValidationError(map[string]string{"apiKey": "Enter your Resend API key."})
 	}
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+key)
 	resp, err := c.call.Do(ctx, providers.Request{Method: http.MethodGet, URL: providers.JoinURL(c.base, "/domains"), Header: h})
 	if err != nil {
-		return providers.Verification{}, err
+		return app.Verification{}, err
 	}
 	if resp.StatusCode == http.StatusOK {
 		var list struct {
@@ -57,7 +57,7 @@ func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (providers.Ve
 			} `json:"data"`
 		}
 		if err := c.call.DecodeJSON(resp, &list); err != nil {
-			return providers.Verification{}, err
+			return app.Verification{}, err
 		}
 		verified := 0
 		for _, d := range list.Data {
@@ -65,7 +65,7 @@ func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (providers.Ve
 				verified++
 			}
 		}
-		return providers.Verification{Detail: fmt.Sprintf(
+		return app.Verification{Detail: fmt.Sprintf(
 			"full-access key: %d of %d domains verified", verified, len(list.Data))}, nil
 	}
 
@@ -77,13 +77,13 @@ func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (providers.Ve
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusBadRequest, http.StatusForbidden:
 		if resp.StatusCode == http.StatusUnauthorized && e.Name == "restricted_api_key" {
-			return providers.Verification{Limited: true, Detail: SendingOnlyDetail}, nil
+			return app.Verification{Limited: true, Detail: SendingOnlyDetail}, nil
 		}
 		msg := fmt.Sprintf("Resend rejected the API key (%s).", resp.Status())
 		if reason := providers.CleanReason(e.Message, key); reason != "" {
 			msg = fmt.Sprintf("Resend rejected the API key (%s): %s", resp.Status(), reason)
 		}
-		return providers.Verification{}, &app.Error{Code: app.EVerificationFailed, Message: msg}
+		return app.Verification{}, &app.Error{Code: app.EVerificationFailed, Message: msg}
 	}
-	return providers.Verification{}, c.call.Unexpected(resp)
+	return app.Verification{}, c.call.Unexpected(resp)
 }

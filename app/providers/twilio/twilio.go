@@ -1,7 +1,6 @@
 // Package twilio is BYOC's client for Twilio's REST API: it verifies an org's
 // Account SID and Auth Token and sends SMS and WhatsApp messages from the
-// org's own numbers. It also holds the phone number helpers (E.164
-// normalization and masking) and the Account SID format check.
+// org's own numbers.
 package twilio
 
 import (
@@ -10,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -17,23 +17,9 @@ import (
 	"byoc/app/providers"
 )
 
-// Channel is how a message travels.
-type Channel string
-
-// Channels.
-const (
-	SMS      Channel = "sms"
-	WhatsApp Channel = "whatsapp"
-)
-
-// Message is one outgoing message. To and From are E.164 numbers, without
-// the "whatsapp:" prefix (SendMessage adds it). An empty From means the
-// org's PhoneNumber for SMS and its WhatsAppNumber for WhatsApp; an empty
-// Channel means SMS.
-type Message struct {
-	To, From, Body string
-	Channel        Channel
-}
+// accountSIDPattern is the form of an Account SID: "AC" and 32 hexadecimal
+// digits.
+var accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
 
 // Client talks to Twilio's API. It is safe for concurrent use.
 type Client struct {
@@ -55,34 +41,34 @@ func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
 // the account is not active (suspended, closed: the status is named in the
 // message), and EProviderUnavailable when Twilio cannot be reached, times
 // out or fails.
-func (c *Client) Verify(ctx context.Context, cfg app.TwilioConfig) (providers.Verification, error) {
+func (c *Client) Verify(ctx context.Context, cfg app.TwilioConfig) (app.Verification, error) {
 	resp, err := c.do(ctx, cfg, http.MethodGet, "/2010-04-01/Accounts/"+cfg.AccountSID+".json", nil)
 	if err != nil {
-		return providers.Verification{}, err
+		return app.Verification{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return providers.Verification{}, c.refusal(resp, cfg, "")
+		return app.Verification{}, c.refusal(resp, cfg, "")
 	}
 	var acct struct {
 		Status       string `json:"status"`
 		FriendlyName string `json:"friendly_name"`
 	}
 	if err := c.call.DecodeJSON(resp, &acct); err != nil {
-		return providers.Verification{}, err
+		return app.Verification{}, err
 	}
 	switch acct.Status {
 	case "active":
 		name := providers.CleanReason(acct.FriendlyName, cfg.AuthToken.Reveal())
 		name = strings.TrimSuffix(name, ".")
 		if name == "" {
-			return providers.Verification{Detail: "The Twilio account is active."}, nil
+			return app.Verification{Detail: "The Twilio account is active."}, nil
 		}
-		return providers.Verification{Detail: fmt.Sprintf("The Twilio account %q is active.", name)}, nil
+		return app.Verification{Detail: fmt.Sprintf("The Twilio account %q is active.", name)}, nil
 	case "":
-		return providers.Verification{}, c.call.Unexpected(resp)
+		return app.Verification{}, c.call.Unexpected(resp)
 	default:
 		status := strings.TrimSuffix(providers.CleanReason(acct.Status), ".")
-		return providers.Verification{}, &app.Error{
+		return app.Verification{}, &app.Error{
 			Code: app.EVerificationFailed,
 			Message: fmt.Sprintf("The Twilio account is %s, not active: it cannot send messages until it is "+
 				"reactivated in the Twilio Console.", status),
@@ -96,13 +82,13 @@ func (c *Client) Verify(ctx context.Context, cfg app.TwilioConfig) (providers.Ve
 // the message), EVerificationFailed when Twilio refuses the credentials or
 // the account is not active, and EProviderUnavailable when Twilio cannot be
 // reached, times out or fails.
-func (c *Client) SendMessage(ctx context.Context, cfg app.TwilioConfig, m Message) (string, error) {
+func (c *Client) SendMessage(ctx context.Context, cfg app.TwilioConfig, m app.Message) (string, error) {
 	if m.Channel == "" {
-		m.Channel = SMS
+		m.Channel = app.ChannelSMS
 	}
 	if m.From == "" {
 		m.From = cfg.PhoneNumber
-		if m.Channel == WhatsApp {
+		if m.Channel == app.ChannelWhatsApp {
 			m.From = cfg.WhatsAppNumber
 		}
 	}
@@ -119,8 +105,8 @@ func (c *Client) SendMessage(ctx context.Context, cfg app.TwilioConfig, m Messag
 		fields["body"] = "Enter the message text."
 	}
 	switch m.Channel {
-	case SMS:
-	case WhatsApp:
+	case app.ChannelSMS:
+	case app.ChannelWhatsApp:
 		to, from = "whatsapp:"+to, "whatsapp:"+from
 	default:
 		fields["channel"] = "Choose SMS or WhatsApp."
@@ -153,15 +139,10 @@ func (c *Client) SendMessage(ctx context.Context, cfg app.TwilioConfig, m Messag
 // The Account SID is part of the URL path (not a secret); the Auth Token
 // goes into the Authorization header only.
 func (c *Client) do(ctx context.Context, cfg app.TwilioConfig, method, path string, form url.Values) (*providers.Response, error) {
-	fields := map[string]string{}
-	if !ValidAccountSID(cfg.AccountSID) {
-		fields["accountSid"] = "An Account SID is AC followed by 32 hexadecimal characters."
-	}
-	if strings.TrimSpace(cfg.AuthToken.Reveal()) == "" {
-		fields["authToken"] = "Enter the account's Auth Token."
-	}
-	if err := app.ValidationError(fields); err != nil {
-		return nil, err
+	// The SID goes into the URL path: nothing but its documented form may.
+	if !accountSIDPattern.MatchString(cfg.AccountSID) || strings.TrimSpace(cfg.AuthToken.Reveal()) == "" {
+		return nil, app.Errorf(app.EValidation,
+			"The Twilio credentials are incomplete: an Account SID (AC followed by 32 hexadecimal characters) and an Auth Token are needed.")
 	}
 	h := http.Header{}
 	h.Set("Authorization", providers.BasicAuth(cfg.AccountSID, cfg.AuthToken.Reveal()))

@@ -89,15 +89,15 @@ type AssistantSpec struct {
 // GET /assistant?limit=1. It returns EVerificationFailed when Vapi refuses the key,
 // EValidation when the config names no key or an unknown region, and
 // EProviderUnavailable when Vapi cannot be reached, times out or fails.
-func (c *Client) Verify(ctx context.Context, cfg app.VapiConfig) (providers.Verification, error) {
+func (c *Client) Verify(ctx context.Context, cfg app.VapiConfig) (app.Verification, error) {
 	if _, err := c.list(ctx, cfg, "/assistant?limit=1"); err != nil {
-		return providers.Verification{}, err
+		return app.Verification{}, err
 	}
 	region := "US"
 	if cfg.Region == app.VapiEU {
 		region = "EU"
 	}
-	return providers.Verification{Detail: fmt.Sprintf("Vapi accepted the API key (%s region).", region)}, nil
+	return app.Verification{Detail: fmt.Sprintf("Vapi accepted the API key (%s region).", region)}, nil
 }
 
 func (c *Client) list(ctx context.Context, cfg app.VapiConfig, path string) ([]Assistant, error) {

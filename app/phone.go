@@ -1,25 +1,16 @@
-package twilio
+package app
 
 import (
 	"errors"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
-
-	"byoc/app"
 )
 
 // ErrInvalidPhoneNumber is the cause of the EValidation error NormalizeE164
 // returns; test it with errors.Is.
-var ErrInvalidPhoneNumber = errors.New("twilio: invalid phone number")
-
-var accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-
-// ValidAccountSID reports whether s has the form of a Twilio Account SID:
-// "AC" followed by 32 hexadecimal digits.
-func ValidAccountSID(s string) bool { return accountSIDPattern.MatchString(s) }
+var ErrInvalidPhoneNumber = errors.New("invalid phone number")
 
 // NormalizeE164 parses a phone number as a person would type it and returns
 // it in E.164 form ("+12025550123"). A number without a leading "+" (or
@@ -29,8 +20,8 @@ func ValidAccountSID(s string) bool { return accountSIDPattern.MatchString(s) }
 // valid number.
 func NormalizeE164(input, defaultRegion string) (string, error) {
 	input = strings.TrimSpace(input)
-	invalid := &app.Error{
-		Code:    app.EValidation,
+	invalid := &Error{
+		Code:    EValidation,
 		Message: "Enter a valid phone number in international format, such as +12025550123.",
 		Cause:   ErrInvalidPhoneNumber,
 	}

@@ -1,11 +1,10 @@
-package twilio_test
+package app_test
 
 import (
 	"errors"
 	"testing"
 
 	"byoc/app"
-	"byoc/app/providers/twilio"
 )
 
 func TestNormalizeE164(t *testing.T) {
@@ -29,12 +28,12 @@ func TestNormalizeE164(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := twilio.NormalizeE164(tt.input, tt.region)
+			got, err := app.NormalizeE164(tt.input, tt.region)
 			if tt.want == "" {
 				if err == nil {
 					t.Fatalf("NormalizeE164(%q, %q) = %q, want an error", tt.input, tt.region, got)
 				}
-				if !errors.Is(err, twilio.ErrInvalidPhoneNumber) || app.ErrorCode(err) != app.EValidation {
+				if !errors.Is(err, app.ErrInvalidPhoneNumber) || app.ErrorCode(err) != app.EValidation {
 					t.Errorf("err = %v, want EValidation wrapping ErrInvalidPhoneNumber", err)
 				}
 				return
@@ -58,33 +57,8 @@ func TestMaskPhone(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := twilio.MaskPhone(tt.in); got != tt.want {
+			if got := app.MaskPhone(tt.in); got != tt.want {
 				t.Errorf("MaskPhone(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestValidAccountSID(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want bool
-	}{
-		{"lower-case hex", "AC0123456789abcdef0123456789abcdef", true},
-		{"upper-case hex", "AC0123456789ABCDEF0123456789ABCDEF", true},
-		{"API key SID", "SK0123456789abcdef0123456789abcdef", false},
-		{"lower-case prefix", "ac0123456789abcdef0123456789abcdef", false},
-		{"31 digits", "AC0123456789abcdef0123456789abcde", false},
-		{"33 digits", "AC0123456789abcdef0123456789abcdef0", false},
-		{"not hex", "AC0123456789abcdef0123456789abcdeg", false},
-		{"trailing newline", "AC0123456789abcdef0123456789abcdef\n", false},
-		{"empty", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := twilio.ValidAccountSID(tt.in); got != tt.want {
-				t.Errorf("ValidAccountSID(%q) = %v, want %v", tt.in, got, tt.want)
 			}
 		})
 	}

@@ -1,0 +1,328 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Values are a provider's credential fields by Field.Name, raw (secrets
+// included). They exist between a request and the typed config, and between
+// the typed config and the keyring; never log them.
+type Values map[string]string
+
+// HelpItem is one line of a provider's "where to find these" help: Term in
+// bold (may be empty), then Text.
+type HelpItem struct {
+	Term, Text string
+}
+
+// Spec describes one provider once: how the dashboard presents it, the
+// fields of its credentials with their rules, how they are stored, and what
+// else a connection of it owns. Everything per provider (forms, masking,
+// validation, storage, saving) is driven by its Spec.
+type Spec struct {
+	Provider    Provider
+	Title       string
+	Description string
+	// Initial and Accent draw the provider's logo: a letter on a colour
+	// (a Tailwind background class).
+	Initial, Accent string
+	// OAuth providers connect through the provider's sign-in instead of a
+	// form; their fields are only shown, never entered.
+	OAuth bool
+	// ManagesAssistants says a connection owns the org's assistant mappings
+	// and outbound assistant: a save (re)creates them, a disconnect deletes
+	// them with the credentials.
+	ManagesAssistants bool
+	Fields            []Field
+	Help              []HelpItem
+
+	// config builds the typed config from checked values; values is its
+	// inverse (stored fields only).
+	config func(Values) Config
+	values func(Config) Values
+	// encode and decode replace the stored form (JSON of values) for
+	// configs that hold more than strings.
+	encode func(Config) ([]byte, error)
+	decode func([]byte) (Config, error)
+}
+
+// Field returns the spec's field called name.
+func (s *Spec) Field(name string) (Field, bool) {
+	for _, f := range s.Fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// FormFields are the fields an admin enters, in form order.
+func (s *Spec) FormFields() []Field {
+	var out []Field
+	for _, f := range s.Fields {
+		if !f.FormHidden {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Config checks in, trimmed, against the spec's fields and returns the typed
+// config, or an EValidation error with a message per bad field (keyed by
+// Field.Name, never repeating a value). Fields in that are not the spec's
+// are ignored. defaultRegion is the region national phone numbers are read
+// in ("US" when empty).
+func (s *Spec) Config(in Values, defaultRegion string) (Config, error) {
+	if s.OAuth {
+		return nil, Errorf(EValidation, "%s is connected through its own sign-in, not with a key.", s.Title)
+	}
+	if defaultRegion == "" {
+		defaultRegion = "US"
+	}
+	out := Values{}
+	bad := map[string]string{}
+	for _, f := range s.FormFields() {
+		v, msg := f.check(in[f.Name], defaultRegion)
+		if msg != "" {
+			bad[f.Name] = msg
+			continue
+		}
+		out[f.Name] = v
+	}
+	if err := ValidationError(bad); err != nil {
+		return nil, err
+	}
+	return s.config(out), nil
+}
+
+// Values returns the fields of cfg, a config of this provider, by name.
+func (s *Spec) Values(cfg Config) Values { return s.values(cfg) }
+
+// Masked returns the display-ready details of cfg: every non-empty field
+// masked as its Field.Mask says. No secret survives it.
+func (s *Spec) Masked(cfg Config) map[string]string {
+	vals := s.values(cfg)
+	out := make(map[string]string, len(vals))
+	for _, f := range s.Fields {
+		if m := f.mask(vals[f.Name]); m != "" {
+			out[f.Name] = m
+		}
+	}
+	return out
+}
+
+// errBadPlaintext replaces json's errors, which may quote a byte of the
+// decrypted text.
+var errBadPlaintext = errors.New("the decrypted config is not valid JSON for its provider")
+
+// Encode returns the stored form of cfg (a config of this provider): JSON
+// with the field names as keys. The result holds raw secrets: seal it and
+// clear it.
+func (s *Spec) Encode(cfg Config) ([]byte, error) {
+	if cfg == nil || cfg.Provider() != s.Provider {
+		return nil, fmt.Errorf("app: cannot store a %T as %s credentials", cfg, s.Provider)
+	}
+	if s.encode != nil {
+		return s.encode(cfg)
+	}
+	vals := s.values(cfg)
+	for k, v := range vals {
+		if v == "" {
+			delete(vals, k)
+		}
+	}
+	return json.Marshal(vals)
+}
+
+// Decode parses the stored form of this provider's config. Its error never
+// quotes the data.
+func (s *Spec) Decode(data []byte) (Config, error) {
+	if s.decode != nil {
+		return s.decode(data)
+	}
+	var vals Values
+	if json.Unmarshal(data, &vals) != nil {
+		return nil, errBadPlaintext
+	}
+	return s.config(vals), nil
+}
+
+// Describe returns the spec of provider p, or EUnknownProvider.
+func Describe(p Provider) (*Spec, error) {
+	for _, s := range catalog {
+		if s.Provider == p {
+			return s, nil
+		}
+	}
+	return nil, Errorf(EUnknownProvider, "There is no provider called %q.", truncate(string(p), 40))
+}
+
+// MustDescribe returns the spec of one of the five providers; it panics for
+// any other value (a programming error).
+func MustDescribe(p Provider) *Spec {
+	s, err := Describe(p)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Specs returns every provider's spec in dashboard order.
+func Specs() []*Spec { return catalog }
+
+func init() {
+	for _, s := range catalog {
+		for i, f := range s.Fields {
+			if f.Pattern != "" {
+				s.Fields[i].pattern = regexp.MustCompile(`^(?:` + f.Pattern + `)$`)
+			}
+		}
+	}
+}
+
+// secretField is a required or optional secret with the shared length rules.
+func secretField(name, label, required string, minLength, maxLength int) Field {
+	return Field{Name: name, Label: label, Kind: FieldSecret, Required: required != "", RequiredMessage: required,
+		MinLength: minLength, MaxLength: maxLength, Mask: MaskLast4}
+}
+
+// catalog is every provider's description, in dashboard order. It is the
+// one place that knows the providers' fields.
+var catalog = []*Spec{
+	{
+		Provider: Vapi, Title: "Vapi", Description: "Voice assistants that answer and place calls",
+		Initial: "V", Accent: "bg-indigo-600", ManagesAssistants: true,
+		Fields: []Field{
+			secretField("apiKey", "Private API key", "Enter your Vapi private API key.", MinKeyLength, MaxKeyLength),
+			func() Field {
+				f := secretField("webhookSecret", "Webhook secret", "", MinKeyLength, MaxKeyLength)
+				f.Mask = MaskSet // a signing secret shows not even a few characters
+				return f
+			}(),
+			{Name: "region", Label: "Region", Kind: FieldChoice,
+				Options: []Option{{string(VapiUS), "US (api.vapi.ai)"}, {string(VapiEU), "EU (api.eu.vapi.ai)"}},
+				Invalid: `Choose the region of your Vapi organization: "us" or "eu".`,
+				Hint:    "A key works only in the region of the Vapi organization that made it."},
+		},
+		Help: []HelpItem{
+			{"Private API key", "Vapi Dashboard → API Keys → copy the private key (the public key is refused)."},
+			{"Webhook secret", "the secret you set on your assistant's or organization's server URL in Vapi. Vapi sends it with every event, so BYOC can tell the events are really from Vapi."},
+			{"", "Saving creates an inbound and an outbound assistant in your Vapi account, or reuses the ones BYOC made before."},
+		},
+		config: func(v Values) Config {
+			return VapiConfig{APIKey: NewSecret(v["apiKey"]), WebhookSecret: NewSecret(v["webhookSecret"]), Region: VapiRegion(v["region"])}
+		},
+		values: func(c Config) Values {
+			cfg := c.(VapiConfig)
+			return Values{"apiKey": cfg.APIKey.Reveal(), "webhookSecret": cfg.WebhookSecret.Reveal(), "region": string(cfg.Region)}
+		},
+	},
+	{
+		Provider: Twilio, Title: "Twilio", Description: "SMS and WhatsApp messages", Initial: "T", Accent: "bg-rose-600",
+		Fields: []Field{
+			{Name: "accountSid", Label: "Account SID", Kind: FieldText, Required: true,
+				RequiredMessage: "Enter your Twilio Account SID.", MaxLength: 34,
+				Pattern: "AC[0-9a-fA-F]{32}", PatternTitle: "AC followed by 32 hexadecimal characters",
+				Invalid:     "An Account SID is AC followed by 32 hexadecimal characters (not an API key SID, which starts with SK).",
+				Placeholder: "AC…", Mask: MaskIdentifier},
+			func() Field {
+				f := secretField("authToken", "Auth Token", "Enter the account's Auth Token.", MinTwilioTokenLength, MaxTwilioTokenLength)
+				f.Invalid = "An Auth Token is 32 characters without spaces; copy it from the Twilio Console."
+				return f
+			}(),
+			{Name: "phoneNumber", Label: "SMS number", Kind: FieldPhone, Required: true,
+				RequiredMessage: "Enter the Twilio number to send SMS from.", Mask: MaskNumber,
+				Hint: "With the country code, such as +44 for the UK; US numbers may leave it out."},
+			{Name: "whatsappNumber", Label: "WhatsApp number", Kind: FieldPhone, Mask: MaskNumber},
+		},
+		Help: []HelpItem{
+			{"Account SID and Auth Token", "Twilio Console → Account Info, on the Console's home page. The SID starts with AC."},
+			{"SMS number", "a number of this account (Phone Numbers → Manage → Active numbers)."},
+			{"WhatsApp number", "your WhatsApp sender in Twilio, if you use WhatsApp."},
+		},
+		config: func(v Values) Config {
+			return TwilioConfig{AccountSID: v["accountSid"], AuthToken: NewSecret(v["authToken"]),
+				PhoneNumber: v["phoneNumber"], WhatsAppNumber: v["whatsappNumber"]}
+		},
+		values: func(c Config) Values {
+			cfg := c.(TwilioConfig)
+			return Values{"accountSid": cfg.AccountSID, "authToken": cfg.AuthToken.Reveal(),
+				"phoneNumber": cfg.PhoneNumber, "whatsappNumber": cfg.WhatsAppNumber}
+		},
+	},
+	{
+		Provider: GoogleCalendar, Title: "Google Calendar", Description: "Appointments in your calendar",
+		Initial: "G", Accent: "bg-sky-600", OAuth: true,
+		Fields: []Field{
+			{Name: "email", Label: "Google account", Kind: FieldEmail, FormHidden: true},
+		},
+		values: func(c Config) Values { return Values{"email": c.(GoogleCalendarConfig).Email} },
+		encode: func(c Config) ([]byte, error) {
+			cfg := c.(GoogleCalendarConfig)
+			return json.Marshal(googleCalendarStored{cfg.RefreshToken.Reveal(), cfg.AccessToken.Reveal(), cfg.Expiry, cfg.Email, cfg.Scopes})
+		},
+		decode: func(data []byte) (Config, error) {
+			var w googleCalendarStored
+			if json.Unmarshal(data, &w) != nil {
+				return nil, errBadPlaintext
+			}
+			return GoogleCalendarConfig{RefreshToken: NewSecret(w.RefreshToken), AccessToken: NewSecret(w.AccessToken),
+				Expiry: w.Expiry, Email: w.Email, Scopes: w.Scopes}, nil
+		},
+	},
+	{
+		Provider: Resend, Title: "Resend", Description: "Transactional e-mail", Initial: "R", Accent: "bg-slate-900",
+		Fields: []Field{
+			func() Field {
+				f := secretField("apiKey", "API key", "Enter your Resend API key.", MinResendKeyLength, MaxKeyLength)
+				f.Pattern, f.PatternTitle = `re_\S+`, "A Resend API key starts with re_"
+				f.PatternMessage = `A Resend API key starts with "re_".`
+				return f
+			}(),
+			{Name: "fromEmail", Label: "Sender address", DetailLabel: "Sender", Kind: FieldEmail,
+				MaxLength: MaxEmailLength, Placeholder: "hello@example.com",
+				Invalid: "Enter a sender address such as hello@example.com."},
+		},
+		Help: []HelpItem{
+			{"API key", "Resend dashboard → API Keys → Create API key. It starts with re_. A full-access key lets BYOC check your domains; a sending-only key works too."},
+			{"Sender", "the address e-mails come from, on a domain you verified in Resend (Domains)."},
+		},
+		config: func(v Values) Config { return ResendConfig{APIKey: NewSecret(v["apiKey"]), FromEmail: v["fromEmail"]} },
+		values: func(c Config) Values {
+			cfg := c.(ResendConfig)
+			return Values{"apiKey": cfg.APIKey.Reveal(), "fromEmail": cfg.FromEmail}
+		},
+	},
+	{
+		Provider: ElevenLabs, Title: "ElevenLabs", Description: "Natural voices for your assistants",
+		Initial: "E", Accent: "bg-violet-600",
+		Fields: []Field{
+			secretField("apiKey", "API key", "Enter your ElevenLabs API key.", MinKeyLength, MaxKeyLength),
+			{Name: "voiceId", Label: "Voice ID", Kind: FieldText, MaxLength: MaxVoiceIDLength,
+				Pattern: "[A-Za-z0-9]+", PatternTitle: "Letters and digits only", Placeholder: "21m00Tcm4TlvDq8ikWAM",
+				Invalid: "A voice ID has only letters and digits, such as 21m00Tcm4TlvDq8ikWAM."},
+		},
+		Help: []HelpItem{
+			{"API key", "ElevenLabs → Profile → API keys (keys start with sk_)."},
+			{"Voice ID", "Voices → choose a voice → copy its ID, if your assistants should use one voice."},
+		},
+		config: func(v Values) Config { return ElevenLabsConfig{APIKey: NewSecret(v["apiKey"]), VoiceID: v["voiceId"]} },
+		values: func(c Config) Values {
+			cfg := c.(ElevenLabsConfig)
+			return Values{"apiKey": cfg.APIKey.Reveal(), "voiceId": cfg.VoiceID}
+		},
+	},
+}
+
+// googleCalendarStored is the stored form of a Google Calendar grant.
+type googleCalendarStored struct {
+	RefreshToken string    `json:"refreshToken"`
+	AccessToken  string    `json:"accessToken,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+	Email        string    `json:"email,omitempty"`
+	Scopes       []string  `json:"scopes,omitempty"`
+}

@@ -1,0 +1,51 @@
+package app
+
+import "time"
+
+// Connection is one provider connection of an org as it is saved: the
+// credentials and the rows that only make sense with them. The credential
+// service stores all of it in one transaction, or none of it.
+type Connection struct {
+	OrgID  string
+	Config Config
+	// VerifiedAt is when the provider accepted Config; the zero time means
+	// never verified.
+	VerifiedAt time.Time
+	// Assistants are the Vapi assistant mappings to record, each replacing
+	// the org's mapping of its role (providers whose Spec manages
+	// assistants).
+	Assistants []AssistantMapping
+	// Outbound, when set, is recorded as the org's outbound agent set-up;
+	// an empty field of it keeps the stored value.
+	Outbound *OutboundAgent
+}
+
+// OutboundNumberer is implemented by configs that carry the number the
+// org's outbound agent calls from (Twilio's SMS number): saving them records
+// that number with the outbound agent.
+type OutboundNumberer interface {
+	OutboundNumber() string
+}
+
+// OutboundNumber implements OutboundNumberer.
+func (c TwilioConfig) OutboundNumber() string { return c.PhoneNumber }
+
+// Verification is the outcome of a successful credential check: the provider
+// accepted the credentials. Limited is set when they work with a narrower
+// scope than full access (a Resend sending-only key, an ElevenLabs key without
+// the User: Read permission); Detail says in plain words what was found and
+// never contains a secret.
+type Verification struct {
+	Limited bool
+	Detail  string
+}
+
+// OAuthToken is what an OAuth token endpoint granted: the tokens, when the
+// access token expires (the zero time when unknown), the scopes granted and,
+// for a sign-in, the OpenID Connect id_token.
+type OAuthToken struct {
+	AccessToken, RefreshToken Secret
+	Expiry                    time.Time
+	Scopes                    []string
+	IDToken                   string
+}

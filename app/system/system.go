@@ -1,0 +1,170 @@
+// Package system is the composition root: Build turns a configuration into
+// the whole graph of services (the credential service, the provider
+// clients, the integrations service, the webhook handler, the accounts and
+// the web server) on one database. The server's main and every test
+// environment build the graph here, so it is wired in one place only.
+package system
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"byoc/app"
+	"byoc/app/auth"
+	"byoc/app/config"
+	"byoc/app/credentials"
+	"byoc/app/integrations"
+	"byoc/app/keyring"
+	"byoc/app/providers/elevenlabs"
+	"byoc/app/providers/google"
+	"byoc/app/providers/resend"
+	"byoc/app/providers/twilio"
+	"byoc/app/providers/vapi"
+	"byoc/app/web"
+	"byoc/app/webhooks"
+	"byoc/db"
+)
+
+// Options are what a caller supplies besides the configuration. The zero
+// value is what the server uses.
+type Options struct {
+	// Logger receives every component's log (nil: slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock of every service (nil: time.Now).
+	Now func() time.Time
+	// HTTPClient sends every provider call (nil: a plain client bounded by
+	// the configured provider timeout).
+	HTTPClient *http.Client
+	// GoogleHTTPClient sends the calls to Google (nil: HTTPClient).
+	GoogleHTTPClient *http.Client
+	// Audit replaces the database as the integrations' audit log (tests
+	// use it to make audit writes fail).
+	Audit integrations.AuditStore
+	// Sandbox marks a server whose providers are local stand-ins.
+	Sandbox bool
+	// Web tunes the web server beyond what the configuration says (limits,
+	// the metrics registry); its Production, SessionSecret, Logger,
+	// Sandbox, OpsToken and TrustedProxies come from the configuration.
+	Web web.Options
+}
+
+// System is the wired graph.
+type System struct {
+	DB           *db.DB
+	Keyring      *keyring.Keyring
+	Credentials  *credentials.Service
+	Integrations *integrations.Service
+	Webhooks     *webhooks.Handler
+	Accounts     *auth.Service
+	Tokens       *auth.Tokens
+	Server       *web.Server
+	GoogleOAuth  *google.OAuth
+	Calendar     *google.Calendar
+}
+
+// Build wires every service on database from cfg. It fails when a key or
+// secret of cfg is unusable.
+func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	kr, err := keyring.Parse(cfg.EncryptionKey.Reveal(), cfg.EncryptionKeysPrevious.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("ENCRYPTION_KEY / ENCRYPTION_KEYS_PREVIOUS: %w", err)
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: cfg.ProviderTimeout}
+	}
+	ghc := opts.GoogleHTTPClient
+	if ghc == nil {
+		ghc = hc
+	}
+	oauth := google.NewOAuth(google.OAuthConfig{
+		ClientID:        cfg.Google.ClientID,
+		ClientSecret:    cfg.Google.ClientSecret,
+		RedirectURL:     cfg.Google.CallbackURL,
+		AuthURL:         cfg.URLs.GoogleAuth,
+		TokenURL:        cfg.URLs.GoogleToken,
+		RevokeURL:       cfg.URLs.GoogleRevoke,
+		CalendarBaseURL: cfg.URLs.GoogleCalendar,
+		Timeout:         cfg.ProviderTimeout,
+		HTTPClient:      ghc,
+	})
+	creds := credentials.New(database, kr, credentials.Options{
+		Logger: log, Now: opts.Now, Google: oauth, Locker: database,
+	})
+	calendar := google.NewCalendar(oauth, creds, log)
+	twilioClient := twilio.New(cfg.URLs.Twilio, hc, cfg.ProviderTimeout)
+	vapiClient := vapi.New(cfg.URLs.Vapi, cfg.URLs.VapiEU, hc, cfg.ProviderTimeout)
+
+	hooks := webhooks.New(webhooks.Deps{
+		Mappings:    database,
+		Credentials: creds,
+		Events:      database,
+		Twilio:      twilioClient,
+		Calendar:    calendar,
+	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log, Now: opts.Now})
+	// A credential change reaches the webhook routing through the
+	// credential service, here and (by the database's notification) on
+	// every other instance.
+	creds.Subscribe(hooks)
+
+	var audit integrations.AuditStore = database
+	if opts.Audit != nil {
+		audit = opts.Audit
+	}
+	integ := integrations.New(integrations.Deps{
+		Credentials: creds,
+		Verifiers: map[app.Provider]integrations.Verifier{
+			app.Vapi:       integrations.VerifyWith(vapiClient.Verify),
+			app.Twilio:     integrations.VerifyWith(twilioClient.Verify),
+			app.Resend:     integrations.VerifyWith(resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout).Verify),
+			app.ElevenLabs: integrations.VerifyWith(elevenlabs.New(cfg.URLs.ElevenLabs, hc, cfg.ProviderTimeout).Verify),
+			app.GoogleCalendar: integrations.VerifierFunc(func(ctx context.Context, orgID string, _ app.Config) (app.Verification, error) {
+				return calendar.Check(ctx, orgID)
+			}),
+		},
+		Assistants: vapiClient,
+		Mappings:   database,
+		Audit:      audit,
+		Locker:     database,
+		Google:     oauth,
+		States:     database,
+		Sealer:     kr,
+	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now})
+
+	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
+	if err != nil {
+		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	accounts := auth.NewService(database, tokens, auth.Options{})
+
+	wo := opts.Web
+	wo.Production = cfg.Production()
+	wo.SessionSecret = []byte(cfg.SessionSecret.Reveal())
+	wo.Logger = log
+	wo.Sandbox = opts.Sandbox
+	wo.OpsToken = cfg.OpsToken.Reveal()
+	wo.TrustedProxies = cfg.TrustedProxies
+	srv, err := web.New(wo, web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks, Credentials: creds})
+	if err != nil {
+		return nil, err
+	}
+	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
+		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar}, nil
+}
+
+// ListenInvalidations applies every instance's credential changes to this
+// instance's caches until ctx ends: each notification goes to the credential
+// service (which passes it on to every cache), and after a lost connection,
+// when notifications may have been missed, everything is flushed.
+func (s *System) ListenInvalidations(ctx context.Context) {
+	s.DB.ListenInvalidations(ctx,
+		func(orgID, provider string) { s.Credentials.Invalidate(orgID, provider) },
+		s.Credentials.Flush)
+}

@@ -22,14 +22,15 @@ func (s Secret) Reveal() string { return s.v }
 // IsZero reports whether the secret is empty.
 func (s Secret) IsZero() bool { return s.v == "" }
 
-// Last4 returns the last four characters of the value for display, or "" when
-// the value is shorter than eight characters (showing half of a short secret
-// would give too much away).
+// Last4 returns the last four characters (not bytes) of the value for
+// display, or "" when the value is shorter than eight characters (showing
+// half of a short secret would give too much away).
 func (s Secret) Last4() string {
-	if len(s.v) < 8 {
+	r := []rune(s.v)
+	if len(r) < 8 {
 		return ""
 	}
-	return s.v[len(s.v)-4:]
+	return string(r[len(r)-4:])
 }
 
 // String implements fmt.Stringer with a mask.

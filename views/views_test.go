@@ -154,26 +154,26 @@ func TestIntegrationCardStates(t *testing.T) {
 		buttons []string // data-testid suffixes that must be there
 		absent  []string
 	}{
-		{"not configured", views.Card{Status: app.Status{Provider: app.Vapi}, CanManage: true},
+		{"not configured", views.Card{Spec: app.MustDescribe(app.Vapi), Status: app.Status{Provider: app.Vapi}, CanManage: true},
 			views.StateNotConfigured, "Not configured", []string{"configure"}, []string{"verify", "disconnect", "verified"}},
-		{"connected", views.Card{Status: app.Status{Provider: app.Twilio, Connected: true, LastVerified: &verified,
+		{"connected", views.Card{Spec: app.MustDescribe(app.Twilio), Status: app.Status{Provider: app.Twilio, Connected: true, LastVerified: &verified,
 			Details: map[string]string{"phoneNumber": "+1202•••0142", "accountSid": "AC••••abcd"}}, CanManage: true},
 			views.StateConnected, "Connected", []string{"configure", "verify", "disconnect", "verified", "details"}, []string{"error"}},
-		{"needs attention", views.Card{Status: app.Status{Provider: app.Resend, Connected: true, NeedsAttention: true,
+		{"needs attention", views.Card{Spec: app.MustDescribe(app.Resend), Status: app.Status{Provider: app.Resend, Connected: true, NeedsAttention: true,
 			LastVerified: &verified, VerificationError: "Resend rejected the API key."}, CanManage: true},
 			views.StateNeedsAttention, "Needs attention", []string{"verify", "disconnect", "error"}, nil},
-		{"member", views.Card{Status: app.Status{Provider: app.Vapi, Connected: true, LastVerified: &verified}},
+		{"member", views.Card{Spec: app.MustDescribe(app.Vapi), Status: app.Status{Provider: app.Vapi, Connected: true, LastVerified: &verified}},
 			views.StateConnected, "Connected", nil, []string{"configure", "verify", "disconnect"}},
-		{"google without credentials", views.Card{Status: app.Status{Provider: app.GoogleCalendar}, CanManage: true},
+		{"google without credentials", views.Card{Spec: app.MustDescribe(app.GoogleCalendar), Status: app.Status{Provider: app.GoogleCalendar}, CanManage: true},
 			views.StateNotConfigured, "Not configured", []string{"unavailable"}, []string{"connect", "configure"}},
-		{"google with credentials", views.Card{Status: app.Status{Provider: app.GoogleCalendar}, CanManage: true, GoogleConfigured: true},
+		{"google with credentials", views.Card{Spec: app.MustDescribe(app.GoogleCalendar), Status: app.Status{Provider: app.GoogleCalendar}, CanManage: true, SignInReady: true},
 			views.StateNotConfigured, "Not configured", []string{"connect"}, []string{"unavailable", "configure", "verify"}},
-		{"google connected", views.Card{Status: app.Status{Provider: app.GoogleCalendar, Connected: true, LastVerified: &verified,
-			Details: map[string]string{"email": "owner@example.com"}}, CanManage: true, GoogleConfigured: true},
+		{"google connected", views.Card{Spec: app.MustDescribe(app.GoogleCalendar), Status: app.Status{Provider: app.GoogleCalendar, Connected: true, LastVerified: &verified,
+			Details: map[string]string{"email": "owner@example.com"}}, CanManage: true, SignInReady: true},
 			views.StateConnected, "Connected", []string{"connect", "verify", "disconnect", "details"}, []string{"configure", "error"}},
-		{"google reconnect needed", views.Card{Status: app.Status{Provider: app.GoogleCalendar, Connected: true, NeedsAttention: true,
+		{"google reconnect needed", views.Card{Spec: app.MustDescribe(app.GoogleCalendar), Status: app.Status{Provider: app.GoogleCalendar, Connected: true, NeedsAttention: true,
 			LastVerified: &verified, VerificationError: "Reconnect needed: Google refused the stored authorization (invalid_grant)."},
-			CanManage: true, GoogleConfigured: true},
+			CanManage: true, SignInReady: true},
 			views.StateNeedsAttention, "Needs attention", []string{"connect", "disconnect", "error"}, []string{"configure"}},
 	}
 	for _, tt := range tests {
@@ -212,8 +212,8 @@ func TestIntegrationCardStates(t *testing.T) {
 		{"other failure", "Resend rejected the API key.", "The last check failed", "Resend rejected the API key."},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := views.Card{Status: app.Status{Provider: app.GoogleCalendar, Connected: true, NeedsAttention: true,
-				VerificationError: tt.verificationError}, CanManage: true, GoogleConfigured: true, Now: now}
+			c := views.Card{Spec: app.MustDescribe(app.GoogleCalendar), Status: app.Status{Provider: app.GoogleCalendar, Connected: true, NeedsAttention: true,
+				VerificationError: tt.verificationError}, CanManage: true, SignInReady: true, Now: now}
 			d := render(t, views.IntegrationCard(c))
 			box := testid(d, "card-google_calendar-error")
 			if got := testid(d, "card-google_calendar-error-title").Text(); got != tt.title {
@@ -246,7 +246,7 @@ func TestIntegrationCardStates(t *testing.T) {
 
 func TestConfigureFormKeepsNoSecret(t *testing.T) {
 	f := views.ConfigureForm{
-		Provider: app.Twilio, CSRFToken: "tok",
+		Spec: app.MustDescribe(app.Twilio), CSRFToken: "tok",
 		Values:  map[string]string{"accountSid": "AC123", "authToken": "must-not-show", "phoneNumber": "(202) 555"},
 		Message: "Please correct the highlighted fields.",
 		Errors:  views.FieldErrors{"phoneNumber": "Enter a valid phone number."},
@@ -275,7 +275,7 @@ func TestConfigureFormKeepsNoSecret(t *testing.T) {
 func TestConfigureSuccess(t *testing.T) {
 	d := render(t, views.ConfigureSuccessFragment(views.ConfigureSuccess{
 		Provider: app.Vapi, Detail: "Vapi accepted the API key.", InboundAssistantID: "in-1", OutboundAssistantID: "out-2",
-		Card: views.Card{Status: app.Status{Provider: app.Vapi, Connected: true}},
+		Card: views.Card{Spec: app.MustDescribe(app.Vapi), Status: app.Status{Provider: app.Vapi, Connected: true}},
 	}))
 	if testid(d, "success-inbound-id").Text() != "in-1" || testid(d, "success-outbound-id").Text() != "out-2" {
 		t.Error("assistant ids missing")

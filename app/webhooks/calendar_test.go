@@ -12,25 +12,26 @@ import (
 	"byoc/app"
 	"byoc/app/apptest"
 	"byoc/app/credentials"
+	"byoc/app/integrations"
 	"byoc/app/providers/google"
 	"byoc/app/sandbox"
+	"byoc/app/system"
+	"byoc/app/system/systemtest"
 	"byoc/app/webhooks"
 	"byoc/db/dbtest"
 )
 
-// The Google Calendar service is the handler's calendar as it is.
-var _ webhooks.Calendar = (*google.Service)(nil)
-
-const googleCallbackURL = "https://byoc.example.test/api/auth/google-calendar/callback"
+// The Google Calendar client is the handler's calendar as it is.
+var _ webhooks.Calendar = (*google.Calendar)(nil)
 
 // googleEnv is a handler whose calendar tools use the real Google Calendar
-// service, over the real database and credential service, talking to the
-// Google stand-in.
+// client and the credential service's token source, as system.Build wires
+// them over the real database, talking to the Google stand-in.
 type googleEnv struct {
 	*env
 	g      *sandbox.Google
 	srv    *httptest.Server
-	svc    *google.Service
+	svc    *integrations.Service
 	gcreds *credentials.Service
 	glogs  *apptest.LogBuffer
 	ts     int64
@@ -40,24 +41,20 @@ type googleEnv struct {
 
 func newGoogleEnv(t *testing.T) *googleEnv {
 	t.Helper()
-	g := sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{googleCallbackURL}})
+	g := sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{systemtest.GoogleCallbackURL}})
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
-	urls := g.URLs(srv.URL)
-	d := dbtest.DB(t)
+	cfg := systemtest.Config(t, sandbox.URLs{})
+	cfg.ProviderTimeout = 5 * time.Second
+	systemtest.WithGoogle(cfg, g, srv.URL)
 	glogs := &apptest.LogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(glogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gcreds := credentials.New(d, sharedKeyring(), credentials.Options{Logger: logger})
-	svc := google.NewService(google.Deps{
-		OAuth: google.NewOAuth(google.OAuthConfig{
-			ClientID: sandbox.GoogleSandboxClientID, ClientSecret: app.NewSecret(sandbox.GoogleSandboxClientSecret),
-			RedirectURL: googleCallbackURL, AuthURL: urls.Auth, TokenURL: urls.Token, RevokeURL: urls.Revoke,
-			CalendarBaseURL: urls.Calendar, Timeout: 5 * time.Second,
-		}),
-		Credentials: gcreds, States: d, Audit: d, Sealer: sharedKeyring(), Locker: d,
-	}, google.Options{Logger: logger})
-	ge := &googleEnv{env: newEnv(t, withCalendar(svc)), g: g, srv: srv, svc: svc, gcreds: gcreds, glogs: glogs,
-		ts: time.Now().UnixMilli()}
+	sys, err := system.Build(cfg, dbtest.DB(t), system.Options{Logger: logger, GoogleHTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ge := &googleEnv{env: newEnv(t, withCalendar(sys.Calendar)), g: g, srv: srv, svc: sys.Integrations,
+		gcreds: sys.Credentials, glogs: glogs, ts: time.Now().UnixMilli()}
 	t.Cleanup(ge.assertNoSecretsLogged)
 	return ge
 }
@@ -86,7 +83,7 @@ func (ge *googleEnv) connect(o org, email string) {
 		ge.t.Fatalf("consent: %v", err)
 	}
 	q := loc.Query()
-	got, err := ge.svc.Callback(ctx, p, binding, google.CallbackQuery{State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error")})
+	got, err := ge.svc.Callback(ctx, p, binding, integrations.CallbackQuery{State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error")})
 	if err != nil || got != email {
 		ge.t.Fatalf("Callback = %q, %v; want %q", got, err, email)
 	}

@@ -216,14 +216,14 @@ func mapAssistant(t testing.TB, orgID string) string {
 func (e *env) setVapi(orgID, webhookSecret string) {
 	e.t.Helper()
 	cfg := app.VapiConfig{APIKey: app.NewSecret("vapi-private-key-" + orgID[:8]), WebhookSecret: app.NewSecret(webhookSecret), Region: app.VapiUS}
-	if err := e.creds.Save(context.Background(), orgID, cfg, time.Now()); err != nil {
+	if _, err := e.creds.Save(context.Background(), app.Connection{OrgID: orgID, Config: cfg, VerifiedAt: time.Now()}); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
 func (e *env) setTwilio(orgID string, cfg app.TwilioConfig) {
 	e.t.Helper()
-	if err := e.creds.Save(context.Background(), orgID, cfg, time.Now()); err != nil {
+	if _, err := e.creds.Save(context.Background(), app.Connection{OrgID: orgID, Config: cfg, VerifiedAt: time.Now()}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"byoc/app/providers/google"
+	"byoc/app"
 )
 
 // slowCalendar answers FreeBusy after delay, ignoring its context as a
@@ -22,7 +22,7 @@ type slowCalendar struct {
 	inflight, maxSeen atomic.Int32
 }
 
-func (c *slowCalendar) FreeBusy(_ context.Context, _ string, start, _ time.Time) ([]google.Busy, error) {
+func (c *slowCalendar) FreeBusy(_ context.Context, _ string, start, _ time.Time) ([]app.Busy, error) {
 	n := c.inflight.Add(1)
 	defer c.inflight.Add(-1)
 	for {
@@ -39,7 +39,7 @@ func (c *slowCalendar) FreeBusy(_ context.Context, _ string, start, _ time.Time)
 	return nil, nil
 }
 
-func (c *slowCalendar) Book(context.Context, string, google.Booking) (string, string, error) {
+func (c *slowCalendar) Book(context.Context, string, app.Booking) (string, string, error) {
 	return "", "", nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"byoc/app"
-	"byoc/app/providers/google"
 	"byoc/app/sandbox"
 	"byoc/app/webhooks"
 )
@@ -226,15 +225,15 @@ func TestToolCallsTwilioProblems(t *testing.T) {
 // fakeCalendar stands in for the Google Calendar integration.
 type fakeCalendar struct {
 	mu     sync.Mutex
-	busy   []google.Busy
-	booked []google.Booking
+	busy   []app.Busy
+	booked []app.Booking
 	err    error
 }
 
-func (f *fakeCalendar) FreeBusy(_ context.Context, _ string, start, end time.Time) ([]google.Busy, error) {
+func (f *fakeCalendar) FreeBusy(_ context.Context, _ string, start, end time.Time) ([]app.Busy, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []google.Busy
+	var out []app.Busy
 	for _, b := range f.busy {
 		if b.Start.Before(end) && b.End.After(start) {
 			out = append(out, b)
@@ -243,7 +242,7 @@ func (f *fakeCalendar) FreeBusy(_ context.Context, _ string, start, end time.Tim
 	return out, f.err
 }
 
-func (f *fakeCalendar) Book(_ context.Context, _ string, b google.Booking) (string, string, error) {
+func (f *fakeCalendar) Book(_ context.Context, _ string, b app.Booking) (string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -255,7 +254,7 @@ func (f *fakeCalendar) Book(_ context.Context, _ string, b google.Booking) (stri
 
 func TestCalendarTools(t *testing.T) {
 	at := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
-	cal := &fakeCalendar{busy: []google.Busy{{Start: at("2030-05-06T14:30:00Z"), End: at("2030-05-06T15:00:00Z")}}}
+	cal := &fakeCalendar{busy: []app.Busy{{Start: at("2030-05-06T14:30:00Z"), End: at("2030-05-06T15:00:00Z")}}}
 	e := newEnv(t, withCalendar(cal))
 	o := e.newOrg("calendar-secret-12345678")
 	tests := []struct {

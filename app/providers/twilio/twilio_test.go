@@ -115,7 +115,7 @@ func TestSendMessage(t *testing.T) {
 	tests := []struct {
 		name     string
 		token    string
-		msg      twilio.Message
+		msg      app.Message
 		want     sandbox.TwilioMessage // SID, AccountSID, AuthToken filled in by the test
 		wantCode string
 		// noWhatsApp clears the org's WhatsApp number.
@@ -124,36 +124,36 @@ func TestSendMessage(t *testing.T) {
 		{
 			name:  "SMS from the org's number",
 			token: token,
-			msg:   twilio.Message{To: "+447911123456", Body: "Your appointment is at 3pm."},
+			msg:   app.Message{To: "+447911123456", Body: "Your appointment is at 3pm."},
 			want:  sandbox.TwilioMessage{From: "+12025550100", To: "+447911123456", Body: "Your appointment is at 3pm.", Channel: "sms"},
 		},
 		{
 			name:  "SMS from an explicit number",
 			token: token,
-			msg:   twilio.Message{To: "+447911123456", From: "+12025550199", Body: "Hi", Channel: twilio.SMS},
+			msg:   app.Message{To: "+447911123456", From: "+12025550199", Body: "Hi", Channel: app.ChannelSMS},
 			want:  sandbox.TwilioMessage{From: "+12025550199", To: "+447911123456", Body: "Hi", Channel: "sms"},
 		},
 		{
 			name:  "WhatsApp from the org's WhatsApp number",
 			token: token,
-			msg:   twilio.Message{To: "+447911123456", Body: "Hola", Channel: twilio.WhatsApp},
+			msg:   app.Message{To: "+447911123456", Body: "Hola", Channel: app.ChannelWhatsApp},
 			want:  sandbox.TwilioMessage{From: "whatsapp:+14155238886", To: "whatsapp:+447911123456", Body: "Hola", Channel: "whatsapp"},
 		},
 		{
 			name:  "WhatsApp prefix given already is not doubled",
 			token: token,
-			msg:   twilio.Message{To: "whatsapp:+447911123456", Body: "Hola", Channel: twilio.WhatsApp},
+			msg:   app.Message{To: "whatsapp:+447911123456", Body: "Hola", Channel: app.ChannelWhatsApp},
 			want:  sandbox.TwilioMessage{From: "whatsapp:+14155238886", To: "whatsapp:+447911123456", Body: "Hola", Channel: "whatsapp"},
 		},
-		{name: "empty body", token: token, msg: twilio.Message{To: "+447911123456"}, wantCode: app.EValidation},
-		{name: "no recipient", token: token, msg: twilio.Message{To: " ", Body: "Hi"}, wantCode: app.EValidation},
-		{name: "no WhatsApp number configured", token: token, msg: twilio.Message{To: "+447911123456", Body: "Hi", Channel: twilio.WhatsApp}, wantCode: app.EValidation, noWhatsApp: true},
-		{name: "unknown channel", token: token, msg: twilio.Message{To: "+447911123456", Body: "Hi", Channel: "fax"}, wantCode: app.EValidation},
-		{name: "Twilio refuses the number", token: token, msg: twilio.Message{To: "12345", Body: "Hi"}, wantCode: app.EValidation},
-		{name: "invalid token", token: "invalid-" + token, msg: twilio.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EVerificationFailed},
-		{name: "suspended account", token: "suspended-" + token, msg: twilio.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EVerificationFailed},
-		{name: "provider down", token: "down-" + token, msg: twilio.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EProviderUnavailable},
-		{name: "slow provider", token: "slow-" + token, msg: twilio.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EProviderUnavailable},
+		{name: "empty body", token: token, msg: app.Message{To: "+447911123456"}, wantCode: app.EValidation},
+		{name: "no recipient", token: token, msg: app.Message{To: " ", Body: "Hi"}, wantCode: app.EValidation},
+		{name: "no WhatsApp number configured", token: token, msg: app.Message{To: "+447911123456", Body: "Hi", Channel: app.ChannelWhatsApp}, wantCode: app.EValidation, noWhatsApp: true},
+		{name: "unknown channel", token: token, msg: app.Message{To: "+447911123456", Body: "Hi", Channel: "fax"}, wantCode: app.EValidation},
+		{name: "Twilio refuses the number", token: token, msg: app.Message{To: "12345", Body: "Hi"}, wantCode: app.EValidation},
+		{name: "invalid token", token: "invalid-" + token, msg: app.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EVerificationFailed},
+		{name: "suspended account", token: "suspended-" + token, msg: app.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EVerificationFailed},
+		{name: "provider down", token: "down-" + token, msg: app.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EProviderUnavailable},
+		{name: "slow provider", token: "slow-" + token, msg: app.Message{To: "+447911123456", Body: "Hi"}, wantCode: app.EProviderUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,7 +188,7 @@ func TestSendMessage(t *testing.T) {
 
 func TestSendMessageRefusalNamesTwilioReason(t *testing.T) {
 	client, _ := newClient(t)
-	_, err := client.SendMessage(context.Background(), cfg(sid, token), twilio.Message{To: "12345", Body: "Hi"})
+	_, err := client.SendMessage(context.Background(), cfg(sid, token), app.Message{To: "12345", Body: "Hi"})
 	want := "Twilio refused the message (400 Bad Request, error 21211): Invalid 'To' Phone Number: 12345."
 	if msg := app.ErrorMessage(err); msg != want {
 		t.Errorf("message = %q, want %q", msg, want)

@@ -43,6 +43,13 @@ type Error struct {
 	Cause  error
 }
 
+// ErrUndecryptable is in the chain of the error returned for stored
+// credentials that exist but cannot be opened (their key is no longer
+// configured, they were altered, or they belong to another org or
+// provider); errors.Is finds it. Such credentials are unusable, never
+// "absent": whatever they protect fails closed.
+var ErrUndecryptable = errors.New("stored credentials cannot be decrypted")
+
 // ReasonReconnect says that the provider no longer accepts the stored
 // authorization and the account must be connected again (a refused OAuth
 // refresh), as opposed to a check that may pass when repeated.

@@ -172,7 +172,8 @@ func TestIntegrationCardStates(t *testing.T) {
 			Details: map[string]string{"email": "owner@example.com"}}, CanManage: true, SignInReady: true},
 			views.StateConnected, "Connected", []string{"connect", "verify", "disconnect", "details"}, []string{"configure", "error"}},
 		{"google reconnect needed", views.Card{Spec: app.MustDescribe(app.GoogleCalendar), Status: app.Status{Provider: app.GoogleCalendar, Connected: true, NeedsAttention: true,
-			LastVerified: &verified, VerificationError: "Reconnect needed: Google refused the stored authorization (invalid_grant)."},
+			LastVerified: &verified, VerificationError: "Google refused the stored authorization (invalid_grant). Connect Google Calendar again.",
+			VerificationCode: app.ReasonReconnect},
 			CanManage: true, SignInReady: true},
 			views.StateNeedsAttention, "Needs attention", []string{"connect", "disconnect", "error"}, []string{"configure"}},
 	}
@@ -204,16 +205,18 @@ func TestIntegrationCardStates(t *testing.T) {
 		})
 	}
 
+	// The title comes from the stored code, never from the message's words.
 	for _, tt := range []struct {
-		name, verificationError, title, reason string
+		name, verificationError, code, title, reason string
 	}{
-		{"reconnect needed", "Reconnect needed: Google refused the stored authorization (invalid_grant).",
-			"Reconnect needed", "Google refused the stored authorization (invalid_grant)."},
-		{"other failure", "Resend rejected the API key.", "The last check failed", "Resend rejected the API key."},
+		{"reconnect needed", "Google refused the stored authorization (invalid_grant). Connect Google Calendar again.", app.ReasonReconnect,
+			"Reconnect needed", "Google refused the stored authorization (invalid_grant). Connect Google Calendar again."},
+		{"other failure", "Resend rejected the API key.", "", "The last check failed", "Resend rejected the API key."},
+		{"words without the code", "Reconnect needed: the provider said so.", "", "The last check failed", "Reconnect needed: the provider said so."},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := views.Card{Spec: app.MustDescribe(app.GoogleCalendar), Status: app.Status{Provider: app.GoogleCalendar, Connected: true, NeedsAttention: true,
-				VerificationError: tt.verificationError}, CanManage: true, SignInReady: true, Now: now}
+				VerificationError: tt.verificationError, VerificationCode: tt.code}, CanManage: true, SignInReady: true, Now: now}
 			d := render(t, views.IntegrationCard(c))
 			box := testid(d, "card-google_calendar-error")
 			if got := testid(d, "card-google_calendar-error-title").Text(); got != tt.title {
@@ -296,5 +299,96 @@ func TestSandboxBadge(t *testing.T) {
 	p.Sandbox = true
 	if testid(render(t, views.Layout(p, views.IntegrationsPage(views.Integrations{}))), "sandbox-badge").Text() != "Sandbox" {
 		t.Error("no badge in sandbox mode")
+	}
+}
+
+// TestConfigureFormFollowsTheDescription renders each form-configured
+// provider's form and finds every field of its description with its label
+// and hint, and the help as "Term: text".
+func TestConfigureFormFollowsTheDescription(t *testing.T) {
+	for _, spec := range app.Specs() {
+		if spec.OAuth {
+			continue
+		}
+		t.Run(string(spec.Provider), func(t *testing.T) {
+			d := render(t, views.ConfigureFormFragment(views.ConfigureForm{Spec: spec, CSRFToken: "tok"}))
+			fields := spec.FormFields()
+			if got := d.Find("input:not([type=hidden]), select").Length(); got != len(fields) || got == 0 {
+				t.Errorf("%d controls, want %d", got, len(fields))
+			}
+			for _, f := range fields {
+				id := string(spec.Provider) + "-" + f.Name
+				want := f.Label
+				if !f.Required && f.Kind != app.FieldChoice {
+					want += " (optional)"
+				}
+				if got := strings.Join(strings.Fields(d.Find(`label[for="`+id+`"]`).Text()), " "); got != want {
+					t.Errorf("%s: label %q, want %q", f.Name, got, want)
+				}
+				if name, _ := d.Find("#" + id).Attr("name"); name != f.Name {
+					t.Errorf("%s: name %q", f.Name, name)
+				}
+				hint := d.Find("#" + id + "-hint")
+				if f.Hint != "" && strings.TrimSpace(hint.Text()) != f.Hint {
+					t.Errorf("%s: hint %q, want %q", f.Name, hint.Text(), f.Hint)
+				}
+				if f.Hint == "" && hint.Length() != 0 {
+					t.Errorf("%s: a hint that is not in the description", f.Name)
+				}
+			}
+			items := d.Find("aside.info-box li")
+			if items.Length() != len(spec.Help) {
+				t.Fatalf("%d help items, want %d", items.Length(), len(spec.Help))
+			}
+			items.Each(func(i int, li *goquery.Selection) {
+				h := spec.Help[i]
+				want := h.Text
+				if h.Term != "" {
+					want = h.Term + ": " + h.Text
+				}
+				if got := strings.TrimSpace(li.Text()); got != want {
+					t.Errorf("help %d reads %q, want %q", i, got, want)
+				}
+				if got := li.Find("strong").Text(); got != h.Term {
+					t.Errorf("help %d: bold %q, want %q", i, got, h.Term)
+				}
+			})
+		})
+	}
+
+	t.Run("vapi region", func(t *testing.T) {
+		spec := app.MustDescribe(app.Vapi)
+		for kept, want := range map[string]string{"": "us", "eu": "eu", " EU ": "eu"} {
+			d := render(t, views.ConfigureFormFragment(views.ConfigureForm{Spec: spec, Values: map[string]string{"region": kept}}))
+			sel := d.Find("select#vapi-region")
+			if sel.Find("option").Length() != 2 {
+				t.Fatalf("options %q", sel.Text())
+			}
+			if got, _ := sel.Find("option[selected]").Attr("value"); got != want || sel.Find("option[selected]").Length() != 1 {
+				t.Errorf("kept %q: selected %q, want %q", kept, got, want)
+			}
+		}
+	})
+}
+
+func TestCardDetailsFollowTheFieldOrder(t *testing.T) {
+	spec := app.MustDescribe(app.Vapi)
+	cfg := app.VapiConfig{APIKey: app.NewSecret("vk_live_0123456789abcdef"), WebhookSecret: app.NewSecret("whsec_0123456789abcdef"), Region: app.VapiEU}
+	d := render(t, views.IntegrationCard(views.Card{Spec: spec, CanManage: true, Now: time.Now(),
+		Status: app.Status{Provider: app.Vapi, Connected: true, Details: spec.Masked(cfg)}}))
+	var got []string
+	testid(d, "card-vapi-details").Find("dt").Each(func(_ int, dt *goquery.Selection) {
+		got = append(got, dt.Text()+"="+dt.Next().Text())
+	})
+	label := func(name string) string {
+		f, _ := spec.Field(name)
+		return f.DisplayLabel()
+	}
+	want := []string{label("apiKey") + "=••••cdef", label("webhookSecret") + "=set", label("region") + "=EU"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("details %v, want %v", got, want)
+	}
+	if strings.Contains(d.Text(), "0123456789") {
+		t.Error("a secret is on the card")
 	}
 }

@@ -73,10 +73,9 @@ type Invalidator interface {
 	Flush()
 }
 
-// ErrUndecryptable is in the chain of the error Get returns for a stored row
-// that cannot be opened (its key is no longer configured, it was altered, or
-// it belongs to another org or provider); errors.Is finds it.
-var ErrUndecryptable = errors.New("credentials: stored credentials cannot be decrypted")
+// ErrUndecryptable is app.ErrUndecryptable: it is in the chain of the error
+// Get returns for a stored row that cannot be opened.
+var ErrUndecryptable = app.ErrUndecryptable
 
 // undecryptableStatus is what Statuses shows for such a row.
 const undecryptableStatus = "Stored credentials can no longer be decrypted (encryption key not available). Reconnect to fix."

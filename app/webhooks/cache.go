@@ -34,11 +34,19 @@ var errLookupsBusy = errors.New("webhooks: every store lookup slot is busy")
 type mappingEntry struct{ orgID string }
 
 // secretEntry is an org's cached webhook secret; own is false when the org
-// has none (the default secret applies).
+// has none (the default secret applies); unreadable is set when the org's
+// stored Vapi credentials exist but cannot be decrypted.
 type secretEntry struct {
-	own bool
-	key secretKey
+	own, unreadable bool
+	key             secretKey
 }
+
+// errSecretUnreadable refuses a delivery for an org whose stored webhook
+// secret cannot be decrypted: its webhooks are never verified with the
+// shared default secret instead.
+var errSecretUnreadable = errors.New("the org's stored Vapi credentials cannot be decrypted, so its webhook secret is " +
+	"unknown: the delivery is refused (503) until the operator restores the key (ENCRYPTION_KEY, " +
+	"ENCRYPTION_KEYS_PREVIOUS) or the org saves its Vapi credentials again")
 
 // table is one cache and its hit and miss counts; name sets its shared
 // lookups apart from those of the other tables.
@@ -212,8 +220,12 @@ func (h *Handler) resolve(ctx context.Context, assistantID string) (string, erro
 }
 
 // secret returns the key that verifies the org's webhooks: its own webhook
-// secret, or the default secret when it has none (ENotConfigured counts as
-// none). The result, including "none", is cached for SecretTTL.
+// secret, or the default secret when it truly has none (no Vapi credentials,
+// or credentials without a webhook secret). Stored credentials that cannot
+// be decrypted fail closed with errSecretUnreadable: such an org may have a
+// secret of its own, so the shared one must not stand in for it. The
+// result, including "none", is cached for SecretTTL ("unreadable" for
+// NegativeTTL).
 func (h *Handler) secret(ctx context.Context, orgID string) (secretKey, error) {
 	c := h.caches
 	e, err := load(ctx, c, c.secrets, orgID, func(ctx context.Context) (*secretEntry, time.Duration, error) {
@@ -222,6 +234,8 @@ func (h *Handler) secret(ctx context.Context, orgID string) (secretKey, error) {
 		switch {
 		case err == nil && !cfg.WebhookSecret.IsZero():
 			return &secretEntry{own: true, key: newSecretKey(cfg.WebhookSecret.Reveal())}, cache.DefaultExpiration, nil
+		case errors.Is(err, app.ErrUndecryptable):
+			return &secretEntry{unreadable: true}, c.negativeTTL, nil
 		case err == nil || app.ErrorCode(err) == app.ENotConfigured:
 			return &secretEntry{}, cache.DefaultExpiration, nil
 		}
@@ -229,6 +243,9 @@ func (h *Handler) secret(ctx context.Context, orgID string) (secretKey, error) {
 	})
 	if err != nil {
 		return secretKey{}, fmt.Errorf("webhook secret: %w", err)
+	}
+	if e.unreadable {
+		return secretKey{}, errSecretUnreadable
 	}
 	if e.own {
 		return e.key, nil

@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/credentials"
+	"byoc/app/keyring"
 	"byoc/app/webhooks"
 )
 
@@ -208,4 +211,75 @@ func TestDebugLogsFailedCheck(t *testing.T) {
 			t.Errorf("the log contains the secret")
 		}
 	}
+}
+
+// TestUnreadableSecretFailsClosed: an org whose stored Vapi credentials
+// cannot be decrypted (a key-rotation mistake, a damaged row) may have a
+// webhook secret of its own, so the shared default secret must not stand in
+// for it: every delivery is refused with 503 (Vapi retries once the key is
+// restored), logged as an operator problem, and no tool runs.
+func TestUnreadableSecretFailsClosed(t *testing.T) {
+	const def = "server-default-secret-unreadable"
+	e := newEnv(t, withOptions(webhooks.Options{DefaultSecret: app.NewSecret(def)}))
+	o := e.newOrg("org-own-secret-unreadable-1")
+	e.setTwilio(o.id, orgTwilio)
+
+	// The row is re-sealed under a key this server does not have.
+	otherKey := make([]byte, 32)
+	if _, err := rand.Read(otherKey); err != nil {
+		t.Fatal(err)
+	}
+	other, err := keyring.New(otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := app.VapiConfig{APIKey: app.NewSecret("vapi-private-key-unreadable"), WebhookSecret: app.NewSecret(o.secret), Region: app.VapiUS}
+	if _, err := credentials.New(e.db, other, credentials.Options{}).Save(context.Background(),
+		app.Connection{OrgID: o.id, Config: cfg, VerifiedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.creds.Invalidate(o.id, "vapi")
+	e.h.InvalidateOrg(o.id)
+
+	now := time.Now()
+	for name, sign := range map[string]func(body []byte) header{
+		"x-vapi-secret": func([]byte) header { return header{"X-Vapi-Secret": def} },
+		"bearer":        func([]byte) header { return header{"Authorization": "Bearer " + def} },
+		"hmac":          func(body []byte) header { return hmacHeaders(def, now.Unix(), body) },
+	} {
+		t.Run("default secret by "+name, func(t *testing.T) {
+			body := toolCallsBody(t, o.assistant, now.UnixMilli(),
+				tc{id: "call_" + name, name: "send_sms", args: map[string]any{"to": "+12025550123", "body": "forged"}})
+			got := e.h.Handle(context.Background(), req(body, sign(body), now))
+			if got.Status != http.StatusServiceUnavailable || errorCode(t, got) != app.EUnavailable {
+				t.Fatalf("status %d %s, want 503 %s", got.Status, encode(t, got.Body), app.EUnavailable)
+			}
+		})
+	}
+	t.Run("its own secret cannot be checked either", func(t *testing.T) {
+		if got := e.handle(o.secret, msg("hang", o.assistant, nil)); got.Status != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", got.Status)
+		}
+	})
+	if n := len(e.sb.Twilio.Messages()); n != 0 {
+		t.Fatalf("%d messages sent for a delivery that was refused", n)
+	}
+	if n := callEventCount(t, o.id); n != 0 {
+		t.Fatalf("a refused delivery recorded %d events", n)
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, "cannot be decrypted") {
+		t.Fatalf("the refusal is not logged as an operator problem:\n%s", logs)
+	}
+	if strings.Contains(logs, o.secret) || strings.Contains(logs, def) {
+		t.Fatal("a secret reached the log")
+	}
+
+	t.Run("a readable row again is verified with its own secret", func(t *testing.T) {
+		e.setVapi(o.id, o.secret)
+		e.h.InvalidateOrg(o.id)
+		if got := e.handle(o.secret, msg("hang", o.assistant, nil)); got.Status != http.StatusOK {
+			t.Fatalf("status %d, want 200", got.Status)
+		}
+	})
 }

@@ -49,7 +49,7 @@ func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
 func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (app.Verification, error) {
 	key := strings.TrimSpace(cfg.APIKey.Reveal())
 	if key == "" {
-		return app.Verification{}, app.ValidationError(map[string]string{"apiKey": "Enter your ElevenLabs API key."})
+		return app.Verification{}, app.Errorf(app.EValidation, "Enter your ElevenLabs API key.")
 	}
 	resp, err := c.get(ctx, key, "/v1/user")
 	if err != nil {

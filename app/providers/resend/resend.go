@@ -42,7 +42,7 @@ func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
 func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (app.Verification, error) {
 	key := strings.TrimSpace(cfg.APIKey.Reveal())
 	if key == "" {
-		return app.Verification{}, app.ValidationError(map[string]string{"apiKey": "Enter your Resend API key."})
+		return app.Verification{}, app.Errorf(app.EValidation, "Enter your Resend API key.")
 	}
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+key)

@@ -232,7 +232,7 @@ func (c *Client) do(ctx context.Context, cfg app.VapiConfig, method, path string
 		return nil, app.ValidationError(map[string]string{"region": "Choose the US or EU region."})
 	}
 	if strings.TrimSpace(cfg.APIKey.Reveal()) == "" {
-		return nil, app.ValidationError(map[string]string{"apiKey": "Enter your Vapi private API key."})
+		return nil, app.Errorf(app.EValidation, "Enter your Vapi private API key.")
 	}
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+cfg.APIKey.Reveal())

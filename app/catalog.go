@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"time"
 )
@@ -123,7 +124,11 @@ var errBadPlaintext = errors.New("the decrypted config is not valid JSON for its
 // with the field names as keys. The result holds raw secrets: seal it and
 // clear it.
 func (s *Spec) Encode(cfg Config) ([]byte, error) {
-	if cfg == nil || cfg.Provider() != s.Provider {
+	cfg, err := ConfigValue(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Provider() != s.Provider {
 		return nil, fmt.Errorf("app: cannot store a %T as %s credentials", cfg, s.Provider)
 	}
 	if s.encode != nil {
@@ -149,6 +154,26 @@ func (s *Spec) Decode(data []byte) (Config, error) {
 		return nil, errBadPlaintext
 	}
 	return s.config(vals), nil
+}
+
+// ConfigValue returns cfg as a value of its config type, also when it is
+// given as a pointer; nil and a nil pointer are errors.
+func ConfigValue(cfg Config) (Config, error) {
+	if cfg == nil {
+		return nil, errors.New("app: no config")
+	}
+	v := reflect.ValueOf(cfg)
+	if v.Kind() != reflect.Pointer {
+		return cfg, nil
+	}
+	if v.IsNil() {
+		return nil, fmt.Errorf("app: a nil %T", cfg)
+	}
+	c, ok := v.Elem().Interface().(Config)
+	if !ok {
+		return nil, fmt.Errorf("app: %T is not a config", cfg)
+	}
+	return c, nil
 }
 
 // Describe returns the spec of provider p, or EUnknownProvider.

@@ -75,10 +75,12 @@ func (d *DB) DeleteConnection(ctx context.Context, orgID string, p app.Provider,
 			if err != nil {
 				return err
 			}
-			changed = changed || tag.RowsAffected() > 0
-			if err := clearOutboundAssistant(ctx, tx, orgID); err != nil {
+			cleared, err := tx.Exec(ctx, `update outbound_agent_config set vapi_assistant_id = null, updated_at = now()
+				where org_id = $1 and vapi_assistant_id is not null`, orgID)
+			if err != nil {
 				return err
 			}
+			changed = changed || tag.RowsAffected() > 0 || cleared.RowsAffected() > 0
 		}
 		if !changed {
 			return nil

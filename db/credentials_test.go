@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestCredentialsCRUD(t *testing.T) {
 	if _, err := d.GetCredential(ctx, org, app.Vapi); app.ErrorCode(err) != app.ENotConfigured {
 		t.Fatalf("get before save: got %v, want %s", err, app.ENotConfigured)
 	}
-	if err := d.RecordVerification(ctx, org, app.Vapi, verified, ""); app.ErrorCode(err) != app.ENotConfigured {
+	if _, err := d.RecordVerification(ctx, org, app.Vapi, verified, "", ""); app.ErrorCode(err) != app.ENotConfigured {
 		t.Fatalf("record verification before save: got %v, want %s", err, app.ENotConfigured)
 	}
 	list, err := d.ListCredentials(ctx, org)
@@ -39,35 +40,44 @@ func TestCredentialsCRUD(t *testing.T) {
 		t.Fatalf("list before save: %v, %v; want an empty, non-nil slice", list, err)
 	}
 
-	saved, err := d.UpsertCredential(ctx, app.CredentialRecord{
+	saved, err := d.SaveConnection(ctx, app.CredentialRecord{
 		OrgID: org, Provider: app.Vapi, Ciphertext: []byte("first"), LastVerifiedAt: &verified,
-	})
+	}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if saved.OrgID != org || saved.Provider != app.Vapi || !saved.IsActive || string(saved.Ciphertext) != "first" ||
 		saved.LastVerifiedAt == nil || !saved.LastVerifiedAt.Equal(verified) || saved.VerificationError != "" ||
-		saved.CreatedAt.IsZero() || saved.UpdatedAt.IsZero() {
+		saved.VerificationCode != "" || saved.CreatedAt.IsZero() || saved.UpdatedAt.IsZero() {
 		t.Fatalf("upsert returned %+v", saved)
 	}
 
 	// A second save replaces the ciphertext and the verification state in place.
 	failedAt := verified.Add(time.Second)
-	if err := d.RecordVerification(ctx, org, app.Vapi, failedAt, "key revoked"); err != nil {
+	recorded, err := d.RecordVerification(ctx, org, app.Vapi, failedAt, "key revoked", app.ReasonReconnect)
+	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.GetCredential(ctx, org, app.Vapi)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.VerificationError != "key revoked" || !got.LastVerifiedAt.Equal(failedAt) {
+	if got.VerificationError != "key revoked" || got.VerificationCode != app.ReasonReconnect || !got.LastVerifiedAt.Equal(failedAt) {
 		t.Fatalf("after RecordVerification: %+v", got)
 	}
-	again, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")})
+	// RecordVerification returns the row as it now is, its ciphertext and
+	// updated_at untouched.
+	if recorded.VerificationError != got.VerificationError || recorded.VerificationCode != got.VerificationCode ||
+		recorded.LastVerifiedAt == nil || !recorded.LastVerifiedAt.Equal(failedAt) || string(recorded.Ciphertext) != "first" ||
+		!recorded.UpdatedAt.Equal(saved.UpdatedAt) || !recorded.CreatedAt.Equal(saved.CreatedAt) || recorded.OrgID != org ||
+		recorded.Provider != app.Vapi || !recorded.IsActive {
+		t.Fatalf("RecordVerification returned %+v, stored %+v", recorded, got)
+	}
+	again, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(again.Ciphertext) != "second" || again.LastVerifiedAt != nil || again.VerificationError != "" ||
+	if string(again.Ciphertext) != "second" || again.LastVerifiedAt != nil || again.VerificationError != "" || again.VerificationCode != "" ||
 		!again.CreatedAt.Equal(saved.CreatedAt) || !again.UpdatedAt.After(saved.UpdatedAt) {
 		t.Fatalf("second upsert: %+v (first %+v)", again, saved)
 	}
@@ -75,7 +85,7 @@ func TestCredentialsCRUD(t *testing.T) {
 		t.Fatalf("rows after two saves: %d, want 1", n)
 	}
 
-	if _, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: org, Provider: app.Twilio, Ciphertext: []byte("t")}); err != nil {
+	if _, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Twilio, Ciphertext: []byte("t")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	list, err = d.ListCredentials(ctx, org)
@@ -86,11 +96,11 @@ func TestCredentialsCRUD(t *testing.T) {
 		t.Fatalf("list: %+v", list)
 	}
 
-	deleted, err := d.DeleteCredential(ctx, org, app.Vapi)
+	deleted, err := d.DeleteConnection(ctx, org, app.Vapi, false)
 	if err != nil || !deleted {
 		t.Fatalf("delete: %v, %v", deleted, err)
 	}
-	deleted, err = d.DeleteCredential(ctx, org, app.Vapi)
+	deleted, err = d.DeleteConnection(ctx, org, app.Vapi, false)
 	if err != nil || deleted {
 		t.Fatalf("second delete: %v, %v; want false, nil", deleted, err)
 	}
@@ -103,7 +113,7 @@ func TestCredentialsStayInTheirOrg(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
 	orgA, orgB := dbtest.SeedOrg(t, "credentials test"), dbtest.SeedOrg(t, "credentials test")
-	if _, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: orgA, Provider: app.Resend, Ciphertext: []byte("a")}); err != nil {
+	if _, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: orgA, Provider: app.Resend, Ciphertext: []byte("a")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.GetCredential(ctx, orgB, app.Resend); app.ErrorCode(err) != app.ENotConfigured {
@@ -112,10 +122,10 @@ func TestCredentialsStayInTheirOrg(t *testing.T) {
 	if list, err := d.ListCredentials(ctx, orgB); err != nil || len(list) != 0 {
 		t.Fatalf("org B lists %d rows, %v", len(list), err)
 	}
-	if deleted, err := d.DeleteCredential(ctx, orgB, app.Resend); err != nil || deleted {
+	if deleted, err := d.DeleteConnection(ctx, orgB, app.Resend, false); err != nil || deleted {
 		t.Fatalf("org B deletes org A's row: %v, %v", deleted, err)
 	}
-	if err := d.RecordVerification(ctx, orgB, app.Resend, time.Now(), "x"); app.ErrorCode(err) != app.ENotConfigured {
+	if _, err := d.RecordVerification(ctx, orgB, app.Resend, time.Now(), "x", ""); app.ErrorCode(err) != app.ENotConfigured {
 		t.Fatalf("org B updates org A's row: %v", err)
 	}
 	if n := credCountRows(t, d, orgA); n != 1 {
@@ -127,7 +137,7 @@ func TestCredentialsStayInTheirOrg(t *testing.T) {
 	}
 }
 
-func TestUpsertCredentialConcurrently(t *testing.T) {
+func TestSaveConnectionConcurrently(t *testing.T) {
 	d := dbtest.DB(t)
 	ctx := context.Background()
 	org := dbtest.SeedOrg(t, "credentials test")
@@ -138,7 +148,7 @@ func TestUpsertCredentialConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := d.UpsertCredential(ctx, app.CredentialRecord{OrgID: org, Provider: app.ElevenLabs, Ciphertext: []byte{byte(i)}})
+			_, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.ElevenLabs, Ciphertext: []byte{byte(i)}}, nil, nil)
 			errs <- err
 		}()
 	}
@@ -234,24 +244,27 @@ func TestListenInvalidations(t *testing.T) {
 	bg := context.Background()
 
 	pid := credListenerPID(t, d, 0)
-	if _, err := d.UpsertCredential(bg, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("x")}); err != nil {
+	if _, err := d.SaveConnection(bg, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("x")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	expect("upsert", credNote{org, "vapi"})
-	if err := d.RecordVerification(bg, org, app.Vapi, time.Now(), "nope"); err != nil {
+	if _, err := d.RecordVerification(bg, org, app.Vapi, time.Now(), "nope", ""); err != nil {
 		t.Fatal(err)
 	}
 	expect("record verification", credNote{org, "vapi"})
-	if _, err := d.DeleteCredential(bg, org, app.Vapi); err != nil {
+	if _, err := d.DeleteConnection(bg, org, app.Vapi, false); err != nil {
 		t.Fatal(err)
 	}
 	expect("delete", credNote{org, "vapi"})
 	// Deleting nothing, or a failed write, announces nothing.
-	if _, err := d.DeleteCredential(bg, org, app.Vapi); err != nil {
+	if _, err := d.DeleteConnection(bg, org, app.Vapi, false); err != nil {
 		t.Fatal(err)
 	}
-	_ = d.RecordVerification(bg, org, app.Vapi, time.Now(), "")
-	if _, err := d.UpsertCredential(bg, app.CredentialRecord{OrgID: org, Provider: app.ElevenLabs, Ciphertext: []byte("z")}); err != nil {
+	if _, err := d.DeleteConnection(bg, org, app.Vapi, true); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = d.RecordVerification(bg, org, app.Vapi, time.Now(), "", "")
+	if _, err := d.SaveConnection(bg, app.CredentialRecord{OrgID: org, Provider: app.ElevenLabs, Ciphertext: []byte("z")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	expect("upsert after writes that changed nothing", credNote{org, "elevenlabs"})
@@ -273,7 +286,7 @@ func TestListenInvalidations(t *testing.T) {
 		t.Fatal("no onReconnect after the listener's connection was killed")
 	}
 	credListenerPID(t, d, pid)
-	if _, err := d.UpsertCredential(bg, app.CredentialRecord{OrgID: org, Provider: app.Twilio, Ciphertext: []byte("y")}); err != nil {
+	if _, err := d.SaveConnection(bg, app.CredentialRecord{OrgID: org, Provider: app.Twilio, Ciphertext: []byte("y")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	expect("upsert after reconnect", credNote{org, "twilio"})
@@ -305,10 +318,10 @@ func TestNotifyOnlyOnCommit(t *testing.T) {
 	credListenerPID(t, d, 0)
 	// An upsert for an org that does not exist fails on the foreign key.
 	missing := "00000000-0000-4000-8000-000000000000"
-	if _, err := d.UpsertCredential(context.Background(), app.CredentialRecord{OrgID: missing, Provider: app.Vapi, Ciphertext: []byte("x")}); err == nil {
+	if _, err := d.SaveConnection(context.Background(), app.CredentialRecord{OrgID: missing, Provider: app.Vapi, Ciphertext: []byte("x")}, nil, nil); err == nil {
 		t.Fatal("upsert for a missing org succeeded")
 	}
-	if _, err := d.UpsertCredential(context.Background(), app.CredentialRecord{OrgID: org, Provider: app.Resend, Ciphertext: []byte("x")}); err != nil {
+	if _, err := d.SaveConnection(context.Background(), app.CredentialRecord{OrgID: org, Provider: app.Resend, Ciphertext: []byte("x")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -318,5 +331,42 @@ func TestNotifyOnlyOnCommit(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no notification")
+	}
+}
+
+// The code of a verification error is stored next to it, cleared with it,
+// and only ever a short lower-case word.
+func TestVerificationCode(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	org := dbtest.SeedOrg(t, "credentials test")
+	at := time.Now().Truncate(time.Microsecond)
+	saved, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.GoogleCalendar, Ciphertext: []byte("g"),
+		LastVerifiedAt: &at, VerificationError: "Google refused.", VerificationCode: app.ReasonReconnect}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.VerificationError != "Google refused." || saved.VerificationCode != app.ReasonReconnect {
+		t.Fatalf("saved %+v", saved)
+	}
+	list, err := d.ListCredentials(ctx, org)
+	if err != nil || len(list) != 1 || list[0].VerificationCode != app.ReasonReconnect {
+		t.Fatalf("list: %+v, %v", list, err)
+	}
+	for _, bad := range []string{"Reconnect needed", "reconnect-needed", strings.Repeat("x", 41)} {
+		if _, err := d.RecordVerification(ctx, org, app.GoogleCalendar, at, "x", bad); err == nil {
+			t.Errorf("code %q stored", bad)
+		}
+	}
+	rec, err := d.RecordVerification(ctx, org, app.GoogleCalendar, at, "", "")
+	if err != nil || rec.VerificationError != "" || rec.VerificationCode != "" {
+		t.Fatalf("passing check: %+v, %v", rec, err)
+	}
+	var code *string
+	if err := d.Pool.QueryRow(ctx, `select verification_code from org_credentials where org_id = $1`, org).Scan(&code); err != nil {
+		t.Fatal(err)
+	}
+	if code != nil {
+		t.Fatalf("verification_code = %q, want NULL", *code)
 	}
 }

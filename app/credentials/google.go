@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -63,10 +64,15 @@ func (s *Service) GoogleAccessToken(ctx context.Context, orgID, rejected string)
 
 	var token string
 	refresh := func(ctx context.Context) error {
-		// Another caller may have refreshed while this one waited.
-		cfg, err := s.GoogleCalendar(ctx, orgID)
+		// Another caller, here or on another instance, may have refreshed
+		// while this one waited: read what is stored, not what is cached.
+		c, err := s.get(ctx, orgID, app.GoogleCalendar, false)
 		if err != nil {
 			return err
+		}
+		cfg, ok := c.(app.GoogleCalendarConfig)
+		if !ok {
+			return app.Internal(fmt.Errorf("credentials: google config has type %T", c))
 		}
 		if s.usable(cfg, rejected) {
 			token = cfg.AccessToken.Reveal()

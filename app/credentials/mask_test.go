@@ -1,4 +1,4 @@
-package credentials
+package credentials_test
 
 import (
 	"testing"
@@ -6,6 +6,7 @@ import (
 	"byoc/app"
 )
 
+// The details a status shows are its provider's masked fields.
 func TestMaskedDetails(t *testing.T) {
 	tests := []struct {
 		name string
@@ -33,7 +34,7 @@ func TestMaskedDetails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := maskedDetails(tt.cfg)
+			got := app.MustDescribe(tt.cfg.Provider()).Masked(tt.cfg)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}

@@ -21,13 +21,13 @@ func TestRotateMovesEveryRowToThePrimaryKey(t *testing.T) {
 	orgA, orgB := dbtest.SeedOrg(t, "credentials service test"), dbtest.SeedOrg(t, "credentials service test")
 	configs := sampleConfigs()
 	for _, cfg := range configs {
-		if err := before.Save(ctx, orgA, cfg, time.Now()); err != nil {
+		if _, err := before.Save(ctx, app.Connection{OrgID: orgA, Config: cfg, VerifiedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A row sealed by a key nobody has any more: it must be left alone.
 	stray := credentials.New(d, newKeyring(t, strayKey), credentials.Options{})
-	if err := stray.Save(ctx, orgB, configs[0], time.Now()); err != nil {
+	if _, err := stray.Save(ctx, app.Connection{OrgID: orgB, Config: configs[0], VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 

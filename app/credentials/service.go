@@ -130,11 +130,13 @@ func (s *Service) Subscribe(c Invalidator) { s.subscribers = append(s.subscriber
 // notification. A config the catalog does not describe is EInternal, and so
 // is a store failure; EConflict passes through from the store.
 func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error) {
-	if c.Config == nil {
-		return app.Status{}, app.Internal(errors.New("credentials: save without a config"))
+	cfg, err := app.ConfigValue(c.Config)
+	if err != nil {
+		return app.Status{}, app.Internal(fmt.Errorf("credentials: save: %w", err))
 	}
-	p := c.Config.Provider()
-	ct, err := seal(s.kr, c.OrgID, c.Config)
+	c.Config = cfg
+	p := cfg.Provider()
+	ct, err := seal(s.kr, c.OrgID, cfg)
 	if err != nil {
 		return app.Status{}, app.Internal(fmt.Errorf("credentials: seal %s config: %w", p, err))
 	}
@@ -183,11 +185,17 @@ func (s *Service) Delete(ctx context.Context, orgID string, p app.Provider) erro
 // ErrUndecryptable in its chain, when the stored row cannot be decrypted or
 // decoded; the reason is logged.
 func (s *Service) Get(ctx context.Context, orgID string, p app.Provider) (app.Config, error) {
+	return s.get(ctx, orgID, p, true)
+}
+
+// get is Get, from the cache only when cached is set (a caller that must
+// see what another instance wrote a moment ago reads the store).
+func (s *Service) get(ctx context.Context, orgID string, p app.Provider, cached bool) (app.Config, error) {
 	if _, err := app.Describe(p); err != nil {
 		return nil, err
 	}
 	key := configKey(orgID, p)
-	if v, ok := s.cache.getConfig(key); ok {
+	if v, ok := s.cache.getConfig(key); ok && cached {
 		return cloneConfig(v), nil
 	}
 	gen := s.cache.generation()

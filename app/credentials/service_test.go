@@ -111,6 +111,19 @@ func setCiphertext(t *testing.T, orgID string, p app.Provider, ct []byte) {
 	}
 }
 
+// saveRecovering is s.Save that fails the test when Save panics (instead of
+// ending the test binary) and then returns an error.
+func saveRecovering(t *testing.T, ctx context.Context, s *credentials.Service, c app.Connection) (st app.Status, err error) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("Save(%#v) panicked: %v", c.Config, r)
+			err = fmt.Errorf("Save panicked: %v", r)
+		}
+	}()
+	return s.Save(ctx, c)
+}
+
 var _ credentials.Store = (*db.DB)(nil)
 
 func TestRoundTripEveryProvider(t *testing.T) {
@@ -120,7 +133,7 @@ func TestRoundTripEveryProvider(t *testing.T) {
 	verified := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	for _, cfg := range sampleConfigs() {
 		t.Run(string(cfg.Provider()), func(t *testing.T) {
-			if err := newService(t, kr, nil).Save(ctx, org, cfg, verified); err != nil {
+			if _, err := newService(t, kr, nil).Save(ctx, app.Connection{OrgID: org, Config: cfg, VerifiedAt: verified}); err != nil {
 				t.Fatal(err)
 			}
 			raw := ciphertext(t, org, cfg.Provider())
@@ -170,14 +183,19 @@ func TestSaveOverwrites(t *testing.T) {
 	org := dbtest.SeedOrg(t, "credentials service test")
 	first := app.ResendConfig{APIKey: app.NewSecret("re_first-key-00000001"), FromEmail: "a@example.com"}
 	second := app.ResendConfig{APIKey: app.NewSecret("re_second-key-0000002"), FromEmail: "b@example.com"}
-	if err := s.Save(ctx, org, first, time.Now()); err != nil {
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: first, VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordVerification(ctx, org, app.Resend, time.Now(), app.Errorf(app.EVerificationFailed, "Resend refused the key.")); err != nil {
+	failed, err := s.RecordVerification(ctx, org, app.Resend, time.Now(), app.Errorf(app.EVerificationFailed, "Resend refused the key."))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if failed.Provider != app.Resend || !failed.Connected || !failed.NeedsAttention || failed.VerificationError != "Resend refused the key." ||
+		failed.VerificationCode != "" || failed.Details["fromEmail"] != "a@example.com" {
+		t.Fatalf("RecordVerification returned %+v", failed)
 	}
 	// Pointers to configs are accepted too.
-	if err := s.Save(ctx, org, &second, time.Time{}); err != nil {
+	if _, err := saveRecovering(t, ctx, s, app.Connection{OrgID: org, Config: &second, VerifiedAt: time.Time{}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := rowCount(t, org, app.Resend); n != 1 {
@@ -204,7 +222,7 @@ func TestCacheHitsAndInvalidation(t *testing.T) {
 	v1 := app.VapiConfig{APIKey: app.NewSecret("vapi-cache-key-000001"), Region: app.VapiUS}
 	v2 := app.VapiConfig{APIKey: app.NewSecret("vapi-cache-key-000002"), Region: app.VapiEU}
 
-	if err := s.Save(ctx, org, v1, time.Now()); err != nil {
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: v1, VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -217,7 +235,7 @@ func TestCacheHitsAndInvalidation(t *testing.T) {
 	}
 
 	t.Run("save", func(t *testing.T) {
-		if err := s.Save(ctx, org, v2, time.Now()); err != nil {
+		if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: v2, VerifiedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := s.Vapi(ctx, org); err != nil || got != v2 {
@@ -235,7 +253,7 @@ func TestCacheHitsAndInvalidation(t *testing.T) {
 		if st := s.Stats().Statuses; st.Hits != 1 || st.Items != 1 {
 			t.Fatalf("status stats: %+v", st)
 		}
-		if err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), app.Errorf(app.EVerificationFailed, "Vapi says the key is revoked.")); err != nil {
+		if _, err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), app.Errorf(app.EVerificationFailed, "Vapi says the key is revoked.")); err != nil {
 			t.Fatal(err)
 		}
 		if st := s.Stats(); st.Statuses.Items != 0 || st.Configs.Items != 0 {
@@ -249,14 +267,14 @@ func TestCacheHitsAndInvalidation(t *testing.T) {
 			t.Fatalf("vapi status after a failed check: %+v", v)
 		}
 		// A non-domain error is stored as the generic message, never its text.
-		if err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), errors.New("dial tcp: secret-ish detail")); err != nil {
+		if _, err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), errors.New("dial tcp: secret-ish detail")); err != nil {
 			t.Fatal(err)
 		}
 		st, _ = s.Statuses(ctx, org)
 		if strings.Contains(st[0].VerificationError, "secret-ish") {
 			t.Fatalf("raw error text stored: %q", st[0].VerificationError)
 		}
-		if err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), nil); err != nil {
+		if _, err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		st, _ = s.Statuses(ctx, org)
@@ -269,16 +287,16 @@ func TestCacheHitsAndInvalidation(t *testing.T) {
 		if _, err := s.Vapi(ctx, org); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Disconnect(ctx, org, app.Vapi); err != nil {
+		if err := s.Delete(ctx, org, app.Vapi); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Vapi(ctx, org); app.ErrorCode(err) != app.ENotConfigured {
 			t.Fatalf("get after disconnect: %v", err)
 		}
-		if err := s.Disconnect(ctx, org, app.Vapi); app.ErrorCode(err) != app.ENotConfigured {
+		if err := s.Delete(ctx, org, app.Vapi); app.ErrorCode(err) != app.ENotConfigured {
 			t.Fatalf("second disconnect: %v", err)
 		}
-		if err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), nil); app.ErrorCode(err) != app.ENotConfigured {
+		if _, err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), nil); app.ErrorCode(err) != app.ENotConfigured {
 			t.Fatalf("record verification after disconnect: %v", err)
 		}
 		if n := rowCount(t, org, app.Vapi); n != 0 {
@@ -287,7 +305,7 @@ func TestCacheHitsAndInvalidation(t *testing.T) {
 	})
 
 	t.Run("invalidate and flush", func(t *testing.T) {
-		if err := s.Save(ctx, org, v1, time.Now()); err != nil {
+		if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: v1, VerifiedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Vapi(ctx, org); err != nil {
@@ -323,7 +341,7 @@ func TestCachedConfigsCannotBeChangedByCallers(t *testing.T) {
 	s := newService(t, newKeyring(t, newKey(t)), nil)
 	org := dbtest.SeedOrg(t, "credentials service test")
 	cfg := sampleConfigs()[2].(app.GoogleCalendarConfig)
-	if err := s.Save(ctx, org, cfg, time.Now()); err != nil {
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: cfg, VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GoogleCalendar(ctx, org)
@@ -367,11 +385,11 @@ func TestStatuses(t *testing.T) {
 		org := dbtest.SeedOrg(t, "credentials service test")
 		cfgs := sampleConfigs()
 		for _, cfg := range []app.Config{cfgs[0], cfgs[1], cfgs[3]} {
-			if err := s.Save(ctx, org, cfg, time.Now()); err != nil {
+			if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: cfg, VerifiedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.RecordVerification(ctx, org, app.Twilio, time.Now(), app.Errorf(app.EVerificationFailed, "Twilio refused the auth token.")); err != nil {
+		if _, err := s.RecordVerification(ctx, org, app.Twilio, time.Now(), app.Errorf(app.EVerificationFailed, "Twilio refused the auth token.")); err != nil {
 			t.Fatal(err)
 		}
 		st, err := s.Statuses(ctx, org)
@@ -435,7 +453,7 @@ func TestUndecryptableRows(t *testing.T) {
 		}, "auth_failed"},
 		{"copied from another org", oldRing, func(t *testing.T, org string) {
 			other := dbtest.SeedOrg(t, "credentials service test")
-			if err := newService(t, oldRing, nil).Save(ctx, other, app.VapiConfig{APIKey: app.NewSecret(secrets[0])}, time.Now()); err != nil {
+			if _, err := newService(t, oldRing, nil).Save(ctx, app.Connection{OrgID: other, Config: app.VapiConfig{APIKey: app.NewSecret(secrets[0])}, VerifiedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			setCiphertext(t, org, app.Vapi, ciphertext(t, other, app.Vapi))
@@ -451,11 +469,11 @@ func TestUndecryptableRows(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			org := dbtest.SeedOrg(t, "credentials service test")
 			cfgs := sampleConfigs()
-			if err := newService(t, oldRing, nil).Save(ctx, org, cfgs[0], time.Now()); err != nil {
+			if _, err := newService(t, oldRing, nil).Save(ctx, app.Connection{OrgID: org, Config: cfgs[0], VerifiedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			// A second row the reader can open: one bad row must not spoil it.
-			if err := newService(t, tt.reader, nil).Save(ctx, org, cfgs[3], time.Now()); err != nil {
+			if _, err := newService(t, tt.reader, nil).Save(ctx, app.Connection{OrgID: org, Config: cfgs[3], VerifiedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			tt.breakRow(t, org)
@@ -493,7 +511,7 @@ func TestUndecryptableRows(t *testing.T) {
 			assertNoSecrets(t, "the log", logs.String())
 
 			// Entering the credentials again fixes it.
-			if err := reader.Save(ctx, org, cfgs[0], time.Now()); err != nil {
+			if _, err := reader.Save(ctx, app.Connection{OrgID: org, Config: cfgs[0], VerifiedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := reader.Get(ctx, org, app.Vapi); err != nil || !reflect.DeepEqual(got, cfgs[0]) {
@@ -512,7 +530,7 @@ func TestRotatedKeyStillOpens(t *testing.T) {
 	oldKey, newK := newKey(t), newKey(t)
 	org := dbtest.SeedOrg(t, "credentials service test")
 	cfg := sampleConfigs()[4]
-	if err := newService(t, newKeyring(t, oldKey), nil).Save(ctx, org, cfg, time.Now()); err != nil {
+	if _, err := newService(t, newKeyring(t, oldKey), nil).Save(ctx, app.Connection{OrgID: org, Config: cfg, VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	rotated := newKeyring(t, newK, oldKey)
@@ -529,7 +547,7 @@ func TestOrgsAreIsolated(t *testing.T) {
 	s := newService(t, newKeyring(t, newKey(t)), nil)
 	orgA, orgB := dbtest.SeedOrg(t, "credentials service test"), dbtest.SeedOrg(t, "credentials service test")
 	for _, cfg := range sampleConfigs() {
-		if err := s.Save(ctx, orgA, cfg, time.Now()); err != nil {
+		if _, err := s.Save(ctx, app.Connection{OrgID: orgA, Config: cfg, VerifiedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Get(ctx, orgA, cfg.Provider()); err != nil { // now cached for A
@@ -540,7 +558,7 @@ func TestOrgsAreIsolated(t *testing.T) {
 		if _, err := s.Get(ctx, orgB, p); app.ErrorCode(err) != app.ENotConfigured {
 			t.Errorf("org B gets org A's %s: %v", p, err)
 		}
-		if err := s.Disconnect(ctx, orgB, p); app.ErrorCode(err) != app.ENotConfigured {
+		if err := s.Delete(ctx, orgB, p); app.ErrorCode(err) != app.ENotConfigured {
 			t.Errorf("org B disconnects org A's %s: %v", p, err)
 		}
 	}
@@ -565,14 +583,14 @@ func TestUnknownProvider(t *testing.T) {
 	if _, err := s.Get(ctx, org, "stripe"); app.ErrorCode(err) != app.EUnknownProvider {
 		t.Fatalf("get: %v", err)
 	}
-	if err := s.Disconnect(ctx, org, "stripe"); app.ErrorCode(err) != app.EUnknownProvider {
+	if err := s.Delete(ctx, org, "stripe"); app.ErrorCode(err) != app.EUnknownProvider {
 		t.Fatalf("disconnect: %v", err)
 	}
-	if err := s.RecordVerification(ctx, org, "stripe", time.Now(), nil); app.ErrorCode(err) != app.EUnknownProvider {
+	if _, err := s.RecordVerification(ctx, org, "stripe", time.Now(), nil); app.ErrorCode(err) != app.EUnknownProvider {
 		t.Fatalf("record verification: %v", err)
 	}
 	for _, cfg := range []app.Config{nil, (*app.VapiConfig)(nil)} {
-		if err := s.Save(ctx, org, cfg, time.Now()); app.ErrorCode(err) != app.EInternal {
+		if _, err := saveRecovering(t, ctx, s, app.Connection{OrgID: org, Config: cfg, VerifiedAt: time.Now()}); app.ErrorCode(err) != app.EInternal {
 			t.Fatalf("save %#v: %v", cfg, err)
 		}
 	}
@@ -592,7 +610,8 @@ func TestConcurrentSaves(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.Save(ctx, org, app.ElevenLabsConfig{APIKey: app.NewSecret(key)}, time.Now())
+			_, err := s.Save(ctx, app.Connection{OrgID: org, Config: app.ElevenLabsConfig{APIKey: app.NewSecret(key)}, VerifiedAt: time.Now()})
+			errs <- err
 		}()
 	}
 	wg.Wait()
@@ -630,21 +649,21 @@ func TestNotificationInvalidatesOtherInstance(t *testing.T) {
 	bg := context.Background()
 	v1 := app.VapiConfig{APIKey: app.NewSecret("vapi-instance-key-0001")}
 	v2 := app.VapiConfig{APIKey: app.NewSecret("vapi-instance-key-0002")}
-	if err := writer.Save(bg, org, v1, time.Now()); err != nil {
+	if _, err := writer.Save(bg, app.Connection{OrgID: org, Config: v1, VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "reader sees the first save", func() bool {
 		got, err := reader.Vapi(bg, org)
 		return err == nil && got == v1
 	})
-	if err := writer.Save(bg, org, v2, time.Now()); err != nil {
+	if _, err := writer.Save(bg, app.Connection{OrgID: org, Config: v2, VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "reader sees the second save", func() bool {
 		got, err := reader.Vapi(bg, org)
 		return err == nil && got == v2
 	})
-	if err := writer.Disconnect(bg, org, app.Vapi); err != nil {
+	if err := writer.Delete(bg, org, app.Vapi); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "reader sees the disconnect", func() bool {
@@ -684,13 +703,13 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	s := newService(t, kr, logs)
 	org := dbtest.SeedOrg(t, "credentials service test")
 	for _, cfg := range sampleConfigs() {
-		if err := s.Save(ctx, org, cfg, time.Now()); err != nil {
+		if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: cfg, VerifiedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Get(ctx, org, cfg.Provider()); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordVerification(ctx, org, cfg.Provider(), time.Now(), app.Errorf(app.EVerificationFailed, "refused")); err != nil {
+		if _, err := s.RecordVerification(ctx, org, cfg.Provider(), time.Now(), app.Errorf(app.EVerificationFailed, "refused")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -707,7 +726,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range app.Providers {
-		if err := s.Disconnect(ctx, org, p); err != nil {
+		if err := s.Delete(ctx, org, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -743,7 +762,7 @@ func TestRacingReadDoesNotCacheStaleConfig(t *testing.T) {
 	org := dbtest.SeedOrg(t, "credentials service test")
 	old := app.ResendConfig{APIKey: app.NewSecret("re_racing-old-0000001")}
 	fresh := app.ResendConfig{APIKey: app.NewSecret("re_racing-new-0000002")}
-	if err := s.Save(ctx, org, old, time.Now()); err != nil {
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: old, VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	store.read, store.proceed = make(chan struct{}), make(chan struct{})
@@ -754,7 +773,7 @@ func TestRacingReadDoesNotCacheStaleConfig(t *testing.T) {
 	}()
 	<-store.read
 	store.read = nil
-	if err := s.Save(ctx, org, fresh, time.Now()); err != nil {
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: fresh, VerifiedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	close(store.proceed)

@@ -1,0 +1,490 @@
+package credentials_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/app/apptest"
+	"byoc/app/credentials"
+	"byoc/db"
+	"byoc/db/dbtest"
+)
+
+// watchedStore is the database under a test's eye: it remembers what
+// SaveConnection and DeleteConnection were given, can make SaveConnection
+// fail without writing, and fails the test when a method it forbids runs.
+type watchedStore struct {
+	*db.DB
+	t *testing.T
+
+	mu      sync.Mutex
+	forbid  map[string]bool
+	calls   map[string]int
+	saveErr error
+	saves   []savedConnection
+	deletes []deletedConnection
+}
+
+type savedConnection struct {
+	rec      app.CredentialRecord
+	mappings []app.AssistantMapping
+	outbound *app.OutboundAgent
+}
+
+type deletedConnection struct {
+	orgID      string
+	provider   app.Provider
+	assistants bool
+}
+
+func newWatchedStore(t *testing.T) *watchedStore {
+	return &watchedStore{DB: dbtest.DB(t), t: t, forbid: map[string]bool{}, calls: map[string]int{}}
+}
+
+// call counts a call of method and fails the test when it is forbidden.
+func (w *watchedStore) call(method string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls[method]++
+	if w.forbid[method] {
+		w.t.Errorf("%s called", method)
+	}
+}
+
+func (w *watchedStore) setForbidden(on bool, methods ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, m := range methods {
+		w.forbid[m] = on
+	}
+}
+
+func (w *watchedStore) count(method string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls[method]
+}
+
+func (w *watchedStore) SaveConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping,
+	outbound *app.OutboundAgent) (app.CredentialRecord, error) {
+	w.call("SaveConnection")
+	w.mu.Lock()
+	w.saves = append(w.saves, savedConnection{rec: rec, mappings: mappings, outbound: outbound})
+	err := w.saveErr
+	w.mu.Unlock()
+	if err != nil {
+		return app.CredentialRecord{}, err
+	}
+	return w.DB.SaveConnection(ctx, rec, mappings, outbound)
+}
+
+func (w *watchedStore) DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error) {
+	w.call("DeleteConnection")
+	w.mu.Lock()
+	w.deletes = append(w.deletes, deletedConnection{orgID: orgID, provider: p, assistants: assistants})
+	w.mu.Unlock()
+	return w.DB.DeleteConnection(ctx, orgID, p, assistants)
+}
+
+func (w *watchedStore) GetCredential(ctx context.Context, orgID string, p app.Provider) (app.CredentialRecord, error) {
+	w.call("GetCredential")
+	return w.DB.GetCredential(ctx, orgID, p)
+}
+
+func (w *watchedStore) ListCredentials(ctx context.Context, orgID string) ([]app.CredentialRecord, error) {
+	w.call("ListCredentials")
+	return w.DB.ListCredentials(ctx, orgID)
+}
+
+// Save answers with the status of the row it wrote, and reads nothing back
+// to build it.
+func TestSaveReturnsTheStatusItWrote(t *testing.T) {
+	ctx := context.Background()
+	kr := newKeyring(t, newKey(t))
+	for _, cfg := range sampleConfigs() {
+		t.Run(string(cfg.Provider()), func(t *testing.T) {
+			store := newWatchedStore(t)
+			s := credentials.New(store, kr, credentials.Options{})
+			org := dbtest.SeedOrg(t, "credentials service test")
+			// A failed check before the save, which the save clears.
+			if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: cfg}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.RecordVerification(ctx, org, cfg.Provider(), time.Now(),
+				&app.Error{Code: app.EVerificationFailed, Reason: app.ReasonReconnect, Message: "Refused."}); err != nil {
+				t.Fatal(err)
+			}
+
+			store.setForbidden(true, "ListCredentials", "GetCredential")
+			at := time.Now().Add(-time.Minute).UTC().Truncate(time.Microsecond)
+			st, err := s.Save(ctx, app.Connection{OrgID: org, Config: cfg, VerifiedAt: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			store.setForbidden(false, "ListCredentials", "GetCredential")
+			if n, m := store.count("ListCredentials"), store.count("GetCredential"); n+m != 0 {
+				t.Fatalf("Save read %d lists and %d rows back", n, m)
+			}
+			want := app.MustDescribe(cfg.Provider()).Masked(cfg)
+			if st.Provider != cfg.Provider() || !st.Connected || st.NeedsAttention || st.VerificationError != "" ||
+				st.VerificationCode != "" || st.ReconnectNeeded() || st.LastVerified == nil || !st.LastVerified.Equal(at) ||
+				st.UpdatedAt.IsZero() || !reflect.DeepEqual(st.Details, want) {
+				t.Fatalf("Save returned %+v; want connected, verified at %v, details %v", st, at, want)
+			}
+			assertNoSecrets(t, "the returned status", fmt.Sprintf("%+v %#v", st, st))
+
+			// It is what the statuses show afterwards.
+			all, err := newService(t, kr, nil).Statuses(ctx, org)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var shown app.Status
+			for _, v := range all {
+				if v.Provider == cfg.Provider() {
+					shown = v
+				}
+			}
+			if shown.Connected != st.Connected || shown.NeedsAttention != st.NeedsAttention ||
+				shown.VerificationError != st.VerificationError || shown.VerificationCode != st.VerificationCode ||
+				!shown.LastVerified.Equal(*st.LastVerified) || !shown.UpdatedAt.Equal(st.UpdatedAt) ||
+				!reflect.DeepEqual(shown.Details, st.Details) {
+				t.Fatalf("Statuses shows %+v, Save returned %+v", shown, st)
+			}
+		})
+	}
+
+	t.Run("saved unverified", func(t *testing.T) {
+		store := newWatchedStore(t)
+		s := credentials.New(store, kr, credentials.Options{})
+		store.setForbidden(true, "ListCredentials", "GetCredential")
+		st, err := s.Save(ctx, app.Connection{OrgID: dbtest.SeedOrg(t, "credentials service test"), Config: sampleConfigs()[3]})
+		if err != nil || !st.Connected || st.LastVerified != nil {
+			t.Fatalf("Save = %+v, %v; want connected and never verified", st, err)
+		}
+	})
+}
+
+// A store that fails keeps the previous credentials, and its domain errors
+// pass through.
+func TestSaveFailingStoreKeepsThePreviousCredentials(t *testing.T) {
+	ctx := context.Background()
+	store := newWatchedStore(t)
+	s := credentials.New(store, newKeyring(t, newKey(t)), credentials.Options{})
+	org := dbtest.SeedOrg(t, "credentials service test")
+	old, next := sampleConfigs()[0].(app.VapiConfig), sampleConfigs()[0].(app.VapiConfig)
+	next.APIKey = app.NewSecret("vapi-key-next-0123456789")
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: old}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, org, app.Vapi); err != nil { // cached now
+		t.Fatal(err)
+	}
+	for _, storeErr := range []error{errors.New("commit failed"), app.Errorf(app.EConflict, "Taken.")} {
+		store.saveErr = storeErr
+		st, err := s.Save(ctx, app.Connection{OrgID: org, Config: next, VerifiedAt: time.Now()})
+		want := app.EInternal
+		if app.ErrorCode(storeErr) != app.EInternal {
+			want = app.ErrorCode(storeErr)
+		}
+		if app.ErrorCode(err) != want {
+			t.Errorf("err = %v, want code %s", err, want)
+		}
+		if want == app.EConflict && app.ErrorMessage(err) != "Taken." {
+			t.Errorf("message %q, want the store's", app.ErrorMessage(err))
+		}
+		if st.Connected || st.Provider != "" {
+			t.Errorf("a failed save returned the status %+v", st)
+		}
+		if got, err := s.Get(ctx, org, app.Vapi); err != nil || !reflect.DeepEqual(got, old) {
+			t.Errorf("Get = %#v, %v; want the previous config", got, err)
+		}
+	}
+}
+
+// The store gets one connection: the sealed record with the rows that
+// belong to it; and the cache drops what it held.
+func TestSaveHandsTheStoreTheWholeConnection(t *testing.T) {
+	ctx := context.Background()
+	store := newWatchedStore(t)
+	s := credentials.New(store, newKeyring(t, newKey(t)), credentials.Options{})
+	org := dbtest.SeedOrg(t, "credentials service test")
+	old, next := sampleConfigs()[0].(app.VapiConfig), sampleConfigs()[0].(app.VapiConfig)
+	next.APIKey = app.NewSecret("vapi-key-next-0123456789")
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: old}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, org, app.Vapi); err != nil { // cached now
+		t.Fatal(err)
+	}
+
+	at := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	in, out := "asst-in-"+apptest.RandomHex(8), "asst-out-"+apptest.RandomHex(8)
+	mappings := []app.AssistantMapping{{VapiAssistantID: in, OrgID: org, Role: app.Inbound, Name: "In"},
+		{VapiAssistantID: out, OrgID: org, Role: app.Outbound, Name: "Out"}}
+	outbound := &app.OutboundAgent{OrgID: org, VapiAssistantID: out}
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: next, VerifiedAt: at, Assistants: mappings, Outbound: outbound}); err != nil {
+		t.Fatal(err)
+	}
+	got := store.saves[len(store.saves)-1]
+	if got.rec.OrgID != org || got.rec.Provider != app.Vapi || got.rec.LastVerifiedAt == nil || !got.rec.LastVerifiedAt.Equal(at) ||
+		got.rec.VerificationError != "" || got.rec.VerificationCode != "" || len(got.rec.Ciphertext) == 0 {
+		t.Errorf("record = %+v", got.rec)
+	}
+	for _, secret := range []string{next.APIKey.Reveal(), next.WebhookSecret.Reveal()} {
+		if bytes.Contains(got.rec.Ciphertext, []byte(secret)) {
+			t.Error("the record carries a secret in the clear")
+		}
+	}
+	if !reflect.DeepEqual(got.mappings, mappings) || got.outbound == nil || *got.outbound != *outbound {
+		t.Errorf("the store got mappings %+v and outbound %+v", got.mappings, got.outbound)
+	}
+	stored, err := store.AssistantMappings(ctx, org)
+	if err != nil || len(stored) != 2 || stored[0].VapiAssistantID != in || stored[1].VapiAssistantID != out {
+		t.Errorf("stored mappings %+v, %v", stored, err)
+	}
+	// Without the invalidation this would still be the cached old config.
+	if cfg, err := s.Get(ctx, org, app.Vapi); err != nil || !reflect.DeepEqual(cfg, next) {
+		t.Errorf("Get = %#v, %v; want the new config", cfg, err)
+	}
+}
+
+// A config that cannot be stored is refused before the store runs.
+func TestSaveRefusesMissingConfigBeforeTheStore(t *testing.T) {
+	store := newWatchedStore(t)
+	s := credentials.New(store, newKeyring(t, newKey(t)), credentials.Options{})
+	store.setForbidden(true, "SaveConnection")
+	_, err := s.Save(context.Background(), app.Connection{OrgID: dbtest.SeedOrg(t, "credentials service test")})
+	if app.ErrorCode(err) != app.EInternal {
+		t.Errorf("err = %v, want internal", err)
+	}
+}
+
+// Deleting a provider that manages assistants deletes the org's mappings
+// and outbound assistant with its credentials; other providers leave them.
+func TestDeleteRemovesWhatTheConnectionOwns(t *testing.T) {
+	ctx := context.Background()
+	store := newWatchedStore(t)
+	s := credentials.New(store, newKeyring(t, newKey(t)), credentials.Options{})
+	org := dbtest.SeedOrg(t, "credentials service test")
+	cfgs := sampleConfigs()
+	in, out := "asst-in-"+apptest.RandomHex(8), "asst-out-"+apptest.RandomHex(8)
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: cfgs[0], VerifiedAt: time.Now(),
+		Assistants: []app.AssistantMapping{{VapiAssistantID: in, OrgID: org, Role: app.Inbound},
+			{VapiAssistantID: out, OrgID: org, Role: app.Outbound}},
+		Outbound: &app.OutboundAgent{OrgID: org, VapiAssistantID: out}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range cfgs[1:] {
+		c := app.Connection{OrgID: org, Config: cfg, VerifiedAt: time.Now()}
+		if n, ok := cfg.(app.OutboundNumberer); ok {
+			c.Outbound = &app.OutboundAgent{OrgID: org, PhoneNumber: n.OutboundNumber()}
+		}
+		if _, err := s.Save(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mappingsLeft := func() int {
+		t.Helper()
+		ms, err := store.AssistantMappings(ctx, org)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms)
+	}
+
+	// Every other provider goes alone.
+	for _, cfg := range cfgs[1:] {
+		if err := s.Delete(ctx, org, cfg.Provider()); err != nil {
+			t.Fatal(err)
+		}
+		if d := store.deletes[len(store.deletes)-1]; d.orgID != org || d.provider != cfg.Provider() || d.assistants {
+			t.Fatalf("the store was asked to delete %+v", d)
+		}
+		if n := mappingsLeft(); n != 2 {
+			t.Fatalf("%d assistant mappings left after deleting %s, want both", n, cfg.Provider())
+		}
+	}
+	agent, err := store.OutboundAgent(ctx, org)
+	if err != nil || agent.VapiAssistantID != out || agent.PhoneNumber != "+12025551234" {
+		t.Fatalf("outbound agent before deleting Vapi: %+v, %v", agent, err)
+	}
+
+	if err := s.Delete(ctx, org, app.Vapi); err != nil {
+		t.Fatal(err)
+	}
+	if d := store.deletes[len(store.deletes)-1]; d.provider != app.Vapi || !d.assistants {
+		t.Fatalf("the store was asked to delete %+v, want Vapi with its assistants", d)
+	}
+	if n := mappingsLeft(); n != 0 {
+		t.Fatalf("%d assistant mappings left after deleting Vapi", n)
+	}
+	agent, err = store.OutboundAgent(ctx, org)
+	if err != nil || agent.VapiAssistantID != "" || agent.PhoneNumber != "+12025551234" {
+		t.Fatalf("outbound agent after deleting Vapi: %+v, %v; want the number kept and no assistant", agent, err)
+	}
+	if _, err := s.Vapi(ctx, org); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("Vapi after the delete: %v", err)
+	}
+
+	// Leftover assistants of an interrupted save go even when no
+	// credentials are left; the caller still hears that none were stored.
+	if err := store.SaveAssistantMapping(ctx, app.AssistantMapping{VapiAssistantID: in, OrgID: org, Role: app.Inbound}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, org, app.Vapi); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("second delete: %v, want %s", err, app.ENotConfigured)
+	}
+	if n := mappingsLeft(); n != 0 {
+		t.Fatalf("%d leftover assistant mappings kept", n)
+	}
+}
+
+// The reason of a failed check is stored as its code and shown in the
+// status; an unreadable row shows no code of its own.
+func TestRecordVerificationKeepsTheReason(t *testing.T) {
+	ctx := context.Background()
+	kr := newKeyring(t, newKey(t))
+	s := newService(t, kr, nil)
+	org := dbtest.SeedOrg(t, "credentials service test")
+	cfg := sampleConfigs()[2]
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: cfg, VerifiedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const refused = "Google refused the stored authorization (invalid_grant). Connect Google Calendar again."
+	tests := []struct {
+		name      string
+		err       error
+		wantMsg   string
+		wantCode  string
+		attention bool
+	}{
+		{"reconnect needed", &app.Error{Code: app.EVerificationFailed, Reason: app.ReasonReconnect, Message: refused},
+			refused, app.ReasonReconnect, true},
+		{"a failure without a reason", app.Errorf(app.EVerificationFailed, "Google Calendar refused access."),
+			"Google Calendar refused access.", "", true},
+		{"passed", nil, "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := time.Now().UTC().Truncate(time.Microsecond)
+			st, err := s.RecordVerification(ctx, org, app.GoogleCalendar, at, tt.err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, err := s.Statuses(ctx, org)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, v := range map[string]app.Status{"returned": st, "listed": all[2]} {
+				if v.Provider != app.GoogleCalendar || !v.Connected || v.NeedsAttention != tt.attention ||
+					v.VerificationError != tt.wantMsg || v.VerificationCode != tt.wantCode ||
+					v.ReconnectNeeded() != (tt.wantCode == app.ReasonReconnect) || !v.LastVerified.Equal(at) ||
+					v.Details["email"] != "owner@example.com" {
+					t.Errorf("%s status %+v; want message %q, code %q", what, v, tt.wantMsg, tt.wantCode)
+				}
+			}
+		})
+	}
+
+	if _, err := s.RecordVerification(ctx, org, app.GoogleCalendar, time.Now(),
+		&app.Error{Code: app.EVerificationFailed, Reason: app.ReasonReconnect, Message: refused}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := newService(t, newKeyring(t, newKey(t)), nil).Statuses(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := all[2]; v.Connected || !v.NeedsAttention || v.VerificationCode != "" || v.ReconnectNeeded() ||
+		v.VerificationError != "Stored credentials can no longer be decrypted (encryption key not available). Reconnect to fix." {
+		t.Fatalf("unreadable row's status %+v", v)
+	}
+}
+
+// countingCache is another cache of credential-derived data.
+type countingCache struct {
+	mu      sync.Mutex
+	heard   []string
+	flushes int
+}
+
+func (c *countingCache) Invalidate(orgID, provider string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.heard = append(c.heard, orgID+"/"+provider)
+	return 1
+}
+
+func (c *countingCache) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushes++
+}
+
+func (c *countingCache) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.heard
+	c.heard = nil
+	return out
+}
+
+// Every write, invalidation and flush reaches a subscribed cache.
+func TestSubscribersHearEveryChange(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, newKeyring(t, newKey(t)), nil)
+	sub := &countingCache{}
+	s.Subscribe(sub)
+	org := dbtest.SeedOrg(t, "credentials service test")
+	vapi := org + "/vapi"
+
+	steps := []struct {
+		name string
+		run  func() error
+		want []string
+	}{
+		{"save", func() error {
+			_, err := s.Save(ctx, app.Connection{OrgID: org, Config: sampleConfigs()[0], VerifiedAt: time.Now()})
+			return err
+		}, []string{vapi}},
+		{"record verification", func() error {
+			_, err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), nil)
+			return err
+		}, []string{vapi}},
+		{"delete", func() error { return s.Delete(ctx, org, app.Vapi) }, []string{vapi}},
+		{"a failed save", func() error {
+			_, err := s.Save(ctx, app.Connection{OrgID: "00000000-0000-4000-8000-000000000000", Config: sampleConfigs()[0]})
+			if err == nil {
+				return errors.New("saved for a missing org")
+			}
+			return nil
+		}, []string{"00000000-0000-4000-8000-000000000000/vapi"}},
+	}
+	for _, st := range steps {
+		if err := st.run(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := sub.take(); !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("%s: the subscriber heard %v, want %v", st.name, got, st.want)
+		}
+	}
+	if n := s.Invalidate(org, ""); n != 1 {
+		t.Fatalf("Invalidate dropped %d entries, want the subscriber's 1", n)
+	}
+	if got := sub.take(); !reflect.DeepEqual(got, []string{org + "/"}) {
+		t.Fatalf("the subscriber heard %v", got)
+	}
+	if n := s.Invalidate("", ""); n != 0 || len(sub.take()) != 0 {
+		t.Fatalf("an invalidation of no org reached the subscriber (%d)", n)
+	}
+	s.Flush()
+	if sub.flushes != 1 {
+		t.Fatalf("%d flushes reached the subscriber, want 1", sub.flushes)
+	}
+}

@@ -13,37 +13,51 @@ import (
 	"byoc/db/dbtest"
 )
 
-// refuseCredentialWrites makes the database refuse every write of the org's
-// credential rows (a trigger standing in for a failing commit) until the
-// returned function, also run at cleanup, lifts it.
-func refuseCredentialWrites(t *testing.T, orgID string) (lift func()) {
+// refuseWrites makes the database refuse the given writes (ops, such as
+// "insert or update" or "delete") of the org's rows of table (a trigger
+// standing in for a failing statement) until the returned function, also
+// run at cleanup, lifts it.
+func refuseWrites(t *testing.T, orgID, table, ops string) (lift func()) {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.DB(t).Pool
 	name := "refuse_" + apptest.RandomHex(6)
 	if _, err := pool.Exec(ctx, `create function `+name+`() returns trigger language plpgsql as $$
 		begin
+			if tg_op = 'DELETE' then
+				if old.org_id = '`+orgID+`'::uuid then
+					raise exception '`+table+` deletes of this org are refused by the test';
+				end if;
+				return old;
+			end if;
 			if new.org_id = '`+orgID+`'::uuid then
-				raise exception 'credential writes of this org are refused by the test';
+				raise exception '`+table+` writes of this org are refused by the test';
 			end if;
 			return new;
 		end $$`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `create trigger `+name+` before insert or update on org_credentials
+	if _, err := pool.Exec(ctx, `create trigger `+name+` before `+ops+` on `+table+`
 		for each row execute function `+name+`()`); err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
 	lift = func() {
 		once.Do(func() {
-			if _, err := pool.Exec(ctx, `drop trigger if exists `+name+` on org_credentials; drop function if exists `+name+`()`); err != nil {
+			if _, err := pool.Exec(ctx, `drop trigger if exists `+name+` on `+table+`; drop function if exists `+name+`()`); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	t.Cleanup(lift)
 	return lift
+}
+
+// refuseCredentialWrites makes the database refuse every write of the org's
+// credential rows until the returned function lifts it.
+func refuseCredentialWrites(t *testing.T, orgID string) (lift func()) {
+	t.Helper()
+	return refuseWrites(t, orgID, "org_credentials", "insert or update")
 }
 
 func TestSaveStoresNothingWhenTheCredentialWriteFails(t *testing.T) {
@@ -57,15 +71,15 @@ func TestSaveStoresNothingWhenTheCredentialWriteFails(t *testing.T) {
 		wantInbound bool // the org has Vapi assistants after the good save
 	}{
 		{"twilio",
-			twilioSave(integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(), PhoneNumber: "+12025550123"}),
-			twilioSave(integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(), PhoneNumber: "+12025550199"}),
+			twilioSave(app.Values{"accountSid": twilioSID(), "authToken": twilioToken(), "phoneNumber": "+12025550123"}),
+			twilioSave(app.Values{"accountSid": twilioSID(), "authToken": twilioToken(), "phoneNumber": "+12025550199"}),
 			false},
 		{"vapi, another account",
-			vapiSave(integrations.VapiInput{APIKey: vapiKey(), WebhookSecret: webhookSecret()}),
-			vapiSave(integrations.VapiInput{APIKey: vapiKey(), WebhookSecret: webhookSecret()}),
+			vapiSave(app.Values{"apiKey": vapiKey(), "webhookSecret": webhookSecret()}),
+			vapiSave(app.Values{"apiKey": vapiKey(), "webhookSecret": webhookSecret()}),
 			true},
 		{"vapi, assistants deleted in Vapi",
-			vapiSave(integrations.VapiInput{APIKey: vapiKey()}), saveCall{}, true},
+			vapiSave(app.Values{"apiKey": vapiKey()}), saveCall{}, true},
 	}
 	e := newEnv(t)
 	for _, tt := range tests {
@@ -76,12 +90,12 @@ func TestSaveStoresNothingWhenTheCredentialWriteFails(t *testing.T) {
 			}
 			if tt.good.provider == app.Twilio {
 				// A Vapi connection too, so there is an outbound assistant.
-				if _, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: vapiKey()}); err != nil {
+				if _, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": vapiKey()}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			bad := tt.bad
-			if bad.save == nil {
+			if bad.provider == "" {
 				// The same key again, after the account lost both
 				// assistants: the save creates two new ones.
 				bad = tt.good
@@ -145,7 +159,7 @@ func TestSaveVapiOnASmallPool(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = e.svc.SaveVapi(ctx, admins[i], integrations.VapiInput{APIKey: keys[i]})
+				_, errs[i] = e.svc.Save(ctx, admins[i], app.Vapi, app.Values{"apiKey": keys[i]})
 			}()
 		}
 		close(start)
@@ -187,4 +201,207 @@ func TestSaveVapiOnASmallPool(t *testing.T) {
 			}
 		}
 	})
+}
+
+// connectionState is what an org has stored of its connections.
+type connectionState struct {
+	configs  map[app.Provider]app.Config
+	mappings []app.AssistantMapping
+	agent    app.OutboundAgent
+	agentErr string // the error code reading the outbound agent gave
+}
+
+// connectionsOf reads the org's stored connections past every cache.
+func (e *env) connectionsOf(t *testing.T, orgID string) connectionState {
+	t.Helper()
+	ctx := context.Background()
+	e.creds.Flush()
+	st := connectionState{configs: map[app.Provider]app.Config{}, mappings: e.mappings(t, orgID)}
+	for _, p := range app.Providers {
+		cfg, err := e.creds.Get(ctx, orgID, p)
+		switch app.ErrorCode(err) {
+		case "":
+			st.configs[p] = cfg
+		case app.ENotConfigured:
+		default:
+			t.Fatalf("read %s: %v", p, err)
+		}
+	}
+	agent, err := e.db.OutboundAgent(ctx, orgID)
+	st.agent, st.agentErr = agent, app.ErrorCode(err)
+	return st
+}
+
+func (e *env) assertConnections(t *testing.T, orgID string, want connectionState) {
+	t.Helper()
+	got := e.connectionsOf(t, orgID)
+	if !reflect.DeepEqual(got.configs, want.configs) {
+		t.Errorf("stored configs = %#v, want %#v", got.configs, want.configs)
+	}
+	if !reflect.DeepEqual(got.mappings, want.mappings) {
+		t.Errorf("mappings = %+v, want %+v", got.mappings, want.mappings)
+	}
+	if got.agent != want.agent || got.agentErr != want.agentErr {
+		t.Errorf("outbound agent = %+v (%q), want %+v (%q)", got.agent, got.agentErr, want.agent, want.agentErr)
+	}
+}
+
+// A Vapi save writes the credentials, the mappings and the outbound agent in
+// one transaction: when any of these writes fails, none of them is stored
+// and the previous connection stays as it was.
+func TestSaveVapiIsOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	tests := []struct {
+		name, table string
+		// connected saves a first connection before the failing one.
+		connected bool
+	}{
+		{"mapping write fails", "assistant_org_mapping", true},
+		{"outbound agent write fails", "outbound_agent_config", true},
+		{"credential write fails", "org_credentials", true},
+		{"first save, mapping write fails", "assistant_org_mapping", false},
+		{"first save, outbound agent write fails", "outbound_agent_config", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			admin, _ := seedOrg(t, "One Write Dental")
+			if _, err := e.svc.Save(ctx, admin, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": twilioToken(),
+				"phoneNumber": "+12025550123"}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.connected {
+				if _, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": vapiKey(), "webhookSecret": webhookSecret()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := e.connectionsOf(t, admin.OrgID)
+
+			// Another Vapi account: new assistants, so every row changes.
+			key := vapiKey()
+			lift := refuseWrites(t, admin.OrgID, tt.table, "insert or update")
+			_, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": webhookSecret()})
+			wantCode(t, err, app.EInternal)
+			lift()
+
+			e.assertConnections(t, admin.OrgID, before)
+			if last := e.lastAudit(t, admin.OrgID); last.Action != integrations.ActionSave || last.Outcome != app.OutcomeFailure {
+				t.Errorf("audit entry = %+v", last)
+			}
+			e.assertNoLeak(t, admin.OrgID, []string{key}, err)
+
+			// Once the database takes writes again, the same save succeeds.
+			res, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in, out := mappedIDs(t, e, admin.OrgID); in != res.InboundAssistantID || out != res.OutboundAssistantID {
+				t.Errorf("mapped %s, %s; want %s, %s", in, out, res.InboundAssistantID, res.OutboundAssistantID)
+			}
+		})
+	}
+}
+
+// A Vapi disconnect deletes the credentials, the mappings and the outbound
+// assistant in one transaction: when any step fails, the connection is
+// still there, whole, and a later disconnect removes it.
+func TestDisconnectVapiIsOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	tests := []struct {
+		name, table, ops string
+	}{
+		{"outbound agent update fails", "outbound_agent_config", "update"},
+		{"mapping delete fails", "assistant_org_mapping", "delete"},
+		{"credential delete fails", "org_credentials", "delete"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			admin, _ := seedOrg(t, "Staying Dental")
+			if _, err := e.svc.Save(ctx, admin, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": twilioToken(),
+				"phoneNumber": "+12025550123"}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": vapiKey()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := e.connectionsOf(t, admin.OrgID)
+			if before.configs[app.Vapi] == nil || len(before.mappings) != 2 || before.agent.VapiAssistantID != res.OutboundAssistantID {
+				t.Fatalf("set-up: %+v", before)
+			}
+
+			lift := refuseWrites(t, admin.OrgID, tt.table, tt.ops)
+			st, err := e.svc.Disconnect(ctx, admin, app.Vapi)
+			wantCode(t, err, app.EInternal)
+			lift()
+			if st.Connected || st.Provider != "" {
+				t.Errorf("status = %+v, want the zero value", st)
+			}
+
+			e.assertConnections(t, admin.OrgID, before)
+			if got := e.statusOf(t, admin, app.Vapi); !got.Connected {
+				t.Errorf("status after the failed disconnect = %+v, want still connected", got)
+			}
+			if last := e.lastAudit(t, admin.OrgID); last.Action != integrations.ActionDisconnect || last.Outcome != app.OutcomeFailure {
+				t.Errorf("audit entry = %+v", last)
+			}
+
+			if _, err := e.svc.Disconnect(ctx, admin, app.Vapi); err != nil {
+				t.Fatal(err)
+			}
+			after := e.connectionsOf(t, admin.OrgID)
+			if after.configs[app.Vapi] != nil || len(after.mappings) != 0 || after.agent.VapiAssistantID != "" ||
+				after.agent.PhoneNumber != "+12025550123" || after.configs[app.Twilio] == nil {
+				t.Errorf("after the disconnect: %+v", after)
+			}
+		})
+	}
+}
+
+// A Twilio save records its number with the outbound agent in the same
+// transaction as the credentials: neither is stored without the other.
+func TestSaveTwilioRecordsTheNumberInTheSameTransaction(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	tests := []struct {
+		name, table string
+		connected   bool
+	}{
+		{"first save, outbound agent write fails", "outbound_agent_config", false},
+		{"first save, credential write fails", "org_credentials", false},
+		{"new number, outbound agent write fails", "outbound_agent_config", true},
+		{"new number, credential write fails", "org_credentials", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			admin, _ := seedOrg(t, "Numbered Dental")
+			if tt.connected {
+				if _, err := e.svc.Save(ctx, admin, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": twilioToken(),
+					"phoneNumber": "+12025550123"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := e.connectionsOf(t, admin.OrgID)
+
+			lift := refuseWrites(t, admin.OrgID, tt.table, "insert or update")
+			token := twilioToken()
+			_, err := e.svc.Save(ctx, admin, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": token,
+				"phoneNumber": "+44 7911 123456"})
+			wantCode(t, err, app.EInternal)
+			lift()
+
+			e.assertConnections(t, admin.OrgID, before)
+			e.assertNoLeak(t, admin.OrgID, []string{token}, err)
+
+			if _, err := e.svc.Save(ctx, admin, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": token,
+				"phoneNumber": "+44 7911 123456"}); err != nil {
+				t.Fatal(err)
+			}
+			agent, err := e.db.OutboundAgent(ctx, admin.OrgID)
+			if err != nil || agent.PhoneNumber != "+447911123456" {
+				t.Errorf("outbound agent after the save = %+v, %v", agent, err)
+			}
+		})
+	}
 }

@@ -1,30 +1,35 @@
 package integrations_test
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"byoc/app"
 	"byoc/app/apptest"
+	"byoc/app/config"
 	"byoc/app/credentials"
 	"byoc/app/integrations"
 	"byoc/app/keyring"
-	"byoc/app/providers/elevenlabs"
 	"byoc/app/providers/google"
-	"byoc/app/providers/resend"
-	"byoc/app/providers/twilio"
 	"byoc/app/providers/vapi"
 	"byoc/app/sandbox"
+	"byoc/app/system"
+	"byoc/app/system/systemtest"
 	"byoc/db"
 	"byoc/db/dbtest"
 )
@@ -33,153 +38,111 @@ func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
 
 // The real adapters satisfy the service's consumer-side interfaces.
 var (
-	_ integrations.Credentials      = (*credentials.Service)(nil)
-	_ integrations.VapiClient       = (*vapi.Client)(nil)
-	_ integrations.TwilioClient     = (*twilio.Client)(nil)
-	_ integrations.ResendClient     = (*resend.Client)(nil)
-	_ integrations.ElevenLabsClient = (*elevenlabs.Client)(nil)
-	_ integrations.GoogleCalendar   = (*google.Service)(nil)
-	_ integrations.AssistantStore   = (*db.DB)(nil)
-	_ integrations.AuditStore       = (*db.DB)(nil)
-	_ integrations.OrgLocker        = (*db.DB)(nil)
+	_ integrations.Credentials    = (*credentials.Service)(nil)
+	_ integrations.VapiAssistants = (*vapi.Client)(nil)
+	_ integrations.MappingStore   = (*db.DB)(nil)
+	_ integrations.AuditStore     = (*db.DB)(nil)
+	_ integrations.OrgLocker      = (*db.DB)(nil)
+	_ integrations.GoogleOAuth    = (*google.OAuth)(nil)
+	_ integrations.StateStore     = (*db.DB)(nil)
+	_ integrations.Sealer         = (*keyring.Keyring)(nil)
 )
 
-const publicURL = "https://byoc.example.com"
+const publicURL = systemtest.PublicURL
 
-// env is one service wired to the real database, the real credential
-// service and the real provider clients pointed at a fresh sandbox.
+// env is the graph system.Build wires, on the real database, with every
+// provider pointed at a fresh sandbox.
 type env struct {
 	svc   *integrations.Service
+	sys   *system.System
+	cfg   *config.Config
+	opts  system.Options
 	sb    *sandbox.Sandbox
 	urls  sandbox.URLs
 	db    *db.DB
 	creds *credentials.Service
 	clock *apptest.Clock
 	logs  *apptest.LogBuffer
-	// google is the Google Calendar service behind svc and gsb its Google
-	// stand-in; both are nil unless the env was made withGoogle.
-	google *google.Service
-	gsb    *sandbox.Google
+	// gsb is the Google stand-in behind svc and tap the recorder of every
+	// secret that crossed it; both are nil unless the env was made
+	// withGoogle.
+	gsb *sandbox.Google
+	tap *secretTap
 }
 
-// envConfig changes how newEnv wires the service.
+// envConfig changes how newEnv builds the graph.
 type envConfig struct {
 	timeout time.Duration
 	// urls, when set, replaces the sandbox's base URLs.
-	urls    *sandbox.URLs
-	audit   integrations.AuditStore
-	changed func(orgID string, provider app.Provider)
+	urls  *sandbox.URLs
+	audit integrations.AuditStore
 	// db, when set, replaces the shared pool (for example a smaller one).
 	db *db.DB
-	// google wires the real Google Calendar service, pointed at a Google
-	// stand-in, into Deps.Google.
+	// google configures the server's Google client, pointed at a Google
+	// stand-in.
 	google bool
+	// tokenAnswer, when set, rewrites the Google stand-in's token answers.
+	tokenAnswer func(grantType string, body map[string]any)
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 	t.Helper()
-	cfg := envConfig{timeout: 2 * time.Second}
+	ec := envConfig{timeout: 2 * time.Second}
 	for _, o := range opts {
-		o(&cfg)
+		o(&ec)
 	}
 	d := dbtest.DB(t)
-	if cfg.db != nil {
-		d = cfg.db
+	if ec.db != nil {
+		d = ec.db
 	}
 	sb := sandbox.New()
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
 	urls := sb.BaseURLs(srv.URL)
-	if cfg.urls != nil {
-		urls = *cfg.urls
+	if ec.urls != nil {
+		urls = *ec.urls
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
+	cfg := systemtest.Config(t, urls)
+	cfg.ProviderTimeout = ec.timeout
+	e := &env{sb: sb, urls: sb.BaseURLs(srv.URL), db: d, cfg: cfg, logs: &apptest.LogBuffer{},
+		clock: apptest.NewClock(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC))}
+	if ec.google {
+		e.gsb = sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{systemtest.GoogleCallbackURL}})
+		e.tap = &secretTap{secrets: map[string]bool{}, answer: ec.tokenAnswer}
+		gsrv := httptest.NewServer(e.tap.wrap(e.gsb))
+		t.Cleanup(gsrv.Close)
+		systemtest.WithGoogle(cfg, e.gsb, gsrv.URL)
+		e.tap.add(cfg.Google.ClientSecret.Reveal())
 	}
-	kr, err := keyring.New(key)
+	e.opts = system.Options{
+		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:    e.clock.Now,
+		Audit:  ec.audit,
+	}
+	e.sys = e.build(t, nil)
+	e.svc, e.creds = e.sys.Integrations, e.sys.Credentials
+	return e
+}
+
+// build builds another graph on the env's database, logs, clock and keys,
+// from the env's configuration as change leaves it.
+func (e *env) build(t *testing.T, change func(*config.Config)) *system.System {
+	t.Helper()
+	cfg := *e.cfg
+	if change != nil {
+		change(&cfg)
+	}
+	sys, err := system.Build(&cfg, e.db, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &apptest.LogBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	creds := credentials.New(d, kr, credentials.Options{Logger: logger})
-	clk := apptest.NewClock(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC))
-	var audit integrations.AuditStore = d
-	if cfg.audit != nil {
-		audit = cfg.audit
-	}
-	hc := srv.Client()
-	var gsvc *google.Service
-	var gsb *sandbox.Google
-	var gcal integrations.GoogleCalendar // a nil *google.Service must stay a nil interface
-	if cfg.google {
-		gsb = sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{googleCallbackURL}})
-		gsrv := httptest.NewServer(gsb)
-		t.Cleanup(gsrv.Close)
-		gurls := gsb.URLs(gsrv.URL)
-		id, secret := gsb.Client()
-		gsvc = google.NewService(google.Deps{
-			OAuth: google.NewOAuth(google.OAuthConfig{
-				ClientID: id, ClientSecret: app.NewSecret(secret), RedirectURL: googleCallbackURL,
-				AuthURL: gurls.Auth, TokenURL: gurls.Token, RevokeURL: gurls.Revoke, CalendarBaseURL: gurls.Calendar,
-				Timeout: cfg.timeout, HTTPClient: gsrv.Client(),
-			}),
-			Credentials: creds, States: d, Audit: audit, Sealer: kr, Locker: d,
-		}, google.Options{Logger: logger, Now: clk.Now})
-		gcal = gsvc
-	}
-	svc := integrations.New(integrations.Deps{
-		Credentials: creds,
-		Vapi:        vapi.New(urls.Vapi, urls.VapiEU, hc, cfg.timeout),
-		Twilio:      twilio.New(urls.Twilio, hc, cfg.timeout),
-		Resend:      resend.New(urls.Resend, hc, cfg.timeout),
-		ElevenLabs:  elevenlabs.New(urls.ElevenLabs, hc, cfg.timeout),
-		Google:      gcal,
-		Assistants:  d,
-		Audit:       audit,
-		Locker:      d,
-	}, integrations.Options{PublicURL: publicURL + "/", Logger: logger, Now: clk.Now, DefaultPhoneRegion: "US",
-		Changed: cfg.changed})
-	return &env{svc: svc, sb: sb, urls: sb.BaseURLs(srv.URL), db: d, creds: creds, clock: clk, logs: logs,
-		google: gsvc, gsb: gsb}
+	return sys
 }
 
-// googleCallbackURL is the Google callback the stand-in sends the browser
-// back to.
-const googleCallbackURL = "https://byoc.example.com/api/auth/google-calendar/callback"
-
-// withGoogle wires the real Google Calendar service into the service.
+// withGoogle configures the server's Google client.
 func withGoogle(c *envConfig) { c.google = true }
 
-// connectGoogle runs Google's sign-in for admin through the Google service,
-// allowing access as the stand-in's default account, and returns the
-// stored grant.
-func (e *env) connectGoogle(t *testing.T, admin app.Principal) app.GoogleCalendarConfig {
-	t.Helper()
-	ctx := context.Background()
-	binding := "csrf-" + apptest.RandomHex(8)
-	authURL, err := e.google.ConnectURL(ctx, admin, binding)
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := sandbox.GoogleConsent(ctx, nil, authURL, sandbox.GoogleConsentChoice{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := back.Query()
-	if _, err := e.google.Callback(ctx, admin, binding, google.CallbackQuery{
-		State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error")}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := e.creds.GoogleCalendar(ctx, admin.OrgID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-// withPool wires the service to a pool of its own with n connections.
+// withPool builds the graph on a pool of its own with n connections.
 func withPool(t *testing.T, n int32) func(*envConfig) {
 	d, err := db.Open(context.Background(), dbtest.URL(t), db.Options{MaxConns: n})
 	if err != nil {
@@ -190,10 +153,6 @@ func withPool(t *testing.T, n int32) func(*envConfig) {
 }
 
 func withTimeout(d time.Duration) func(*envConfig) { return func(c *envConfig) { c.timeout = d } }
-
-func withChanged(f func(orgID string, provider app.Provider)) func(*envConfig) {
-	return func(c *envConfig) { c.changed = f }
-}
 
 func withAllURLs(u string) func(*envConfig) {
 	return func(c *envConfig) {
@@ -233,23 +192,26 @@ func webhookSecret() string { return "whsec-" + apptest.RandomHex(12) }
 // seedOrg inserts an org with an admin and a member and returns both.
 func seedOrg(t *testing.T, name string) (admin, member app.Principal) {
 	t.Helper()
+	orgID := dbtest.SeedOrg(t, name)
+	return addUser(t, orgID, name, app.RoleAdmin), addUser(t, orgID, name, app.RoleMember)
+}
+
+// addUser adds a user with role to the org.
+func addUser(t *testing.T, orgID, orgName string, role app.Role) app.Principal {
+	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.DB(t).Pool
-	orgID := dbtest.SeedOrg(t, name)
-	user := func(role app.Role) app.Principal {
-		email := fmt.Sprintf("%s-%s@example.com", role, apptest.RandomHex(6))
-		var id string
-		if err := pool.QueryRow(ctx, `insert into users (email, password_hash) values ($1, 'x') returning id::text`,
-			email).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pool.Exec(ctx, `insert into org_members (org_id, user_id, role) values ($1, $2, $3)`,
-			orgID, id, string(role)); err != nil {
-			t.Fatal(err)
-		}
-		return app.Principal{UserID: id, OrgID: orgID, OrgName: name, Email: email, Role: role}
+	email := fmt.Sprintf("%s-%s@example.com", role, apptest.RandomHex(6))
+	var id string
+	if err := pool.QueryRow(ctx, `insert into users (email, password_hash) values ($1, 'x') returning id::text`,
+		email).Scan(&id); err != nil {
+		t.Fatal(err)
 	}
-	return user(app.RoleAdmin), user(app.RoleMember)
+	if _, err := pool.Exec(ctx, `insert into org_members (org_id, user_id, role) values ($1, $2, $3)`,
+		orgID, id, string(role)); err != nil {
+		t.Fatal(err)
+	}
+	return app.Principal{UserID: id, OrgID: orgID, OrgName: orgName, Email: email, Role: role}
 }
 
 func (e *env) statusOf(t *testing.T, p app.Principal, provider app.Provider) app.Status {
@@ -367,4 +329,96 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// secretTap sits in front of the Google stand-in and remembers every secret
+// that crosses it: the client secret, authorization codes, PKCE verifiers,
+// access, refresh and id tokens. With answer set it rewrites the token
+// endpoint's successful answers, as a Google that leaves something out.
+type secretTap struct {
+	mu      sync.Mutex
+	secrets map[string]bool
+	answer  func(grantType string, body map[string]any)
+	// last is the latest token answer as Google gave it.
+	last map[string]any
+}
+
+// lastToken returns a field of the latest token answer as Google gave it.
+func (s *secretTap) lastToken(field string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, _ := s.last[field].(string)
+	return v
+}
+
+func (s *secretTap) add(vs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range vs {
+		if len(v) >= 8 {
+			s.secrets[v] = true
+		}
+	}
+}
+
+func (s *secretTap) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for v := range s.secrets {
+		out = append(out, v)
+	}
+	return out
+}
+
+// recorder keeps an answer so the tap can read (and rewrite) it.
+type recorder struct {
+	header http.Header
+	status int
+	buf    bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) WriteHeader(status int)      { r.status = status }
+func (r *recorder) Write(p []byte) (int, error) { return r.buf.Write(p) }
+
+func (s *secretTap) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var form url.Values
+		if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			form, _ = url.ParseQuery(string(body))
+			s.add(form.Get("code"), form.Get("code_verifier"), form.Get("refresh_token"), form.Get("token"), form.Get("client_secret"))
+		}
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			s.add(tok)
+		}
+		rec := &recorder{header: w.Header(), status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		out := rec.buf.Bytes()
+		var body map[string]any
+		if json.Unmarshal(out, &body) == nil {
+			for _, k := range []string{"access_token", "refresh_token", "id_token"} {
+				if v, ok := body[k].(string); ok {
+					s.add(v)
+				}
+			}
+			if strings.HasSuffix(r.URL.Path, sandbox.GoogleTokenPath) && rec.status == http.StatusOK {
+				s.mu.Lock()
+				s.last = maps.Clone(body)
+				s.mu.Unlock()
+			}
+			if s.answer != nil && strings.HasSuffix(r.URL.Path, sandbox.GoogleTokenPath) && rec.status == http.StatusOK {
+				s.answer(form.Get("grant_type"), body)
+				out, _ = json.Marshal(body)
+				w.Header().Del("Content-Length")
+			}
+		}
+		if loc, err := url.Parse(w.Header().Get("Location")); err == nil {
+			s.add(loc.Query().Get("code"))
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(out)
+	})
 }

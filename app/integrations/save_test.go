@@ -9,40 +9,37 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/integrations"
 	"byoc/app/providers/elevenlabs"
 	"byoc/app/providers/resend"
 )
 
-// saveCall is one Save* call with its input, for tables across providers.
+// saveCall is one Save call with its input, for tables across providers.
 type saveCall struct {
 	provider app.Provider
-	save     func(context.Context, *integrations.Service, app.Principal) (integrations.SaveResult, error)
+	values   app.Values
 	secrets  []string
 }
 
-func vapiSave(in integrations.VapiInput) saveCall {
-	return saveCall{app.Vapi, func(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
-		return s.SaveVapi(ctx, p, in)
-	}, []string{in.APIKey, in.WebhookSecret}}
+func (c saveCall) save(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
+	return s.Save(ctx, p, c.provider, c.values)
 }
 
-func twilioSave(in integrations.TwilioInput) saveCall {
-	return saveCall{app.Twilio, func(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
-		return s.SaveTwilio(ctx, p, in)
-	}, []string{in.AuthToken}}
+func vapiSave(in app.Values) saveCall {
+	return saveCall{app.Vapi, in, []string{in["apiKey"], in["webhookSecret"]}}
 }
 
-func resendSave(in integrations.ResendInput) saveCall {
-	return saveCall{app.Resend, func(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
-		return s.SaveResend(ctx, p, in)
-	}, []string{in.APIKey}}
+func twilioSave(in app.Values) saveCall {
+	return saveCall{app.Twilio, in, []string{in["authToken"]}}
 }
 
-func elevenLabsSave(in integrations.ElevenLabsInput) saveCall {
-	return saveCall{app.ElevenLabs, func(ctx context.Context, s *integrations.Service, p app.Principal) (integrations.SaveResult, error) {
-		return s.SaveElevenLabs(ctx, p, in)
-	}, []string{in.APIKey}}
+func resendSave(in app.Values) saveCall {
+	return saveCall{app.Resend, in, []string{in["apiKey"]}}
+}
+
+func elevenLabsSave(in app.Values) saveCall {
+	return saveCall{app.ElevenLabs, in, []string{in["apiKey"]}}
 }
 
 func TestSaveValidation(t *testing.T) {
@@ -52,34 +49,34 @@ func TestSaveValidation(t *testing.T) {
 		call       saveCall
 		wantFields []string
 	}{
-		{"vapi: everything empty", vapiSave(integrations.VapiInput{}), []string{"apiKey"}},
-		{"vapi: only spaces", vapiSave(integrations.VapiInput{APIKey: "   ", Region: " "}), []string{"apiKey"}},
-		{"vapi: key too short", vapiSave(integrations.VapiInput{APIKey: "vapi-short"}), []string{"apiKey"}},
-		{"vapi: key too long", vapiSave(integrations.VapiInput{APIKey: strings.Repeat("k", 201)}), []string{"apiKey"}},
-		{"vapi: key with a space", vapiSave(integrations.VapiInput{APIKey: "vapi-private key-0123456789"}), []string{"apiKey"}},
-		{"vapi: unknown region", vapiSave(integrations.VapiInput{APIKey: vapiKey(), Region: "asia"}), []string{"region"}},
-		{"vapi: webhook secret too short", vapiSave(integrations.VapiInput{APIKey: vapiKey(), WebhookSecret: "whsec-short"}), []string{"webhookSecret"}},
-		{"vapi: all three", vapiSave(integrations.VapiInput{APIKey: "vapi-tiny", WebhookSecret: "tiny-secret", Region: "mars"}), []string{"apiKey", "region", "webhookSecret"}},
+		{"vapi: everything empty", vapiSave(app.Values{}), []string{"apiKey"}},
+		{"vapi: only spaces", vapiSave(app.Values{"apiKey": "   ", "region": " "}), []string{"apiKey"}},
+		{"vapi: key too short", vapiSave(app.Values{"apiKey": "vapi-short"}), []string{"apiKey"}},
+		{"vapi: key too long", vapiSave(app.Values{"apiKey": strings.Repeat("k", 201)}), []string{"apiKey"}},
+		{"vapi: key with a space", vapiSave(app.Values{"apiKey": "vapi-private key-0123456789"}), []string{"apiKey"}},
+		{"vapi: unknown region", vapiSave(app.Values{"apiKey": vapiKey(), "region": "asia"}), []string{"region"}},
+		{"vapi: webhook secret too short", vapiSave(app.Values{"apiKey": vapiKey(), "webhookSecret": "whsec-short"}), []string{"webhookSecret"}},
+		{"vapi: all three", vapiSave(app.Values{"apiKey": "vapi-tiny", "webhookSecret": "tiny-secret", "region": "mars"}), []string{"apiKey", "region", "webhookSecret"}},
 
-		{"twilio: everything empty", twilioSave(integrations.TwilioInput{}), []string{"accountSid", "authToken", "phoneNumber"}},
-		{"twilio: API key SID", twilioSave(integrations.TwilioInput{AccountSID: "SK" + sid[2:], AuthToken: twilioToken(), PhoneNumber: "+12025550123"}), []string{"accountSid"}},
-		{"twilio: SID too short", twilioSave(integrations.TwilioInput{AccountSID: sid[:33], AuthToken: twilioToken(), PhoneNumber: "+12025550123"}), []string{"accountSid"}},
-		{"twilio: token too short", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: "abc123", PhoneNumber: "+12025550123"}), []string{"authToken"}},
-		{"twilio: token with a space", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: "0123456789abcdef 0123456789abcdef", PhoneNumber: "+12025550123"}), []string{"authToken"}},
-		{"twilio: bad phone number", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "12345"}), []string{"phoneNumber"}},
-		{"twilio: bad WhatsApp number", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "+12025550123", WhatsAppNumber: "call me"}), []string{"whatsappNumber"}},
+		{"twilio: everything empty", twilioSave(app.Values{}), []string{"accountSid", "authToken", "phoneNumber"}},
+		{"twilio: API key SID", twilioSave(app.Values{"accountSid": "SK" + sid[2:], "authToken": twilioToken(), "phoneNumber": "+12025550123"}), []string{"accountSid"}},
+		{"twilio: SID too short", twilioSave(app.Values{"accountSid": sid[:33], "authToken": twilioToken(), "phoneNumber": "+12025550123"}), []string{"accountSid"}},
+		{"twilio: token too short", twilioSave(app.Values{"accountSid": sid, "authToken": "abc123", "phoneNumber": "+12025550123"}), []string{"authToken"}},
+		{"twilio: token with a space", twilioSave(app.Values{"accountSid": sid, "authToken": "0123456789abcdef 0123456789abcdef", "phoneNumber": "+12025550123"}), []string{"authToken"}},
+		{"twilio: bad phone number", twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken(), "phoneNumber": "12345"}), []string{"phoneNumber"}},
+		{"twilio: bad WhatsApp number", twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken(), "phoneNumber": "+12025550123", "whatsappNumber": "call me"}), []string{"whatsappNumber"}},
 
-		{"resend: empty", resendSave(integrations.ResendInput{}), []string{"apiKey"}},
-		{"resend: no re_ prefix", resendSave(integrations.ResendInput{APIKey: "sk_0123456789abcdef"}), []string{"apiKey"}},
-		{"resend: key too short", resendSave(integrations.ResendInput{APIKey: "re_123"}), []string{"apiKey"}},
-		{"resend: sender with a display name", resendSave(integrations.ResendInput{APIKey: resendKey(), FromEmail: "Acme <hello@acme.example>"}), []string{"fromEmail"}},
-		{"resend: sender not an address", resendSave(integrations.ResendInput{APIKey: resendKey(), FromEmail: "hello"}), []string{"fromEmail"}},
-		{"resend: sender without a dotted domain", resendSave(integrations.ResendInput{APIKey: resendKey(), FromEmail: "hello@localhost"}), []string{"fromEmail"}},
+		{"resend: empty", resendSave(app.Values{}), []string{"apiKey"}},
+		{"resend: no re_ prefix", resendSave(app.Values{"apiKey": "sk_0123456789abcdef"}), []string{"apiKey"}},
+		{"resend: key too short", resendSave(app.Values{"apiKey": "re_123"}), []string{"apiKey"}},
+		{"resend: sender with a display name", resendSave(app.Values{"apiKey": resendKey(), "fromEmail": "Acme <hello@acme.example>"}), []string{"fromEmail"}},
+		{"resend: sender not an address", resendSave(app.Values{"apiKey": resendKey(), "fromEmail": "hello"}), []string{"fromEmail"}},
+		{"resend: sender without a dotted domain", resendSave(app.Values{"apiKey": resendKey(), "fromEmail": "hello@localhost"}), []string{"fromEmail"}},
 
-		{"elevenlabs: empty", elevenLabsSave(integrations.ElevenLabsInput{}), []string{"apiKey"}},
-		{"elevenlabs: key too short", elevenLabsSave(integrations.ElevenLabsInput{APIKey: "sk_short"}), []string{"apiKey"}},
-		{"elevenlabs: voice id with punctuation", elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey(), VoiceID: "voice-1!"}), []string{"voiceId"}},
-		{"elevenlabs: voice id too long", elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey(), VoiceID: strings.Repeat("a", 65)}), []string{"voiceId"}},
+		{"elevenlabs: empty", elevenLabsSave(app.Values{}), []string{"apiKey"}},
+		{"elevenlabs: key too short", elevenLabsSave(app.Values{"apiKey": "sk_short"}), []string{"apiKey"}},
+		{"elevenlabs: voice id with punctuation", elevenLabsSave(app.Values{"apiKey": elevenLabsKey(), "voiceId": "voice-1!"}), []string{"voiceId"}},
+		{"elevenlabs: voice id too long", elevenLabsSave(app.Values{"apiKey": elevenLabsKey(), "voiceId": strings.Repeat("a", 65)}), []string{"voiceId"}},
 	}
 	e := newEnv(t)
 	ctx := context.Background()
@@ -137,7 +134,7 @@ func TestSaveSuccess(t *testing.T) {
 	}{
 		{
 			name:       "vapi",
-			call:       vapiSave(integrations.VapiInput{APIKey: "  " + vk + "\n", WebhookSecret: vs}),
+			call:       vapiSave(app.Values{"apiKey": "  " + vk + "\n", "webhookSecret": vs}),
 			wantStored: app.VapiConfig{APIKey: app.NewSecret(vk), WebhookSecret: app.NewSecret(vs), Region: app.VapiUS},
 			wantDetails: map[string]string{"apiKey": "••••" + vk[len(vk)-4:], "webhookSecret": "set",
 				"region": "us"},
@@ -150,8 +147,8 @@ func TestSaveSuccess(t *testing.T) {
 		},
 		{
 			name: "twilio",
-			call: twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: token, PhoneNumber: "(202) 555-0123",
-				WhatsAppNumber: "whatsapp:+44 7911 123456"}),
+			call: twilioSave(app.Values{"accountSid": sid, "authToken": token, "phoneNumber": "(202) 555-0123",
+				"whatsappNumber": "whatsapp:+44 7911 123456"}),
 			wantStored: app.TwilioConfig{AccountSID: sid, AuthToken: app.NewSecret(token), PhoneNumber: "+12025550123",
 				WhatsAppNumber: "+447911123456"},
 			wantDetails: map[string]string{"accountSid": "AC••••" + sid[len(sid)-4:], "authToken": "••••" + token[len(token)-4:],
@@ -165,14 +162,14 @@ func TestSaveSuccess(t *testing.T) {
 		},
 		{
 			name:        "resend full access",
-			call:        resendSave(integrations.ResendInput{APIKey: rk, FromEmail: " hello@acme.example "}),
+			call:        resendSave(app.Values{"apiKey": rk, "fromEmail": " hello@acme.example "}),
 			wantStored:  app.ResendConfig{APIKey: app.NewSecret(rk), FromEmail: "hello@acme.example"},
 			wantDetails: map[string]string{"apiKey": "••••" + rk[len(rk)-4:], "fromEmail": "hello@acme.example"},
 			wantDetail:  "full-access key",
 		},
 		{
 			name:        "resend sending-only",
-			call:        resendSave(integrations.ResendInput{APIKey: rkLimited}),
+			call:        resendSave(app.Values{"apiKey": rkLimited}),
 			wantStored:  app.ResendConfig{APIKey: app.NewSecret(rkLimited)},
 			wantDetails: map[string]string{"apiKey": "••••" + rkLimited[len(rkLimited)-4:]},
 			wantLimited: true,
@@ -180,14 +177,14 @@ func TestSaveSuccess(t *testing.T) {
 		},
 		{
 			name:        "elevenlabs full",
-			call:        elevenLabsSave(integrations.ElevenLabsInput{APIKey: ek, VoiceID: "21m00Tcm4TlvDq8ikWAM"}),
+			call:        elevenLabsSave(app.Values{"apiKey": ek, "voiceId": "21m00Tcm4TlvDq8ikWAM"}),
 			wantStored:  app.ElevenLabsConfig{APIKey: app.NewSecret(ek), VoiceID: "21m00Tcm4TlvDq8ikWAM"},
 			wantDetails: map[string]string{"apiKey": "••••" + ek[len(ek)-4:], "voiceId": "21m00Tcm4TlvDq8ikWAM"},
 			wantDetail:  "full key",
 		},
 		{
 			name:        "elevenlabs without user read",
-			call:        elevenLabsSave(integrations.ElevenLabsInput{APIKey: ekLimited}),
+			call:        elevenLabsSave(app.Values{"apiKey": ekLimited}),
 			wantStored:  app.ElevenLabsConfig{APIKey: app.NewSecret(ekLimited)},
 			wantDetails: map[string]string{"apiKey": "••••" + ekLimited[len(ekLimited)-4:]},
 			wantLimited: true,
@@ -240,20 +237,20 @@ func TestSaveRefusedKeepsPreviousCredentials(t *testing.T) {
 		good, bad   saveCall
 		wantMessage string
 	}{
-		{"vapi", vapiSave(integrations.VapiInput{APIKey: vapiKey()}), vapiSave(integrations.VapiInput{APIKey: vapiKey("invalid")}),
+		{"vapi", vapiSave(app.Values{"apiKey": vapiKey()}), vapiSave(app.Values{"apiKey": vapiKey("invalid")}),
 			"Vapi rejected the API key (401 Unauthorized)."},
-		{"vapi key of the other region", vapiSave(integrations.VapiInput{APIKey: vapiKey()}),
-			vapiSave(integrations.VapiInput{APIKey: vapiKey("eu"), Region: "us"}), "Vapi rejected the API key (401 Unauthorized)."},
-		{"twilio", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "+12025550123"}),
-			twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken("invalid"), PhoneNumber: "+12025550199"}),
+		{"vapi key of the other region", vapiSave(app.Values{"apiKey": vapiKey()}),
+			vapiSave(app.Values{"apiKey": vapiKey("eu"), "region": "us"}), "Vapi rejected the API key (401 Unauthorized)."},
+		{"twilio", twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken(), "phoneNumber": "+12025550123"}),
+			twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken("invalid"), "phoneNumber": "+12025550199"}),
 			"Twilio rejected the Account SID and Auth Token"},
-		{"twilio suspended account", twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "+12025550123"}),
-			twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken("suspended"), PhoneNumber: "+12025550199"}),
+		{"twilio suspended account", twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken(), "phoneNumber": "+12025550123"}),
+			twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken("suspended"), "phoneNumber": "+12025550199"}),
 			"is suspended, not active"},
-		{"resend", resendSave(integrations.ResendInput{APIKey: resendKey()}), resendSave(integrations.ResendInput{APIKey: resendKey("invalid")}),
+		{"resend", resendSave(app.Values{"apiKey": resendKey()}), resendSave(app.Values{"apiKey": resendKey("invalid")}),
 			"Resend rejected the API key (403 Forbidden)"},
-		{"elevenlabs", elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey()}),
-			elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey("invalid")}), "ElevenLabs rejected the API key (401 Unauthorized)"},
+		{"elevenlabs", elevenLabsSave(app.Values{"apiKey": elevenLabsKey()}),
+			elevenLabsSave(app.Values{"apiKey": elevenLabsKey("invalid")}), "ElevenLabs rejected the API key (401 Unauthorized)"},
 	}
 	e := newEnv(t)
 	for _, tt := range tests {
@@ -306,22 +303,22 @@ func TestSaveProviderUnavailable(t *testing.T) {
 	ctx := context.Background()
 	sid := twilioSID()
 	down := []saveCall{
-		vapiSave(integrations.VapiInput{APIKey: vapiKey("down")}),
-		twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken("down"), PhoneNumber: "+12025550123"}),
-		resendSave(integrations.ResendInput{APIKey: resendKey("down")}),
-		elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey("down")}),
+		vapiSave(app.Values{"apiKey": vapiKey("down")}),
+		twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken("down"), "phoneNumber": "+12025550123"}),
+		resendSave(app.Values{"apiKey": resendKey("down")}),
+		elevenLabsSave(app.Values{"apiKey": elevenLabsKey("down")}),
 	}
 	slow := []saveCall{
-		vapiSave(integrations.VapiInput{APIKey: vapiKey("slow")}),
-		twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken("slow"), PhoneNumber: "+12025550123"}),
-		resendSave(integrations.ResendInput{APIKey: resendKey("slow")}),
-		elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey("slow")}),
+		vapiSave(app.Values{"apiKey": vapiKey("slow")}),
+		twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken("slow"), "phoneNumber": "+12025550123"}),
+		resendSave(app.Values{"apiKey": resendKey("slow")}),
+		elevenLabsSave(app.Values{"apiKey": elevenLabsKey("slow")}),
 	}
 	healthy := []saveCall{
-		vapiSave(integrations.VapiInput{APIKey: vapiKey()}),
-		twilioSave(integrations.TwilioInput{AccountSID: sid, AuthToken: twilioToken(), PhoneNumber: "+12025550123"}),
-		resendSave(integrations.ResendInput{APIKey: resendKey()}),
-		elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey()}),
+		vapiSave(app.Values{"apiKey": vapiKey()}),
+		twilioSave(app.Values{"accountSid": sid, "authToken": twilioToken(), "phoneNumber": "+12025550123"}),
+		resendSave(app.Values{"apiKey": resendKey()}),
+		elevenLabsSave(app.Values{"apiKey": elevenLabsKey()}),
 	}
 	const timeout = 200 * time.Millisecond
 	tests := []struct {
@@ -368,8 +365,8 @@ func TestSaveTwilioRecordsOutboundNumber(t *testing.T) {
 	e := newEnv(t)
 	admin, _ := seedOrg(t, "Outbound Dental")
 
-	if _, err := e.svc.SaveTwilio(ctx, admin, integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(),
-		PhoneNumber: "202-555-0123"}); err != nil {
+	if _, err := e.svc.Save(ctx, admin, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": twilioToken(),
+		"phoneNumber": "202-555-0123"}); err != nil {
 		t.Fatal(err)
 	}
 	agent, err := e.db.OutboundAgent(ctx, admin.OrgID)
@@ -377,7 +374,7 @@ func TestSaveTwilioRecordsOutboundNumber(t *testing.T) {
 		t.Fatalf("outbound agent after Twilio = %+v, %v", agent, err)
 	}
 
-	res, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: vapiKey()})
+	res, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": vapiKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,8 +384,8 @@ func TestSaveTwilioRecordsOutboundNumber(t *testing.T) {
 	}
 
 	// A new Twilio number replaces the old one and keeps the assistant.
-	if _, err := e.svc.SaveTwilio(ctx, admin, integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(),
-		PhoneNumber: "+44 7911 123456"}); err != nil {
+	if _, err := e.svc.Save(ctx, admin, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": twilioToken(),
+		"phoneNumber": "+44 7911 123456"}); err != nil {
 		t.Fatal(err)
 	}
 	agent, err = e.db.OutboundAgent(ctx, admin.OrgID)
@@ -403,11 +400,11 @@ func TestSaveVapiAfterTwilioUsesTheNumberWhenNoAgentExists(t *testing.T) {
 	admin, _ := seedOrg(t, "Agentless Dental")
 	// Twilio credentials stored without an outbound agent row (as before
 	// this service existed).
-	if err := e.creds.Save(ctx, admin.OrgID, app.TwilioConfig{AccountSID: twilioSID(), AuthToken: app.NewSecret(twilioToken()),
-		PhoneNumber: "+12025550188"}, e.clock.Now()); err != nil {
+	if _, err := e.creds.Save(ctx, app.Connection{OrgID: admin.OrgID, Config: app.TwilioConfig{AccountSID: twilioSID(),
+		AuthToken: app.NewSecret(twilioToken()), PhoneNumber: "+12025550188"}, VerifiedAt: e.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: vapiKey()})
+	res, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": vapiKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +426,7 @@ func TestAuditFailureDoesNotFailTheOperation(t *testing.T) {
 	e := newEnv(t, func(c *envConfig) { c.audit = failingAudit{} })
 	admin, _ := seedOrg(t, "Unaudited Dental")
 	key := resendKey()
-	res, err := e.svc.SaveResend(ctx, admin, integrations.ResendInput{APIKey: key})
+	res, err := e.svc.Save(ctx, admin, app.Resend, app.Values{"apiKey": key})
 	if err != nil || !res.Status.Connected {
 		t.Fatalf("save = %+v, %v; want success despite the audit store", res, err)
 	}
@@ -437,4 +434,68 @@ func TestAuditFailureDoesNotFailTheOperation(t *testing.T) {
 		t.Errorf("the failed audit write was not logged:\n%s", e.logs.String())
 	}
 	e.assertNoLeak(t, admin.OrgID, []string{key}, res)
+}
+
+// Values that are not the provider's fields are ignored: not checked (even
+// when another provider would refuse them), not stored, not shown, not
+// logged.
+func TestSaveIgnoresUnknownFields(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	vk, vs := vapiKey(), webhookSecret()
+	sid, token := twilioSID(), twilioToken()
+	rk, ek := resendKey(), elevenLabsKey()
+	extra := func(in app.Values) (app.Values, []string) {
+		stray := []string{"stray-" + apptest.RandomHex(8), "sk_" + apptest.RandomHex(16)}
+		in["unknownField"] = stray[0]
+		in["APIKEY"] = stray[1]
+		in[""] = "nameless value"
+		return in, stray
+	}
+	tests := []struct {
+		name        string
+		provider    app.Provider
+		in          app.Values
+		wantStored  app.Config
+		wantDetails []string
+	}{
+		{"vapi with another provider's fields", app.Vapi,
+			app.Values{"apiKey": vk, "webhookSecret": vs, "phoneNumber": "not a number", "fromEmail": "nobody"},
+			app.VapiConfig{APIKey: app.NewSecret(vk), WebhookSecret: app.NewSecret(vs), Region: app.VapiUS},
+			[]string{"apiKey", "region", "webhookSecret"}},
+		{"twilio with another provider's fields", app.Twilio,
+			app.Values{"accountSid": sid, "authToken": token, "phoneNumber": "+12025550123", "apiKey": "x", "region": "mars",
+				"voiceId": "voice-1!"},
+			app.TwilioConfig{AccountSID: sid, AuthToken: app.NewSecret(token), PhoneNumber: "+12025550123"},
+			[]string{"accountSid", "authToken", "phoneNumber"}},
+		{"resend with another provider's fields", app.Resend,
+			app.Values{"apiKey": rk, "accountSid": "SK-not-a-sid", "whatsappNumber": "call me"},
+			app.ResendConfig{APIKey: app.NewSecret(rk)},
+			[]string{"apiKey"}},
+		{"elevenlabs with another provider's fields", app.ElevenLabs,
+			app.Values{"apiKey": ek, "fromEmail": "Acme <hello@acme.example>", "authToken": "short"},
+			app.ElevenLabsConfig{APIKey: app.NewSecret(ek)},
+			[]string{"apiKey"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			admin, _ := seedOrg(t, "Lenient Dental")
+			in, stray := extra(tt.in)
+			res, err := e.svc.Save(ctx, admin, tt.provider, in)
+			if err != nil {
+				t.Fatalf("save = %v, want the unknown fields ignored", err)
+			}
+			if got := sortedKeys(res.Status.Details); !reflect.DeepEqual(got, tt.wantDetails) {
+				t.Errorf("status details %v, want only %v", res.Status.Details, tt.wantDetails)
+			}
+			stored, err := e.creds.Get(ctx, admin.OrgID, tt.provider)
+			if err != nil || !reflect.DeepEqual(stored, tt.wantStored) {
+				t.Errorf("stored = %#v, %v; want %#v", stored, err, tt.wantStored)
+			}
+			if last := e.lastAudit(t, admin.OrgID); last.Outcome != app.OutcomeSuccess || last.Detail != res.Detail {
+				t.Errorf("audit entry = %+v", last)
+			}
+			e.assertNoLeak(t, admin.OrgID, append(stray, tt.in["apiKey"], tt.in["authToken"], tt.in["webhookSecret"]), res)
+		})
+	}
 }

@@ -306,6 +306,9 @@ func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Prov
 	if err := checkOrgAndProvider(p, provider); err != nil {
 		return VerifyResult{}, err
 	}
+	if app.MustDescribe(provider).OAuth && !s.GoogleReady() {
+		return VerifyResult{}, errGoogleNotSetUp()
+	}
 	var res VerifyResult
 	err := s.mutate(ctx, p, ActionVerify, provider, nil, func(ctx context.Context, now time.Time) (string, error) {
 		cfg, err := s.creds.Get(ctx, p.OrgID, provider)
@@ -349,6 +352,10 @@ func (s *Service) Disconnect(ctx context.Context, p app.Principal, provider app.
 		return app.Status{}, err
 	}
 	spec := app.MustDescribe(provider)
+	if spec.OAuth && !s.GoogleReady() {
+		// The grant could not be revoked: it stays until the server can.
+		return app.Status{}, errGoogleNotSetUp()
+	}
 	err := s.mutate(ctx, p, ActionDisconnect, provider, nil, func(ctx context.Context, _ time.Time) (string, error) {
 		detail := spec.Title + " disconnected."
 		if spec.OAuth {

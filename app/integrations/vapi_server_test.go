@@ -38,7 +38,7 @@ func TestSaveVapiAgainUpdatesTheWebhookSettings(t *testing.T) {
 	admin, _ := seedOrg(t, "Rotating Dental")
 	key, secretA, secretB := vapiKey(), webhookSecret(), webhookSecret()
 
-	first, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secretA})
+	first, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secretA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestSaveVapiAgainUpdatesTheWebhookSettings(t *testing.T) {
 	assertServers(t, e.sb.Vapi, key, ids, secretA)
 
 	t.Run("a new secret reaches the reused assistants", func(t *testing.T) {
-		again, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secretB})
+		again, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secretB})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestSaveVapiAgainUpdatesTheWebhookSettings(t *testing.T) {
 		}
 	})
 	t.Run("saving without a secret keeps the stored one", func(t *testing.T) {
-		again, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key})
+		again, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +77,7 @@ func TestSaveVapiAgainUpdatesTheWebhookSettings(t *testing.T) {
 			vapi.Server{URL: "https://old-host.example.com/api/webhooks/vapi", Secret: "whsec-stale-secret"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secretA}); err != nil {
+		if _, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secretA}); err != nil {
 			t.Fatal(err)
 		}
 		assertServers(t, e.sb.Vapi, key, ids, secretA)
@@ -102,14 +102,14 @@ func TestSaveVapiFailsWhenTheUpdateFails(t *testing.T) {
 	admin, _ := seedOrg(t, "Flaky Dental")
 	key, secretA, secretB := vapiKey(), webhookSecret(), webhookSecret()
 
-	first, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secretA})
+	first, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secretA})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids := []string{first.InboundAssistantID, first.OutboundAssistantID}
 
 	failPatch.Store(true)
-	_, err = e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secretB})
+	_, err = e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secretB})
 	wantCode(t, err, app.EProviderUnavailable)
 	if msg := app.ErrorMessage(err); msg == "" {
 		t.Error("the error has no message")
@@ -130,7 +130,7 @@ func TestSaveVapiFailsWhenTheUpdateFails(t *testing.T) {
 	e.assertNoLeak(t, admin.OrgID, []string{key, secretA, secretB}, err)
 
 	failPatch.Store(false)
-	if _, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secretB}); err != nil {
+	if _, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secretB}); err != nil {
 		t.Fatal(err)
 	}
 	assertServers(t, sb.Vapi, key, ids, secretB)
@@ -156,7 +156,7 @@ func TestSaveVapiWebhookSecretOfItsOwn(t *testing.T) {
 	adminB, _ := seedOrg(t, "Other Secretless Dental")
 	keyA, keyB := vapiKey(), vapiKey()
 
-	first, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA})
+	first, err := e.svc.Save(ctx, adminA, app.Vapi, app.Values{"apiKey": keyA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestSaveVapiWebhookSecretOfItsOwn(t *testing.T) {
 	}
 
 	t.Run("another org gets another secret", func(t *testing.T) {
-		if _, err := e.svc.SaveVapi(ctx, adminB, integrations.VapiInput{APIKey: keyB}); err != nil {
+		if _, err := e.svc.Save(ctx, adminB, app.Vapi, app.Values{"apiKey": keyB}); err != nil {
 			t.Fatal(err)
 		}
 		if other := storedWebhookSecret(t, e, adminB.OrgID); other == generated || other == "" {
@@ -179,7 +179,7 @@ func TestSaveVapiWebhookSecretOfItsOwn(t *testing.T) {
 		}
 	})
 	t.Run("saving again keeps it", func(t *testing.T) {
-		if _, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA}); err != nil {
+		if _, err := e.svc.Save(ctx, adminA, app.Vapi, app.Values{"apiKey": keyA}); err != nil {
 			t.Fatal(err)
 		}
 		if got := storedWebhookSecret(t, e, adminA.OrgID); got != generated {
@@ -189,11 +189,11 @@ func TestSaveVapiWebhookSecretOfItsOwn(t *testing.T) {
 	})
 	t.Run("a given secret replaces it and is kept in turn", func(t *testing.T) {
 		given := webhookSecret()
-		if _, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA, WebhookSecret: given}); err != nil {
+		if _, err := e.svc.Save(ctx, adminA, app.Vapi, app.Values{"apiKey": keyA, "webhookSecret": given}); err != nil {
 			t.Fatal(err)
 		}
 		assertServers(t, e.sb.Vapi, keyA, ids, given)
-		if _, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA}); err != nil {
+		if _, err := e.svc.Save(ctx, adminA, app.Vapi, app.Values{"apiKey": keyA}); err != nil {
 			t.Fatal(err)
 		}
 		assertServers(t, e.sb.Vapi, keyA, ids, given)
@@ -205,7 +205,7 @@ func TestSaveVapiWebhookSecretOfItsOwn(t *testing.T) {
 		if _, err := e.svc.Disconnect(ctx, adminA, app.Vapi); err != nil {
 			t.Fatal(err)
 		}
-		res, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA})
+		res, err := e.svc.Save(ctx, adminA, app.Vapi, app.Values{"apiKey": keyA})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,7 +44,7 @@ func TestSaveVapiCreatesAssistants(t *testing.T) {
 	admin, _ := seedOrg(t, orgName)
 	key, secret := vapiKey(), webhookSecret()
 
-	res, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secret})
+	res, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestSaveVapiCreatesAssistants(t *testing.T) {
 	e.assertNoLeak(t, admin.OrgID, []string{key, secret}, res)
 
 	t.Run("saving again reuses both", func(t *testing.T) {
-		again, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secret})
+		again, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secret})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestSaveVapiCreatesAssistants(t *testing.T) {
 
 	t.Run("an assistant deleted in Vapi is recreated", func(t *testing.T) {
 		e.deleteVapiAssistant(t, key, res.InboundAssistantID)
-		again, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: secret})
+		again, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": secret})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestSaveVapiCreatesAssistants(t *testing.T) {
 	t.Run("another Vapi account gets its own assistants", func(t *testing.T) {
 		before := assistantIDs(e.sb.Vapi.Assistants(key))
 		other := vapiKey()
-		moved, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: other})
+		moved, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": other})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +191,7 @@ func TestSaveVapiConcurrently(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i], errs[i] = e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key})
+			results[i], errs[i] = e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key})
 		}()
 	}
 	close(start)
@@ -221,7 +221,7 @@ func TestSaveVapiEU(t *testing.T) {
 	admin, _ := seedOrg(t, "Zahnarztpraxis München")
 	key := vapiKey("eu")
 
-	res, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, Region: " EU "})
+	res, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "region": " EU "})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,12 +239,12 @@ func TestSaveVapiEU(t *testing.T) {
 		t.Errorf("stored = %#v, %v", stored, err)
 	}
 	// Saving again talks to the EU API too and reuses.
-	again, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, Region: "eu"})
+	again, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "region": "eu"})
 	if err != nil || again.InboundAssistantID != res.InboundAssistantID || len(e.sb.VapiEU.Assistants(key)) != 2 {
 		t.Errorf("second save = %+v, %v", again, err)
 	}
 	// A US key sent to the EU API is refused.
-	_, err = e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: vapiKey(), Region: "eu"})
+	_, err = e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": vapiKey(), "region": "eu"})
 	wantCode(t, err, app.EVerificationFailed)
 }
 

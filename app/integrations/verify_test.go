@@ -18,10 +18,10 @@ func TestVerifySuccessRecordsLastVerified(t *testing.T) {
 	e := newEnv(t)
 	admin, _ := seedOrg(t, "Verified Dental")
 	calls := []saveCall{
-		vapiSave(integrations.VapiInput{APIKey: vapiKey()}),
-		twilioSave(integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(), PhoneNumber: "+12025550123"}),
-		resendSave(integrations.ResendInput{APIKey: resendKey("restricted")}),
-		elevenLabsSave(integrations.ElevenLabsInput{APIKey: elevenLabsKey()}),
+		vapiSave(app.Values{"apiKey": vapiKey()}),
+		twilioSave(app.Values{"accountSid": twilioSID(), "authToken": twilioToken(), "phoneNumber": "+12025550123"}),
+		resendSave(app.Values{"apiKey": resendKey("restricted")}),
+		elevenLabsSave(app.Values{"apiKey": elevenLabsKey()}),
 	}
 	for _, call := range calls {
 		t.Run(string(call.provider), func(t *testing.T) {
@@ -74,7 +74,7 @@ func TestVerifyRefusalRecordsTheReason(t *testing.T) {
 	for _, cfg := range configs {
 		provider := cfg.Provider()
 		t.Run(string(provider), func(t *testing.T) {
-			if err := e.creds.Save(ctx, admin.OrgID, cfg, earlier); err != nil {
+			if _, err := e.creds.Save(ctx, app.Connection{OrgID: admin.OrgID, Config: cfg, VerifiedAt: earlier}); err != nil {
 				t.Fatal(err)
 			}
 			later := earlier.Add(time.Hour)
@@ -113,7 +113,7 @@ func TestVerifyProviderUnavailableRecordsNothing(t *testing.T) {
 	} {
 		provider := cfg.Provider()
 		t.Run(string(provider), func(t *testing.T) {
-			if err := e.creds.Save(ctx, admin.OrgID, cfg, earlier); err != nil {
+			if _, err := e.creds.Save(ctx, app.Connection{OrgID: admin.OrgID, Config: cfg, VerifiedAt: earlier}); err != nil {
 				t.Fatal(err)
 			}
 			e.clock.Set(earlier.Add(time.Hour))
@@ -152,9 +152,9 @@ func TestVerifyWithoutUsableCredentials(t *testing.T) {
 			t.Errorf("message = %q", app.ErrorMessage(err))
 		}
 	})
-	t.Run("google calendar on a server without a Google service", func(t *testing.T) {
-		if err := e.creds.Save(ctx, admin.OrgID, app.GoogleCalendarConfig{RefreshToken: app.NewSecret("google-refresh-" + apptest.RandomHex(8)),
-			Email: "owner@example.com"}, time.Time{}); err != nil {
+	t.Run("google calendar on a server without a Google client", func(t *testing.T) {
+		if _, err := e.creds.Save(ctx, app.Connection{OrgID: admin.OrgID, Config: app.GoogleCalendarConfig{
+			RefreshToken: app.NewSecret("google-refresh-" + apptest.RandomHex(8)), Email: "owner@example.com"}}); err != nil {
 			t.Fatal(err)
 		}
 		auditBefore := len(e.audit(t, admin.OrgID))
@@ -186,7 +186,7 @@ func TestVerifyWithoutUsableCredentials(t *testing.T) {
 	t.Run("no org", func(t *testing.T) {
 		_, err := e.svc.Statuses(ctx, app.Principal{UserID: admin.UserID, Role: app.RoleAdmin})
 		wantCode(t, err, app.EUnauthorized)
-		_, err = e.svc.SaveResend(ctx, app.Principal{UserID: admin.UserID, Role: app.RoleAdmin}, integrations.ResendInput{APIKey: resendKey()})
+		_, err = e.svc.Save(ctx, app.Principal{UserID: admin.UserID, Role: app.RoleAdmin}, app.Resend, app.Values{"apiKey": resendKey()})
 		wantCode(t, err, app.EUnauthorized)
 	})
 }
@@ -196,14 +196,14 @@ func TestDisconnect(t *testing.T) {
 	e := newEnv(t)
 	admin, _ := seedOrg(t, "Leaving Dental")
 	key := vapiKey()
-	if _, err := e.svc.SaveTwilio(ctx, admin, integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(),
-		PhoneNumber: "+12025550123"}); err != nil {
+	if _, err := e.svc.Save(ctx, admin, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": twilioToken(),
+		"phoneNumber": "+12025550123"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key, WebhookSecret: webhookSecret()}); err != nil {
+	if _, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key, "webhookSecret": webhookSecret()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.SaveResend(ctx, admin, integrations.ResendInput{APIKey: resendKey()}); err != nil {
+	if _, err := e.svc.Save(ctx, admin, app.Resend, app.Values{"apiKey": resendKey()}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -250,7 +250,7 @@ func TestDisconnect(t *testing.T) {
 		wantCode(t, err, app.ENotConfigured)
 	})
 	t.Run("saving again after a disconnect creates new assistants", func(t *testing.T) {
-		res, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key})
+		res, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,10 +268,10 @@ func TestMembersCannotChangeCredentials(t *testing.T) {
 	e := newEnv(t, withGoogle)
 	admin, member := seedOrg(t, "Team Dental")
 	key := vapiKey()
-	if _, err := e.svc.SaveVapi(ctx, admin, integrations.VapiInput{APIKey: key}); err != nil {
+	if _, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.SaveResend(ctx, admin, integrations.ResendInput{APIKey: resendKey()}); err != nil {
+	if _, err := e.svc.Save(ctx, admin, app.Resend, app.Values{"apiKey": resendKey()}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := e.svc.Statuses(ctx, member)
@@ -287,23 +287,23 @@ func TestMembersCannotChangeCredentials(t *testing.T) {
 		call     func() error
 	}{
 		{"save vapi", app.Vapi, func() error {
-			_, err := e.svc.SaveVapi(ctx, member, integrations.VapiInput{APIKey: vapiKey()})
+			_, err := e.svc.Save(ctx, member, app.Vapi, app.Values{"apiKey": vapiKey()})
 			return err
 		}},
 		{"save vapi with invalid input", app.Vapi, func() error {
-			_, err := e.svc.SaveVapi(ctx, member, integrations.VapiInput{})
+			_, err := e.svc.Save(ctx, member, app.Vapi, app.Values{})
 			return err
 		}},
 		{"save twilio", app.Twilio, func() error {
-			_, err := e.svc.SaveTwilio(ctx, member, integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(), PhoneNumber: "+12025550123"})
+			_, err := e.svc.Save(ctx, member, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": twilioToken(), "phoneNumber": "+12025550123"})
 			return err
 		}},
 		{"save resend", app.Resend, func() error {
-			_, err := e.svc.SaveResend(ctx, member, integrations.ResendInput{APIKey: resendKey()})
+			_, err := e.svc.Save(ctx, member, app.Resend, app.Values{"apiKey": resendKey()})
 			return err
 		}},
 		{"save elevenlabs", app.ElevenLabs, func() error {
-			_, err := e.svc.SaveElevenLabs(ctx, member, integrations.ElevenLabsInput{APIKey: elevenLabsKey()})
+			_, err := e.svc.Save(ctx, member, app.ElevenLabs, app.Values{"apiKey": elevenLabsKey()})
 			return err
 		}},
 		{"verify", app.Vapi, func() error {
@@ -354,12 +354,12 @@ func TestOrgIsolation(t *testing.T) {
 	adminB, memberB := seedOrg(t, "Org B")
 	keyA, keyB := vapiKey(), vapiKey()
 
-	resA, err := e.svc.SaveVapi(ctx, adminA, integrations.VapiInput{APIKey: keyA})
+	resA, err := e.svc.Save(ctx, adminA, app.Vapi, app.Values{"apiKey": keyA})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.SaveTwilio(ctx, adminA, integrations.TwilioInput{AccountSID: twilioSID(), AuthToken: twilioToken(),
-		PhoneNumber: "+12025550123"}); err != nil {
+	if _, err := e.svc.Save(ctx, adminA, app.Twilio, app.Values{"accountSid": twilioSID(), "authToken": twilioToken(),
+		"phoneNumber": "+12025550123"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []app.Principal{adminB, memberB} {
@@ -387,7 +387,7 @@ func TestOrgIsolation(t *testing.T) {
 		t.Errorf("org A has %d mappings after org B's disconnect, want 2", n)
 	}
 
-	resB, err := e.svc.SaveVapi(ctx, adminB, integrations.VapiInput{APIKey: keyB})
+	resB, err := e.svc.Save(ctx, adminB, app.Vapi, app.Values{"apiKey": keyB})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,9 +411,9 @@ func TestOrgIsolation(t *testing.T) {
 	}
 }
 
-// Google Calendar is tested and disconnected like the other providers, by
-// the Google service, which writes the one audit entry of each attempt.
-func TestGoogleCalendarThroughTheGoogleService(t *testing.T) {
+// Google Calendar is tested and disconnected like the other providers, with
+// one audit entry for each attempt.
+func TestGoogleCalendarLikeEveryProvider(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, withGoogle)
 	admin, _ := seedOrg(t, "Calendar Dental")

@@ -125,9 +125,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 			app.Twilio:     integrations.VerifyWith(twilioClient.Verify),
 			app.Resend:     integrations.VerifyWith(resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout).Verify),
 			app.ElevenLabs: integrations.VerifyWith(elevenlabs.New(cfg.URLs.ElevenLabs, hc, cfg.ProviderTimeout).Verify),
-			app.GoogleCalendar: integrations.VerifierFunc(func(ctx context.Context, orgID string, _ app.Config) (app.Verification, error) {
-				return calendar.Check(ctx, orgID)
-			}),
+			app.GoogleCalendar: calendar,
 		},
 		Assistants: vapiClient,
 		Mappings:   database,

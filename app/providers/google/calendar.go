@@ -74,6 +74,19 @@ func (s *Calendar) Check(ctx context.Context, orgID string) (app.Verification, e
 	return app.Verification{Detail: "Google Calendar accepted the connection; the primary calendar is readable."}, nil
 }
 
+// Verify checks the org's stored grant cfg with Check and says whose
+// calendar it reached; it is the connection test of Google Calendar.
+func (s *Calendar) Verify(ctx context.Context, orgID string, cfg app.Config) (app.Verification, error) {
+	if _, err := s.Check(ctx, orgID); err != nil {
+		return app.Verification{}, err
+	}
+	g, _ := cfg.(app.GoogleCalendarConfig)
+	if g.Email == "" {
+		return app.Verification{Detail: "Google Calendar accepted the connection; its primary calendar is reachable."}, nil
+	}
+	return app.Verification{Detail: "Google Calendar accepted the connection of " + g.Email + "; its primary calendar is reachable."}, nil
+}
+
 // FreeBusy returns the times within [start, end) that the org's primary
 // calendar is busy, merged and in order, read with events.list (timeMin,
 // timeMax, singleEvents=true, orderBy=startTime), which the calendar events

@@ -59,7 +59,7 @@ func TestEmailFromIDToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			email, err := o.emailFromIDToken(tt.token)
+			email, err := o.EmailFromIDToken(tt.token)
 			if tt.wantErr == "" {
 				if err != nil || email != "a@example.com" {
 					t.Fatalf("= %q, %v; want a@example.com", email, err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"byoc/app"
 	"byoc/app/apptest"
@@ -27,6 +30,9 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
+
+// The credential service hands the Calendar client its grants.
+var _ google.Grants = (*credentials.Service)(nil)
 
 const callbackURL = "https://byoc.example.test/api/auth/google-calendar/callback"
 
@@ -95,25 +101,23 @@ func (s *secretTap) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// harness is one org with an admin, a credential service, a Google
-// stand-in and the service under test.
+// harness is one org, a Google stand-in, the OAuth client pointed at it,
+// the credential service keeping the org's grant and the Calendar client
+// under test.
 type harness struct {
-	t       *testing.T
-	db      *db.DB
-	kr      *keyring.Keyring
-	g       *sandbox.Google
-	urls    sandbox.GoogleURLs
-	tap     *secretTap
-	logs    *apptest.LogBuffer
-	clock   *apptest.Clock
-	creds   *credentials.Service
-	svc     *google.Service
-	org     string
-	admin   app.Principal
-	binding string
-	errs    []error
-	// lastOrg is the org of the latest callback.
-	lastOrg string
+	t     *testing.T
+	db    *db.DB
+	kr    *keyring.Keyring
+	g     *sandbox.Google
+	urls  sandbox.GoogleURLs
+	tap   *secretTap
+	logs  *apptest.LogBuffer
+	clock *apptest.Clock
+	oauth *google.OAuth
+	creds *credentials.Service
+	cal   *google.Calendar
+	org   string
+	errs  []error
 }
 
 func newHarness(t *testing.T) *harness {
@@ -127,20 +131,26 @@ func newHarness(t *testing.T) *harness {
 	}
 	h := &harness{
 		t: t, db: d, kr: kr, tap: &secretTap{secrets: map[string]bool{}}, logs: &apptest.LogBuffer{},
-		clock: apptest.NewClock(time.Now().UTC()), binding: "csrf-" + apptest.RandomHex(16),
+		clock: apptest.NewClock(time.Now().UTC()),
 	}
 	h.tap.add(sandbox.GoogleSandboxClientSecret)
 	h.g = sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{callbackURL}})
 	srv := httptest.NewServer(h.tap.wrap(h.g))
 	t.Cleanup(srv.Close)
 	h.urls = h.g.URLs(srv.URL)
-
-	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.creds = credentials.New(d, kr, credentials.Options{Logger: logger})
-	h.svc = h.newService(h.oauthConfig())
-	h.org, h.admin = h.seedOrg(app.RoleAdmin)
+	h.oauth = google.NewOAuth(h.oauthConfig())
+	h.creds = credentials.New(d, kr, credentials.Options{Logger: h.logger(), Now: h.clock.Now, Google: h.oauth, Locker: d})
+	h.cal = google.NewCalendar(h.oauth, h.creds, h.logger())
+	h.org = dbtest.SeedOrg(t, "google test")
 	t.Cleanup(h.assertNoSecrets)
 	return h
+}
+
+func (h *harness) logger() *slog.Logger { return newLogger(h.logs) }
+
+// newLogger logs everything to w as text.
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func (h *harness) oauthConfig() google.OAuthConfig {
@@ -151,36 +161,10 @@ func (h *harness) oauthConfig() google.OAuthConfig {
 	}
 }
 
-// newService builds a service on the harness's store, clock and logs with
-// the given OAuth client configuration.
-func (h *harness) newService(cfg google.OAuthConfig) *google.Service {
-	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return google.NewService(google.Deps{
-		OAuth: google.NewOAuth(cfg), Credentials: h.creds, States: h.db, Audit: h.db, Sealer: h.kr, Locker: h.db,
-	}, google.Options{Logger: logger, Now: h.clock.Now})
-}
-
-// seedOrg creates an org with one user of the given role.
-func (h *harness) seedOrg(role app.Role) (string, app.Principal) {
-	h.t.Helper()
-	org := dbtest.SeedOrg(h.t, "google test")
-	user := h.addUser(org, role).UserID
-	return org, app.Principal{UserID: user, OrgID: org, Role: role}
-}
-
-// addUser adds a user with role to org.
-func (h *harness) addUser(org string, role app.Role) app.Principal {
-	h.t.Helper()
-	ctx := context.Background()
-	var user string
-	email := "user-" + apptest.RandomHex(6) + "@example.test"
-	if err := h.db.Pool.QueryRow(ctx, `insert into users (email, password_hash) values ($1, 'x') returning id::text`, email).Scan(&user); err != nil {
-		h.t.Fatal(err)
-	}
-	if _, err := h.db.Pool.Exec(ctx, `insert into org_members (org_id, user_id, role) values ($1, $2, $3)`, org, user, string(role)); err != nil {
-		h.t.Fatal(err)
-	}
-	return app.Principal{UserID: user, OrgID: org, Role: role, Email: email}
+// newCalendar returns a Calendar client that calls Google as cfg says,
+// with the harness's grants.
+func (h *harness) newCalendar(cfg google.OAuthConfig) *google.Calendar {
+	return google.NewCalendar(google.NewOAuth(cfg), h.creds, h.logger())
 }
 
 // note keeps err for the final secret check and returns it.
@@ -191,40 +175,43 @@ func (h *harness) note(err error) error {
 	return err
 }
 
-// start runs ConnectURL and the consent page and returns the callback
-// query Google sends back.
-func (h *harness) start(p app.Principal, c sandbox.GoogleConsentChoice) (authURL string, q url.Values) {
+// grant runs Google's sign-in with the OAuth client, as email, and returns
+// what Google granted.
+func (h *harness) grant(c sandbox.GoogleConsentChoice) app.OAuthToken {
 	h.t.Helper()
-	authURL, err := h.svc.ConnectURL(context.Background(), p, h.binding)
-	if h.note(err) != nil {
-		h.t.Fatalf("ConnectURL: %v", err)
-	}
-	loc, err := sandbox.GoogleConsent(context.Background(), nil, authURL, c)
+	ctx := context.Background()
+	verifier := oauth2.GenerateVerifier()
+	loc, err := sandbox.GoogleConsent(ctx, nil, h.oauth.AuthCodeURL("state-"+apptest.RandomHex(8), verifier), c)
 	if err != nil {
 		h.t.Fatalf("consent: %v", err)
 	}
-	return authURL, loc.Query()
+	tok, err := h.oauth.Exchange(ctx, loc.Query().Get("code"), verifier, h.clock.Now())
+	if h.note(err) != nil {
+		h.t.Fatalf("Exchange: %v", err)
+	}
+	return tok
 }
 
-// callback calls Callback with Google's answer q.
-func (h *harness) callback(p app.Principal, binding string, q url.Values) (string, error) {
-	h.lastOrg = p.OrgID
-	email, err := h.svc.Callback(context.Background(), p, binding, google.CallbackQuery{
-		State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"),
-	})
-	return email, h.note(err)
-}
-
-// connect runs the whole flow for the admin as email and fails the test
-// unless it succeeds.
+// connect signs in as email and stores the grant as the org's Google
+// Calendar connection, as the connect flow does.
 func (h *harness) connect(email string) app.GoogleCalendarConfig {
 	h.t.Helper()
-	_, q := h.start(h.admin, sandbox.GoogleConsentChoice{Email: email})
-	got, err := h.callback(h.admin, h.binding, q)
-	if err != nil || got != email {
-		h.t.Fatalf("Callback = %q, %v; want %q", got, err, email)
+	tok := h.grant(sandbox.GoogleConsentChoice{Email: email})
+	got, err := h.oauth.EmailFromIDToken(tok.IDToken)
+	if h.note(err) != nil || got != email {
+		h.t.Fatalf("EmailFromIDToken = %q, %v; want %q", got, err, email)
 	}
+	h.store(h.org, app.GoogleCalendarConfig{RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken,
+		Expiry: tok.Expiry, Email: got, Scopes: tok.Scopes})
 	return h.stored()
+}
+
+// store saves cfg as org's Google Calendar connection, verified now.
+func (h *harness) store(org string, cfg app.GoogleCalendarConfig) {
+	h.t.Helper()
+	if _, err := h.creds.Save(context.Background(), app.Connection{OrgID: org, Config: cfg, VerifiedAt: h.clock.Now()}); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // stored returns the org's stored Google config, failing the test when
@@ -237,19 +224,6 @@ func (h *harness) stored() app.GoogleCalendarConfig {
 	}
 	h.tap.add(cfg.AccessToken.Reveal(), cfg.RefreshToken.Reveal())
 	return cfg
-}
-
-// assertNothingStored fails the test when the org has Google credentials.
-func (h *harness) assertNothingStored() {
-	h.t.Helper()
-	var n int
-	if err := h.db.Pool.QueryRow(context.Background(),
-		`select count(*) from org_credentials where org_id = $1 and provider = 'google_calendar'`, h.org).Scan(&n); err != nil {
-		h.t.Fatal(err)
-	}
-	if n != 0 {
-		h.t.Fatalf("%d Google credential rows stored, want none", n)
-	}
 }
 
 // status returns the org's Google Calendar card state.
@@ -268,38 +242,12 @@ func (h *harness) status() app.Status {
 	return app.Status{}
 }
 
-// audits returns the org's newest audit entries, newest first.
-func (h *harness) audits(org string, n int) []app.AuditEntry {
-	h.t.Helper()
-	entries, err := h.db.AuditLog(context.Background(), org, n)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return entries
-}
-
-// lastAudit returns the org's newest audit entry.
-func (h *harness) lastAudit() app.AuditEntry {
-	h.t.Helper()
-	entries, err := h.db.AuditLog(context.Background(), h.org, 1)
-	if err != nil || len(entries) == 0 {
-		h.t.Fatalf("audit log: %v, %d entries", err, len(entries))
-	}
-	return entries[0]
-}
-
-// assertNoSecrets checks every log line, noted error and audit entry of
-// the test for every secret that crossed the stand-in.
+// assertNoSecrets checks every log line and noted error of the test for
+// every secret that crossed the stand-in.
 func (h *harness) assertNoSecrets() {
-	var texts []string
-	texts = append(texts, h.logs.String())
+	texts := []string{h.logs.String()}
 	for _, err := range h.errs {
 		texts = append(texts, err.Error(), app.ErrorMessage(err))
-	}
-	if entries, err := h.db.AuditLog(context.Background(), h.org, 1000); err == nil {
-		for _, e := range entries {
-			texts = append(texts, e.Detail)
-		}
 	}
 	secrets := h.tap.all()
 	for _, text := range texts {
@@ -318,4 +266,16 @@ func wantCode(t *testing.T, err error, code, msg string) {
 	if app.ErrorCode(err) != code || !strings.Contains(app.ErrorMessage(err), msg) {
 		t.Fatalf("got %v; want %s containing %q", err, code, msg)
 	}
+}
+
+// closedURL is the URL of a port nothing listens on.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
 }

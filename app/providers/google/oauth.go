@@ -178,8 +178,8 @@ func (o *OAuth) Exchange(ctx context.Context, code, verifier string, now time.Ti
 }
 
 // Refresh asks for a new access token with refreshToken, its expiry told by
-// the clock now. The token returned keeps no refresh token when Google sends
-// no new one. A refusal (invalid_grant) is EVerificationFailed with
+// the clock now; the token returned carries refreshToken again when Google
+// sends no new one. A refusal (invalid_grant) is EVerificationFailed with
 // app.ReasonReconnect.
 func (o *OAuth) Refresh(ctx context.Context, refreshToken string, now time.Time) (app.OAuthToken, error) {
 	if !o.Configured() {

@@ -13,6 +13,7 @@ import (
 	"byoc/app"
 	"byoc/app/apptest"
 	"byoc/app/credentials"
+	"byoc/app/orgcache"
 	"byoc/db"
 	"byoc/db/dbtest"
 )
@@ -407,84 +408,67 @@ func TestRecordVerificationKeepsTheReason(t *testing.T) {
 	}
 }
 
-// countingCache is another cache of credential-derived data.
-type countingCache struct {
-	mu      sync.Mutex
-	heard   []string
-	flushes int
-}
-
-func (c *countingCache) Invalidate(orgID, provider string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.heard = append(c.heard, orgID+"/"+provider)
-	return 1
-}
-
-func (c *countingCache) Flush() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.flushes++
-}
-
-func (c *countingCache) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.heard
-	c.heard = nil
-	return out
-}
-
-// Every write, invalidation and flush reaches a subscribed cache.
-func TestSubscribersHearEveryChange(t *testing.T) {
+// Every write, invalidation and flush of the service reaches every cache of
+// its group: here another cache of Vapi-derived data, as the webhook routing
+// keeps one.
+func TestEveryChangeReachesTheCacheGroup(t *testing.T) {
 	ctx := context.Background()
-	s := newService(t, newKeyring(t, newKey(t)), nil)
-	sub := &countingCache{}
-	s.Subscribe(sub)
+	g := orgcache.NewGroup(orgcache.Options{})
+	s := credentials.New(dbtest.DB(t), newKeyring(t, newKey(t)), credentials.Options{Caches: g})
+	secrets := orgcache.New[string, string](g, "webhook_secrets", time.Minute)
 	org := dbtest.SeedOrg(t, "credentials service test")
-	vapi := org + "/vapi"
+	missing := "00000000-0000-4000-8000-000000000000"
+	cache := func(orgID string) {
+		t.Helper()
+		if !secrets.Put(g.Stamp(), orgID, orgcache.Entry[string]{Owner: orgcache.Owner{Org: orgID, Provider: app.Vapi}, Value: "cached"}) {
+			t.Fatal("the entry was not stored")
+		}
+	}
+	cached := func(orgID string) bool { _, ok, _ := secrets.Get(orgID); return ok }
 
 	steps := []struct {
-		name string
-		run  func() error
-		want []string
+		name  string
+		orgID string
+		run   func() error
 	}{
-		{"save", func() error {
+		{"save", org, func() error {
 			_, err := s.Save(ctx, app.Connection{OrgID: org, Config: sampleConfigs()[0], VerifiedAt: time.Now()})
 			return err
-		}, []string{vapi}},
-		{"record verification", func() error {
+		}},
+		{"record verification", org, func() error {
 			_, err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), nil)
 			return err
-		}, []string{vapi}},
-		{"delete", func() error { return s.Delete(ctx, org, app.Vapi) }, []string{vapi}},
-		{"a failed save", func() error {
-			_, err := s.Save(ctx, app.Connection{OrgID: "00000000-0000-4000-8000-000000000000", Config: sampleConfigs()[0]})
+		}},
+		{"delete", org, func() error { return s.Delete(ctx, org, app.Vapi) }},
+		{"a failed save", missing, func() error {
+			_, err := s.Save(ctx, app.Connection{OrgID: missing, Config: sampleConfigs()[0]})
 			if err == nil {
 				return errors.New("saved for a missing org")
 			}
 			return nil
-		}, []string{"00000000-0000-4000-8000-000000000000/vapi"}},
+		}},
+		{"invalidate the org", org, func() error { s.Invalidate(org, ""); return nil }},
+		{"flush", org, func() error { s.Flush(); return nil }},
 	}
 	for _, st := range steps {
+		cache(st.orgID)
+		other := dbtest.SeedOrg(t, "another org")
+		cache(other)
 		if err := st.run(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		if got := sub.take(); !reflect.DeepEqual(got, st.want) {
-			t.Fatalf("%s: the subscriber heard %v, want %v", st.name, got, st.want)
+		if cached(st.orgID) {
+			t.Fatalf("%s: the other cache still holds the org's entry", st.name)
+		}
+		if st.name != "flush" && !cached(other) {
+			t.Fatalf("%s: another org's entry was dropped", st.name)
 		}
 	}
-	if n := s.Invalidate(org, ""); n != 1 {
-		t.Fatalf("Invalidate dropped %d entries, want the subscriber's 1", n)
+	cache(org)
+	if n := s.Invalidate(org, string(app.Twilio)); n != 0 || !cached(org) {
+		t.Fatalf("a Twilio change dropped %d Vapi-derived entries", n)
 	}
-	if got := sub.take(); !reflect.DeepEqual(got, []string{org + "/"}) {
-		t.Fatalf("the subscriber heard %v", got)
-	}
-	if n := s.Invalidate("", ""); n != 0 || len(sub.take()) != 0 {
-		t.Fatalf("an invalidation of no org reached the subscriber (%d)", n)
-	}
-	s.Flush()
-	if sub.flushes != 1 {
-		t.Fatalf("%d flushes reached the subscriber, want 1", sub.flushes)
+	if n := s.Invalidate("", ""); n != 0 || !cached(org) {
+		t.Fatalf("an invalidation of no org dropped %d entries", n)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"byoc/app"
 	"byoc/app/keyring"
+	"byoc/app/orgcache"
 )
 
 // Store is what the service needs from the database; *db.DB implements it.
@@ -62,15 +63,10 @@ type Options struct {
 	// Locker, when set, makes a Google token refresh run at most once per
 	// org across every instance (within this process it always does).
 	Locker OrgLocker
-}
-
-// Invalidator is a cache of data derived from an org's credentials.
-type Invalidator interface {
-	// Invalidate drops what is cached for the org's provider ("" for every
-	// provider) and returns how many entries it dropped.
-	Invalidate(orgID, provider string) int
-	// Flush drops everything.
-	Flush()
+	// Caches is the cache group the service's caches join, so that the
+	// service's Invalidate and Flush reach every cache of the group (the
+	// webhook routing's too). Nil: a group of the service's own.
+	Caches *orgcache.Group
 }
 
 // ErrUndecryptable is app.ErrUndecryptable: it is in the chain of the error
@@ -82,15 +78,14 @@ const undecryptableStatus = "Stored credentials can no longer be decrypted (encr
 
 // Service is the credential service. It is safe for concurrent use.
 type Service struct {
-	store       Store
-	kr          *keyring.Keyring
-	log         *slog.Logger
-	cache       *cacheLayer
-	now         func() time.Time
-	google      TokenRefresher
-	locker      OrgLocker
-	refreshing  *orgLocks
-	subscribers []Invalidator
+	store      Store
+	kr         *keyring.Keyring
+	log        *slog.Logger
+	cache      *cacheLayer
+	now        func() time.Time
+	google     TokenRefresher
+	locker     OrgLocker
+	refreshing *orgLocks
 }
 
 // New returns a Service that keeps credentials in store, sealed by kr.
@@ -109,17 +104,14 @@ func New(store Store, kr *keyring.Keyring, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
+	g := opts.Caches
+	if g == nil {
+		g = orgcache.NewGroup(orgcache.Options{})
+	}
 	return &Service{store: store, kr: kr, log: log.With("component", "credentials"),
-		cache: newCacheLayer(opts.ConfigTTL, opts.StatusTTL), now: now,
+		cache: newCacheLayer(g, opts.ConfigTTL, opts.StatusTTL), now: now,
 		google: opts.Google, locker: opts.Locker, refreshing: newOrgLocks()}
 }
-
-// Subscribe makes every invalidation and flush of the service's caches
-// reach c too (the webhook routing caches what it derives from the
-// credentials): the service is the one entry point through which a
-// credential change reaches every cache, whether it starts here or arrives
-// from another instance. Call it while wiring, before the service is used.
-func (s *Service) Subscribe(c Invalidator) { s.subscribers = append(s.subscribers, c) }
 
 // Save stores the connection c: c.Config sealed as the org's credentials for
 // its provider (replacing what was there, active, verified at c.VerifiedAt,
@@ -198,7 +190,7 @@ func (s *Service) get(ctx context.Context, orgID string, p app.Provider, cached 
 	if v, ok := s.cache.getConfig(key); ok && cached {
 		return cloneConfig(v), nil
 	}
-	gen := s.cache.generation()
+	since := s.cache.g.Stamp()
 	rec, err := s.store.GetCredential(ctx, orgID, p)
 	if err != nil {
 		return nil, app.AsError(err)
@@ -214,7 +206,7 @@ func (s *Service) get(ctx context.Context, orgID string, p app.Provider, cached 
 			Cause:   err,
 		}
 	}
-	s.cache.putConfig(key, cfg, gen)
+	s.cache.putConfig(key, cfg, since)
 	return cloneConfig(cfg), nil
 }
 

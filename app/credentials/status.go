@@ -17,7 +17,7 @@ func (s *Service) Statuses(ctx context.Context, orgID string) ([]app.Status, err
 	if st, ok := s.cache.getStatuses(orgID); ok {
 		return cloneStatuses(st), nil
 	}
-	gen := s.cache.generation()
+	since := s.cache.g.Stamp()
 	recs, err := s.store.ListCredentials(ctx, orgID)
 	if err != nil {
 		return nil, app.AsError(err)
@@ -35,7 +35,7 @@ func (s *Service) Statuses(ctx context.Context, orgID string) ([]app.Status, err
 		}
 		out = append(out, s.status(ctx, rec))
 	}
-	s.cache.putStatuses(orgID, out, gen)
+	s.cache.putStatuses(orgID, out, since)
 	return cloneStatuses(out), nil
 }
 

@@ -95,8 +95,12 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Timeout:         cfg.ProviderTimeout,
 		HTTPClient:      ghc,
 	})
+	// One cache group behind the credential service and the webhook
+	// routing: a credential change, made here or announced by another
+	// instance, reaches every cache through the credential service.
+	caches := webhooks.NewCacheGroup(0, 0)
 	creds := credentials.New(database, kr, credentials.Options{
-		Logger: log, Now: opts.Now, Google: oauth, Locker: database,
+		Logger: log, Now: opts.Now, Google: oauth, Locker: database, Caches: caches,
 	})
 	calendar := google.NewCalendar(oauth, creds, log)
 	twilioClient := twilio.New(cfg.URLs.Twilio, hc, cfg.ProviderTimeout)
@@ -108,11 +112,8 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Events:      database,
 		Twilio:      twilioClient,
 		Calendar:    calendar,
-	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log, Now: opts.Now})
-	// A credential change reaches the webhook routing through the
-	// credential service, here and (by the database's notification) on
-	// every other instance.
-	creds.Subscribe(hooks)
+	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log, Now: opts.Now,
+		Caches: caches})
 
 	var audit integrations.AuditStore = database
 	if opts.Audit != nil {

@@ -86,8 +86,9 @@ type invalidateInput struct {
 	OrgID string `json:"orgId" form:"orgId"`
 }
 
-// invalidateCache drops every cached entry of one org on this instance and
-// answers how many entries were dropped.
+// invalidateCache drops every cached entry of one org on this instance (the
+// credential service's invalidation reaches every cache of its group, the
+// webhook routing's too) and answers how many entries were dropped.
 func (s *Server) invalidateCache(c *fiber.Ctx) error {
 	var in invalidateInput
 	if err := bind(c, &in); err != nil {
@@ -97,6 +98,6 @@ func (s *Server) invalidateCache(c *fiber.Ctx) error {
 	if !app.IsUUID(in.OrgID) {
 		return app.ValidationError(map[string]string{"orgId": "Give the org's id (a UUID)."})
 	}
-	dropped := s.deps.Credentials.Invalidate(in.OrgID, "") + s.deps.Webhooks.InvalidateOrg(in.OrgID)
+	dropped := s.deps.Credentials.Invalidate(in.OrgID, "")
 	return sendJSON(c, fiber.StatusOK, map[string]any{"orgId": in.OrgID, "dropped": dropped})
 }

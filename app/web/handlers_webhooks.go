@@ -15,7 +15,6 @@ type Webhooks interface {
 	Handle(ctx context.Context, r webhooks.Request) webhooks.Response
 	Stats() webhooks.Stats
 	CacheStats() webhooks.CacheStats
-	InvalidateOrg(orgID string) int
 }
 
 // vapiWebhook hands a Vapi webhook to the webhook handler: the raw bytes as

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"byoc/app"
+	"byoc/app/orgcache"
 )
 
 // Default cache lifetimes.
@@ -26,12 +25,6 @@ const (
 
 // errUnknownAssistant means no org has the assistant.
 var errUnknownAssistant = errors.New("webhooks: unknown assistant")
-
-// errLookupsBusy means every lookup slot stayed taken for LookupWait.
-var errLookupsBusy = errors.New("webhooks: every store lookup slot is busy")
-
-// mappingEntry is a cached resolution; orgID "" marks an unknown id.
-type mappingEntry struct{ orgID string }
 
 // secretEntry is an org's cached webhook secret; own is false when the org
 // has none (the default secret applies); unreadable is set when the org's
@@ -48,8 +41,8 @@ var errSecretUnreadable = errors.New("the org's stored Vapi credentials cannot b
 	"unknown: the delivery is refused (503) until the operator restores the key (ENCRYPTION_KEY, " +
 	"ENCRYPTION_KEYS_PREVIOUS) or the org saves its Vapi credentials again")
 
-// table is one cache and its hit and miss counts; name sets its shared
-// lookups apart from those of the other tables.
+// table is a go-cache with hit and miss counts, for what no org owns (the
+// deliveries already handled).
 type table struct {
 	*cache.Cache
 	name         string
@@ -61,162 +54,70 @@ func newTable(name string, ttl time.Duration) *table {
 }
 
 // caches holds everything the warm path reads: assistant -> org (with
-// short negative entries), org -> webhook secret, deliveries already
-// handled, and when each assistant's last_used_at was last written. A fill
-// records the generation it started in and is dropped if an invalidation
-// happened meanwhile, so a lookup that raced a disconnect never caches what
-// the disconnect removed.
+// short negative entries) and org -> webhook secret, both in the cache
+// group that the credential service invalidates, owned by the org's Vapi
+// credentials (so a change of them, here or on another instance, drops
+// them, and a change of another org's credentials never does); then the
+// deliveries already handled, and when each assistant's last_used_at was
+// last written.
 //
-// Misses that reach the stores hold one of MaxConcurrentLookups slots, so a
-// flood of misses cannot exhaust the database pool. Whether an id is real is
-// only known after its lookup, so no slot can be kept for real ids; instead
-// ids that are not UUIDs never take a slot, an unknown id takes one at most
-// once per NegativeTTL, and a miss that finds every slot taken for
-// LookupWait fails (503: Vapi retries) instead of queueing. The queue before
-// the slots thus holds at most LookupWait of work and the slots keep serving
-// at the database's pace: under a flood of random UUIDs every miss, real or
-// not, gets a slot soon or is refused at once, rather than every miss
-// waiting seconds behind the flood.
+// Misses that reach the stores hold one of the group's lookup slots
+// (Options.MaxConcurrentLookups when the handler has a group of its own), so
+// a flood of misses cannot exhaust the database pool. Whether an id is real
+// is only known after its lookup, so no slot can be kept for real ids;
+// instead ids that are not UUIDs never take a slot, an unknown id takes one
+// at most once per NegativeTTL, and a miss that finds every slot taken for
+// the group's wait fails (503: Vapi retries) instead of queueing.
 type caches struct {
-	mu  sync.Mutex // orders fills against invalidations
-	gen atomic.Uint64
-
-	mappings   *table
-	secrets    *table
+	mappings   *orgcache.Cache[string, string]
+	secrets    *orgcache.Cache[string, *secretEntry]
 	deliveries *table
 	touched    *cache.Cache
-	lookups    singleflight.Group
-	sem        chan struct{} // bounds concurrent lookups that reach the stores
-	lookupWait time.Duration
+	lookups    singleflight.Group // deliveries handled once per instance
 
-	mappingTTL, negativeTTL time.Duration
+	fillMapping func(context.Context, string) (orgcache.Entry[string], error)
+	fillSecret  func(context.Context, string) (orgcache.Entry[*secretEntry], error)
 }
 
-func newCaches(o Options) *caches {
+func newCaches(g *orgcache.Group, o Options) *caches {
 	return &caches{
-		mappings:    newTable("assistant", o.MappingTTL),
-		secrets:     newTable("secret", o.SecretTTL),
-		deliveries:  newTable("delivery", o.DedupTTL),
-		touched:     cache.New(o.TouchEvery, time.Minute),
-		sem:         make(chan struct{}, o.MaxConcurrentLookups),
-		lookupWait:  o.LookupWait,
-		mappingTTL:  o.MappingTTL,
-		negativeTTL: o.NegativeTTL,
-	}
-}
-
-// put stores v under key in t unless the generation moved since gen.
-func (c *caches) put(t *table, key string, v any, ttl time.Duration, gen uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen.Load() == gen {
-		t.Set(key, v, ttl)
-	}
-}
-
-// acquire takes a lookup slot. It fails with errLookupsBusy when none frees
-// up within lookupWait, or when ctx ends first.
-func (c *caches) acquire(ctx context.Context) error {
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	default:
-	}
-	wait := time.NewTimer(c.lookupWait)
-	defer wait.Stop()
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	case <-wait.C:
-		return errLookupsBusy
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (c *caches) release() { <-c.sem }
-
-// lookupTimeout bounds one shared lookup: it runs detached from the request
-// that started it, since other requests wait for its answer.
-const lookupTimeout = 5 * time.Second
-
-// load returns the entry cached in t under key, or fills it: concurrent
-// misses of one key in one cache generation share a single call of fill,
-// which runs detached from ctx (at most lookupTimeout) while holding a lookup
-// slot, and whose entry is cached for the TTL it returns unless an
-// invalidation happened meanwhile. A miss after an invalidation never shares
-// the answer of a fill that started before it. It returns fill's error (not
-// cached), errLookupsBusy, or ctx's error.
-func load[E any](ctx context.Context, c *caches, t *table, key string, fill func(context.Context) (E, time.Duration, error)) (E, error) {
-	var none E
-	if v, ok := t.Get(key); ok {
-		t.hits.Add(1)
-		return v.(E), nil
-	}
-	t.misses.Add(1)
-	// The shared lookup is keyed by the generation too: a miss that comes
-	// after an invalidation never joins a lookup that started before it
-	// (whose answer may be what the invalidation removed), but starts its
-	// own. A lookup only caches its answer if the generation it is keyed by
-	// is still current.
-	gen := c.gen.Load()
-	ch := c.lookups.DoChan(t.name+"\x00"+strconv.FormatUint(gen, 10)+"\x00"+key, func() (any, error) {
-		// Checked again: the flight that filled the cache may have ended
-		// between the miss above and this call.
-		if v, ok := t.Get(key); ok {
-			return v, nil
-		}
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
-		defer cancel()
-		if err := c.acquire(lctx); err != nil {
-			return nil, err
-		}
-		defer c.release()
-		e, ttl, err := fill(lctx)
-		if err != nil {
-			return nil, err
-		}
-		c.put(t, key, e, ttl, gen)
-		return e, nil
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return none, res.Err
-		}
-		return res.Val.(E), nil
-	case <-ctx.Done():
-		return none, ctx.Err()
+		mappings:   orgcache.New[string, string](g, "webhook_assistants", o.MappingTTL),
+		secrets:    orgcache.New[string, *secretEntry](g, "webhook_secrets", o.SecretTTL),
+		deliveries: newTable("delivery", o.DedupTTL),
+		touched:    cache.New(o.TouchEvery, time.Minute),
 	}
 }
 
 // resolve returns the org of a Vapi assistant, from the cache when it can.
 // An id that is not a UUID (Vapi's ids are) is unknown without a lookup; an
 // unknown id is remembered for NegativeTTL. It returns errUnknownAssistant,
-// or an error (not cached) when the store cannot answer.
+// orgcache.ErrBusy when no lookup slot freed up in time, or an error (not
+// cached) when the store cannot answer.
 func (h *Handler) resolve(ctx context.Context, assistantID string) (string, error) {
 	if !app.IsUUID(assistantID) {
 		return "", errUnknownAssistant
 	}
-	c := h.caches
-	e, err := load(ctx, c, c.mappings, assistantID, func(ctx context.Context) (*mappingEntry, time.Duration, error) {
-		h.stats.storeCalls.Add(1)
-		m, err := h.deps.Mappings.ResolveAssistant(ctx, assistantID)
-		switch {
-		case err == nil:
-			return &mappingEntry{orgID: m.OrgID}, c.mappingTTL, nil
-		case app.ErrorCode(err) == app.ENotFound:
-			return &mappingEntry{}, c.negativeTTL, nil
-		}
-		return nil, 0, err
-	})
+	orgID, known, err := h.caches.mappings.Load(ctx, assistantID, h.caches.fillMapping)
 	if err != nil {
 		return "", fmt.Errorf("resolve assistant: %w", err)
 	}
-	if e.orgID == "" {
+	if !known {
 		return "", errUnknownAssistant
 	}
-	return e.orgID, nil
+	return orgID, nil
+}
+
+// lookupMapping reads an assistant's org from the store.
+func (h *Handler) lookupMapping(ctx context.Context, assistantID string) (orgcache.Entry[string], error) {
+	h.stats.storeCalls.Add(1)
+	m, err := h.deps.Mappings.ResolveAssistant(ctx, assistantID)
+	switch {
+	case err == nil:
+		return orgcache.Entry[string]{Owner: orgcache.Owner{Org: m.OrgID, Provider: app.Vapi}, Value: m.OrgID}, nil
+	case app.ErrorCode(err) == app.ENotFound:
+		return orgcache.Entry[string]{Negative: true, TTL: h.opts.NegativeTTL}, nil
+	}
+	return orgcache.Entry[string]{}, err
 }
 
 // secret returns the key that verifies the org's webhooks: its own webhook
@@ -227,81 +128,33 @@ func (h *Handler) resolve(ctx context.Context, assistantID string) (string, erro
 // result, including "none", is cached for SecretTTL ("unreadable" for
 // NegativeTTL).
 func (h *Handler) secret(ctx context.Context, orgID string) (secretKey, error) {
-	c := h.caches
-	e, err := load(ctx, c, c.secrets, orgID, func(ctx context.Context) (*secretEntry, time.Duration, error) {
-		h.stats.storeCalls.Add(1)
-		cfg, err := h.deps.Credentials.Vapi(ctx, orgID)
-		switch {
-		case err == nil && !cfg.WebhookSecret.IsZero():
-			return &secretEntry{own: true, key: newSecretKey(cfg.WebhookSecret.Reveal())}, cache.DefaultExpiration, nil
-		case errors.Is(err, app.ErrUndecryptable):
-			return &secretEntry{unreadable: true}, c.negativeTTL, nil
-		case err == nil || app.ErrorCode(err) == app.ENotConfigured:
-			return &secretEntry{}, cache.DefaultExpiration, nil
-		}
-		return nil, 0, err
-	})
+	e, _, err := h.caches.secrets.Load(ctx, orgID, h.caches.fillSecret)
 	if err != nil {
 		return secretKey{}, fmt.Errorf("webhook secret: %w", err)
 	}
-	if e.unreadable {
+	switch {
+	case e.unreadable:
 		return secretKey{}, errSecretUnreadable
-	}
-	if e.own {
+	case e.own:
 		return e.key, nil
 	}
 	return h.defaultKey, nil
 }
 
-// InvalidateOrg drops what the handler caches for the org: its assistant
-// mappings and its webhook secret, and with them every negative entry (an
-// id unknown a moment ago may just have been mapped to this org). It returns
-// how many entries it dropped. Call it when the org's Vapi credentials or
-// assistants change, here or on another instance (see Invalidate).
-// Deliveries already handled stay remembered.
-func (h *Handler) InvalidateOrg(orgID string) int {
-	if orgID == "" {
-		return 0
+// lookupSecret reads the org's webhook secret from its credentials.
+func (h *Handler) lookupSecret(ctx context.Context, orgID string) (orgcache.Entry[*secretEntry], error) {
+	h.stats.storeCalls.Add(1)
+	owner := orgcache.Owner{Org: orgID, Provider: app.Vapi}
+	cfg, err := h.deps.Credentials.Vapi(ctx, orgID)
+	switch {
+	case err == nil && !cfg.WebhookSecret.IsZero():
+		return orgcache.Entry[*secretEntry]{Owner: owner, Value: &secretEntry{own: true, key: newSecretKey(cfg.WebhookSecret.Reveal())}}, nil
+	case errors.Is(err, app.ErrUndecryptable):
+		return orgcache.Entry[*secretEntry]{Owner: owner, Value: &secretEntry{unreadable: true}, TTL: h.opts.NegativeTTL}, nil
+	case err == nil || app.ErrorCode(err) == app.ENotConfigured:
+		return orgcache.Entry[*secretEntry]{Owner: owner, Value: &secretEntry{}}, nil
 	}
-	c := h.caches
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen.Add(1)
-	n := 0
-	for id, it := range c.mappings.Items() {
-		if e := it.Object.(*mappingEntry); e.orgID == orgID || e.orgID == "" {
-			c.mappings.Delete(id)
-			n++
-		}
-	}
-	if _, ok := c.secrets.Get(orgID); ok {
-		n++
-	}
-	c.secrets.Delete(orgID)
-	return n
-}
-
-// Invalidate applies a cache invalidation as the database announces it
-// (org, provider): one for provider "vapi" or "" (every provider) drops the
-// org's entries, as InvalidateOrg; others change nothing here. It returns
-// how many entries it dropped.
-func (h *Handler) Invalidate(orgID, provider string) int {
-	if provider != "" && provider != string(app.Vapi) {
-		return 0
-	}
-	return h.InvalidateOrg(orgID)
-}
-
-// Flush drops every cached mapping and secret, as after the invalidation
-// listener reconnects (notifications may have been missed). Deliveries
-// already handled stay remembered.
-func (h *Handler) Flush() {
-	c := h.caches
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen.Add(1)
-	c.mappings.Flush()
-	c.secrets.Flush()
+	return orgcache.Entry[*secretEntry]{}, err
 }
 
 // CacheStats describes the handler's caches.
@@ -335,19 +188,16 @@ func (t *table) counts(items int) CacheCounts {
 	return cc
 }
 
+func groupCounts(st orgcache.Stats) CacheCounts {
+	return CacheCounts{Hits: st.Hits, Misses: st.Misses, HitRate: st.HitRate(), Items: st.Items, NegativeItems: st.NegativeItems}
+}
+
 // CacheStats returns the hit and miss counts and sizes of the caches.
 func (h *Handler) CacheStats() CacheStats {
 	c := h.caches
-	items := c.mappings.Items()
-	m := c.mappings.counts(len(items))
-	for _, it := range items {
-		if it.Object.(*mappingEntry).orgID == "" {
-			m.NegativeItems++
-		}
-	}
 	return CacheStats{
-		Mappings:   m,
-		Secrets:    c.secrets.counts(c.secrets.ItemCount()),
+		Mappings:   groupCounts(c.mappings.Stats()),
+		Secrets:    groupCounts(c.secrets.Stats()),
 		Deliveries: c.deliveries.counts(c.deliveries.ItemCount()),
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/orgcache"
 )
 
 // MappingResolver finds which org a Vapi assistant belongs to and records
@@ -120,14 +121,20 @@ type Options struct {
 	// TouchEvery is how often at most an assistant's last_used_at is written
 	// from this instance (default 1 min).
 	TouchEvery time.Duration
+	// Caches is the cache group the handler's assistant mappings and
+	// webhook secrets join: the credential service's group, whose
+	// invalidations (local, or announced by another instance) then reach
+	// them. Nil: a group of the handler's own, with the two limits below.
+	Caches *orgcache.Group
 	// MaxConcurrentLookups bounds the cache misses that query the stores at
 	// once, so a flood of unknown ids cannot exhaust the database pool
-	// (default 8).
+	// (default 8); LookupWait is how long a miss waits for a lookup slot
+	// before the webhook is answered 503 (default 100 ms): under a flood,
+	// misses are shed quickly instead of queueing behind it (see caches).
+	// Both apply to a group of the handler's own; a shared group has its
+	// own limits (see NewCacheGroup).
 	MaxConcurrentLookups int
-	// LookupWait is how long a cache miss waits for a lookup slot before
-	// the webhook is answered 503 (default 100 ms): under a flood, misses
-	// are shed quickly instead of queueing behind it (see caches).
-	LookupWait time.Duration
+	LookupWait           time.Duration
 	// ToolTimeout bounds each tool call (default 10 s).
 	ToolTimeout time.Duration
 	// ToolBudget bounds a whole tool-calls delivery, from when Handle
@@ -217,17 +224,37 @@ func New(deps Deps, opts Options) *Handler {
 		panic("webhooks: New needs Mappings, Credentials and Events")
 	}
 	opts = opts.withDefaults()
+	g := opts.Caches
+	if g == nil {
+		g = NewCacheGroup(opts.MaxConcurrentLookups, opts.LookupWait)
+	}
 	h := &Handler{
 		deps:   deps,
 		opts:   opts,
 		log:    opts.Logger.With("component", "webhooks"),
-		caches: newCaches(opts),
+		caches: newCaches(g, opts),
 		stats:  newStats(opts.LatencySamples),
 	}
+	// Made once: a method value per lookup would allocate on every hit.
+	h.caches.fillMapping, h.caches.fillSecret = h.lookupMapping, h.lookupSecret
 	if !opts.DefaultSecret.IsZero() {
 		h.defaultKey = newSecretKey(opts.DefaultSecret.Reveal())
 	}
 	return h
+}
+
+// NewCacheGroup returns a cache group fit for the webhook routing's
+// lookups: at most slots of its fills reach the stores at once, and a fill
+// waits at most wait for a slot (the defaults when not positive). The
+// composition root shares one with the credential service.
+func NewCacheGroup(slots int, wait time.Duration) *orgcache.Group {
+	if slots <= 0 {
+		slots = DefaultMaxConcurrentLookups
+	}
+	if wait <= 0 {
+		wait = DefaultLookupWait
+	}
+	return orgcache.NewGroup(orgcache.Options{Slots: slots, SlotWait: wait})
 }
 
 // Answers. Every failure uses the API's error envelope; a refused

@@ -2,48 +2,38 @@ package integrations_test
 
 import (
 	"context"
-	"slices"
-	"sync"
 	"testing"
+	"time"
 
 	"byoc/app"
+	"byoc/app/orgcache"
 )
 
-// invalidations is a cache subscribed to the credential service: it records
-// every invalidation that reaches it.
-type invalidations struct {
-	mu    sync.Mutex
-	calls []string
+// watcher is another cache of the credential service's group, as the
+// webhook routing keeps one: it holds an entry per (org, provider) it is
+// armed for, and an invalidation that reaches it drops the entry.
+type watcher struct {
+	g *orgcache.Group
+	c *orgcache.Cache[string, bool]
 }
 
-func (r *invalidations) Invalidate(orgID, provider string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, orgID+"/"+provider)
-	return 0
+func watch(e *env) *watcher {
+	return &watcher{g: e.sys.Caches, c: orgcache.New[string, bool](e.sys.Caches, "watcher", time.Hour)}
 }
 
-func (r *invalidations) Flush() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, "flush")
+// arm caches an entry owned by the org's provider.
+func (w *watcher) arm(t *testing.T, orgID string, p app.Provider) {
+	t.Helper()
+	key := orgID + "/" + string(p)
+	if !w.c.Put(w.g.Stamp(), key, orgcache.Entry[bool]{Owner: orgcache.Owner{Org: orgID, Provider: p}, Value: true}) {
+		t.Fatal("the watcher's entry was not stored")
+	}
 }
 
-// take returns the calls recorded since the last take.
-func (r *invalidations) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	calls := r.calls
-	r.calls = nil
-	return calls
-}
-
-// subscribe registers a recording cache with the env's credential service,
-// as the webhook routing is.
-func subscribe(e *env) *invalidations {
-	r := &invalidations{}
-	e.creds.Subscribe(r)
-	return r
+// heard reports whether the org's provider was invalidated since arm.
+func (w *watcher) heard(orgID string, p app.Provider) bool {
+	_, ok, _ := w.c.Get(orgID + "/" + string(p))
+	return !ok
 }
 
 // keyProviders are a good and a refused save of each provider connected
@@ -58,98 +48,85 @@ func keyProviders() []struct{ good, bad saveCall } {
 	}
 }
 
-// Every change of a connection reaches the caches subscribed to the
-// credential service at once, whether or not it succeeded, so the webhook
-// routing of this instance forgets a disconnected org's assistants without
-// waiting for the database's notice.
-func TestSubscribersHearEveryChange(t *testing.T) {
+// Every change of a connection reaches every cache of the credential
+// service's group at once, so the webhook routing of this instance forgets
+// a disconnected org's assistants without waiting for the database's
+// notice; a change refused before anything was written reaches none.
+func TestEveryChangeReachesTheCaches(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	heard := subscribe(e)
+	w := watch(e)
 	for _, tt := range keyProviders() {
 		p := tt.good.provider
 		t.Run(string(p), func(t *testing.T) {
 			admin, member := seedOrg(t, "Changed Clinic")
-			want := []string{admin.OrgID + "/" + string(p)}
+			other, _ := seedOrg(t, "Unchanged Clinic")
 			steps := []struct {
-				name string
-				run  func() error
-				want []string
+				name  string
+				run   func() error
+				heard bool
 			}{
-				{"save", func() error { _, err := tt.good.save(ctx, e.svc, admin); return err }, want},
-				{"verify", func() error { _, err := e.svc.Verify(ctx, admin, p); return err }, want},
+				{"save", func() error { _, err := tt.good.save(ctx, e.svc, admin); return err }, true},
+				{"verify", func() error { _, err := e.svc.Verify(ctx, admin, p); return err }, true},
 				{"failed write", func() error {
 					lift := refuseWrites(t, admin.OrgID, "org_credentials", "insert or update")
 					defer lift()
 					_, err := tt.good.save(ctx, e.svc, admin)
 					wantCode(t, err, app.EInternal)
 					return nil
-				}, want},
-				// Refused before anything could change: nothing to hear.
+				}, true},
+				// Refused before anything was written: nothing to forget.
+				{"refused by the provider", func() error {
+					_, err := tt.bad.save(ctx, e.svc, admin)
+					wantCode(t, err, app.EVerificationFailed)
+					return nil
+				}, false},
 				{"member disconnect", func() error {
 					_, err := e.svc.Disconnect(ctx, member, p)
 					wantCode(t, err, app.EForbidden)
 					return nil
-				}, nil},
-				{"disconnect", func() error { _, err := e.svc.Disconnect(ctx, admin, p); return err }, want},
+				}, false},
+				{"disconnect", func() error { _, err := e.svc.Disconnect(ctx, admin, p); return err }, true},
 			}
-			heard.take()
 			for _, s := range steps {
+				w.arm(t, admin.OrgID, p)
+				w.arm(t, other.OrgID, p)
 				if err := s.run(); err != nil {
 					t.Fatalf("%s: %v", s.name, err)
 				}
-				if got := heard.take(); !slices.Equal(got, s.want) {
-					t.Errorf("%s: the subscriber heard %v, want %v", s.name, got, s.want)
+				if got := w.heard(admin.OrgID, p); got != s.heard {
+					t.Errorf("%s: the cache heard of it: %v, want %v", s.name, got, s.heard)
+				}
+				if w.heard(other.OrgID, p) {
+					t.Errorf("%s: another org's entry was dropped", s.name)
 				}
 			}
 		})
 	}
 }
 
-// A save the provider refuses is an attempted change too: the subscribed
-// caches hear of it, as they did when every attempted change, successful or
-// not, was announced.
-func TestSubscribersHearARefusedSave(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
-	heard := subscribe(e)
-	for _, tt := range keyProviders() {
-		p := tt.bad.provider
-		t.Run(string(p), func(t *testing.T) {
-			admin, _ := seedOrg(t, "Refused Clinic")
-			heard.take()
-			_, err := tt.bad.save(ctx, e.svc, admin)
-			wantCode(t, err, app.EVerificationFailed)
-			if got, want := heard.take(), []string{admin.OrgID + "/" + string(p)}; !slices.Equal(got, want) {
-				t.Errorf("the subscriber heard %v, want %v", got, want)
-			}
-		})
-	}
-}
-
-// Google Calendar's connect, test and disconnect reach the subscribers like
+// Google Calendar's connect, test and disconnect reach the caches like
 // every provider's changes.
-func TestSubscribersHearGoogleCalendarChanges(t *testing.T) {
+func TestGoogleCalendarChangesReachTheCaches(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, withGoogle)
-	heard := subscribe(e)
+	w := watch(e)
 	admin, _ := seedOrg(t, "Changed Calendar Clinic")
-	want := []string{admin.OrgID + "/" + string(app.GoogleCalendar)}
-
-	e.connectGoogle(t, admin)
-	if got := heard.take(); !slices.Equal(got, want) {
-		t.Errorf("connect: the subscriber heard %v, want %v", got, want)
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"connect", func() error { e.connectGoogle(t, admin); return nil }},
+		{"verify", func() error { _, err := e.svc.Verify(ctx, admin, app.GoogleCalendar); return err }},
+		{"disconnect", func() error { _, err := e.svc.Disconnect(ctx, admin, app.GoogleCalendar); return err }},
 	}
-	if _, err := e.svc.Verify(ctx, admin, app.GoogleCalendar); err != nil {
-		t.Fatal(err)
-	}
-	if got := heard.take(); !slices.Equal(got, want) {
-		t.Errorf("verify: the subscriber heard %v, want %v", got, want)
-	}
-	if _, err := e.svc.Disconnect(ctx, admin, app.GoogleCalendar); err != nil {
-		t.Fatal(err)
-	}
-	if got := heard.take(); !slices.Equal(got, want) {
-		t.Errorf("disconnect: the subscriber heard %v, want %v", got, want)
+	for _, s := range steps {
+		w.arm(t, admin.OrgID, app.GoogleCalendar)
+		if err := s.run(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if !w.heard(admin.OrgID, app.GoogleCalendar) {
+			t.Errorf("%s: the cache did not hear of it", s.name)
+		}
 	}
 }

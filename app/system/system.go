@@ -18,6 +18,7 @@ import (
 	"byoc/app/credentials"
 	"byoc/app/integrations"
 	"byoc/app/keyring"
+	"byoc/app/orgcache"
 	"byoc/app/providers/elevenlabs"
 	"byoc/app/providers/google"
 	"byoc/app/providers/resend"
@@ -63,6 +64,9 @@ type System struct {
 	Server       *web.Server
 	GoogleOAuth  *google.OAuth
 	Calendar     *google.Calendar
+	// Caches is the cache group the credential service and the webhook
+	// routing share; the credential service's Invalidate and Flush reach it.
+	Caches *orgcache.Group
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -155,7 +159,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		return nil, err
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
-		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar}, nil
+		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Caches: caches}, nil
 }
 
 // ListenInvalidations applies every instance's credential changes to this

@@ -26,8 +26,8 @@ func body2KiB(b *testing.B, assistantID string) []byte {
 	return body
 }
 
-func quietEnv(b *testing.B) *env {
-	return newEnv(b, withOptions(webhooks.Options{Logger: slog.New(slog.DiscardHandler)}))
+func quietEnv(b *testing.B, opts ...func(*envConfig)) *env {
+	return newEnv(b, append([]func(*envConfig){withOptions(webhooks.Options{Logger: slog.New(slog.DiscardHandler)})}, opts...)...)
 }
 
 // BenchmarkWarmPath measures Handle on a warm instance (mapping and secret
@@ -71,7 +71,7 @@ func BenchmarkWarmPath(b *testing.B) {
 // credential service still warm ("mapping"), and with it cold as well
 // ("mapping+credentials": the stored Vapi config is read and decrypted).
 func BenchmarkColdResolution(b *testing.B) {
-	e := quietEnv(b)
+	e := quietEnv(b, withOwnCaches)
 	o := e.newOrg("bench-secret-0123456789abcdef")
 	body := body2KiB(b, o.assistant)
 	now := time.Now()
@@ -85,7 +85,7 @@ func BenchmarkColdResolution(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				e.h.Flush()
+				e.caches.Flush()
 				if flushCreds {
 					e.creds.Flush()
 				}

@@ -23,6 +23,7 @@ import (
 	"byoc/app/apptest"
 	"byoc/app/credentials"
 	"byoc/app/keyring"
+	"byoc/app/orgcache"
 	"byoc/app/providers/twilio"
 	"byoc/app/sandbox"
 	"byoc/app/webhooks"
@@ -112,12 +113,19 @@ type env struct {
 	sb       *sandbox.Sandbox
 	srv      *httptest.Server // serves sb
 	logs     *apptest.LogBuffer
+	// caches is the group behind both the credential service and the
+	// handler, as system.Build shares one (unless the env asked for the
+	// handler's own).
+	caches *orgcache.Group
 }
 
 type envConfig struct {
 	opts     webhooks.Options
 	calendar webhooks.Calendar
 	noTwilio bool
+	// ownCaches gives the handler a cache group apart from the credential
+	// service's, so either can be emptied alone.
+	ownCaches bool
 	// shareWith makes the new env a second instance of another's
 	// deployment: the same database and provider stand-ins, its own pool,
 	// caches and memory.
@@ -164,13 +172,22 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 		t.Cleanup(srv.Close)
 	}
 	logs := &apptest.LogBuffer{}
-	creds := credentials.New(d, sharedKeyring(), credentials.Options{})
-	e := &env{t: t, db: d, queries: qc, creds: creds, sb: sb, srv: srv, logs: logs,
+	o := cfg.opts
+	g := o.Caches
+	if g == nil {
+		g = webhooks.NewCacheGroup(o.MaxConcurrentLookups, o.LookupWait)
+		o.Caches = g
+	}
+	credCaches := g
+	if cfg.ownCaches {
+		credCaches = nil
+	}
+	creds := credentials.New(d, sharedKeyring(), credentials.Options{Caches: credCaches})
+	e := &env{t: t, db: d, queries: qc, creds: creds, sb: sb, srv: srv, logs: logs, caches: g,
 		mappings: &countingMappings{inner: d},
 		credsCnt: &countingCreds{inner: creds},
 		events:   &countingEvents{inner: d},
 	}
-	o := cfg.opts
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -183,6 +200,9 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 }
 
 func withOptions(o webhooks.Options) func(*envConfig) { return func(c *envConfig) { c.opts = o } }
+
+// withOwnCaches gives the handler a cache group of its own.
+func withOwnCaches(c *envConfig) { c.ownCaches = true }
 
 func sharing(other *env) func(*envConfig) { return func(c *envConfig) { c.shareWith = other } }
 

@@ -51,7 +51,7 @@ func (s *slowFirstStore) Vapi(context.Context, string) (app.VapiConfig, error) {
 }
 
 // TestLookupAfterInvalidationDoesNotShareOlderLookup: a lookup that starts
-// after InvalidateOrg never gets the answer of a lookup that started before
+// after an invalidation of the org never gets the answer of a lookup that started before
 // it and is still in flight (the mapping or secret the invalidation
 // removed); it asks the store itself. The older lookup's answer is not
 // cached either.
@@ -76,7 +76,8 @@ func TestLookupAfterInvalidationDoesNotShareOlderLookup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSlowFirstStore()
-			h := New(Deps{Mappings: s, Credentials: s, Events: memDeps{}}, Options{DefaultSecret: app.NewSecret("default")})
+			g := NewCacheGroup(0, 0)
+			h := New(Deps{Mappings: s, Credentials: s, Events: memDeps{}}, Options{DefaultSecret: app.NewSecret("default"), Caches: g})
 			lookup := func() <-chan result {
 				ch := make(chan result, 1)
 				go func() {
@@ -92,7 +93,7 @@ func TestLookupAfterInvalidationDoesNotShareOlderLookup(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("the first lookup never reached the store")
 			}
-			h.InvalidateOrg(fuzzOrg) // Vapi disconnected while the lookup is in flight
+			g.Invalidate(fuzzOrg, app.Vapi) // Vapi disconnected while the lookup is in flight
 			after := lookup()
 
 			var got result

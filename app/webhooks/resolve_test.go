@@ -122,11 +122,12 @@ func TestInvalidateOrg(t *testing.T) {
 	if got := e.handle(a.secret, msg("hang", a.assistant, nil)); got.Status != http.StatusOK {
 		t.Fatalf("before invalidation: %d, want 200 from the cache", got.Status)
 	}
-	if n := e.h.Invalidate(a.id, string(app.Twilio)); n != 0 {
+	if n := e.creds.Invalidate(a.id, string(app.Twilio)); n != 0 {
 		t.Errorf("a Twilio invalidation dropped %d entries, want 0", n)
 	}
-	if n := e.h.InvalidateOrg(a.id); n != 2 { // the mapping and the secret
-		t.Errorf("InvalidateOrg dropped %d entries, want 2", n)
+	// The mapping, the secret and the credential service's decrypted config.
+	if n := e.creds.Invalidate(a.id, string(app.Vapi)); n != 3 {
+		t.Errorf("a Vapi invalidation dropped %d entries, want 3", n)
 	}
 	if got := e.handle(a.secret, msg("hang", a.assistant, nil)); got.Status != http.StatusNotFound {
 		t.Errorf("after invalidation: %d, want 404", got.Status)
@@ -152,12 +153,11 @@ func TestInvalidationsFromTheDatabase(t *testing.T) {
 	listening := make(chan struct{}, 1)
 	go d.ListenInvalidations(ctx, func(orgID, provider string) {
 		e.creds.Invalidate(orgID, provider)
-		e.h.Invalidate(orgID, provider)
 		select {
 		case listening <- struct{}{}:
 		default:
 		}
-	}, e.h.Flush)
+	}, e.creds.Flush)
 	// Wait until the listener hears something.
 	probe := dbtest.SeedOrg(t, "webhooks test")
 	deadline := time.Now().Add(10 * time.Second)
@@ -215,7 +215,7 @@ func TestFlush(t *testing.T) {
 	e := newEnv(t)
 	o := e.newOrg("flush-secret-12345678")
 	e.handle(o.secret, msg("hang", o.assistant, nil))
-	e.h.Flush()
+	e.creds.Flush()
 	if cs := e.h.CacheStats(); cs.Mappings.Items != 0 || cs.Secrets.Items != 0 {
 		t.Errorf("after Flush: %+v", cs)
 	}

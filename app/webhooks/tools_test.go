@@ -401,7 +401,7 @@ func TestToolCallsRunOnceAcrossInstances(t *testing.T) {
 		}
 	})
 	t.Run("the first instance after its memory is gone", func(t *testing.T) {
-		a.h.Flush()
+		a.creds.Flush()
 		time.Sleep(3 * short.DedupTTL)
 		alreadyHandled(t, results(t, a.handle(o.secret, body)))
 		if n := sent(); n != 1 {

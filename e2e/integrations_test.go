@@ -302,3 +302,24 @@ func TestIntegrationsTenantsAreIsolated(t *testing.T) {
 		t.Logf("dashboard screenshot: %s", shot)
 	}
 }
+
+// TestProviderLogosAreDrawn checks that every card's logo, a white initial,
+// has its provider's colour behind it: the stylesheet must carry each
+// provider's accent class.
+func TestProviderLogosAreDrawn(t *testing.T) {
+	page := newPage(t)
+	signUp(t, page, "Logo Clinic")
+	for _, p := range []string{"vapi", "twilio", "google_calendar", "resend", "elevenlabs"} {
+		logo := page.GetByTestId("card-" + p).Locator(".provider-logo")
+		v, err := logo.Evaluate(`el => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color, el.textContent.trim()]`, nil)
+		integCheck(t, p+" logo", err)
+		got, _ := v.([]any)
+		if len(got) != 3 {
+			t.Fatalf("%s logo: %v", p, v)
+		}
+		bg, fg, initial := fmt.Sprint(got[0]), fmt.Sprint(got[1]), fmt.Sprint(got[2])
+		if bg == "rgba(0, 0, 0, 0)" || bg == "transparent" || bg == fg || len(initial) != 1 {
+			t.Errorf("%s logo: %q on background %q in %q: not visible", p, initial, bg, fg)
+		}
+	}
+}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"byoc/app/web"
 )
 
 func TestSignupPageCreatesAccountAndSignsIn(t *testing.T) {
@@ -468,7 +466,7 @@ func TestCSRFInMultipartForm(t *testing.T) {
 }
 
 func TestProductionCookie(t *testing.T) {
-	e := newEnv(t, func(o *web.Options, _ *web.Deps) { o.Production = true })
+	e := newEnv(t, production)
 	res := e.do(request(http.MethodGet, "/login", nil))
 	cookies := res.Cookies()
 	if len(cookies) != 1 {

@@ -10,12 +10,8 @@ import (
 
 	"byoc/app"
 	"byoc/app/sandbox"
-	"byoc/app/web"
+	"byoc/app/system/systemtest"
 )
-
-// withGoogle gives the server its Google client, as main does when
-// GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are set.
-func withGoogle(o *web.Options, _ *web.Deps) { o.GoogleConfigured = true }
 
 const (
 	connectPath = "/api/integrations/google_calendar/connect"
@@ -45,7 +41,7 @@ func (b *browser) consent(authURL string, c sandbox.GoogleConsentChoice) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u, _ := url.Parse(googleCallbackURL); back.Host != u.Host || back.Path != u.Path {
+	if u, _ := url.Parse(systemtest.GoogleCallbackURL); back.Host != u.Host || back.Path != u.Path {
 		t.Fatalf("Google sent the browser to %s", back)
 	}
 	return back.RequestURI()
@@ -133,7 +129,7 @@ func TestGoogleConnect(t *testing.T) {
 			}
 			q := u.Query()
 			for k, want := range map[string]string{
-				"client_id": sandbox.GoogleSandboxClientID, "redirect_uri": googleCallbackURL, "response_type": "code",
+				"client_id": sandbox.GoogleSandboxClientID, "redirect_uri": systemtest.GoogleCallbackURL, "response_type": "code",
 				"access_type": "offline", "prompt": "consent", "code_challenge_method": "S256",
 			} {
 				if got := q.Get(k); got != want {
@@ -419,7 +415,8 @@ func TestGoogleVerifyAndDisconnect(t *testing.T) {
 			t.Errorf("reconnect button %q to %q (class %q)", connect.Text(), href, connect.AttrOr("class", ""))
 		}
 		g := entry(t, b.status(token), "googleCalendar")
-		if g["needsAttention"] != true || !strings.HasPrefix(g["verificationError"].(string), "Reconnect needed") {
+		if msg, _ := g["verificationError"].(string); g["needsAttention"] != true || g["verificationCode"] != app.ReasonReconnect ||
+			!strings.Contains(msg, "invalid_grant") || !strings.Contains(msg, "Connect Google Calendar again") || strings.HasPrefix(msg, "Reconnect needed") {
 			t.Errorf("status %v", g)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,169 +17,111 @@ import (
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
-	"golang.org/x/crypto/bcrypt"
 
-	"byoc/app"
 	"byoc/app/apptest"
-	"byoc/app/auth"
+	"byoc/app/config"
 	"byoc/app/credentials"
-	"byoc/app/integrations"
-	"byoc/app/keyring"
-	"byoc/app/providers/elevenlabs"
-	"byoc/app/providers/google"
-	"byoc/app/providers/resend"
-	"byoc/app/providers/twilio"
-	"byoc/app/providers/vapi"
 	"byoc/app/sandbox"
+	"byoc/app/system"
+	"byoc/app/system/systemtest"
 	"byoc/app/web"
-	"byoc/app/webhooks"
 	"byoc/db"
 	"byoc/db/dbtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
 
-var (
-	sessionSecret = []byte("test-session-secret-0123456789abcdef")
-	jwtSecret     = []byte("test-jwt-secret-0123456789abcdefghij")
-)
+// sessionSecret is a session secret for servers a test makes with web.New.
+var sessionSecret = []byte("test-session-secret-0123456789abcdef")
 
-// env is one server over the test database, with its log. Its
-// integrations service is the real one, with the real credential service
-// and provider clients pointed at a fresh sandbox.
+// env is one server over the test database, with its log: the whole graph
+// system.Build makes, with every provider a fresh sandbox's stand-in.
 type env struct {
 	t     *testing.T
 	srv   *web.Server
+	sys   *system.System
 	db    *db.DB
 	sb    *sandbox.Sandbox
 	creds *credentials.Service
-	// google is the Google stand-in behind the server's Google Calendar
-	// service (the real one). The server runs the sign-in flow only with
-	// web.Options.GoogleConfigured, as main sets it (withGoogle).
+	// google is the Google stand-in the server's Google client talks to
+	// (withGoogle only; nil otherwise).
 	google     *sandbox.Google
 	googleURLs sandbox.GoogleURLs
 	log        *apptest.LogBuffer
 	bodies     *apptest.LogBuffer // every response body the tests saw
 }
 
-type envOption func(*web.Options, *web.Deps)
-
-func newEnv(t *testing.T, options ...envOption) *env {
-	t.Helper()
-	d := dbtest.DB(t)
-	tokens, err := auth.NewTokens(jwtSecret, auth.TokenOptions{Issuer: "http://byoc.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &apptest.LogBuffer{}
-	opts := web.Options{
-		SessionSecret: sessionSecret,
-		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	logger := opts.Logger
-	sb := sandbox.New()
-	// As in main: every change of a connection drops the org's webhook
-	// routing on this instance at once.
-	var hooks *webhooks.Handler
-	svcs := newIntegrations(t, d, sb, logger, func(orgID string) { hooks.InvalidateOrg(orgID) })
-	hooks = webhooks.New(webhooks.Deps{Mappings: d, Credentials: svcs.creds, Events: d}, webhooks.Options{Logger: logger})
-	deps := web.Deps{
-		Accounts:     auth.NewService(d, tokens, auth.Options{BcryptCost: bcrypt.MinCost}),
-		DB:           d,
-		Integrations: svcs.integ,
-		Google:       svcs.google,
-		Webhooks:     hooks,
-		Credentials:  svcs.creds,
-	}
-	for _, o := range options {
-		o(&opts, &deps)
-	}
-	srv, err := web.New(opts, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, srv: srv, db: d, sb: sb, creds: svcs.creds, google: svcs.googleSandbox, googleURLs: svcs.googleURLs,
-		log: logs, bodies: &apptest.LogBuffer{}}
+// envSetup is what newEnv builds the server from; options change it first.
+type envSetup struct {
+	cfg  *config.Config
+	opts system.Options
+	// google gives the server a Google client, pointed at a Google
+	// stand-in; without it the server has none, as when GOOGLE_CLIENT_ID
+	// and GOOGLE_CLIENT_SECRET are not set.
+	google bool
+	// ready, when set, is what the server's readiness check pings instead
+	// of the database.
+	ready web.Pinger
 }
+
+type envOption func(*envSetup)
 
 // providerTimeout bounds each call to a stand-in.
 const providerTimeout = 2 * time.Second
 
-// services are the real services behind a test server.
-type services struct {
-	integ *integrations.Service
-	// creds is the credential service under integ and google (tests store
-	// credentials through it directly to stand for keys revoked at the
-	// provider after they were saved).
-	creds *credentials.Service
-	// google is the Google Calendar service: integ tests and disconnects
-	// Google Calendar through it, and the server runs the sign-in with it.
-	google        *google.Service
-	googleSandbox *sandbox.Google
-	googleURLs    sandbox.GoogleURLs
-}
-
-// newIntegrations builds the real integrations service over d, with the
-// provider clients pointed at sb served on a local listener and the real
-// Google Calendar service pointed at a fresh Google stand-in, as main wires
-// them.
-func newIntegrations(t *testing.T, d *db.DB, sb *sandbox.Sandbox, logger *slog.Logger, changed func(orgID string)) services {
+func newEnv(t *testing.T, options ...envOption) *env {
 	t.Helper()
+	d := dbtest.DB(t)
+	logs := &apptest.LogBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sb := sandbox.New()
 	hs := httptest.NewServer(sb.Handler())
 	t.Cleanup(hs.Close)
-	urls := sb.BaseURLs(hs.URL)
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
+
+	s := envSetup{cfg: systemtest.Config(t, sb.BaseURLs(hs.URL)), opts: system.Options{Logger: logger}}
+	s.cfg.ProviderTimeout = providerTimeout
+	for _, o := range options {
+		o(&s)
 	}
-	kr, err := keyring.New(key)
+	e := &env{t: t, db: d, sb: sb, log: logs, bodies: &apptest.LogBuffer{}}
+	if s.google {
+		e.google = sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{systemtest.GoogleCallbackURL}})
+		gs := httptest.NewServer(e.google)
+		t.Cleanup(gs.Close)
+		systemtest.WithGoogle(s.cfg, e.google, gs.URL)
+		e.googleURLs = e.google.URLs(gs.URL)
+	}
+	sys, err := system.Build(s.cfg, d, s.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := hs.Client()
-	creds := credentials.New(d, kr, credentials.Options{Logger: logger})
-	gsvc, gs, gurls := newGoogle(t, d, creds, kr, logger)
-	integ := integrations.New(integrations.Deps{
-		Credentials: creds,
-		Vapi:        vapi.New(urls.Vapi, urls.VapiEU, hc, providerTimeout),
-		Twilio:      twilio.New(urls.Twilio, hc, providerTimeout),
-		Resend:      resend.New(urls.Resend, hc, providerTimeout),
-		ElevenLabs:  elevenlabs.New(urls.ElevenLabs, hc, providerTimeout),
-		Google:      gsvc,
-		Assistants:  d,
-		Audit:       d,
-		Locker:      d,
-	}, integrations.Options{PublicURL: "http://byoc.test", Logger: logger, Changed: func(orgID string, _ app.Provider) {
-		if changed != nil {
-			changed(orgID)
+	e.sys, e.srv, e.creds = sys, sys.Server, sys.Credentials
+	if s.ready != nil {
+		// The same services behind a server whose readiness check asks
+		// s.ready, with the options Build gives its server.
+		wo := s.opts.Web
+		wo.Production, wo.SessionSecret, wo.Logger = s.cfg.Production(), []byte(s.cfg.SessionSecret.Reveal()), logger
+		wo.Sandbox, wo.OpsToken, wo.TrustedProxies = s.opts.Sandbox, s.cfg.OpsToken.Reveal(), s.cfg.TrustedProxies
+		e.srv, err = web.New(wo, web.Deps{Accounts: sys.Accounts, DB: s.ready, Integrations: sys.Integrations,
+			Webhooks: sys.Webhooks, Credentials: sys.Credentials})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}})
-	return services{integ: integ, creds: creds, google: gsvc, googleSandbox: gs, googleURLs: gurls}
+	}
+	return e
 }
 
-// googleCallbackURL is the server's Google callback, registered with the
-// Google stand-in.
-const googleCallbackURL = "http://byoc.test/api/auth/google-calendar/callback"
+// withGoogle gives the server its Google client, as when
+// GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are set.
+func withGoogle(s *envSetup) { s.google = true }
 
-// newGoogle builds the real Google Calendar service over d and creds with
-// its OAuth client pointed at a fresh Google stand-in served on a local
-// listener, and returns both with the stand-in's URLs.
-func newGoogle(t *testing.T, d *db.DB, creds *credentials.Service, kr *keyring.Keyring, logger *slog.Logger) (*google.Service, *sandbox.Google, sandbox.GoogleURLs) {
-	t.Helper()
-	gs := sandbox.NewGoogle(sandbox.GoogleOptions{RedirectURIs: []string{googleCallbackURL}})
-	hs := httptest.NewServer(gs)
-	t.Cleanup(hs.Close)
-	urls := gs.URLs(hs.URL)
-	id, secret := gs.Client()
-	return google.NewService(google.Deps{
-		OAuth: google.NewOAuth(google.OAuthConfig{
-			ClientID: id, ClientSecret: app.NewSecret(secret), RedirectURL: googleCallbackURL,
-			AuthURL: urls.Auth, TokenURL: urls.Token, RevokeURL: urls.Revoke, CalendarBaseURL: urls.Calendar,
-			Timeout: providerTimeout, HTTPClient: hs.Client(),
-		}),
-		Credentials: creds, States: d, Audit: d, Sealer: kr, Locker: d,
-	}, google.Options{Logger: logger}), gs, urls
+// withWeb changes the web server's options.
+func withWeb(change func(*web.Options)) envOption {
+	return func(s *envSetup) { change(&s.opts.Web) }
 }
+
+// production runs the server with APP_ENV=production.
+func production(s *envSetup) { s.cfg.Env = config.Production }
 
 // response is a finished response with its body read.
 type response struct {
@@ -225,8 +168,11 @@ func (e *env) do(req *http.Request) response {
 	return response{Response: res, body: string(b)}
 }
 
-// request builds a request; body may be nil, url.Values (a form) or
-// anything else (JSON).
+// multipartForm is a form request() sends as multipart/form-data.
+type multipartForm url.Values
+
+// request builds a request; body may be nil, url.Values (a form),
+// multipartForm or anything else (JSON; a string is sent as it is).
 func request(method, target string, body any, headers ...string) *http.Request {
 	var r io.Reader
 	ct := ""
@@ -234,6 +180,20 @@ func request(method, target string, body any, headers ...string) *http.Request {
 	case nil:
 	case url.Values:
 		r, ct = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
+	case multipartForm:
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		for k, vs := range b {
+			for _, v := range vs {
+				if err := w.WriteField(k, v); err != nil {
+					panic(err)
+				}
+			}
+		}
+		if err := w.Close(); err != nil {
+			panic(err)
+		}
+		r, ct = &buf, w.FormDataContentType()
 	case string:
 		r, ct = strings.NewReader(b), "application/json"
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +15,6 @@ import (
 
 	"byoc/app"
 	"byoc/app/apptest"
-	"byoc/app/web"
 )
 
 // Credential values for the sandbox stand-ins. A word in a key picks the
@@ -123,7 +123,7 @@ func (b *browser) saveVapi(token, key string) map[string]any {
 // revoked or lost since they were saved.
 func (e *env) store(orgID string, cfg app.Config) {
 	e.t.Helper()
-	if err := e.creds.Save(context.Background(), orgID, cfg, time.Now().Add(-2*time.Hour)); err != nil {
+	if _, err := e.creds.Save(context.Background(), app.Connection{OrgID: orgID, Config: cfg, VerifiedAt: time.Now().Add(-2 * time.Hour)}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -179,7 +179,7 @@ func assertNoSecrets(t *testing.T, e *env, secrets ...string) {
 var providerKeys = []string{"vapi", "twilio", "googleCalendar", "resend", "elevenlabs"}
 
 func TestDashboardPage(t *testing.T) {
-	e := newEnv(t, func(o *web.Options, _ *web.Deps) { o.Sandbox = true })
+	e := newEnv(t, func(s *envSetup) { s.opts.Sandbox = true })
 	b, _, _ := e.admin()
 
 	res := b.get("/dashboard/integrations")
@@ -271,7 +271,7 @@ func TestDashboardPage(t *testing.T) {
 	}
 
 	t.Run("without sandbox, with Google", func(t *testing.T) {
-		e := newEnv(t, func(o *web.Options, _ *web.Deps) { o.GoogleConfigured = true })
+		e := newEnv(t, withGoogle)
 		b, _, _ := e.admin()
 		d := b.get("/dashboard/integrations").doc(t)
 		if testid(d, "sandbox-badge").Length() != 0 {
@@ -368,13 +368,14 @@ func TestStatusJSONShape(t *testing.T) {
 	}
 	for _, k := range providerKeys {
 		en := entry(t, st, k)
-		for field, v := range map[string]any{"connected": false, "needsAttention": false, "lastVerified": nil, "verificationError": nil} {
+		for field, v := range map[string]any{"connected": false, "needsAttention": false, "lastVerified": nil, "verificationError": nil,
+			"verificationCode": nil} {
 			got, ok := en[field]
 			if !ok || got != v {
 				t.Errorf("%s.%s = %v (present %v), want %v", k, field, got, ok, v)
 			}
 		}
-		if len(en) != 4 {
+		if len(en) != 5 {
 			t.Errorf("%s has extra fields: %v", k, en)
 		}
 	}
@@ -412,6 +413,11 @@ func TestStatusJSONShape(t *testing.T) {
 	}
 	if msg, _ := r["verificationError"].(string); !strings.Contains(msg, "Resend") {
 		t.Errorf("resend verificationError %v", r["verificationError"])
+	}
+	// An ordinary refusal carries no code; the code is kept for reasons a
+	// client acts on, such as reconnect_needed.
+	if got, ok := r["verificationCode"]; !ok || got != nil {
+		t.Errorf("resend verificationCode %v (present %v), want null", got, ok)
 	}
 	if g := entry(t, st, "googleCalendar"); g["connected"] != false {
 		t.Errorf("googleCalendar %v", g)
@@ -516,6 +522,200 @@ func TestSaveJSON(t *testing.T) {
 			t.Fatalf("status %d\n%s", res.StatusCode, res.body)
 		}
 	})
+}
+
+// TestSaveReadsBodies checks how a save reads its input, the same for every
+// provider: a JSON object of strings, an urlencoded or a multipart form.
+func TestSaveReadsBodies(t *testing.T) {
+	e := newEnv(t)
+	b, token, _ := e.admin()
+	post := func(provider string, body any, headers ...string) response {
+		t.Helper()
+		return b.do(request(http.MethodPost, "/api/integrations/"+provider, body, append([]string{"X-CSRF-Token", token}, headers...)...))
+	}
+	// refused checks a 400 validation_failed answer and returns its fields.
+	refused := func(t *testing.T, res response) map[string]any {
+		t.Helper()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400\n%s", res.StatusCode, res.body)
+		}
+		er := envelopeError(t, res)
+		if er["code"] != "validation_failed" || er["message"] == "" {
+			t.Fatalf("error %v", er)
+		}
+		fields, _ := er["fields"].(map[string]any)
+		return fields
+	}
+	notConnected := func(t *testing.T, provider string) {
+		t.Helper()
+		if en := entry(t, b.status(token), provider); en["connected"] != false {
+			t.Errorf("a refused save stored %s: %v", provider, en)
+		}
+	}
+
+	t.Run("a JSON value that is not a string", func(t *testing.T) {
+		for _, raw := range []string{`123`, `1.5`, `true`, `{"key": "vk_live_0123456789abcdef"}`, `["vk_live_0123456789abcdef"]`} {
+			fields := refused(t, post("vapi", `{"apiKey": `+raw+`, "region": "us"}`))
+			if len(fields) != 1 || fields["apiKey"] != "Has the wrong type." {
+				t.Errorf("apiKey %s: fields %v, want apiKey: Has the wrong type.", raw, fields)
+			}
+		}
+		// Only the field of the wrong type is named, whatever is good beside it.
+		fields := refused(t, post("vapi", map[string]any{"apiKey": vapiKey(), "region": 1}))
+		if len(fields) != 1 || fields["region"] != "Has the wrong type." {
+			t.Errorf("fields %v, want region: Has the wrong type.", fields)
+		}
+		// null is no value: the field's own message.
+		fields = refused(t, post("vapi", `{"apiKey": null}`))
+		if msg, _ := fields["apiKey"].(string); msg == "" || msg == "Has the wrong type." {
+			t.Errorf("apiKey null: fields %v", fields)
+		}
+		notConnected(t, "vapi")
+	})
+
+	t.Run("unknown JSON keys are ignored", func(t *testing.T) {
+		key := resendKey()
+		res := post("resend", map[string]any{"apiKey": key, "fromEmail": "team@example.com",
+			"orgId": "7f2b8a4e-3c1d-4e5f-9a6b-0c1d2e3f4a5b", "connected": false, "extra": map[string]any{"nested": []int{1}}, "voiceId": 7})
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d\n%s", res.StatusCode, res.body)
+		}
+		if d := envelopeData(t, res); d["provider"] != "resend" || d["connected"] != true {
+			t.Errorf("data %v", d)
+		}
+		r := entry(t, b.status(token), "resend")
+		if r["connected"] != true || r["apiKey"] != "••••"+key[len(key)-4:] || r["fromEmail"] != "team@example.com" {
+			t.Errorf("status %v", r)
+		}
+		if _, ok := r["voiceId"]; ok {
+			t.Errorf("another provider's field was stored: %v", r)
+		}
+	})
+
+	t.Run("a multipart form works like an urlencoded one", func(t *testing.T) {
+		bad := url.Values{"accountSid": {"SK" + apptest.RandomHex(16)}, "authToken": {"short"}, "phoneNumber": {"12"}, "whatsappNumber": {"+1 202"}}
+		form, multi := refused(t, post("twilio", bad)), refused(t, post("twilio", multipartForm(bad)))
+		if len(form) != 4 || !reflect.DeepEqual(form, multi) {
+			t.Errorf("urlencoded fields %v, multipart fields %v", form, multi)
+		}
+		// The htmx form comes back the same way, its messages under the fields.
+		for _, body := range []any{bad, multipartForm(bad)} {
+			res := post("twilio", body, "HX-Request", "true")
+			if htmxStatus(t, res, true) != http.StatusBadRequest {
+				t.Fatalf("htmx: %s\n%s", res.Header.Get("X-Byoc-Status"), res.body)
+			}
+			d := res.doc(t)
+			for f := range form {
+				if testid(d, "twilio-"+f+"-error").Length() != 1 {
+					t.Errorf("htmx %T: no message under %s", body, f)
+				}
+			}
+			if v, _ := d.Find("#twilio-accountSid").Attr("value"); v != bad.Get("accountSid") {
+				t.Errorf("htmx %T: account SID %q not kept", body, v)
+			}
+		}
+		notConnected(t, "twilio")
+
+		sid, phone := twilioSID(), "+1 (202) 555-0142"
+		res := post("twilio", multipartForm{"accountSid": {sid}, "authToken": {twilioToken()}, "phoneNumber": {phone}})
+		if res.StatusCode != http.StatusOK || envelopeData(t, res)["phoneNumber"] != "+1202•••0142" {
+			t.Fatalf("multipart save: %d\n%s", res.StatusCode, res.body)
+		}
+		if tw := entry(t, b.status(token), "twilio"); tw["connected"] != true || tw["phoneNumber"] != "+1202•••0142" ||
+			tw["accountSid"] != "AC••••"+sid[len(sid)-4:] {
+			t.Errorf("status after a multipart save: %v", tw)
+		}
+	})
+
+	t.Run("a NUL byte is refused with the field named", func(t *testing.T) {
+		tests := []struct {
+			name, provider, field string
+			values                map[string]string
+		}{
+			{"secret", "elevenlabs", "apiKey", map[string]string{"apiKey": "sk_" + apptest.RandomHex(6) + "\x00" + apptest.RandomHex(6)}},
+			{"plain field", "elevenlabs", "voiceId", map[string]string{"apiKey": elevenKey(), "voiceId": "21m00Tcm\x00TlvDq8ikWAM"}},
+			{"optional secret", "vapi", "webhookSecret", map[string]string{"apiKey": vapiKey(), "webhookSecret": "whsec_\x00" + apptest.RandomHex(8)}},
+		}
+		for _, tt := range tests {
+			form := url.Values{}
+			for k, v := range tt.values {
+				form.Set(k, v)
+			}
+			for _, enc := range []struct {
+				name string
+				body any
+			}{{"JSON", tt.values}, {"urlencoded", form}, {"multipart", multipartForm(form)}} {
+				t.Run(tt.name+", "+enc.name, func(t *testing.T) {
+					res := post(tt.provider, enc.body)
+					fields := refused(t, res)
+					if msg, _ := fields[tt.field].(string); msg == "" || len(fields) != 1 {
+						t.Errorf("fields %v, want a message for %s only", fields, tt.field)
+					}
+					if strings.Contains(res.body, "\\u0000") || strings.Contains(res.body, tt.values[tt.field]) {
+						t.Errorf("the answer repeats the value: %s", res.body)
+					}
+				})
+			}
+			notConnected(t, tt.provider)
+		}
+	})
+}
+
+// TestSaveGoogleCalendarChangesNothing posts credentials to the route of
+// the provider that connects through Google's sign-in: refused, and the
+// stored grant stays as it was.
+func TestSaveGoogleCalendarChangesNothing(t *testing.T) {
+	e := newEnv(t, withGoogle)
+	b, token, orgID := e.admin()
+	b.connectGoogle()
+	before, _ := e.storedGoogle(orgID)
+	status, audits := entry(t, b.status(token), "googleCalendar"), e.auditCount(orgID)
+
+	forged := url.Values{"email": {"someone@example.com"}, "refreshToken": {"1//forged-" + apptest.RandomHex(8)},
+		"accessToken": {"ya29.forged"}, "apiKey": {vapiKey()}}
+	bodies := []struct {
+		name string
+		body any
+	}{
+		{"JSON", map[string]string{"email": forged.Get("email"), "refreshToken": forged.Get("refreshToken"), "accessToken": forged.Get("accessToken")}},
+		{"empty JSON", map[string]string{}},
+		{"no body", nil},
+		{"urlencoded", forged},
+		{"multipart", multipartForm(forged)},
+	}
+	for _, tt := range bodies {
+		t.Run(tt.name, func(t *testing.T) {
+			res := b.api(http.MethodPost, "/api/integrations/google_calendar", tt.body, token)
+			er := envelopeError(t, res)
+			if res.StatusCode != http.StatusBadRequest || er["code"] != "validation_failed" {
+				t.Fatalf("status %d: %v", res.StatusCode, er)
+			}
+			if msg, _ := er["message"].(string); !strings.Contains(msg, connectPath) {
+				t.Errorf("message %q does not say where Google Calendar connects", msg)
+			}
+			res = b.hx(http.MethodPost, "/api/integrations/google_calendar", tt.body, token)
+			if htmxStatus(t, res, true) != http.StatusBadRequest || testid(res.doc(t), "form-google_calendar").Length() != 0 {
+				t.Errorf("htmx: %s\n%s", res.Header.Get("X-Byoc-Status"), res.body)
+			}
+		})
+	}
+	res := e.do(request(http.MethodPost, "/api/integrations/google_calendar", forged, "Authorization", e.bearer()))
+	if res.StatusCode != http.StatusBadRequest || envelopeError(t, res)["code"] != "validation_failed" {
+		t.Errorf("bearer: %d %s", res.StatusCode, res.body)
+	}
+
+	after, ok := e.storedGoogle(orgID)
+	if !ok || after.Email != before.Email || after.RefreshToken.Reveal() != before.RefreshToken.Reveal() ||
+		after.AccessToken.Reveal() != before.AccessToken.Reveal() {
+		t.Errorf("the stored grant changed: %v %+v, was %+v", ok, after, before)
+	}
+	if now := entry(t, b.status(token), "googleCalendar"); !reflect.DeepEqual(now, status) {
+		t.Errorf("status %v, was %v", now, status)
+	}
+	if n := e.auditCount(orgID) - audits; n != 0 {
+		t.Errorf("%d audit entries for refused saves", n)
+	}
+	assertNoSecrets(t, e, forged.Get("refreshToken"), before.RefreshToken.Reveal())
 }
 
 func TestSaveHTMX(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 // withAttempts sets the attempt limits per address and per email.
 func withAttempts(perIP, perEmail int) envOption {
-	return func(o *web.Options, _ *web.Deps) { o.AttemptsPerIP, o.AttemptsPerEmail = perIP, perEmail }
+	return withWeb(func(o *web.Options) { o.AttemptsPerIP, o.AttemptsPerEmail = perIP, perEmail })
 }
 
 // assertRateLimited fails unless res is the JSON 429 answer of a limit.
@@ -87,7 +87,7 @@ func TestAttemptsPerEmail(t *testing.T) {
 func TestAttemptsPerIP(t *testing.T) {
 	// The test server's peer is 0.0.0.0; as a trusted proxy it names the
 	// client in X-Forwarded-For.
-	e := newEnv(t, withAttempts(5, 1000), func(o *web.Options, _ *web.Deps) { o.TrustedProxies = []string{"0.0.0.0"} })
+	e := newEnv(t, withAttempts(5, 1000), func(s *envSetup) { s.cfg.TrustedProxies = []string{"0.0.0.0"} })
 	signup := func(xff string) response {
 		return e.do(request(http.MethodPost, "/api/auth/signup", map[string]string{
 			"orgName": "Clinic", "email": uniqueEmail(), "password": password}, "X-Forwarded-For", xff))

@@ -223,9 +223,9 @@ type robustIdentity struct {
 
 func TestHostileInputs(t *testing.T) {
 	const opsToken = "ops-token-0123456789abcdef"
-	e := newEnv(t, withOps(opsToken), withGoogle, withAttempts(1<<30, 1<<30), func(o *web.Options, _ *web.Deps) {
+	e := newEnv(t, withOps(opsToken), withGoogle, withAttempts(1<<30, 1<<30), withWeb(func(o *web.Options) {
 		o.BodyLimit = robustBodyLimit
-	})
+	}))
 	secret := "whsec-" + apptest.RandomHex(16)
 	_, _, assistant := connectVapi(t, e, secret)
 

@@ -16,11 +16,8 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
-	"byoc/app/auth"
-	"byoc/app/sandbox"
+	"byoc/app"
 	"byoc/app/web"
-	"byoc/app/webhooks"
-	"byoc/db/dbtest"
 )
 
 type pinger func(context.Context) error
@@ -28,7 +25,7 @@ type pinger func(context.Context) error
 func (p pinger) Ping(ctx context.Context) error { return p(ctx) }
 
 func withDB(p web.Pinger) envOption {
-	return func(_ *web.Options, d *web.Deps) { d.DB = p }
+	return func(s *envSetup) { s.ready = p }
 }
 
 func TestHealthAndReadiness(t *testing.T) {
@@ -60,7 +57,7 @@ func TestRequestDeadline(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	e := newEnv(t, withDB(slow), func(o *web.Options, _ *web.Deps) { o.RequestTimeout = 50 * time.Millisecond })
+	e := newEnv(t, withDB(slow), withWeb(func(o *web.Options) { o.RequestTimeout = 50 * time.Millisecond }))
 	start := time.Now()
 	res := e.do(request(http.MethodGet, "/readyz", nil))
 	if res.StatusCode != http.StatusServiceUnavailable || time.Since(start) > time.Second {
@@ -406,7 +403,7 @@ func TestTamperedCookieIsIgnored(t *testing.T) {
 	}
 
 	// A cookie made with another secret is just as useless.
-	other := newEnv(t, func(o *web.Options, _ *web.Deps) { o.SessionSecret = []byte("another-session-secret-0123456789abcdef") })
+	other := newEnv(t, func(s *envSetup) { s.cfg.SessionSecret = app.NewSecret("another-session-secret-0123456789abcdef") })
 	b2 := other.browser()
 	b2.signup(password)
 	b.cookies["byoc_session"] = b2.cookies["byoc_session"]
@@ -416,16 +413,9 @@ func TestTamperedCookieIsIgnored(t *testing.T) {
 }
 
 func TestNewRefusesBadOptions(t *testing.T) {
-	d := dbtest.DB(t)
-	tokens, err := auth.NewTokens(jwtSecret, auth.TokenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcs := newIntegrations(t, d, sandbox.New(), nil, nil)
-	integ, creds := svcs.integ, svcs.creds
-	hooks := webhooks.New(webhooks.Deps{Mappings: d, Credentials: creds, Events: d}, webhooks.Options{})
-	deps := web.Deps{Accounts: auth.NewService(d, tokens, auth.Options{}), DB: d, Integrations: integ,
-		Webhooks: hooks, Credentials: creds}
+	e := newEnv(t)
+	d, integ := e.db, e.sys.Integrations
+	deps := web.Deps{Accounts: e.sys.Accounts, DB: d, Integrations: integ, Webhooks: e.sys.Webhooks, Credentials: e.sys.Credentials}
 	if _, err := web.New(web.Options{SessionSecret: []byte("too short a secret")}, deps); err == nil {
 		t.Error("New accepted a session secret of 18 bytes")
 	}

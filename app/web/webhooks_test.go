@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"byoc/app"
 	"byoc/app/apptest"
-	"byoc/app/web"
 	"byoc/app/webhooks"
 )
 
 func withOps(token string) envOption {
-	return func(o *web.Options, _ *web.Deps) { o.OpsToken = token }
+	return func(s *envSetup) { s.cfg.OpsToken = app.NewSecret(token) }
 }
 
 // vapiEvent is a webhook body for the assistant.
@@ -159,7 +159,7 @@ func TestOperatorRoutes(t *testing.T) {
 			!strings.Contains(res.body, "byoc_http_requests_total") {
 			t.Errorf("with the token: %d", res.StatusCode)
 		}
-		prod := newEnv(t, func(o *web.Options, _ *web.Deps) { o.Production = true })
+		prod := newEnv(t, production)
 		if res := prod.do(request(http.MethodGet, "/metrics", nil)); res.StatusCode != http.StatusNotFound {
 			t.Errorf("production without OPS_TOKEN: %d, want 404", res.StatusCode)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
+	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -124,7 +125,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		return c.Status(status).JSON(app.ErrorEnvelope{Error: app.ErrorBody{Code: e.Code, Message: message, Fields: e.Fields}})
 	case formatFragment:
 		if status == http.StatusUnauthorized {
-			c.Set("HX-Redirect", "/login")
+			c.Set("HX-Redirect", paths.Login)
 		}
 		c.Set("HX-Retarget", "#flashes")
 		c.Set("HX-Reswap", "innerHTML")

@@ -8,6 +8,7 @@ import (
 
 	"byoc/app"
 	"byoc/app/auth"
+	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -128,7 +129,7 @@ func (s *Server) logout(c *fiber.Ctx) error {
 		}
 	}
 	s.endSession(c, views.Flash{Kind: views.FlashInfo, Message: "You have been signed out."})
-	return done(c, http.StatusOK, map[string]bool{"signedOut": true}, "/login")
+	return done(c, http.StatusOK, map[string]bool{"signedOut": true}, paths.Login)
 }
 
 // apiSignup is signup for JSON clients: 201 with the new ids and a bearer

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
+	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -192,12 +193,12 @@ func (s *Server) tooManyAttempts(c *fiber.Ctx) error {
 	}
 	status := statusOf(app.ERateLimited)
 	switch c.Route().Path {
-	case "/login":
+	case paths.Login:
 		var in loginInput
 		_ = bind(c, &in)
 		return s.respond(c, status, nil, loginView(views.LoginForm{CSRFToken: s.csrfToken(c), Email: in.Email,
 			Next: safeNext(in.Next), Message: attemptsMessage}))
-	case "/signup":
+	case paths.Signup:
 		var in signupInput
 		_ = bind(c, &in)
 		return s.respond(c, status, nil, signupView(views.SignupForm{CSRFToken: s.csrfToken(c), OrgName: in.OrgName,

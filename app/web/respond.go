@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
+	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -41,7 +42,7 @@ func negotiate(c *fiber.Ctx) format {
 		}
 		return formatFragment
 	}
-	if strings.HasPrefix(c.Path(), "/api/") {
+	if strings.HasPrefix(c.Path(), paths.APIPrefix) {
 		return formatJSON
 	}
 	if c.Get(fiber.HeaderAccept) != "" && c.Accepts(fiber.MIMETextHTML, fiber.MIMEApplicationJSON) == fiber.MIMEApplicationJSON {

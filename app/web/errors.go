@@ -124,11 +124,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	case formatJSON:
 		return c.Status(status).JSON(app.ErrorEnvelope{Error: app.ErrorBody{Code: e.Code, Message: message, Fields: e.Fields}})
 	case formatFragment:
+		hx := htmxResponse{Retarget: "#flashes", Reswap: "innerHTML"}
 		if status == http.StatusUnauthorized {
-			c.Set("HX-Redirect", paths.Login)
+			hx.Redirect = paths.Login
 		}
-		c.Set("HX-Retarget", "#flashes")
-		c.Set("HX-Reswap", "innerHTML")
+		hx.set(c)
 		return renderHTML(c, status, views.ErrorAlert(views.ErrorView{Status: status, Message: message, RequestID: id}))
 	}
 	title, ok := titles[status]

@@ -139,5 +139,5 @@ func (s *Server) setHeaders(c *fiber.Ctx) {
 	if s.opts.Production {
 		h.Set("Strict-Transport-Security", "max-age="+strconv.Itoa(2*365*24*3600)+"; includeSubDomains")
 	}
-	c.Vary("HX-Request", fiber.HeaderAccept)
+	c.Vary(hxRequest, fiber.HeaderAccept)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -36,11 +35,11 @@ const (
 // then JSON when the path is under /api/ or Accept prefers
 // application/json; otherwise a full page.
 func negotiate(c *fiber.Ctx) format {
-	if c.Get("HX-Request") == "true" {
-		if c.Get("HX-Boosted") == "true" || c.Get("HX-History-Restore-Request") == "true" {
-			return formatPage
+	if hx := htmxOf(c); hx.Sent {
+		if hx.Partial() {
+			return formatFragment
 		}
-		return formatFragment
+		return formatPage
 	}
 	if strings.HasPrefix(c.Path(), paths.APIPrefix) {
 		return formatJSON
@@ -50,9 +49,6 @@ func negotiate(c *fiber.Ctx) format {
 	}
 	return formatPage
 }
-
-// isHTMX reports whether htmx sent the request (boosted or not).
-func isHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
 
 // successEnvelope is the JSON body of every successful API answer; failures
 // answer app.ErrorEnvelope.
@@ -92,10 +88,6 @@ func (s *Server) respond(c *fiber.Ctx, status int, data any, v view) error {
 	return renderHTML(c, status, views.Layout(s.page(c, v.Title), v.Page))
 }
 
-// headerStatus carries the real status of an HTML answer to htmx, which is
-// sent as 200 (see renderHTML).
-const headerStatus = "X-Byoc-Status"
-
 // renderHTML writes component as the HTML body. It renders with a context
 // that keeps the request's values but not its deadline, so an error page
 // still renders after a timeout.
@@ -106,7 +98,7 @@ const headerStatus = "X-Byoc-Status"
 // failed resource in its console and htmx treat the swap as an error.
 func renderHTML(c *fiber.Ctx, status int, component templ.Component) error {
 	if isHTMX(c) {
-		c.Set(headerStatus, strconv.Itoa(status))
+		htmxResponse{Status: status}.set(c)
 		status = fiber.StatusOK
 	}
 	c.Status(status)
@@ -136,7 +128,7 @@ func (s *Server) page(c *fiber.Ctx, title string) views.Page {
 // (the new page may carry a new session and CSRF token).
 func redirect(c *fiber.Ctx, location string) error {
 	if isHTMX(c) {
-		c.Set("HX-Redirect", location)
+		htmxResponse{Redirect: location}.set(c)
 		return c.SendStatus(fiber.StatusOK)
 	}
 	return c.Redirect(location, fiber.StatusSeeOther)

@@ -72,20 +72,46 @@ type view struct {
 	Fragment templ.Component
 }
 
-// respond answers with status in the negotiated format: data as JSON, or
-// the view as a full page or a fragment.
-func (s *Server) respond(c *fiber.Ctx, status int, data any, v view) error {
+// answer is the outcome of a request in every format it may be asked in.
+type answer struct {
+	// Data is the JSON answer, sent in the success envelope.
+	Data any
+	// view is the HTML answer.
+	view
+	// Location is where a browser is sent when the view has nothing for
+	// it: a full-page request without a Page, an htmx request without a
+	// Fragment or Page.
+	Location string
+}
+
+// reply is the one way a handler answers in the negotiated format, with
+// status: Data as JSON, the fragment (else the page's content) to htmx, the
+// page laid out by views.Layout to plain navigation, and a redirect to
+// Location where the view has nothing to show. Routes that only ever answer
+// JSON use sendJSON; errors go to the error handler.
+func (s *Server) reply(c *fiber.Ctx, status int, a answer) error {
 	switch negotiate(c) {
 	case formatJSON:
-		return sendJSON(c, status, data)
+		return sendJSON(c, status, a.Data)
 	case formatFragment:
-		frag := v.Fragment
-		if frag == nil {
-			frag = v.Page
+		if a.Fragment != nil {
+			return renderHTML(c, status, a.Fragment)
 		}
-		return renderHTML(c, status, frag)
+		if a.Page != nil {
+			return renderHTML(c, status, a.Page)
+		}
+	default:
+		if a.Page != nil {
+			return renderHTML(c, status, views.Layout(s.page(c, a.Title), a.Page))
+		}
 	}
-	return renderHTML(c, status, views.Layout(s.page(c, v.Title), v.Page))
+	return redirect(c, a.Location)
+}
+
+// respond is reply for an answer that stays on the page: data as JSON, or
+// the view as a full page or a fragment.
+func (s *Server) respond(c *fiber.Ctx, status int, data any, v view) error {
+	return s.reply(c, status, answer{Data: data, view: v})
 }
 
 // renderHTML writes component as the HTML body. It renders with a context
@@ -134,27 +160,15 @@ func redirect(c *fiber.Ctx, location string) error {
 	return c.Redirect(location, fiber.StatusSeeOther)
 }
 
-// done ends a successful state change: API clients get data with status,
-// browsers are redirected to location.
-func done(c *fiber.Ctx, status int, data any, location string) error {
-	if negotiate(c) == formatJSON {
-		return sendJSON(c, status, data)
-	}
-	return redirect(c, location)
-}
-
-// changed ends a successful change: API clients get data with status, htmx
-// gets the fragment (the changed part of the page), and a full-page request
-// is sent to location with message as a flash of the given kind.
+// changed is reply for a successful change: API clients get data with
+// status, htmx gets the fragment (the changed part of the page), and a
+// full-page request is sent to location with message as a flash of the
+// given kind.
 func (s *Server) changed(c *fiber.Ctx, status int, data any, fragment templ.Component, location, kind, message string) error {
-	switch negotiate(c) {
-	case formatJSON:
-		return sendJSON(c, status, data)
-	case formatFragment:
-		return renderHTML(c, status, fragment)
+	if negotiate(c) == formatPage {
+		s.flash(c, kind, message)
 	}
-	s.flash(c, kind, message)
-	return redirect(c, location)
+	return s.reply(c, status, answer{Data: data, view: view{Fragment: fragment}, Location: location})
 }
 
 // bind decodes the request body into dst: JSON (by `json` tags) or an

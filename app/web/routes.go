@@ -31,12 +31,14 @@ func (s *Server) routes() {
 	a.Get(paths.DebugCacheStats, s.cacheStats)
 	a.Post(paths.DebugInvalidateCache, s.invalidateCache)
 
-	// Token endpoints for JSON clients. They neither read nor set a cookie,
-	// so they need no CSRF token: they are registered before it is checked.
-	// Like the browser forms below, they count attempts per client address
-	// and, when they check a password, per email (ratelimit.go).
-	a.Post(paths.APISignup, s.attemptsPerIP, s.apiSignup)
-	a.Post(paths.APIToken, s.attemptsPerIP, s.attemptsPerEmail, s.apiToken)
+	// Token endpoints for JSON clients: the signup and login handlers of the
+	// browser forms below, which hand out a bearer token on these routes.
+	// They neither read nor set a cookie, so they need no CSRF token: they
+	// are registered before it is checked. Like the forms, they count
+	// attempts per client address and, when they check a password, per
+	// email (ratelimit.go).
+	a.Post(paths.APISignup, s.attemptsPerIP, s.signup)
+	a.Post(paths.APIToken, s.attemptsPerIP, s.attemptsPerEmail, s.login)
 
 	// Everything below knows who is asking (bearer token or session cookie).
 	a.Use(s.authenticate)

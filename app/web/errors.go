@@ -12,20 +12,18 @@ import (
 	"byoc/views"
 )
 
-// codeMethodNotAllowed is the error code of a 405 answer. It is the one code
-// the web layer adds to the domain's: no service ever returns it.
-const codeMethodNotAllowed = "method_not_allowed"
-
 // statusByCode maps each error code to its one HTTP status.
 var statusByCode = map[string]int{
 	app.EValidation:          http.StatusBadRequest,
 	app.EUnauthorized:        http.StatusUnauthorized,
 	app.EInvalidCredentials:  http.StatusUnauthorized,
+	app.EInvalidSignature:    http.StatusUnauthorized,
 	app.EForbidden:           http.StatusForbidden,
 	app.ENotFound:            http.StatusNotFound,
 	app.ENotConfigured:       http.StatusNotFound,
 	app.EUnknownProvider:     http.StatusNotFound,
-	codeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	app.EUnknownAssistant:    http.StatusNotFound,
+	app.EMethodNotAllowed:    http.StatusMethodNotAllowed,
 	app.EEmailTaken:          http.StatusConflict,
 	app.EConflict:            http.StatusConflict,
 	app.EPayloadTooLarge:     http.StatusRequestEntityTooLarge,
@@ -66,7 +64,7 @@ func transportError(err error) *app.Error {
 		case fiber.StatusNotFound:
 			return &app.Error{Code: app.ENotFound, Message: "There is nothing at this address.", Cause: err}
 		case fiber.StatusMethodNotAllowed:
-			return &app.Error{Code: codeMethodNotAllowed, Message: "This address does not accept that method.", Cause: err}
+			return &app.Error{Code: app.EMethodNotAllowed, Message: "This address does not accept that method.", Cause: err}
 		case fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge:
 			return &app.Error{Code: app.EPayloadTooLarge, Message: "The request is too large.", Cause: err}
 		case fiber.StatusTooManyRequests:

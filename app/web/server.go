@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"time"
 
@@ -267,12 +266,6 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // Shutdown stops accepting connections and waits for running requests to
 // finish, or for ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
-
-// Test serves one request in memory, without a network listener, for tests
-// and tools. It gives up after 30 seconds.
-func (s *Server) Test(req *http.Request) (*http.Response, error) {
-	return s.app.Test(req, 30_000)
-}
 
 // account returns the signed-in account of the request, if any.
 func account(c *fiber.Ctx) (auth.Account, bool) {

@@ -3,10 +3,13 @@
 // Fiber; services are reached through the small interfaces declared here and
 // see only context.Context and domain types.
 //
-// Every handler answers in the format the request asks for (see respond.go):
-// JSON in the {"success", "data" | "error"} envelope for API clients, an HTML
-// fragment for HTMX requests, a full page otherwise. Handlers return errors;
-// one error handler (errors.go) turns them into the right status and format.
+// Every handler answers in the format the request asks for through one
+// helper, reply (respond.go): JSON in the {"success", "data" | "error"}
+// envelope for API clients, an HTML fragment for HTMX requests (htmx.go
+// reads and writes the htmx headers), a full page or a redirect otherwise.
+// Handlers return errors; one error handler (errors.go) gives each code of
+// the catalogue in package app its one status and answers in the same
+// format. Route paths come from package paths (routes.go declares them all).
 package web
 
 import (

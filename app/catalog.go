@@ -209,6 +209,78 @@ func init() {
 	}
 }
 
+// The providers, each with its typed config. Secret fields are Secret so
+// that printing or logging a config never leaks them.
+// The five providers.
+const (
+	Vapi           Provider = "vapi"
+	Twilio         Provider = "twilio"
+	GoogleCalendar Provider = "google_calendar"
+	Resend         Provider = "resend"
+	ElevenLabs     Provider = "elevenlabs"
+)
+
+// VapiRegion selects Vapi's US or EU API. A key works only in its own region.
+type VapiRegion string
+
+// Vapi regions.
+const (
+	VapiUS VapiRegion = "us"
+	VapiEU VapiRegion = "eu"
+)
+
+// VapiConfig is an org's Vapi account: its private API key, the optional
+// secret Vapi sends with webhooks, and the region the key belongs to.
+type VapiConfig struct {
+	APIKey        Secret
+	WebhookSecret Secret
+	Region        VapiRegion
+}
+
+// TwilioConfig is an org's Twilio account and the numbers it sends from (E.164).
+type TwilioConfig struct {
+	AccountSID     string
+	AuthToken      Secret
+	PhoneNumber    string
+	WhatsAppNumber string
+}
+
+// GoogleCalendarConfig is an org's Google OAuth grant for its calendar.
+type GoogleCalendarConfig struct {
+	RefreshToken Secret
+	AccessToken  Secret
+	Expiry       time.Time
+	Email        string
+	Scopes       []string
+}
+
+// ResendConfig is an org's Resend API key and default sender.
+type ResendConfig struct {
+	APIKey    Secret
+	FromEmail string
+}
+
+// ElevenLabsConfig is an org's ElevenLabs API key and default voice.
+type ElevenLabsConfig struct {
+	APIKey  Secret
+	VoiceID string
+}
+
+// Provider implements Config.
+func (VapiConfig) Provider() Provider { return Vapi }
+
+// Provider implements Config.
+func (TwilioConfig) Provider() Provider { return Twilio }
+
+// Provider implements Config.
+func (GoogleCalendarConfig) Provider() Provider { return GoogleCalendar }
+
+// Provider implements Config.
+func (ResendConfig) Provider() Provider { return Resend }
+
+// Provider implements Config.
+func (ElevenLabsConfig) Provider() Provider { return ElevenLabs }
+
 // secretField is a required or optional secret with the shared length rules.
 func secretField(name, label, required string, minLength, maxLength int) Field {
 	return Field{Name: name, Label: label, Kind: FieldSecret, Required: required != "", RequiredMessage: required,

@@ -9,17 +9,22 @@ import (
 	"fmt"
 )
 
-// Error codes. Every error a service returns to a front door carries one of
-// these; the web layer maps each to exactly one HTTP status.
+// Error codes: the one catalogue of every code an answer can carry. The
+// services return them; the web layer adds EMethodNotAllowed, and the
+// webhook handler answers EInvalidSignature and EUnknownAssistant. Each
+// code has exactly one HTTP status, given here.
 const (
 	EInternal            = "internal"             // 500: a bug or an unavailable dependency; the cause is logged, never shown
 	EValidation          = "validation_failed"    // 400: bad input, with per-field messages
 	EUnauthorized        = "unauthorized"         // 401: not signed in, or the token is not acceptable
 	EInvalidCredentials  = "invalid_credentials"  // 401: wrong email or password
+	EInvalidSignature    = "invalid_signature"    // 401: a webhook not authenticated with its org's secret (whichever check failed)
 	EForbidden           = "forbidden"            // 403: signed in, but not allowed (also a failed CSRF check)
 	ENotFound            = "not_found"            // 404: no such thing (for this org)
 	ENotConfigured       = "not_configured"       // 404: the org has no credentials stored for the provider
 	EUnknownProvider     = "unknown_provider"     // 404: the provider name is not one of the five
+	EUnknownAssistant    = "unknown_assistant"    // 404: a webhook names an assistant no org has
+	EMethodNotAllowed    = "method_not_allowed"   // 405: the address does not accept the request's method
 	EConflict            = "conflict"             // 409: the write conflicts with existing state
 	EEmailTaken          = "email_taken"          // 409: signup with an email that already has an account
 	EPayloadTooLarge     = "payload_too_large"    // 413

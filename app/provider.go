@@ -6,17 +6,15 @@ import "strings"
 // is what the database (org_credentials.provider) and the URL path use.
 type Provider string
 
-// The five providers.
-const (
-	Vapi           Provider = "vapi"
-	Twilio         Provider = "twilio"
-	GoogleCalendar Provider = "google_calendar"
-	Resend         Provider = "resend"
-	ElevenLabs     Provider = "elevenlabs"
-)
-
-// Providers lists every provider in dashboard order.
-var Providers = []Provider{Vapi, Twilio, GoogleCalendar, Resend, ElevenLabs}
+// Providers lists every provider in dashboard order: the order of the
+// catalog (catalog.go), where each provider is described.
+var Providers = func() []Provider {
+	out := make([]Provider, len(catalog))
+	for i, s := range catalog {
+		out[i] = s.Provider
+	}
+	return out
+}()
 
 // ParseProvider returns the provider named s, or an EUnknownProvider error.
 func ParseProvider(s string) (Provider, error) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/playwright-community/playwright-go"
 
+	"byoc/app/apptest"
 	"byoc/db/dbtest"
 )
 
@@ -33,7 +34,7 @@ var (
 	browser playwright.Browser
 	// serverLog collects the server's output, so tests can assert that no
 	// secret was ever logged.
-	serverLog lockedBuffer
+	serverLog apptest.LogBuffer
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -210,21 +211,4 @@ func newPage(t *testing.T) playwright.Page {
 		bctx.Close()
 	})
 	return page
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

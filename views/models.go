@@ -15,6 +15,7 @@ import (
 	"github.com/a-h/templ"
 
 	"byoc/app"
+	"byoc/app/paths"
 )
 
 // Page is what the layout needs on every full page.
@@ -326,7 +327,7 @@ func (f ConfigureForm) id(suffix string) string {
 	return string(f.provider()) + "-" + suffix
 }
 
-func (f ConfigureForm) action() string { return "/api/integrations/" + string(f.provider()) }
+func (f ConfigureForm) action() string { return paths.Integration(string(f.provider())) }
 
 func (f ConfigureForm) bodyID() string { return "dialog-" + string(f.provider()) + "-body" }
 

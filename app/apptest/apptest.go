@@ -4,9 +4,14 @@ package apptest
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"net"
+	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -71,4 +76,44 @@ func RandomHex(n int) string {
 		panic("apptest: crypto/rand: " + err.Error())
 	}
 	return hex.EncodeToString(b)
+}
+
+// ClosedURL returns the http URL of a local port nothing listens on: a
+// connection to it is refused at once.
+func ClosedURL(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr
+}
+
+// AssertNoSecret fails the test for each of secrets that appears in text;
+// what names the text in the message ("the log", "the error"). Empty
+// secrets are skipped. The message shows where the secret is and its first
+// characters, never the text or the whole secret.
+func AssertNoSecret(t testing.TB, what, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		if i := strings.Index(text, s); i >= 0 {
+			t.Errorf("%s reveals a secret starting %.4q (at byte %d of %d)", what, s, i, len(text))
+		}
+	}
+}
+
+// VapiSignature returns the hex HMAC-SHA256 of "{timestamp}.{body}" keyed by
+// secret: the signature Vapi sends in X-Signature for a webhook.
+func VapiSignature(secret, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(timestamp + "."))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
 }

@@ -11,6 +11,12 @@
 // The org role (admin or member) is never taken from a token: it is read
 // from org_members on every request, so a role change or a removed
 // membership takes effect immediately.
+//
+// Errors: refused input is EValidation with a message per field, a signup
+// with an email that has an account EEmailTaken, a wrong email or password
+// EInvalidCredentials, a session or token that is no longer good (revoked,
+// expired, membership gone) EUnauthorized, and a failure of the store or of
+// signing EInternal, its cause kept for the log.
 package auth
 
 import (
@@ -79,9 +85,8 @@ type SignupInput struct {
 	Password string
 }
 
-// Signup validates in, creates the org and its admin user and returns the
-// signed-in account. Errors: EValidation (fields "orgName", "email",
-// "password"), EEmailTaken (field "email"), EInternal.
+// Signup validates in (fields "orgName", "email" and "password"), creates
+// the org and its admin user and returns the signed-in account.
 func (s *Service) Signup(ctx context.Context, in SignupInput) (Account, error) {
 	orgName, email, err := validateSignup(in)
 	if err != nil {
@@ -100,8 +105,8 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (Account, error) {
 
 // Login checks an email and password and returns the account in the user's
 // first org. Unknown emails and wrong passwords give the same
-// EInvalidCredentials error and take the same time. Errors: EValidation
-// (empty fields), EInvalidCredentials, EInternal.
+// EInvalidCredentials error and take the same time, so neither tells which
+// emails have an account.
 func (s *Service) Login(ctx context.Context, email, password string) (Account, error) {
 	email = normalizeEmail(email)
 	if err := app.ValidationError(requireLogin(email, password)); err != nil {
@@ -127,16 +132,16 @@ func (s *Service) Login(ctx context.Context, email, password string) (Account, e
 }
 
 // Logout revokes every session cookie and token of the user: the ones in
-// other browsers and copies of the current cookie included. Errors:
-// ENotFound, EInternal.
+// other browsers and copies of the current cookie included. An unknown user
+// is ENotFound.
 func (s *Service) Logout(ctx context.Context, userID string) error {
 	return s.store.BumpSessionVersion(ctx, userID)
 }
 
 // ResolveSession checks a session cookie's values against the database and
-// returns the current account (fresh email, org name and role). Errors:
-// EUnauthorized when the user is no longer a member of the org or the
-// session was revoked (its version is not the current one), EInternal.
+// returns the current account (fresh email, org name and role). The session
+// has ended when the user is no longer a member of the org or its version
+// is not the current one (revoked).
 func (s *Service) ResolveSession(ctx context.Context, userID, orgID string, version int) (Account, error) {
 	a, err := s.load(ctx, userID, orgID)
 	if err != nil {
@@ -149,14 +154,14 @@ func (s *Service) ResolveSession(ctx context.Context, userID, orgID string, vers
 }
 
 // IssueToken returns a bearer token for the account, bound to its session
-// version. Errors: EInternal.
+// version.
 func (s *Service) IssueToken(a Account) (Token, error) {
 	return s.tokens.Issue(a.Principal, a.SessionVersion)
 }
 
 // ResolveToken checks a bearer token (signature, algorithm, expiry, audience,
 // issuer) and then the membership and session version it names, and returns
-// the current account. Errors: EUnauthorized, EInternal.
+// the current account.
 func (s *Service) ResolveToken(ctx context.Context, token string) (Account, error) {
 	c, err := s.tokens.Parse(token)
 	if err != nil {

@@ -106,7 +106,7 @@ type appMetadata struct {
 	OrgID string `json:"org_id,omitempty"`
 }
 
-// Issue returns a token for p, bound to sessionVersion. Errors: EInternal.
+// Issue returns a token for p, bound to sessionVersion.
 func (t *Tokens) Issue(p app.Principal, sessionVersion int) (Token, error) {
 	now := t.opts.Now().Truncate(time.Second)
 	exp := now.Add(t.opts.TTL)
@@ -133,7 +133,8 @@ func (t *Tokens) Issue(p app.Principal, sessionVersion int) (Token, error) {
 // Parse checks a token and returns its claims. It accepts only HS256 tokens
 // signed with the secret, with an exp (not passed, give or take the leeway),
 // aud "authenticated", the configured iss, role "authenticated", a UUID sub
-// and a UUID org_id (top level, or in app_metadata). Errors: EUnauthorized.
+// and a UUID org_id (top level, or in app_metadata); any other token is
+// EUnauthorized.
 func (t *Tokens) Parse(token string) (Claims, error) {
 	var c jwtClaims
 	_, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil })

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/paths"
 )
 
 // Env is the deployment mode.
@@ -257,7 +258,7 @@ func Load(get Lookup) (*Config, error) {
 	c.Google = GoogleOAuth{
 		ClientID:     str("GOOGLE_CLIENT_ID", ""),
 		ClientSecret: app.NewSecret(str("GOOGLE_CLIENT_SECRET", "")),
-		CallbackURL:  str("GOOGLE_CALLBACK_URL", c.PublicURL+"/api/auth/google-calendar/callback"),
+		CallbackURL:  str("GOOGLE_CALLBACK_URL", c.PublicURL+paths.GoogleCallback),
 	}
 	if (c.Google.ClientID == "") != c.Google.ClientSecret.IsZero() {
 		bad("GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set together")

@@ -34,7 +34,7 @@ type MappingStore interface {
 // outbound assistant in the Vapi account of the key: a mapped assistant the
 // account still has is reused (its server settings rewritten), a missing
 // one is created (named by AssistantName). Both send their events to
-// Options.PublicURL + WebhookPath signed with the org's own webhook secret:
+// Options.PublicURL + paths.Webhooks signed with the org's own webhook secret:
 // the one given, else the one already stored for the org, else a new random
 // one (see NewWebhookSecret), so no org ever depends on a secret shared
 // with others. The credentials, the changed mappings and the outbound agent

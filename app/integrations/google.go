@@ -25,9 +25,6 @@ import (
 // connection test and the disconnect are Verify and Disconnect, like every
 // provider's.
 
-// GoogleConnectPath is where a browser starts Google Calendar's sign-in.
-const GoogleConnectPath = "/api/integrations/google_calendar/connect"
-
 // StateTTL is how long a connect flow may take from ConnectURL to Callback.
 const StateTTL = 10 * time.Minute
 

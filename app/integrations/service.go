@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/paths"
 )
 
 // Audit actions written by the service.
@@ -45,10 +46,6 @@ const (
 	ActionVerify     = "credentials.verify"
 	ActionDisconnect = "credentials.disconnect"
 )
-
-// WebhookPath is where Vapi sends the events of the assistants the service
-// creates, relative to Options.PublicURL.
-const WebhookPath = "/api/webhooks/vapi"
 
 // Credentials is what the service needs of the credential service;
 // *credentials.Service implements it.
@@ -117,7 +114,7 @@ type Deps struct {
 // Options tunes New.
 type Options struct {
 	// PublicURL is the app's public base URL; the assistants' webhook URL is
-	// PublicURL + WebhookPath.
+	// PublicURL + paths.Webhooks.
 	PublicURL string
 	// Logger receives a line per failed operation (never a secret); nil
 	// discards.
@@ -203,7 +200,7 @@ func New(deps Deps, opts Options) *Service {
 	s := &Service{
 		creds: deps.Credentials, verifiers: deps.Verifiers, assistants: deps.Assistants, mappings: deps.Mappings,
 		audits: deps.Audit, lock: deps.Locker, google: deps.Google, states: deps.States, sealer: deps.Sealer,
-		webhookURL:  strings.TrimRight(opts.PublicURL, "/") + WebhookPath,
+		webhookURL:  strings.TrimRight(opts.PublicURL, "/") + paths.Webhooks,
 		phoneRegion: opts.DefaultPhoneRegion,
 		now:         opts.Now,
 		log:         opts.Logger,
@@ -266,7 +263,7 @@ func (s *Service) Save(ctx context.Context, p app.Principal, provider app.Provid
 	}
 	if spec.OAuth {
 		return SaveResult{}, app.Errorf(app.EValidation,
-			"%s is connected through its own sign-in, not with a key: open %s in a browser.", spec.Title, GoogleConnectPath)
+			"%s is connected through its own sign-in, not with a key: open %s in a browser.", spec.Title, paths.IntegrationConnect(string(provider)))
 	}
 	cfg, invalid := spec.Config(in, s.phoneRegion)
 	var res SaveResult

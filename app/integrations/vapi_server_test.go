@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"byoc/app"
-	"byoc/app/integrations"
+	"byoc/app/paths"
 	"byoc/app/providers/vapi"
 	"byoc/app/sandbox"
 )
@@ -25,9 +25,9 @@ func assertServers(t *testing.T, v *sandbox.Vapi, key string, ids []string, secr
 		t.Fatalf("the stand-in holds %v, want %v", got, ids)
 	}
 	for _, a := range as {
-		if a.Server == nil || a.Server.URL != publicURL+integrations.WebhookPath || a.Server.Secret != secret {
+		if a.Server == nil || a.Server.URL != publicURL+paths.Webhooks || a.Server.Secret != secret {
 			t.Errorf("assistant %s server = %+v, want url %s%s and secret %q", a.ID, a.Server, publicURL,
-				integrations.WebhookPath, secret)
+				paths.Webhooks, secret)
 		}
 	}
 }

@@ -126,10 +126,10 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	integ := integrations.New(integrations.Deps{
 		Credentials: creds,
 		Verifiers: map[app.Provider]integrations.Verifier{
-			app.Vapi:       integrations.VerifyWith(vapiClient.Verify),
-			app.Twilio:     integrations.VerifyWith(twilioClient.Verify),
-			app.Resend:     integrations.VerifyWith(resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout).Verify),
-			app.ElevenLabs: integrations.VerifyWith(elevenlabs.New(cfg.URLs.ElevenLabs, hc, cfg.ProviderTimeout).Verify),
+			app.Vapi:           integrations.VerifyWith(vapiClient.Verify),
+			app.Twilio:         integrations.VerifyWith(twilioClient.Verify),
+			app.Resend:         integrations.VerifyWith(resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout).Verify),
+			app.ElevenLabs:     integrations.VerifyWith(elevenlabs.New(cfg.URLs.ElevenLabs, hc, cfg.ProviderTimeout).Verify),
 			app.GoogleCalendar: calendar,
 		},
 		Assistants: vapiClient,

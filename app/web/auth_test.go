@@ -480,3 +480,91 @@ func TestProductionCookie(t *testing.T) {
 		t.Error("no HSTS in production")
 	}
 }
+
+// TestSignInDoors pins what the one signup handler and the one login
+// handler answer on each route in each format: the token routes answer a
+// bearer token as JSON whatever the request asks for and never set a
+// cookie; the form routes start a session and answer JSON, an htmx
+// redirect or a 303.
+func TestSignInDoors(t *testing.T) {
+	e := newEnv(t)
+	email := e.browser().signup(password)
+	login := func() map[string]string { return map[string]string{"email": email, "password": password} }
+	signup := func() map[string]string {
+		return map[string]string{"orgName": "Door Clinic", "email": uniqueEmail(), "password": password}
+	}
+
+	tests := []struct {
+		name    string
+		route   string
+		body    func() map[string]string
+		headers []string
+		status  int
+		// token: the answer is tokenData and sets no cookie; otherwise it
+		// signs in with a session cookie.
+		token bool
+		// location is the redirect of an HTML answer (HX-Redirect for htmx).
+		location string
+	}{
+		{"token, JSON", "/api/auth/token", login, nil, 200, true, ""},
+		{"token, htmx", "/api/auth/token", login, []string{"HX-Request", "true"}, 200, true, ""},
+		{"token, page", "/api/auth/token", login, []string{"Accept", "text/html"}, 200, true, ""},
+		{"API signup, htmx", "/api/auth/signup", signup, []string{"HX-Request", "true"}, 201, true, ""},
+		{"login, JSON", "/login", login, []string{"Accept", "application/json"}, 200, false, ""},
+		{"login, htmx", "/login", login, []string{"HX-Request", "true"}, 200, false, "/dashboard/integrations"},
+		{"login, page", "/login", login, nil, 303, false, "/dashboard/integrations"},
+		{"signup, JSON", "/signup", signup, []string{"Accept", "application/json"}, 201, false, ""},
+		{"signup, htmx", "/signup", signup, []string{"HX-Request", "true"}, 200, false, "/dashboard/integrations"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := e.browser()
+			headers := tt.headers
+			if !tt.token {
+				headers = append([]string{"X-CSRF-Token", b.csrf(tt.route)}, headers...)
+			}
+			res := b.do(request(http.MethodPost, tt.route, tt.body(), headers...))
+			if res.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d\n%s", res.StatusCode, tt.status, res.body)
+			}
+			if tt.token {
+				if d := envelopeData(t, res); d["token"] == nil || d["email"] != nil {
+					t.Errorf("data %v, want the token data", d)
+				}
+				if len(res.Cookies()) != 0 {
+					t.Errorf("a token route set cookies: %v", res.Cookies())
+				}
+				return
+			}
+			if len(res.Cookies()) == 0 {
+				t.Error("no session cookie")
+			}
+			switch {
+			case tt.location == "":
+				if d := envelopeData(t, res); d["email"] == nil || d["token"] != nil {
+					t.Errorf("data %v, want the account data", d)
+				}
+			case res.StatusCode == http.StatusSeeOther:
+				if got := res.Header.Get("Location"); got != tt.location {
+					t.Errorf("Location %q, want %q", got, tt.location)
+				}
+			default:
+				if got := res.Header.Get("HX-Redirect"); got != tt.location {
+					t.Errorf("HX-Redirect %q, want %q", got, tt.location)
+				}
+			}
+		})
+	}
+
+	t.Run("a refused token request gets no form", func(t *testing.T) {
+		res := e.do(request(http.MethodPost, "/api/auth/token", map[string]string{"email": email, "password": "wrong password!!"},
+			"HX-Request", "true"))
+		if res.Header.Get("X-Byoc-Status") != "401" || res.Header.Get("HX-Retarget") != "#flashes" {
+			t.Fatalf("status %d, X-Byoc-Status %q, HX-Retarget %q\n%s", res.StatusCode,
+				res.Header.Get("X-Byoc-Status"), res.Header.Get("HX-Retarget"), res.body)
+		}
+		if testid(res.doc(t), "login-form").Length() != 0 {
+			t.Error("the token route answered the login form")
+		}
+	})
+}

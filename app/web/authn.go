@@ -8,6 +8,7 @@ import (
 
 	"byoc/app"
 	"byoc/app/auth"
+	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -93,13 +94,13 @@ func (s *Server) requireUser(c *fiber.Ctx) error {
 // signing in.
 func loginURL(next string) string {
 	if next = safeNext(next); next == "" {
-		return "/login"
+		return paths.Login
 	}
-	return "/login?next=" + url.QueryEscape(next)
+	return paths.Login + "?next=" + url.QueryEscape(next)
 }
 
 // defaultLanding is where a signed-in user goes by default.
-const defaultLanding = "/dashboard/integrations"
+const defaultLanding = paths.Dashboard
 
 // safeNext returns next when it is a path on this site, and "" otherwise,
 // so the login page cannot be used to send users elsewhere.

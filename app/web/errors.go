@@ -8,23 +8,22 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
+	"byoc/app/paths"
 	"byoc/views"
 )
-
-// codeMethodNotAllowed is the error code of a 405 answer. It is the one code
-// the web layer adds to the domain's: no service ever returns it.
-const codeMethodNotAllowed = "method_not_allowed"
 
 // statusByCode maps each error code to its one HTTP status.
 var statusByCode = map[string]int{
 	app.EValidation:          http.StatusBadRequest,
 	app.EUnauthorized:        http.StatusUnauthorized,
 	app.EInvalidCredentials:  http.StatusUnauthorized,
+	app.EInvalidSignature:    http.StatusUnauthorized,
 	app.EForbidden:           http.StatusForbidden,
 	app.ENotFound:            http.StatusNotFound,
 	app.ENotConfigured:       http.StatusNotFound,
 	app.EUnknownProvider:     http.StatusNotFound,
-	codeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	app.EUnknownAssistant:    http.StatusNotFound,
+	app.EMethodNotAllowed:    http.StatusMethodNotAllowed,
 	app.EEmailTaken:          http.StatusConflict,
 	app.EConflict:            http.StatusConflict,
 	app.EPayloadTooLarge:     http.StatusRequestEntityTooLarge,
@@ -65,7 +64,7 @@ func transportError(err error) *app.Error {
 		case fiber.StatusNotFound:
 			return &app.Error{Code: app.ENotFound, Message: "There is nothing at this address.", Cause: err}
 		case fiber.StatusMethodNotAllowed:
-			return &app.Error{Code: codeMethodNotAllowed, Message: "This address does not accept that method.", Cause: err}
+			return &app.Error{Code: app.EMethodNotAllowed, Message: "This address does not accept that method.", Cause: err}
 		case fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge:
 			return &app.Error{Code: app.EPayloadTooLarge, Message: "The request is too large.", Cause: err}
 		case fiber.StatusTooManyRequests:
@@ -133,11 +132,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	case formatJSON:
 		return c.Status(status).JSON(app.ErrorEnvelope{Error: app.ErrorBody{Code: e.Code, Message: message, Fields: e.Fields}})
 	case formatFragment:
+		hx := htmxResponse{Retarget: "#flashes", Reswap: "innerHTML"}
 		if status == http.StatusUnauthorized {
-			c.Set("HX-Redirect", "/login")
+			hx.Redirect = paths.Login
 		}
-		c.Set("HX-Retarget", "#flashes")
-		c.Set("HX-Reswap", "innerHTML")
+		hx.set(c)
 		return renderHTML(c, status, views.ErrorAlert(views.ErrorView{Status: status, Message: message, RequestID: id}))
 	}
 	title, ok := titles[status]

@@ -7,6 +7,7 @@ import (
 
 	"byoc/app"
 	"byoc/app/integrations"
+	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -62,7 +63,7 @@ func (s *Server) googleConnect(c *fiber.Ctx) error {
 	case err != nil:
 		return err
 	case isHTMX(c):
-		c.Set("HX-Redirect", authURL)
+		htmxResponse{Redirect: authURL}.set(c)
 		return c.SendStatus(fiber.StatusOK)
 	case prefersJSON(c):
 		return sendJSON(c, http.StatusOK, connectData{AuthURL: authURL})
@@ -81,7 +82,7 @@ func (s *Server) googleCallback(c *fiber.Ctx) error {
 	a, ok := account(c)
 	if !ok {
 		s.flash(c, views.FlashInfo, "Please sign in, then connect Google Calendar again.")
-		return c.Redirect("/login", fiber.StatusSeeOther)
+		return c.Redirect(paths.Login, fiber.StatusSeeOther)
 	}
 	if kind, _ := c.Locals(localAuthKind).(authKind); kind == authBearer {
 		// Google sends a browser back here, never an API client.

@@ -44,8 +44,8 @@ func (s *Server) integrations(c *fiber.Ctx) error {
 			}
 		}
 	}
-	return s.respond(c, http.StatusOK, statusData(sts),
-		view{Title: "Integrations", Page: views.IntegrationsPage(d), Fragment: views.IntegrationCards(d)})
+	return s.reply(c, http.StatusOK, answer{Data: statusData(sts),
+		view: view{Title: "Integrations", Page: views.IntegrationsPage(d), Fragment: views.IntegrationCards(d)}})
 }
 
 // saveIntegration checks the provider's form or JSON body against its
@@ -73,8 +73,8 @@ func (s *Server) saveIntegration(c *fiber.Ctx) error {
 		}
 		f := views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c), Values: kept(spec, in),
 			Message: app.ErrorMessage(err), Errors: app.ErrorFields(err)}
-		return s.respond(c, statusOf(code), nil,
-			view{Title: "Connect " + spec.Title, Page: views.ConfigurePage(f), Fragment: views.ConfigureFormFragment(f)})
+		return s.reply(c, statusOf(code), answer{
+			view: view{Title: "Connect " + spec.Title, Page: views.ConfigurePage(f), Fragment: views.ConfigureFormFragment(f)}})
 	}
 	success := views.ConfigureSuccess{
 		Provider: provider, Detail: res.Detail, Limited: res.Limited,

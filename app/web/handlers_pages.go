@@ -2,6 +2,8 @@ package web
 
 import (
 	"github.com/gofiber/fiber/v2"
+
+	"byoc/app/paths"
 )
 
 // home sends signed-in users to the dashboard and everyone else to the
@@ -10,5 +12,5 @@ func (s *Server) home(c *fiber.Ctx) error {
 	if _, ok := account(c); ok {
 		return c.Redirect(defaultLanding, fiber.StatusFound)
 	}
-	return c.Redirect("/login", fiber.StatusFound)
+	return c.Redirect(paths.Login, fiber.StatusFound)
 }

@@ -166,14 +166,8 @@ func assertNoSecrets(t *testing.T, e *env, secrets ...string) {
 	if !strings.Contains(logs, `"msg":"request"`) {
 		t.Fatal("no access log captured")
 	}
-	for _, s := range secrets {
-		if strings.Contains(bodies, s) {
-			t.Errorf("the secret %q is in a response body", s)
-		}
-		if strings.Contains(logs, s) {
-			t.Errorf("the secret %q is in the log", s)
-		}
-	}
+	apptest.AssertNoSecret(t, "a response body", bodies, secrets...)
+	apptest.AssertNoSecret(t, "the log", logs, secrets...)
 }
 
 var providerKeys = []string{"vapi", "twilio", "googleCalendar", "resend", "elevenlabs"}

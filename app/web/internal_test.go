@@ -67,6 +67,7 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 	for code, want := range map[string]int{
 		"validation_failed": 400, "unauthorized": 401, "invalid_credentials": 401, "forbidden": 403,
 		"not_found": 404, "not_configured": 404, "unknown_provider": 404, "email_taken": 409, "conflict": 409,
+		"invalid_signature": 401, "unknown_assistant": 404, "method_not_allowed": 405,
 		"payload_too_large": 413, "verification_failed": 422, "rate_limited": 429, "provider_unavailable": 502,
 		"unavailable": 503, "internal": 500, "something_new": 500,
 	} {
@@ -87,7 +88,7 @@ func TestToAppError(t *testing.T) {
 		{"domain error wins over its deadline cause", timeout, app.EProviderUnavailable},
 		{"wrapped domain error", fmt.Errorf("db: lock: %w", timeout), app.EProviderUnavailable},
 		{"no route", fiber.ErrNotFound, app.ENotFound},
-		{"wrong method", fiber.ErrMethodNotAllowed, codeMethodNotAllowed},
+		{"wrong method", fiber.ErrMethodNotAllowed, app.EMethodNotAllowed},
 		{"body too large", fiber.ErrRequestEntityTooLarge, app.EPayloadTooLarge},
 		{"unreadable request", fiber.ErrBadRequest, app.EValidation},
 		{"fiber server error", fiber.ErrBadGateway, app.EInternal},

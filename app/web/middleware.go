@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
+	"byoc/app/paths"
 )
 
 // contentSecurityPolicy allows only this origin's scripts and styles (no
@@ -51,7 +52,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	s.metrics.observe(c.Method(), route, status, elapsed)
 
 	level := slog.LevelInfo
-	if route == "/healthz" || route == "/readyz" || route == "/metrics" || route == "/static/*" {
+	if route == paths.Healthz || route == paths.Readyz || route == paths.Metrics || route == paths.StaticRoute {
 		level = slog.LevelDebug
 	}
 	attrs := []slog.Attr{
@@ -138,5 +139,5 @@ func (s *Server) setHeaders(c *fiber.Ctx) {
 	if s.opts.Production {
 		h.Set("Strict-Transport-Security", "max-age="+strconv.Itoa(2*365*24*3600)+"; includeSubDomains")
 	}
-	c.Vary("HX-Request", fiber.HeaderAccept)
+	c.Vary(hxRequest, fiber.HeaderAccept)
 }

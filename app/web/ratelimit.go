@@ -14,7 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
-	"byoc/views"
+	"byoc/app/paths"
 )
 
 // Brute-force protection of the routes that check a password or create an
@@ -182,26 +182,24 @@ func attemptEmail(c *fiber.Ctx) string {
 	return strings.ToLower(strings.TrimSpace(in.Email))
 }
 
-// tooManyAttempts answers an attempt over a limit (Retry-After is set):
-// the browser forms are shown again with the message and the entered
-// email, everything else gets the ERateLimited error.
+// tooManyAttempts answers an attempt over a limit (Retry-After is set) as
+// the route's handler answers a refusal: the browser forms are shown again
+// with the message and the entered values, everything else gets the
+// ERateLimited error.
 func (s *Server) tooManyAttempts(c *fiber.Ctx) error {
 	err := &app.Error{Code: app.ERateLimited, Message: attemptsMessage}
 	if negotiate(c) == formatJSON {
 		return err
 	}
-	status := statusOf(app.ERateLimited)
 	switch c.Route().Path {
-	case "/login":
+	case paths.Login:
 		var in loginInput
 		_ = bind(c, &in)
-		return s.respond(c, status, nil, loginView(views.LoginForm{CSRFToken: s.csrfToken(c), Email: in.Email,
-			Next: safeNext(in.Next), Message: attemptsMessage}))
-	case "/signup":
+		return s.loginRefused(c, in, err)
+	case paths.Signup:
 		var in signupInput
 		_ = bind(c, &in)
-		return s.respond(c, status, nil, signupView(views.SignupForm{CSRFToken: s.csrfToken(c), OrgName: in.OrgName,
-			Email: in.Email, Message: attemptsMessage}))
+		return s.signupRefused(c, in, err)
 	}
 	return err
 }

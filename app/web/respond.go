@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
+	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -35,13 +35,13 @@ const (
 // then JSON when the path is under /api/ or Accept prefers
 // application/json; otherwise a full page.
 func negotiate(c *fiber.Ctx) format {
-	if c.Get("HX-Request") == "true" {
-		if c.Get("HX-Boosted") == "true" || c.Get("HX-History-Restore-Request") == "true" {
-			return formatPage
+	if hx := htmxOf(c); hx.Sent {
+		if hx.Partial() {
+			return formatFragment
 		}
-		return formatFragment
+		return formatPage
 	}
-	if strings.HasPrefix(c.Path(), "/api/") {
+	if strings.HasPrefix(c.Path(), paths.APIPrefix) {
 		return formatJSON
 	}
 	if c.Get(fiber.HeaderAccept) != "" && c.Accepts(fiber.MIMETextHTML, fiber.MIMEApplicationJSON) == fiber.MIMEApplicationJSON {
@@ -49,9 +49,6 @@ func negotiate(c *fiber.Ctx) format {
 	}
 	return formatPage
 }
-
-// isHTMX reports whether htmx sent the request (boosted or not).
-func isHTMX(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
 
 // successEnvelope is the JSON body of every successful API answer; failures
 // answer app.ErrorEnvelope.
@@ -75,25 +72,41 @@ type view struct {
 	Fragment templ.Component
 }
 
-// respond answers with status in the negotiated format: data as JSON, or
-// the view as a full page or a fragment.
-func (s *Server) respond(c *fiber.Ctx, status int, data any, v view) error {
-	switch negotiate(c) {
-	case formatJSON:
-		return sendJSON(c, status, data)
-	case formatFragment:
-		frag := v.Fragment
-		if frag == nil {
-			frag = v.Page
-		}
-		return renderHTML(c, status, frag)
-	}
-	return renderHTML(c, status, views.Layout(s.page(c, v.Title), v.Page))
+// answer is the outcome of a request in every format it may be asked in.
+type answer struct {
+	// Data is the JSON answer, sent in the success envelope.
+	Data any
+	// view is the HTML answer.
+	view
+	// Location is where a browser is sent when the view has nothing for
+	// it: a full-page request without a Page, an htmx request without a
+	// Fragment or Page.
+	Location string
 }
 
-// headerStatus carries the real status of an HTML answer to htmx, which is
-// sent as 200 (see renderHTML).
-const headerStatus = "X-Byoc-Status"
+// reply is the one way a handler answers in the negotiated format, with
+// status: Data as JSON, the fragment (else the page's content) to htmx, the
+// page laid out by views.Layout to plain navigation, and a redirect to
+// Location where the view has nothing to show. Routes that only ever answer
+// JSON use sendJSON; errors go to the error handler.
+func (s *Server) reply(c *fiber.Ctx, status int, a answer) error {
+	switch negotiate(c) {
+	case formatJSON:
+		return sendJSON(c, status, a.Data)
+	case formatFragment:
+		if a.Fragment != nil {
+			return renderHTML(c, status, a.Fragment)
+		}
+		if a.Page != nil {
+			return renderHTML(c, status, a.Page)
+		}
+	default:
+		if a.Page != nil {
+			return renderHTML(c, status, views.Layout(s.page(c, a.Title), a.Page))
+		}
+	}
+	return redirect(c, a.Location)
+}
 
 // renderHTML writes component as the HTML body. It renders with a context
 // that keeps the request's values but not its deadline, so an error page
@@ -105,7 +118,7 @@ const headerStatus = "X-Byoc-Status"
 // failed resource in its console and htmx treat the swap as an error.
 func renderHTML(c *fiber.Ctx, status int, component templ.Component) error {
 	if isHTMX(c) {
-		c.Set(headerStatus, strconv.Itoa(status))
+		htmxResponse{Status: status}.set(c)
 		status = fiber.StatusOK
 	}
 	c.Status(status)
@@ -135,33 +148,21 @@ func (s *Server) page(c *fiber.Ctx, title string) views.Page {
 // (the new page may carry a new session and CSRF token).
 func redirect(c *fiber.Ctx, location string) error {
 	if isHTMX(c) {
-		c.Set("HX-Redirect", location)
+		htmxResponse{Redirect: location}.set(c)
 		return c.SendStatus(fiber.StatusOK)
 	}
 	return c.Redirect(location, fiber.StatusSeeOther)
 }
 
-// done ends a successful state change: API clients get data with status,
-// browsers are redirected to location.
-func done(c *fiber.Ctx, status int, data any, location string) error {
-	if negotiate(c) == formatJSON {
-		return sendJSON(c, status, data)
-	}
-	return redirect(c, location)
-}
-
-// changed ends a successful change: API clients get data with status, htmx
-// gets the fragment (the changed part of the page), and a full-page request
-// is sent to location with message as a flash of the given kind.
+// changed is reply for a successful change: API clients get data with
+// status, htmx gets the fragment (the changed part of the page), and a
+// full-page request is sent to location with message as a flash of the
+// given kind.
 func (s *Server) changed(c *fiber.Ctx, status int, data any, fragment templ.Component, location, kind, message string) error {
-	switch negotiate(c) {
-	case formatJSON:
-		return sendJSON(c, status, data)
-	case formatFragment:
-		return renderHTML(c, status, fragment)
+	if negotiate(c) == formatPage {
+		s.flash(c, kind, message)
 	}
-	s.flash(c, kind, message)
-	return redirect(c, location)
+	return s.reply(c, status, answer{Data: data, view: view{Fragment: fragment}, Location: location})
 }
 
 // bind decodes the request body into dst: JSON (by `json` tags) or an

@@ -1,5 +1,7 @@
 package web
 
+import "byoc/app/paths"
+
 // routes declares every route and the middleware in front of it. Fiber runs
 // middleware and routes in the order they are registered, so the order here
 // is the order a request goes through.
@@ -12,27 +14,31 @@ func (s *Server) routes() {
 	a.Use(s.observe, s.recoverPanic, s.secure)
 
 	// Operations and static files: no session, no CSRF.
-	a.Get("/healthz", s.healthz)
-	a.Get("/readyz", s.readyz)
-	a.Get("/metrics", s.requireMetricsAccess, s.metricsHandler())
-	a.Get("/static/*", s.static)
+	a.Get(paths.Healthz, s.healthz)
+	a.Get(paths.Readyz, s.readyz)
+	a.Get(paths.Metrics, s.requireMetricsAccess, s.metricsHandler())
+	a.Get(paths.StaticRoute, s.static)
 
 	// Vapi's webhooks: authenticated by the org's webhook secret, not by a
 	// session, so no CSRF token either.
-	a.Post("/api/webhooks/vapi", s.vapiWebhook)
+	a.Post(paths.Webhooks, s.vapiWebhook)
 
-	// Operator routes, behind OPS_TOKEN (absent without it).
-	ops := a.Group("/api/debug", s.requireOps)
-	ops.Get("/webhook-stats", s.webhookStats)
-	ops.Get("/cache-stats", s.cacheStats)
-	ops.Post("/invalidate-cache", s.invalidateCache)
+	// Operator routes, behind OPS_TOKEN (absent without it). The check
+	// covers the whole area, so without the token no path or method under
+	// it is told apart.
+	a.Use(paths.DebugPrefix, s.requireOps)
+	a.Get(paths.DebugWebhookStats, s.webhookStats)
+	a.Get(paths.DebugCacheStats, s.cacheStats)
+	a.Post(paths.DebugInvalidateCache, s.invalidateCache)
 
-	// Token endpoints for JSON clients. They neither read nor set a cookie,
-	// so they need no CSRF token: they are registered before it is checked.
-	// Like the browser forms below, they count attempts per client address
-	// and, when they check a password, per email (ratelimit.go).
-	a.Post("/api/auth/signup", s.attemptsPerIP, s.apiSignup)
-	a.Post("/api/auth/token", s.attemptsPerIP, s.attemptsPerEmail, s.apiToken)
+	// Token endpoints for JSON clients: the signup and login handlers of the
+	// browser forms below, which hand out a bearer token on these routes.
+	// They neither read nor set a cookie, so they need no CSRF token: they
+	// are registered before it is checked. Like the forms, they count
+	// attempts per client address and, when they check a password, per
+	// email (ratelimit.go).
+	a.Post(paths.APISignup, s.attemptsPerIP, s.signup)
+	a.Post(paths.APIToken, s.attemptsPerIP, s.attemptsPerEmail, s.login)
 
 	// Everything below knows who is asking (bearer token or session cookie).
 	a.Use(s.authenticate)
@@ -40,30 +46,30 @@ func (s *Server) routes() {
 	// Google Calendar's sign-in: top-level browser navigations to and from
 	// Google. They check the sign-in themselves, so that a browser that is
 	// not signed in is sent to the login page rather than answered 401 JSON.
-	a.Get("/api/integrations/google_calendar/connect", s.googleConnect)
-	a.Get("/api/auth/google-calendar/callback", s.googleCallback)
+	a.Get(paths.GoogleConnect, s.googleConnect)
+	a.Get(paths.GoogleCallback, s.googleCallback)
 
 	// Signed-in users only. These areas refuse anonymous requests before the
 	// CSRF check, so a client without credentials learns that it must sign
 	// in (401, or the login page) rather than that a form expired (403).
-	a.Use("/dashboard", s.requireUser)
-	a.Use("/api/integrations", s.requireUser)
+	a.Use(paths.DashboardPrefix, s.requireUser)
+	a.Use(paths.IntegrationsPrefix, s.requireUser)
 
 	// State-changing browser requests need the CSRF token.
 	a.Use(s.csrf)
 
-	a.Get("/", s.home)
-	a.Get("/signup", s.signupPage)
-	a.Post("/signup", s.attemptsPerIP, s.signup)
-	a.Get("/login", s.loginPage)
-	a.Post("/login", s.attemptsPerIP, s.attemptsPerEmail, s.login)
-	a.Post("/logout", s.logout)
+	a.Get(paths.Home, s.home)
+	a.Get(paths.Signup, s.signupPage)
+	a.Post(paths.Signup, s.attemptsPerIP, s.signup)
+	a.Get(paths.Login, s.loginPage)
+	a.Post(paths.Login, s.attemptsPerIP, s.attemptsPerEmail, s.login)
+	a.Post(paths.Logout, s.logout)
 
 	// The integrations: the dashboard and the JSON API share the handlers,
 	// each answering JSON, an htmx fragment or a full page.
-	a.Get("/dashboard/integrations", s.integrations)
-	a.Get("/api/integrations/status", s.integrations)
-	a.Post("/api/integrations/:provider", s.saveIntegration)
-	a.Post("/api/integrations/:provider/verify", s.verifyIntegration)
-	a.Delete("/api/integrations/:provider", s.disconnectIntegration)
+	a.Get(paths.Dashboard, s.integrations)
+	a.Get(paths.APIStatus, s.integrations)
+	a.Post(paths.IntegrationRoute, s.saveIntegration)
+	a.Post(paths.IntegrationVerifyRoute, s.verifyIntegration)
+	a.Delete(paths.IntegrationRoute, s.disconnectIntegration)
 }

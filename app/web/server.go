@@ -3,10 +3,13 @@
 // Fiber; services are reached through the small interfaces declared here and
 // see only context.Context and domain types.
 //
-// Every handler answers in the format the request asks for (see respond.go):
-// JSON in the {"success", "data" | "error"} envelope for API clients, an HTML
-// fragment for HTMX requests, a full page otherwise. Handlers return errors;
-// one error handler (errors.go) turns them into the right status and format.
+// Every handler answers in the format the request asks for through one
+// helper, reply (respond.go): JSON in the {"success", "data" | "error"}
+// envelope for API clients, an HTML fragment for HTMX requests (htmx.go
+// reads and writes the htmx headers), a full page or a redirect otherwise.
+// Handlers return errors; one error handler (errors.go) gives each code of
+// the catalogue in package app its one status and answers in the same
+// format. Route paths come from package paths (routes.go declares them all).
 package web
 
 import (
@@ -15,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"time"
 
@@ -250,12 +252,6 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // Shutdown stops accepting connections and waits for running requests to
 // finish, or for ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
-
-// Test serves one request in memory, without a network listener, for tests
-// and tools. It gives up after 30 seconds.
-func (s *Server) Test(req *http.Request) (*http.Response, error) {
-	return s.app.Test(req, 30_000)
-}
 
 // account returns the signed-in account of the request, if any.
 func account(c *fiber.Ctx) (auth.Account, bool) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -60,9 +61,9 @@ func (a *assets) has(name string) bool { _, ok := a.files[name]; return ok }
 // url returns the versioned URL of a static file.
 func (a *assets) url(name string) string {
 	if f, ok := a.files[name]; ok {
-		return "/static/" + name + "?v=" + f.hash
+		return paths.StaticFile(name) + "?v=" + f.hash
 	}
-	return "/static/" + name
+	return paths.StaticFile(name)
 }
 
 // urls are the layout's asset URLs.

@@ -60,7 +60,7 @@ func TestVapiWebhookRoute(t *testing.T) {
 	t.Run("HMAC signature of the raw body", func(t *testing.T) {
 		body := vapiEvent(assistant, "transcript")
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		res := post(body, webhooks.HeaderSignature, webhooks.Sign(secret, ts, []byte(body)), webhooks.HeaderTimestamp, ts)
+		res := post(body, webhooks.HeaderSignature, apptest.VapiSignature(secret, ts, []byte(body)), webhooks.HeaderTimestamp, ts)
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("%d %s", res.StatusCode, res.body)
 		}

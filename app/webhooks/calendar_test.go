@@ -105,22 +105,13 @@ func (ge *googleEnv) call(t *testing.T, o org, tool string, args map[string]any)
 	if len(r) != 1 || r[0].ToolCallID != "call_"+tool || r[0].Name != tool {
 		t.Fatalf("results %+v; want one for %s", r, tool)
 	}
-	body := encode(t, resp.Body)
-	for _, s := range ge.secrets {
-		if s != "" && strings.Contains(body, s) {
-			t.Errorf("the result of %s reveals a stored Google token", tool)
-		}
-	}
+	apptest.AssertNoSecret(t, "the result of "+tool, encode(t, resp.Body), ge.secrets...)
 	return r[0].Result
 }
 
 func (ge *googleEnv) assertNoSecretsLogged() {
-	logs := ge.logs.String() + ge.glogs.String()
-	for _, s := range append(slices.Clone(ge.secrets), sandbox.GoogleSandboxClientSecret) {
-		if s != "" && strings.Contains(logs, s) {
-			ge.t.Errorf("a log line reveals a secret starting %.4q", s)
-		}
-	}
+	apptest.AssertNoSecret(ge.t, "the log", ge.logs.String()+ge.glogs.String(),
+		append(slices.Clone(ge.secrets), sandbox.GoogleSandboxClientSecret)...)
 }
 
 func wantResult(t *testing.T, got string, want ...string) {

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"byoc/app"
+	"byoc/app/apptest"
 )
 
 // fuzzNow is the fixed clock of the signature fuzz target.
@@ -125,9 +126,9 @@ func FuzzVerifySignature(f *testing.F) {
 	f.Add("s3cret", sec, "", "", "", body, true)
 	f.Add("s3cret", ms, "", "", "", body, true)
 	f.Add("s3cret", strconv.FormatInt(fuzzNow.Unix()-301, 10), "", "", "", body, true)
-	f.Add("s3cret", sec, "sha256="+Sign("s3cret", sec, body), "", "", body, false)
-	f.Add("s3cret", sec, Sign("s3cret", sec, body)[:63], "", "", body, false)
-	f.Add("s3cret", sec, "zz"+Sign("s3cret", sec, body)[2:], "", "", body, false)
+	f.Add("s3cret", sec, "sha256="+apptest.VapiSignature("s3cret", sec, body), "", "", body, false)
+	f.Add("s3cret", sec, apptest.VapiSignature("s3cret", sec, body)[:63], "", "", body, false)
+	f.Add("s3cret", sec, "zz"+apptest.VapiSignature("s3cret", sec, body)[2:], "", "", body, false)
 	f.Add("s3cret", "", "", "s3cret", "", body, false)
 	f.Add("s3cret", "", "", "", "Bearer s3cret", body, false)
 	f.Add("", sec, "", "", "Bearer ", body, true)
@@ -135,7 +136,7 @@ func FuzzVerifySignature(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, secret, ts, sig, vapiSecret, auth string, body []byte, selfSign bool) {
 		if selfSign {
-			sig = Sign(secret, ts, body)
+			sig = apptest.VapiSignature(secret, ts, body)
 		}
 		h := http.Header{}
 		for k, v := range map[string]string{HeaderSignature: sig, HeaderTimestamp: ts, HeaderVapiSecret: vapiSecret, HeaderAuthorization: auth} {

@@ -295,7 +295,7 @@ func req(body []byte, h header, at time.Time) webhooks.Request {
 // hmacHeaders signs body at ts (seconds, or whatever unit ts is in).
 func hmacHeaders(secret string, ts int64, body []byte) header {
 	s := strconv.FormatInt(ts, 10)
-	return header{"X-Signature": webhooks.Sign(secret, s, body), "X-Timestamp": s}
+	return header{"X-Signature": apptest.VapiSignature(secret, s, body), "X-Timestamp": s}
 }
 
 // handle sends body authenticated with X-Vapi-Secret.

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+
+	"byoc/app/apptest"
 )
 
 // BenchmarkResolveVerify isolates the part of the warm path the latency
@@ -17,7 +19,7 @@ func BenchmarkResolveVerify(b *testing.B) {
 	body := bytes.Repeat([]byte("x"), 2048)
 	ts := strconv.FormatInt(fuzzNow.Unix(), 10)
 	modes := map[string]http.Header{
-		"hmac":          {HeaderSignature: {Sign(fuzzSecret, ts, body)}, HeaderTimestamp: {ts}},
+		"hmac":          {HeaderSignature: {apptest.VapiSignature(fuzzSecret, ts, body)}, HeaderTimestamp: {ts}},
 		"x-vapi-secret": {HeaderVapiSecret: {fuzzSecret}},
 	}
 	for _, name := range []string{"hmac", "x-vapi-secret"} {

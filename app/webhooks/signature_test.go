@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/credentials"
 	"byoc/app/keyring"
 	"byoc/app/webhooks"
@@ -24,7 +25,7 @@ func TestSignatureCases(t *testing.T) {
 	now := time.Now()
 	sec := now.Unix()
 	body := msg("speech-update", o.assistant, map[string]any{"status": "started", "role": "assistant", "timestamp": now.UnixMilli()})
-	sig := func(ts int64) string { return webhooks.Sign(secret, strconv.FormatInt(ts, 10), body) }
+	sig := func(ts int64) string { return apptest.VapiSignature(secret, strconv.FormatInt(ts, 10), body) }
 
 	// changed differs from body in one byte and still names the assistant.
 	changed := bytes.Replace(body, []byte(`"started"`), []byte(`"startee"`), 1)
@@ -66,7 +67,7 @@ func TestSignatureCases(t *testing.T) {
 		{"bearer wrong", header{"Authorization": "Bearer wrong-secret"}, nil, webhooks.OutcomeInvalidSignature},
 		{"basic instead of bearer", header{"Authorization": "Basic " + secret}, nil, webhooks.OutcomeInvalidSignature},
 		{"secret without scheme in authorization", header{"Authorization": secret}, nil, webhooks.OutcomeInvalidSignature},
-		{"hmac wrong secret", header{"X-Signature": webhooks.Sign("other-secret", strconv.FormatInt(sec, 10), body), "X-Timestamp": strconv.FormatInt(sec, 10)}, nil, webhooks.OutcomeInvalidSignature},
+		{"hmac wrong secret", header{"X-Signature": apptest.VapiSignature("other-secret", strconv.FormatInt(sec, 10), body), "X-Timestamp": strconv.FormatInt(sec, 10)}, nil, webhooks.OutcomeInvalidSignature},
 		{"hmac one body byte changed", header{"X-Signature": sig(sec), "X-Timestamp": strconv.FormatInt(sec, 10)}, changed, webhooks.OutcomeInvalidSignature},
 		{"hmac JSON re-serialized", header{"X-Signature": sig(sec), "X-Timestamp": strconv.FormatInt(sec, 10)}, reserialized, webhooks.OutcomeInvalidSignature},
 		{"hmac timestamp header differs from the signed one", header{"X-Signature": sig(sec), "X-Timestamp": strconv.FormatInt(sec+1, 10)}, nil, webhooks.OutcomeInvalidSignature},
@@ -77,9 +78,9 @@ func TestSignatureCases(t *testing.T) {
 		{"hmac 301 s old", header{"X-Signature": sig(sec - 301), "X-Timestamp": strconv.FormatInt(sec-301, 10)}, nil, webhooks.OutcomeStaleTimestamp},
 		{"hmac 301 s ahead", header{"X-Signature": sig(sec + 301), "X-Timestamp": strconv.FormatInt(sec+301, 10)}, nil, webhooks.OutcomeStaleTimestamp},
 		{"hmac milliseconds 301 s old", header{"X-Signature": sig(now.UnixMilli() - 301000), "X-Timestamp": strconv.FormatInt(now.UnixMilli()-301000, 10)}, nil, webhooks.OutcomeStaleTimestamp},
-		{"hmac stale timestamp with a wrong signature", header{"X-Signature": webhooks.Sign("x", strconv.FormatInt(sec-301, 10), body), "X-Timestamp": strconv.FormatInt(sec-301, 10)}, nil, webhooks.OutcomeInvalidSignature},
-		{"hmac timestamp not a number", header{"X-Signature": webhooks.Sign(secret, "soon", body), "X-Timestamp": "soon"}, nil, webhooks.OutcomeInvalidSignature},
-		{"hmac negative timestamp", header{"X-Signature": webhooks.Sign(secret, "-5", body), "X-Timestamp": "-5"}, nil, webhooks.OutcomeInvalidSignature},
+		{"hmac stale timestamp with a wrong signature", header{"X-Signature": apptest.VapiSignature("x", strconv.FormatInt(sec-301, 10), body), "X-Timestamp": strconv.FormatInt(sec-301, 10)}, nil, webhooks.OutcomeInvalidSignature},
+		{"hmac timestamp not a number", header{"X-Signature": apptest.VapiSignature(secret, "soon", body), "X-Timestamp": "soon"}, nil, webhooks.OutcomeInvalidSignature},
+		{"hmac negative timestamp", header{"X-Signature": apptest.VapiSignature(secret, "-5", body), "X-Timestamp": "-5"}, nil, webhooks.OutcomeInvalidSignature},
 		{"truncated signature", header{"X-Signature": sig(sec)[:62], "X-Timestamp": strconv.FormatInt(sec, 10)}, nil, webhooks.OutcomeInvalidSignature},
 		{"odd-length signature", header{"X-Signature": sig(sec)[:63], "X-Timestamp": strconv.FormatInt(sec, 10)}, nil, webhooks.OutcomeInvalidSignature},
 		{"non-hex signature", header{"X-Signature": "zz" + sig(sec)[2:], "X-Timestamp": strconv.FormatInt(sec, 10)}, nil, webhooks.OutcomeInvalidSignature},

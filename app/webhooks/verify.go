@@ -178,14 +178,6 @@ func sign(secret, ts string, body []byte) [sha256.Size]byte {
 	return out
 }
 
-// Sign returns the hex HMAC-SHA256 signature of "{timestamp}.{body}" keyed
-// by secret, as Vapi sends it in X-Signature (without a prefix). Tests and
-// tools that simulate Vapi use it.
-func Sign(secret, timestamp string, body []byte) string {
-	s := sign(secret, timestamp, body)
-	return hex.EncodeToString(s[:])
-}
-
 // parseTimestamp reads a Unix timestamp in seconds, or in milliseconds when
 // the number is above 1e11 (year 5138 in seconds, 1973 in milliseconds).
 // Only plain decimal digits are accepted.

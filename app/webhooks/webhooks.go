@@ -260,8 +260,8 @@ func NewCacheGroup(slots int, wait time.Duration) *orgcache.Group {
 // Answers. Every failure uses the API's error envelope; a refused
 // signature gets the same answer whichever check failed.
 var (
-	respInvalidSignature = errorResponse(http.StatusUnauthorized, "invalid_signature", "The webhook could not be authenticated.")
-	respUnknownAssistant = errorResponse(http.StatusNotFound, "unknown_assistant", "No organization has this assistant.")
+	respInvalidSignature = errorResponse(http.StatusUnauthorized, app.EInvalidSignature, "The webhook could not be authenticated.")
+	respUnknownAssistant = errorResponse(http.StatusNotFound, app.EUnknownAssistant, "No organization has this assistant.")
 	respUnavailable      = errorResponse(http.StatusServiceUnavailable, app.EUnavailable, "The webhook could not be handled right now. Please retry.")
 	respTooLarge         = errorResponse(http.StatusRequestEntityTooLarge, app.EPayloadTooLarge, "The request is too large.")
 	respMalformed        = errorResponse(http.StatusBadRequest, app.EValidation, "The webhook body is not valid JSON.")

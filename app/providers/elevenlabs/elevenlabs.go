@@ -1,6 +1,11 @@
 // Package elevenlabs is BYOC's client for ElevenLabs' API: it verifies an
 // org's API key, telling a full key from one without the User: Read
 // permission.
+//
+// Errors: a config without a key is EValidation (ElevenLabs is not called);
+// a key ElevenLabs refuses (a 401 other than missing_permissions, or a 403)
+// is EVerificationFailed; ElevenLabs not reachable, timing out or failing is
+// EProviderUnavailable.
 package elevenlabs
 
 import (
@@ -41,11 +46,7 @@ func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
 // Verify checks the org's key with GET /v1/user. When ElevenLabs answers 401
 // missing_permissions, the key is known but lacks User: Read: GET /v1/voices
 // then confirms it, and the key is valid with Limited set (NoUserReadDetail,
-// or NoVoicesReadDetail when voices are not readable either). It returns
-// EValidation when the config has no key (without calling ElevenLabs),
-// EVerificationFailed when ElevenLabs refuses the key (any other 401 or a
-// 403), and EProviderUnavailable when ElevenLabs cannot be reached, times
-// out or fails.
+// or NoVoicesReadDetail when voices are not readable either).
 func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (app.Verification, error) {
 	key := strings.TrimSpace(cfg.APIKey.Reveal())
 	if key == "" {

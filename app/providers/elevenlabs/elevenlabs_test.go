@@ -2,29 +2,18 @@ package elevenlabs_test
 
 import (
 	"context"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/providers/elevenlabs"
 	"byoc/app/sandbox"
 )
 
 const timeout = 300 * time.Millisecond
-
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
 
 func TestVerify(t *testing.T) {
 	sb := sandbox.New()
@@ -47,7 +36,7 @@ func TestVerify(t *testing.T) {
 		{"provider down", standIn, "sk_down_4f9a0c", app.EProviderUnavailable, false, "503 Service Unavailable"},
 		{"rate limited", standIn, "sk_ratelimit_4f9a0c", app.EProviderUnavailable, false, "429 Too Many Requests"},
 		{"slow provider", standIn, "sk_slow_4f9a0c", app.EProviderUnavailable, false, "ElevenLabs could not be reached (timed out after 300ms). Try again."},
-		{"unreachable", closedURL(t), "sk_4f9a0c3b7e", app.EProviderUnavailable, false, "connection refused"},
+		{"unreachable", apptest.ClosedURL(t), "sk_4f9a0c3b7e", app.EProviderUnavailable, false, "connection refused"},
 		{"empty key", standIn, "", app.EValidation, false, ""},
 	}
 	for _, tt := range tests {

@@ -1,5 +1,10 @@
 // Package resend is BYOC's client for Resend's API: it verifies an org's API
 // key, telling a full-access key from a sending-only one.
+//
+// Errors: a config without a key is EValidation (Resend is not called); a
+// key Resend refuses (400, 401 or 403, such as validation_error,
+// invalid_api_key or missing_api_key) is EVerificationFailed; Resend not
+// reachable, timing out or failing is EProviderUnavailable.
 package resend
 
 import (
@@ -34,11 +39,7 @@ func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
 // Verify checks the org's key with GET /domains. A full-access key gives a
 // Verification naming how many domains are verified; a sending-only key
 // (Resend answers 401 restricted_api_key) is valid with Limited set and
-// SendingOnlyDetail. It returns EValidation when the config has no key
-// (without calling Resend), EVerificationFailed when Resend refuses the key
-// (400, 401 or 403, such as validation_error, invalid_api_key or
-// missing_api_key), and EProviderUnavailable when Resend cannot be reached,
-// times out or fails.
+// SendingOnlyDetail.
 func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (app.Verification, error) {
 	key := strings.TrimSpace(cfg.APIKey.Reveal())
 	if key == "" {

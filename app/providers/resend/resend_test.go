@@ -2,7 +2,6 @@ package resend_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,22 +9,12 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/providers/resend"
 	"byoc/app/sandbox"
 )
 
 const timeout = 300 * time.Millisecond
-
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
 
 func TestVerify(t *testing.T) {
 	sb := sandbox.New()
@@ -57,7 +46,7 @@ func TestVerify(t *testing.T) {
 		{"provider down", standIn, "re_down_9xK2mQ7v", app.EProviderUnavailable, false, "Resend is not available right now (503 Service Unavailable). Try again."},
 		{"rate limited", standIn, "re_ratelimit_9xK2mQ7v", app.EProviderUnavailable, false, "429 Too Many Requests"},
 		{"slow provider", standIn, "re_slow_9xK2mQ7v", app.EProviderUnavailable, false, "Resend could not be reached (timed out after 300ms). Try again."},
-		{"unreachable", closedURL(t), "re_9xK2mQ7vL4pT", app.EProviderUnavailable, false, "connection refused"},
+		{"unreachable", apptest.ClosedURL(t), "re_9xK2mQ7vL4pT", app.EProviderUnavailable, false, "connection refused"},
 		{"empty key", standIn, "", app.EValidation, false, ""},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,12 @@
 // Package twilio is BYOC's client for Twilio's REST API: it verifies an org's
 // Account SID and Auth Token and sends SMS and WhatsApp messages from the
 // org's own numbers.
+//
+// Errors: input refused before Twilio is called, or a message Twilio
+// refuses (its reason and error code in the message), is EValidation;
+// credentials Twilio refuses, or an account that is not active (suspended,
+// closed: the status is named in the message), are EVerificationFailed;
+// Twilio not reachable, timing out or failing is EProviderUnavailable.
 package twilio
 
 import (
@@ -35,12 +41,8 @@ func New(baseURL string, hc *http.Client, timeout time.Duration) *Client {
 	return &Client{base: baseURL, call: providers.NewCaller("Twilio", hc, timeout)}
 }
 
-// Verify reads the org's account with its Account SID and Auth Token. It
-// returns EValidation when the SID is malformed or the token empty (without
-// calling Twilio), EVerificationFailed when Twilio refuses the credentials or
-// the account is not active (suspended, closed: the status is named in the
-// message), and EProviderUnavailable when Twilio cannot be reached, times
-// out or fails.
+// Verify reads the org's account with its Account SID and Auth Token. A
+// malformed SID or an empty token is refused before the call.
 func (c *Client) Verify(ctx context.Context, cfg app.TwilioConfig) (app.Verification, error) {
 	resp, err := c.do(ctx, cfg, http.MethodGet, "/2010-04-01/Accounts/"+cfg.AccountSID+".json", nil)
 	if err != nil {
@@ -77,11 +79,8 @@ func (c *Client) Verify(ctx context.Context, cfg app.TwilioConfig) (app.Verifica
 }
 
 // SendMessage sends m with the org's credentials and returns the message SID
-// Twilio assigned. It returns EValidation when a number or the body is
-// missing or Twilio refuses the message (its reason and error code are in
-// the message), EVerificationFailed when Twilio refuses the credentials or
-// the account is not active, and EProviderUnavailable when Twilio cannot be
-// reached, times out or fails.
+// Twilio assigned. A message without a number or a body is refused before
+// the call.
 func (c *Client) SendMessage(ctx context.Context, cfg app.TwilioConfig, m app.Message) (string, error) {
 	if m.Channel == "" {
 		m.Channel = app.ChannelSMS

@@ -2,13 +2,14 @@ package twilio_test
 
 import (
 	"context"
-	"net"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/providers/twilio"
 	"byoc/app/sandbox"
 )
@@ -27,35 +28,12 @@ func newClient(t *testing.T) (*twilio.Client, *sandbox.Sandbox) {
 	return twilio.New(sb.BaseURLs(srv.URL).Twilio, srv.Client(), timeout), sb
 }
 
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
-
 func cfg(accountSID, authToken string) app.TwilioConfig {
 	return app.TwilioConfig{
 		AccountSID:     accountSID,
 		AuthToken:      app.NewSecret(authToken),
 		PhoneNumber:    "+12025550100",
 		WhatsAppNumber: "+14155238886",
-	}
-}
-
-func assertNoSecret(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Errorf("error text %q contains the secret %q", err.Error(), s)
-		}
 	}
 }
 
@@ -91,7 +69,7 @@ func TestVerify(t *testing.T) {
 			if !strings.Contains(app.ErrorMessage(err), tt.wantMessage) {
 				t.Errorf("message = %q, want it to contain %q", app.ErrorMessage(err), tt.wantMessage)
 			}
-			assertNoSecret(t, err, tt.token)
+			apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), tt.token)
 			if err == nil && v.Detail != `The Twilio account "Sandbox account" is active.` {
 				t.Errorf("detail = %q", v.Detail)
 			}
@@ -100,7 +78,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestVerifyUnreachable(t *testing.T) {
-	client := twilio.New(closedURL(t), nil, timeout)
+	client := twilio.New(apptest.ClosedURL(t), nil, timeout)
 	_, err := client.Verify(context.Background(), cfg(sid, token))
 	if app.ErrorCode(err) != app.EProviderUnavailable {
 		t.Fatalf("err = %v, want %s", err, app.EProviderUnavailable)
@@ -108,7 +86,7 @@ func TestVerifyUnreachable(t *testing.T) {
 	if msg := app.ErrorMessage(err); msg != "Twilio could not be reached (connection refused). Try again." {
 		t.Errorf("message = %q", msg)
 	}
-	assertNoSecret(t, err, token)
+	apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), token)
 }
 
 func TestSendMessage(t *testing.T) {
@@ -166,7 +144,7 @@ func TestSendMessage(t *testing.T) {
 			if code := app.ErrorCode(err); code != tt.wantCode {
 				t.Fatalf("code = %q, want %q (err %v)", code, tt.wantCode, err)
 			}
-			assertNoSecret(t, err, tt.token)
+			apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), tt.token)
 			sent := sb.Twilio.Messages()
 			if tt.wantCode != "" {
 				if len(sent) != 0 {

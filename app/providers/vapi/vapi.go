@@ -2,6 +2,11 @@
 // private API key and creates and updates the org's assistants. Each
 // call uses the key and region of the org it acts for; the region picks the
 // US or EU base URL, since a key works only in its own region.
+//
+// Errors: input refused before Vapi is called, or refused by Vapi's
+// validation, is EValidation (with Vapi's reasons, secrets removed); a key
+// Vapi refuses is EVerificationFailed; Vapi not reachable, timing out or
+// failing is EProviderUnavailable.
 package vapi
 
 import (
@@ -86,9 +91,8 @@ type AssistantSpec struct {
 }
 
 // Verify checks the org's private key with the cheapest read-only call,
-// GET /assistant?limit=1. It returns EVerificationFailed when Vapi refuses the key,
-// EValidation when the config names no key or an unknown region, and
-// EProviderUnavailable when Vapi cannot be reached, times out or fails.
+// GET /assistant?limit=1. A config without a key or with an unknown region
+// is refused before the call.
 func (c *Client) Verify(ctx context.Context, cfg app.VapiConfig) (app.Verification, error) {
 	if _, err := c.list(ctx, cfg, "/assistant?limit=1"); err != nil {
 		return app.Verification{}, err
@@ -120,9 +124,7 @@ func (c *Client) list(ctx context.Context, cfg app.VapiConfig, path string) ([]A
 }
 
 // CreateAssistant creates an assistant in the org's Vapi account and returns
-// it. It returns EValidation when the name is longer than MaxNameLength
-// (without calling Vapi) or when Vapi refuses the assistant (with Vapi's
-// reasons in the message), and otherwise the errors of Verify.
+// it. A name longer than MaxNameLength is refused before the call.
 func (c *Client) CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec AssistantSpec) (Assistant, error) {
 	if n := utf8.RuneCountInString(spec.Name); n > MaxNameLength {
 		return Assistant{}, app.ValidationError(map[string]string{
@@ -172,10 +174,8 @@ type Server struct {
 // response does not reliably tell whether a secret is set, so callers that
 // must be sure of the secret call this rather than compare.
 //
-// It returns ENotFound wrapping ErrAssistantNotFound when there is no such
-// assistant (for this key), EValidation for an empty id or when Vapi refuses
-// the settings (with Vapi's reasons in the message, the secret removed), and
-// otherwise the errors of Verify.
+// An empty id is refused before the call; an assistant Vapi does not know
+// (for this key) is ENotFound wrapping ErrAssistantNotFound.
 func (c *Client) UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, id string, server Server) (Assistant, error) {
 	if strings.TrimSpace(id) == "" {
 		return Assistant{}, app.ValidationError(map[string]string{"assistantId": "Enter the Vapi assistant id."})

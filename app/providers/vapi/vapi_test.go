@@ -3,13 +3,14 @@ package vapi_test
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/providers/vapi"
 	"byoc/app/sandbox"
 )
@@ -25,32 +26,8 @@ func newClient(t *testing.T) (*vapi.Client, *sandbox.Sandbox) {
 	return vapi.New(urls.Vapi, urls.VapiEU, srv.Client(), timeout), sb
 }
 
-// closedURL returns the URL of a local port nothing listens on.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
-
 func cfg(key string, region app.VapiRegion) app.VapiConfig {
 	return app.VapiConfig{APIKey: app.NewSecret(key), Region: region}
-}
-
-func assertNoSecret(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Errorf("error text %q contains the secret %q", err.Error(), s)
-		}
-	}
 }
 
 func TestVerify(t *testing.T) {
@@ -83,7 +60,7 @@ func TestVerify(t *testing.T) {
 			if time.Since(start) > 5*timeout {
 				t.Errorf("Verify took %v, want it bounded by the %v timeout", time.Since(start), timeout)
 			}
-			assertNoSecret(t, err, tt.key)
+			apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), tt.key)
 			if err == nil && (v.Limited || v.Detail == "") {
 				t.Errorf("Verification = %+v, want full access with a detail", v)
 			}
@@ -107,7 +84,7 @@ func TestVerifyMessages(t *testing.T) {
 }
 
 func TestVerifyUnreachable(t *testing.T) {
-	u := closedURL(t)
+	u := apptest.ClosedURL(t)
 	client := vapi.New(u, u, nil, timeout)
 	_, err := client.Verify(context.Background(), cfg("3f1c2b9a-us-key", app.VapiUS))
 	if app.ErrorCode(err) != app.EProviderUnavailable {
@@ -116,7 +93,7 @@ func TestVerifyUnreachable(t *testing.T) {
 	if msg := app.ErrorMessage(err); msg != "Vapi could not be reached (connection refused). Try again." {
 		t.Errorf("message = %q", msg)
 	}
-	assertNoSecret(t, err, "3f1c2b9a-us-key")
+	apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), "3f1c2b9a-us-key")
 }
 
 func TestAssistantsArePerKey(t *testing.T) {
@@ -198,7 +175,7 @@ func TestCreateAssistantRefusedByVapi(t *testing.T) {
 	if msg := app.ErrorMessage(err); msg != "Vapi refused the assistant: server.url must be a URL address." {
 		t.Errorf("message = %q", msg)
 	}
-	assertNoSecret(t, err, "key-a", "s3cret-value")
+	apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), "key-a", "s3cret-value")
 }
 
 func TestUpdateAssistantServer(t *testing.T) {
@@ -269,7 +246,7 @@ func TestUpdateAssistantServer(t *testing.T) {
 		if app.ErrorCode(err) != app.EVerificationFailed || errors.Is(err, vapi.ErrAssistantNotFound) {
 			t.Fatalf("err = %v, want %s", err, app.EVerificationFailed)
 		}
-		assertNoSecret(t, err, "invalid-key")
+		apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), "invalid-key")
 	})
 	t.Run("refused by Vapi", func(t *testing.T) {
 		_, err := client.UpdateAssistantServer(ctx, org, a.ID, vapi.Server{URL: "not a url", Secret: "s3cret-value"})
@@ -279,7 +256,7 @@ func TestUpdateAssistantServer(t *testing.T) {
 		if msg := app.ErrorMessage(err); msg != "Vapi refused the assistant's server settings: server.url must be a URL address." {
 			t.Errorf("message = %q", msg)
 		}
-		assertNoSecret(t, err, "key-org-a", "s3cret-value")
+		apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), "key-org-a", "s3cret-value")
 	})
 	t.Run("empty id", func(t *testing.T) {
 		_, err := client.UpdateAssistantServer(ctx, org, " ", vapi.Server{URL: "https://x.example.com/hook"})

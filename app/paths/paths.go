@@ -1,0 +1,82 @@
+// Package paths holds the HTTP surface's paths, named once; the router, the
+// views and the redirects use them, so a path never drifts between the route
+// that serves it and the links, forms and redirects that lead to it.
+//
+// Names ending in Prefix cover a whole area of the surface; names ending in
+// Route are Fiber patterns with parameters, for the router only.
+package paths
+
+// Pages and forms of the browser.
+const (
+	Home      = "/"
+	Signup    = "/signup"
+	Login     = "/login"
+	Logout    = "/logout"
+	Dashboard = "/dashboard/integrations"
+
+	// DashboardPrefix is the signed-in area of the browser.
+	DashboardPrefix = "/dashboard"
+)
+
+// Operations.
+const (
+	Healthz = "/healthz"
+	Readyz  = "/readyz"
+	Metrics = "/metrics"
+
+	// StaticRoute serves the embedded static files (StaticFile names one).
+	StaticRoute  = staticPrefix + "*"
+	staticPrefix = "/static/"
+)
+
+// The JSON API and the routes that other parties call.
+const (
+	// APIPrefix is where JSON API paths start: answers under it default
+	// to JSON.
+	APIPrefix = "/api/"
+
+	APISignup = "/api/auth/signup"
+	APIToken  = "/api/auth/token"
+
+	// IntegrationsPrefix is the integrations API: the status, and the
+	// actions on one provider (Integration, IntegrationVerify).
+	IntegrationsPrefix = "/api/integrations"
+	APIStatus          = IntegrationsPrefix + "/status"
+
+	// ProviderParam is the name of the provider parameter in
+	// IntegrationRoute and IntegrationVerifyRoute.
+	ProviderParam          = "provider"
+	IntegrationRoute       = IntegrationsPrefix + "/:" + ProviderParam
+	IntegrationVerifyRoute = IntegrationRoute + verifySuffix
+	verifySuffix           = "/verify"
+
+	// GoogleConnect starts Google's sign-in; Google sends the browser back
+	// to GoogleCallback.
+	GoogleConnect  = IntegrationsPrefix + "/google_calendar/connect"
+	GoogleCallback = "/api/auth/google-calendar/callback"
+
+	// Webhooks receives Vapi's webhooks.
+	Webhooks = "/api/webhooks/vapi"
+
+	// DebugPrefix holds the operator routes.
+	DebugPrefix          = "/api/debug"
+	DebugWebhookStats    = DebugPrefix + "/webhook-stats"
+	DebugCacheStats      = DebugPrefix + "/cache-stats"
+	DebugInvalidateCache = DebugPrefix + "/invalidate-cache"
+)
+
+// Integration is the path of one provider's integration (save, disconnect),
+// such as "/api/integrations/vapi".
+func Integration(provider string) string { return IntegrationsPrefix + "/" + provider }
+
+// IntegrationVerify is the path of one provider's connection test, such as
+// "/api/integrations/vapi/verify".
+func IntegrationVerify(provider string) string { return Integration(provider) + verifySuffix }
+
+// IntegrationConnect is where a browser starts the sign-in of an OAuth
+// provider, such as GoogleConnect.
+func IntegrationConnect(provider string) string { return Integration(provider) + "/connect" }
+
+// StaticFile is the path of an embedded static file, such as
+// "/static/css/app.css".
+func StaticFile(name string) string { return staticPrefix + name }

@@ -23,7 +23,7 @@ DB_START := db/pg.sh start
 endif
 
 TEMPL_SOURCES := $(shell find views -name '*.templ' 2>/dev/null)
-CSS_INPUTS    := $(TEMPL_SOURCES) $(shell find app/web -name '*.go' 2>/dev/null) views/styles/input.css tailwind.config.js
+CSS_INPUTS    := $(TEMPL_SOURCES) $(shell find app/web -name '*.go' 2>/dev/null) app/catalog.go views/styles/input.css tailwind.config.js
 
 .PHONY: help
 help: ## List the targets

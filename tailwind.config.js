@@ -1,6 +1,6 @@
 // Tailwind CSS 3 configuration. The content globs list every file that
 // contains class names: templ sources, the Go code templ generates from them,
-// and Go code in the web layer.
+// Go code in the web layer, and the provider catalog (the logos' colours).
 /** @type {import('tailwindcss').Config} */
 module.exports = {
   content: [
@@ -8,6 +8,7 @@ module.exports = {
     "./views/**/*_templ.go",
     "./views/**/*.go",
     "./app/web/**/*.go",
+    "./app/catalog.go",
     "./static/js/app.js",
   ],
   theme: {

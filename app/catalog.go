@@ -294,7 +294,11 @@ var catalog = []*Spec{
 		Provider: Vapi, Title: "Vapi", Description: "Voice assistants that answer and place calls",
 		Initial: "V", Accent: "bg-indigo-600", ManagesAssistants: true,
 		Fields: []Field{
-			secretField("apiKey", "Private API key", "Enter your Vapi private API key.", MinKeyLength, MaxKeyLength),
+			func() Field {
+				f := secretField("apiKey", "Private API key", "Enter your Vapi private API key.", MinKeyLength, MaxKeyLength)
+				f.DetailLabel = "API key"
+				return f
+			}(),
 			func() Field {
 				f := secretField("webhookSecret", "Webhook secret", "", MinKeyLength, MaxKeyLength)
 				f.Mask = MaskSet // a signing secret shows not even a few characters

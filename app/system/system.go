@@ -46,6 +46,8 @@ type Options struct {
 	Audit integrations.AuditStore
 	// Sandbox marks a server whose providers are local stand-ins.
 	Sandbox bool
+	// Accounts tunes the accounts service (tests lower the bcrypt cost).
+	Accounts auth.Options
 	// Web tunes the web server beyond what the configuration says (limits,
 	// the metrics registry); its Production, SessionSecret, Logger,
 	// Sandbox, OpsToken and TrustedProxies come from the configuration.
@@ -145,7 +147,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	accounts := auth.NewService(database, tokens, auth.Options{})
+	accounts := auth.NewService(database, tokens, opts.Accounts)
 
 	wo := opts.Web
 	wo.Production = cfg.Production()

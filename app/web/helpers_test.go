@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
+	"golang.org/x/crypto/bcrypt"
 
 	"byoc/app/apptest"
+	"byoc/app/auth"
 	"byoc/app/config"
 	"byoc/app/credentials"
 	"byoc/app/sandbox"
@@ -78,7 +80,7 @@ func newEnv(t *testing.T, options ...envOption) *env {
 	hs := httptest.NewServer(sb.Handler())
 	t.Cleanup(hs.Close)
 
-	s := envSetup{cfg: systemtest.Config(t, sb.BaseURLs(hs.URL)), opts: system.Options{Logger: logger}}
+	s := envSetup{cfg: systemtest.Config(t, sb.BaseURLs(hs.URL)), opts: system.Options{Logger: logger, Accounts: auth.Options{BcryptCost: bcrypt.MinCost}}}
 	s.cfg.ProviderTimeout = providerTimeout
 	for _, o := range options {
 		o(&s)

@@ -75,11 +75,7 @@ func newService(t *testing.T, kr *keyring.Keyring, logs *apptest.LogBuffer) *cre
 
 func assertNoSecrets(t *testing.T, what, text string) {
 	t.Helper()
-	for _, s := range secrets {
-		if strings.Contains(text, s) {
-			t.Errorf("%s contains the secret %q:\n%s", what, s, text)
-		}
-	}
+	apptest.AssertNoSecret(t, what, text, secrets...)
 }
 
 func rowCount(t *testing.T, orgID string, p app.Provider) int {

@@ -232,7 +232,7 @@ func sha256Hex(s string) string {
 }
 
 // deadURL is a root URL nothing answers at.
-func deadURL(t *testing.T) string { return closedURL(t) }
+func deadURL(t *testing.T) string { return apptest.ClosedURL(t) }
 
 // reconnectMessage is what Google's refusal of the stored authorization
 // reads as, stored with app.ReasonReconnect.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -158,18 +157,6 @@ func withAllURLs(u string) func(*envConfig) {
 	return func(c *envConfig) {
 		c.urls = &sandbox.URLs{Vapi: u, VapiEU: u, Twilio: u, Resend: u, ElevenLabs: u}
 	}
-}
-
-// closedURL is the URL of a port nothing listens on.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
 }
 
 // Credential values for the sandbox. A word in a key picks the stand-in's

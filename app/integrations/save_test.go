@@ -329,7 +329,7 @@ func TestSaveProviderUnavailable(t *testing.T) {
 	}{
 		{"provider answers 503", newEnv(t), down, "is not available right now (503 Service Unavailable)"},
 		{"provider too slow", newEnv(t, withTimeout(timeout)), slow, "timed out after 200ms"},
-		{"nothing listens", newEnv(t, withAllURLs(closedURL(t))), healthy, "could not be reached (connection refused)"},
+		{"nothing listens", newEnv(t, withAllURLs(apptest.ClosedURL(t))), healthy, "could not be reached (connection refused)"},
 	}
 	for _, tt := range tests {
 		for _, call := range tt.calls {

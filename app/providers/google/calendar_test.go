@@ -254,7 +254,7 @@ func TestCheck(t *testing.T) {
 		h := newHarness(t)
 		h.connect("owner@example.com")
 		cfg := h.oauthConfig()
-		cfg.CalendarBaseURL = closedURL(t) + "/calendar/v3"
+		cfg.CalendarBaseURL = apptest.ClosedURL(t) + "/calendar/v3"
 		_, err := h.newCalendar(cfg).Check(ctx, h.org)
 		wantCode(t, h.note(err), app.EProviderUnavailable, "Google Calendar could not be reached (connection refused)")
 	})

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -266,16 +265,4 @@ func wantCode(t *testing.T, err error, code, msg string) {
 	if app.ErrorCode(err) != code || !strings.Contains(app.ErrorMessage(err), msg) {
 		t.Fatalf("got %v; want %s containing %q", err, code, msg)
 	}
-}
-
-// closedURL is the URL of a port nothing listens on.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"byoc/app"
+	"byoc/app/apptest"
 	"byoc/app/providers"
 	"byoc/app/providers/google"
 	"byoc/app/sandbox"
@@ -123,7 +124,7 @@ func TestExchange(t *testing.T) {
 		{"token endpoint unreachable", func(h *harness) error {
 			code, verifier := consent(h)
 			cfg := h.oauthConfig()
-			cfg.TokenURL = closedURL(t) + "/token"
+			cfg.TokenURL = apptest.ClosedURL(t) + "/token"
 			_, err := google.NewOAuth(cfg).Exchange(ctx, code, verifier, h.clock.Now())
 			return err
 		}, app.EProviderUnavailable, "Google could not be reached (connection refused)"},
@@ -264,7 +265,7 @@ func TestRevoke(t *testing.T) {
 		wantCode(t, h.note(err), app.EProviderUnavailable, "503 Service Unavailable")
 
 		oc := h.oauthConfig()
-		oc.RevokeURL = closedURL(t) + "/revoke"
+		oc.RevokeURL = apptest.ClosedURL(t) + "/revoke"
 		err = google.NewOAuth(oc).Revoke(ctx, cfg.RefreshToken.Reveal())
 		wantCode(t, h.note(err), app.EProviderUnavailable, "could not be reached (connection refused)")
 

@@ -211,6 +211,12 @@ func init() {
 
 // The providers, each with its typed config. Secret fields are Secret so
 // that printing or logging a config never leaks them.
+// StatusScope is the pseudo-provider of a change that moved only what a
+// status shows (when the credentials were checked and how it went): caches
+// of what the credentials hold (decrypted configs, webhook secrets,
+// assistant mappings) keep their entries, only statuses are dropped.
+const StatusScope Provider = "~status"
+
 // The five providers.
 const (
 	Vapi           Provider = "vapi"

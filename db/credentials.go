@@ -102,7 +102,8 @@ func deleteCredential(ctx context.Context, tx pgx.Tx, orgID string, p app.Provid
 // RecordVerification stores the outcome of checking the org's credentials for
 // provider p with the provider: when it ran, the user-facing reason it
 // failed and that reason's code ("" and "" when it passed), and returns the
-// row as it now is. The ciphertext and updated_at are left alone. It returns
+// row as it now is. The ciphertext and updated_at are left alone, so the
+// notification it publishes is for app.StatusScope. It returns
 // ENotConfigured when nothing is stored for p.
 func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationError, code string) (app.CredentialRecord, error) {
 	var out app.CredentialRecord
@@ -121,7 +122,9 @@ func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provide
 		if err != nil {
 			return err
 		}
-		return notifyCache(ctx, tx, orgID, string(p))
+		// Only the status changed: the caches of the credentials' content
+		// stay warm.
+		return notifyCache(ctx, tx, orgID, string(app.StatusScope))
 	})
 	if err != nil {
 		return app.CredentialRecord{}, wrapCredentialErr("record verification of", p, err)

@@ -251,7 +251,8 @@ func TestListenInvalidations(t *testing.T) {
 	if _, err := d.RecordVerification(bg, org, app.Vapi, time.Now(), "nope", ""); err != nil {
 		t.Fatal(err)
 	}
-	expect("record verification", credNote{org, "vapi"})
+	// Only the status changed: the notice says so.
+	expect("record verification", credNote{org, string(app.StatusScope)})
 	if _, err := d.DeleteConnection(bg, org, app.Vapi, false); err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +265,15 @@ func TestListenInvalidations(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = d.RecordVerification(bg, org, app.Vapi, time.Now(), "", "")
+	// A key rotation changes the encryption, not what it decrypts to: it
+	// announces nothing, so a rotation of every row cools no cache.
+	if _, err := d.SaveConnection(bg, app.CredentialRecord{OrgID: org, Provider: app.Resend, Ciphertext: []byte("r1")}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	expect("upsert before a rotation", credNote{org, "resend"})
+	if swapped, err := d.ReplaceCiphertext(bg, org, app.Resend, []byte("r1"), []byte("r2")); err != nil || !swapped {
+		t.Fatalf("ReplaceCiphertext = %v, %v", swapped, err)
+	}
 	if _, err := d.SaveConnection(bg, app.CredentialRecord{OrgID: org, Provider: app.ElevenLabs, Ciphertext: []byte("z")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}

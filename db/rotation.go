@@ -31,7 +31,9 @@ func (d *DB) CredentialKeys(ctx context.Context) ([]app.CredentialRecord, error)
 // ReplaceCiphertext swaps the org's ciphertext for provider from old to new,
 // only if the row still holds old (a concurrent save wins), and reports
 // whether it did. The row's verification state and timestamps stay as they
-// are: only the encryption changed.
+// are: only the encryption changed, not what it decrypts to, so no cache
+// needs to hear of it and nothing is announced (a rotation of every row
+// never cools every instance's caches).
 func (d *DB) ReplaceCiphertext(ctx context.Context, orgID string, p app.Provider, old, new []byte) (bool, error) {
 	var n int64
 	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
@@ -40,10 +42,8 @@ func (d *DB) ReplaceCiphertext(ctx context.Context, orgID string, p app.Provider
 		if err != nil {
 			return err
 		}
-		if n = tag.RowsAffected(); n == 0 {
-			return nil
-		}
-		return notifyCache(ctx, tx, orgID, string(p))
+		n = tag.RowsAffected()
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("db: replace ciphertext: %w", err)

@@ -66,8 +66,9 @@ func (c *cacheLayer) putStatuses(orgID string, st []app.Status, since orgcache.S
 // Invalidate drops what every cache of the service's group holds for the
 // org's provider (every provider when provider is "") — the decrypted
 // configs and statuses here, and the webhook routing's mappings and secrets
-// when it shares the group — and returns how many entries were dropped. An
-// empty orgID drops nothing. It is the one entry point of a credential
+// when it shares the group — and returns how many entries were dropped;
+// provider app.StatusScope drops only the org's statuses. An empty orgID
+// drops nothing. It is the one entry point of a credential
 // change: the service's writes call it, and so does the database's
 // invalidation listener for each notification.
 func (s *Service) Invalidate(orgID, provider string) int {

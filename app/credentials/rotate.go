@@ -67,8 +67,8 @@ func (s *Service) Rotate(ctx context.Context, store RotationStore) (RotationRepo
 			return rep, app.Internal(err)
 		}
 		if swapped {
+			// The row decrypts to what it did: nothing cached is stale.
 			rep.Rotated++
-			s.Invalidate(rec.OrgID, string(rec.Provider))
 		} else {
 			rep.Skipped++
 		}

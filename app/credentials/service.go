@@ -252,8 +252,10 @@ func getTyped[T app.Config](ctx context.Context, s *Service, orgID string, p app
 // credentials for p at time at: verificationErr nil means they passed;
 // otherwise its user-facing message (app.ErrorMessage, never its cause) and
 // its reason (app.ErrorReason) are kept and shown in the status. It returns
-// the provider's new status, built from the row it updated. Caches are
-// invalidated as for Save. It returns ENotConfigured when nothing is stored.
+// the provider's new status, built from the row it updated. Only the
+// cached statuses are dropped (app.StatusScope): the decrypted configs,
+// webhook secrets and mappings stay warm. It returns ENotConfigured when
+// nothing is stored.
 func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) (app.Status, error) {
 	if _, err := app.Describe(p); err != nil {
 		return app.Status{}, err
@@ -263,7 +265,8 @@ func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Pr
 		msg, code = app.ErrorMessage(verificationErr), app.ErrorReason(verificationErr)
 	}
 	rec, err := s.store.RecordVerification(ctx, orgID, p, at, msg, code)
-	s.Invalidate(orgID, string(p))
+	// What the credentials hold did not change, only their status.
+	s.Invalidate(orgID, string(app.StatusScope))
 	if err != nil {
 		return app.Status{}, app.AsError(err)
 	}

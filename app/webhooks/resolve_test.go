@@ -304,3 +304,32 @@ func TestCacheStats(t *testing.T) {
 		t.Error("CacheStats does not encode")
 	}
 }
+
+// TestStatusChangesKeepTheWarmPath: a connection test records only a status
+// (when it ran, how it went); the org's mapping and secret stay cached, so
+// the next webhook still makes no database round trip. A re-verification
+// sweep over every org thus never cools the webhook routing.
+func TestStatusChangesKeepTheWarmPath(t *testing.T) {
+	e := newEnv(t)
+	o := e.newOrg("status-change-secret-0123")
+	if got := e.handle(o.secret, msg("hang", o.assistant, nil)); got.Status != http.StatusOK {
+		t.Fatalf("warm-up: %d", got.Status)
+	}
+	for _, outcome := range []error{nil, app.Errorf(app.EVerificationFailed, "Vapi refused the key.")} {
+		if _, err := e.creds.RecordVerification(context.Background(), o.id, app.Vapi, time.Now(), outcome); err != nil {
+			t.Fatal(err)
+		}
+		before := e.queries.n.Load()
+		if got := e.handle(o.secret, msg("hang", o.assistant, nil)); got.Status != http.StatusOK {
+			t.Fatalf("after a recorded check: %d", got.Status)
+		}
+		if n := e.queries.n.Load() - before; n != 0 {
+			t.Errorf("a recorded check (%v) cooled the warm path: %d statements", outcome, n)
+		}
+	}
+	// A change of what the credentials hold still reaches the routing.
+	e.setVapi(o.id, "status-change-secret-4567")
+	if got := e.handle(o.secret, msg("hang", o.assistant, nil)); got.Status != http.StatusUnauthorized {
+		t.Fatalf("the old secret after a save: %d, want 401", got.Status)
+	}
+}

@@ -100,8 +100,8 @@ func (c *Cache[K, V]) run(ctx context.Context, sh *shard[K, V], key K, f *flight
 }
 
 // acquire takes a fill slot, if the Group has them. It fails with ErrBusy
-// when none frees up within slotWait, or with ctx's error when ctx ends
-// first.
+// when maxWaiting fills wait already, or when none frees up within
+// slotWait, and with ctx's error when ctx ends first.
 func (g *Group) acquire(ctx context.Context) error {
 	if g.slots == nil {
 		return nil
@@ -114,6 +114,11 @@ func (g *Group) acquire(ctx context.Context) error {
 	if g.slotWait <= 0 {
 		return ErrBusy
 	}
+	if n := g.waiting.Add(1); g.maxWaiting > 0 && n > g.maxWaiting {
+		g.waiting.Add(-1)
+		return ErrBusy
+	}
+	defer g.waiting.Add(-1)
 	wait := time.NewTimer(g.slotWait)
 	defer wait.Stop()
 	select {

@@ -261,6 +261,31 @@ func TestLoadSlots(t *testing.T) {
 	}
 }
 
+// TestLoadWaitersBounded: with MaxWaiting, a short queue behind a busy slot
+// waits its turn however long the fill in the slot takes (within
+// SlotWait), while a fill that finds the queue full gives up at once.
+func TestLoadWaitersBounded(t *testing.T) {
+	f := newFixture(Options{Slots: 1, SlotWait: time.Hour, MaxWaiting: 1})
+	s := newStore(1, value(Owner{"A", app.Vapi}, "v"))
+	held := load(context.Background(), f.secrets, "held", s.fill)
+	s.waitEntered(t)
+	queued := load(context.Background(), f.secrets, "queued", s.fill)
+	waitFor(t, "the second fill to queue", func() bool { return f.g.waiting.Load() == 1 })
+	over := load(context.Background(), f.secrets, "over", s.fill)
+	if r := receive(t, over, "the fill over the queue"); !errors.Is(r.err, ErrBusy) {
+		t.Fatalf("the fill over the queue: %+v, want ErrBusy", r)
+	}
+	close(s.release)
+	for name, ch := range map[string]<-chan result{"held": held, "queued": queued} {
+		if r := receive(t, ch, name); r.err != nil || r.v != "v" {
+			t.Errorf("%s: %+v, want v", name, r)
+		}
+	}
+	if n := f.g.waiting.Load(); n != 0 {
+		t.Errorf("%d fills still counted as waiting", n)
+	}
+}
+
 // TestLoadCallerGivesUp: a caller whose context ends gets its error at once,
 // while the fill goes on and caches its answer.
 func TestLoadCallerGivesUp(t *testing.T) {

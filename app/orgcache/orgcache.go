@@ -53,6 +53,11 @@ type Options struct {
 	// SlotWait is how long a fill waits for a slot before Load gives up
 	// with ErrBusy; zero means it does not wait.
 	SlotWait time.Duration
+	// MaxWaiting bounds how many fills wait for a slot at once: a fill that
+	// finds that many waiting gives up with ErrBusy at once. A short queue
+	// (a burst of first requests after a restart) is served, a flood is shed
+	// without queueing. Zero means no bound but SlotWait.
+	MaxWaiting int
 	// Now is the clock for expiry and fill ages; nil means time.Now.
 	Now func() time.Time
 }
@@ -63,6 +68,8 @@ type Group struct {
 	maxFillAge time.Duration
 	slots      chan struct{} // nil when unbounded
 	slotWait   time.Duration
+	maxWaiting int64
+	waiting    atomic.Int64     // fills waiting for a slot now
 	clock      func() time.Time // nil means time.Now
 	start      time.Time
 
@@ -96,11 +103,15 @@ type member interface {
 	stats() Stats
 }
 
+// Waiting is how many fills wait for a slot now.
+func (g *Group) Waiting() int { return int(g.waiting.Load()) }
+
 // NewGroup returns an empty Group with the given options.
 func NewGroup(o Options) *Group {
 	g := &Group{
 		maxFillAge: o.MaxFillAge,
 		slotWait:   o.SlotWait,
+		maxWaiting: int64(o.MaxWaiting),
 		clock:      o.Now,
 		byOwner:    map[Owner]uint64{},
 		byOrg:      map[string]uint64{},

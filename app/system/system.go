@@ -104,7 +104,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	// One cache group behind the credential service and the webhook
 	// routing: a credential change, made here or announced by another
 	// instance, reaches every cache through the credential service.
-	caches := webhooks.NewCacheGroup(0, 0)
+	caches := webhooks.NewCacheGroup(webhooks.Options{})
 	creds := credentials.New(database, kr, credentials.Options{
 		Logger: log, Now: opts.Now, Google: oauth, Locker: database, Caches: caches,
 	})

@@ -61,13 +61,14 @@ func newTable(name string, ttl time.Duration) *table {
 // deliveries already handled, and when each assistant's last_used_at was
 // last written.
 //
-// Misses that reach the stores hold one of the group's lookup slots
-// (Options.MaxConcurrentLookups when the handler has a group of its own), so
-// a flood of misses cannot exhaust the database pool. Whether an id is real
-// is only known after its lookup, so no slot can be kept for real ids;
-// instead ids that are not UUIDs never take a slot, an unknown id takes one
-// at most once per NegativeTTL, and a miss that finds every slot taken for
-// the group's wait fails (503: Vapi retries) instead of queueing.
+// Misses that reach the stores hold one of the group's lookup slots (see
+// NewCacheGroup), so a flood of misses cannot exhaust the database pool.
+// Whether an id is real is only known after its lookup, so no slot can be
+// kept for real ids; instead ids that are not UUIDs never take a slot, an
+// unknown id takes one at most once per NegativeTTL, a short queue of misses
+// (a burst of first webhooks after a restart) waits its turn, and a miss
+// that finds the queue full, or waits longer than LookupWait, fails (503:
+// Vapi retries) instead of queueing behind a flood.
 type caches struct {
 	mappings   *orgcache.Cache[string, string]
 	secrets    *orgcache.Cache[string, *secretEntry]

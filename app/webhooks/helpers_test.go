@@ -175,7 +175,7 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 	o := cfg.opts
 	g := o.Caches
 	if g == nil {
-		g = webhooks.NewCacheGroup(o.MaxConcurrentLookups, o.LookupWait)
+		g = webhooks.NewCacheGroup(o)
 		o.Caches = g
 	}
 	credCaches := g

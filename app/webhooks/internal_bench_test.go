@@ -80,7 +80,7 @@ func BenchmarkWarmPathStorm(b *testing.B) {
 			name = "storm-1000-per-second"
 		}
 		b.Run(name, func(b *testing.B) {
-			g := NewCacheGroup(0, 0)
+			g := NewCacheGroup(Options{})
 			h := New(Deps{Mappings: manyOrgs{}, Credentials: manyOrgs{}, Events: memDeps{}}, Options{Caches: g})
 			ctx := context.Background()
 			sigs := make([]string, orgs/2)
@@ -151,7 +151,7 @@ func BenchmarkWarmPathStorm(b *testing.B) {
 // routing with 100,000 orgs cached: it must not grow with the other orgs.
 func BenchmarkInvalidateOneOrg(b *testing.B) {
 	const orgs = 100_000
-	g := NewCacheGroup(0, 0)
+	g := NewCacheGroup(Options{})
 	h := New(Deps{Mappings: manyOrgs{}, Credentials: manyOrgs{}, Events: memDeps{}}, Options{Caches: g})
 	ctx := context.Background()
 	for i := range orgs {

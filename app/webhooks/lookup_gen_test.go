@@ -76,7 +76,7 @@ func TestLookupAfterInvalidationDoesNotShareOlderLookup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSlowFirstStore()
-			g := NewCacheGroup(0, 0)
+			g := NewCacheGroup(Options{})
 			h := New(Deps{Mappings: s, Credentials: s, Events: memDeps{}}, Options{DefaultSecret: app.NewSecret("default"), Caches: g})
 			lookup := func() <-chan result {
 				ch := make(chan result, 1)

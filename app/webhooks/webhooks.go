@@ -86,7 +86,8 @@ const (
 	DefaultToolTimeout          = 10 * time.Second
 	DefaultToolBudget           = 15 * time.Second
 	DefaultMaxConcurrentLookups = 8
-	DefaultLookupWait           = 100 * time.Millisecond
+	DefaultMaxLookupsWaiting    = 64
+	DefaultLookupWait           = 500 * time.Millisecond
 )
 
 // Options tunes New. The zero value gives the defaults, no default secret
@@ -128,12 +129,16 @@ type Options struct {
 	Caches *orgcache.Group
 	// MaxConcurrentLookups bounds the cache misses that query the stores at
 	// once, so a flood of unknown ids cannot exhaust the database pool
-	// (default 8); LookupWait is how long a miss waits for a lookup slot
-	// before the webhook is answered 503 (default 100 ms): under a flood,
-	// misses are shed quickly instead of queueing behind it (see caches).
-	// Both apply to a group of the handler's own; a shared group has its
-	// own limits (see NewCacheGroup).
+	// (default 8). MaxLookupsWaiting bounds the misses waiting for a
+	// lookup slot (default 64): a miss that finds that many waiting is
+	// answered 503 at once, so a flood is shed without queueing, while a
+	// burst of first webhooks after a restart waits its turn. LookupWait is
+	// how long a waiting miss waits for a slot before the webhook is
+	// answered 503 (default 500 ms). All three apply to a group of the
+	// handler's own; a shared group has the limits it was made with (see
+	// NewCacheGroup).
 	MaxConcurrentLookups int
+	MaxLookupsWaiting    int
 	LookupWait           time.Duration
 	// ToolTimeout bounds each tool call (default 10 s).
 	ToolTimeout time.Duration
@@ -173,6 +178,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConcurrentLookups <= 0 {
 		o.MaxConcurrentLookups = DefaultMaxConcurrentLookups
+	}
+	if o.MaxLookupsWaiting <= 0 {
+		o.MaxLookupsWaiting = DefaultMaxLookupsWaiting
 	}
 	if o.LatencySamples <= 0 {
 		o.LatencySamples = DefaultLatencySamples
@@ -226,7 +234,7 @@ func New(deps Deps, opts Options) *Handler {
 	opts = opts.withDefaults()
 	g := opts.Caches
 	if g == nil {
-		g = NewCacheGroup(opts.MaxConcurrentLookups, opts.LookupWait)
+		g = NewCacheGroup(opts)
 	}
 	h := &Handler{
 		deps:   deps,
@@ -244,17 +252,13 @@ func New(deps Deps, opts Options) *Handler {
 }
 
 // NewCacheGroup returns a cache group fit for the webhook routing's
-// lookups: at most slots of its fills reach the stores at once, and a fill
-// waits at most wait for a slot (the defaults when not positive). The
-// composition root shares one with the credential service.
-func NewCacheGroup(slots int, wait time.Duration) *orgcache.Group {
-	if slots <= 0 {
-		slots = DefaultMaxConcurrentLookups
-	}
-	if wait <= 0 {
-		wait = DefaultLookupWait
-	}
-	return orgcache.NewGroup(orgcache.Options{Slots: slots, SlotWait: wait})
+// lookups, with o's lookup limits (MaxConcurrentLookups, MaxLookupsWaiting,
+// LookupWait; the defaults where not positive). The composition root shares
+// one with the credential service.
+func NewCacheGroup(o Options) *orgcache.Group {
+	o = o.withDefaults()
+	return orgcache.NewGroup(orgcache.Options{Slots: o.MaxConcurrentLookups, MaxWaiting: o.MaxLookupsWaiting,
+		SlotWait: o.LookupWait})
 }
 
 // Answers. Every failure uses the API's error envelope; a refused

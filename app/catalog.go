@@ -236,11 +236,23 @@ const (
 )
 
 // VapiConfig is an org's Vapi account: its private API key, the optional
-// secret Vapi sends with webhooks, and the region the key belongs to.
+// secret Vapi signs webhooks with, and the region the key belongs to.
 type VapiConfig struct {
 	APIKey        Secret
 	WebhookSecret Secret
 	Region        VapiRegion
+	// WebhookCredentialID is the HMAC credential in the org's Vapi account
+	// that BYOC's assistants sign their webhooks with (made from
+	// WebhookSecret by the last save); "" before BYOC made one.
+	WebhookCredentialID string
+}
+
+// VapiWebhook is what verifies an org's Vapi webhooks: the secret they are
+// signed with (zero when the org has none of its own) and whether only an
+// HMAC signature counts (CredentialRecord.WebhookHMACOnly).
+type VapiWebhook struct {
+	Secret   Secret
+	HMACOnly bool
 }
 
 // TwilioConfig is an org's Twilio account and the numbers it sends from (E.164).
@@ -314,6 +326,7 @@ var catalog = []*Spec{
 				Options: []Option{{string(VapiUS), "US (api.vapi.ai)"}, {string(VapiEU), "EU (api.eu.vapi.ai)"}},
 				Invalid: `Choose the region of your Vapi organization: "us" or "eu".`,
 				Hint:    "A key works only in the region of the Vapi organization that made it."},
+			{Name: "webhookCredentialId", Label: "Webhook signing credential", Kind: FieldText, FormHidden: true, Mask: MaskHidden},
 		},
 		Help: []HelpItem{
 			{"Private API key", "Vapi Dashboard → API Keys → copy the private key (the public key is refused)."},
@@ -321,11 +334,13 @@ var catalog = []*Spec{
 			{"", "Saving creates an inbound and an outbound assistant in your Vapi account, or reuses the ones BYOC made before."},
 		},
 		config: func(v Values) Config {
-			return VapiConfig{APIKey: NewSecret(v["apiKey"]), WebhookSecret: NewSecret(v["webhookSecret"]), Region: VapiRegion(v["region"])}
+			return VapiConfig{APIKey: NewSecret(v["apiKey"]), WebhookSecret: NewSecret(v["webhookSecret"]), Region: VapiRegion(v["region"]),
+				WebhookCredentialID: v["webhookCredentialId"]}
 		},
 		values: func(c Config) Values {
 			cfg := c.(VapiConfig)
-			return Values{"apiKey": cfg.APIKey.Reveal(), "webhookSecret": cfg.WebhookSecret.Reveal(), "region": string(cfg.Region)}
+			return Values{"apiKey": cfg.APIKey.Reveal(), "webhookSecret": cfg.WebhookSecret.Reveal(), "region": string(cfg.Region),
+				"webhookCredentialId": cfg.WebhookCredentialID}
 		},
 	},
 	{

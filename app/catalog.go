@@ -36,7 +36,9 @@ type Spec struct {
 	OAuth bool
 	// ManagesAssistants says a connection owns the org's assistant mappings
 	// and outbound assistant: a save (re)creates them, a disconnect deletes
-	// them with the credentials.
+	// them with the credentials. Their webhooks are BYOC's to verify, so
+	// such a connection also carries the HMAC-only webhook setting
+	// (Status.WebhookHMACOnly).
 	ManagesAssistants bool
 	Fields            []Field
 	Help              []HelpItem
@@ -330,7 +332,7 @@ var catalog = []*Spec{
 		},
 		Help: []HelpItem{
 			{"Private API key", "Vapi Dashboard → API Keys → copy the private key (the public key is refused)."},
-			{"Webhook secret", "the secret you set on your assistant's or organization's server URL in Vapi. Vapi sends it with every event, so BYOC can tell the events are really from Vapi."},
+			{"Webhook secret", "optional: BYOC makes one when you leave it empty. Your assistants sign every event with it (an HMAC credential named \"BYOC webhook signing\" in your Vapi account), so BYOC can tell the events are really from Vapi."},
 			{"", "Saving creates an inbound and an outbound assistant in your Vapi account, or reuses the ones BYOC made before."},
 		},
 		config: func(v Values) Config {

@@ -36,7 +36,9 @@ type Spec struct {
 	OAuth bool
 	// ManagesAssistants says a connection owns the org's assistant mappings
 	// and outbound assistant: a save (re)creates them, a disconnect deletes
-	// them with the credentials.
+	// them with the credentials. Their webhooks are BYOC's to verify, so
+	// such a connection also carries the HMAC-only webhook setting
+	// (Status.WebhookHMACOnly).
 	ManagesAssistants bool
 	Fields            []Field
 	Help              []HelpItem
@@ -236,11 +238,23 @@ const (
 )
 
 // VapiConfig is an org's Vapi account: its private API key, the optional
-// secret Vapi sends with webhooks, and the region the key belongs to.
+// secret Vapi signs webhooks with, and the region the key belongs to.
 type VapiConfig struct {
 	APIKey        Secret
 	WebhookSecret Secret
 	Region        VapiRegion
+	// WebhookCredentialID is the HMAC credential in the org's Vapi account
+	// that BYOC's assistants sign their webhooks with (made from
+	// WebhookSecret by the last save); "" before BYOC made one.
+	WebhookCredentialID string
+}
+
+// VapiWebhook is what verifies an org's Vapi webhooks: the secret they are
+// signed with (zero when the org has none of its own) and whether only an
+// HMAC signature counts (CredentialRecord.WebhookHMACOnly).
+type VapiWebhook struct {
+	Secret   Secret
+	HMACOnly bool
 }
 
 // TwilioConfig is an org's Twilio account and the numbers it sends from (E.164).
@@ -314,18 +328,21 @@ var catalog = []*Spec{
 				Options: []Option{{string(VapiUS), "US (api.vapi.ai)"}, {string(VapiEU), "EU (api.eu.vapi.ai)"}},
 				Invalid: `Choose the region of your Vapi organization: "us" or "eu".`,
 				Hint:    "A key works only in the region of the Vapi organization that made it."},
+			{Name: "webhookCredentialId", Label: "Webhook signing credential", Kind: FieldText, FormHidden: true, Mask: MaskHidden},
 		},
 		Help: []HelpItem{
 			{"Private API key", "Vapi Dashboard → API Keys → copy the private key (the public key is refused)."},
-			{"Webhook secret", "the secret you set on your assistant's or organization's server URL in Vapi. Vapi sends it with every event, so BYOC can tell the events are really from Vapi."},
+			{"Webhook secret", "optional: BYOC makes one when you leave it empty. Your assistants sign every event with it (an HMAC credential named \"BYOC webhook signing\" in your Vapi account), so BYOC can tell the events are really from Vapi."},
 			{"", "Saving creates an inbound and an outbound assistant in your Vapi account, or reuses the ones BYOC made before."},
 		},
 		config: func(v Values) Config {
-			return VapiConfig{APIKey: NewSecret(v["apiKey"]), WebhookSecret: NewSecret(v["webhookSecret"]), Region: VapiRegion(v["region"])}
+			return VapiConfig{APIKey: NewSecret(v["apiKey"]), WebhookSecret: NewSecret(v["webhookSecret"]), Region: VapiRegion(v["region"]),
+				WebhookCredentialID: v["webhookCredentialId"]}
 		},
 		values: func(c Config) Values {
 			cfg := c.(VapiConfig)
-			return Values{"apiKey": cfg.APIKey.Reveal(), "webhookSecret": cfg.WebhookSecret.Reveal(), "region": string(cfg.Region)}
+			return Values{"apiKey": cfg.APIKey.Reveal(), "webhookSecret": cfg.WebhookSecret.Reveal(), "region": string(cfg.Region),
+				"webhookCredentialId": cfg.WebhookCredentialID}
 		},
 	},
 	{

@@ -28,6 +28,9 @@ type Status struct {
 	// verification failed, or it can no longer be decrypted.
 	NeedsAttention bool
 	// Details are masked, display-ready facts ("key": "••••abcd").
-	Details   map[string]string
-	UpdatedAt time.Time
+	Details map[string]string
+	// WebhookHMACOnly is the stored row's CredentialRecord.WebhookHMACOnly
+	// (Vapi only).
+	WebhookHMACOnly bool
+	UpdatedAt       time.Time
 }

@@ -18,6 +18,10 @@ type Connection struct {
 	// Outbound, when set, is recorded as the org's outbound agent set-up;
 	// an empty field of it keeps the stored value.
 	Outbound *OutboundAgent
+	// WebhookHMACOnly is the CredentialRecord.WebhookHMACOnly a new row
+	// starts with (set for a connection whose assistants BYOC configures
+	// to sign with HMAC); saving over a stored row keeps the row's setting.
+	WebhookHMACOnly bool
 }
 
 // OutboundNumberer is implemented by configs that carry the number the

@@ -21,6 +21,11 @@ type CredentialRecord struct {
 	// VerificationCode is the stable reason of VerificationError (see
 	// Error.Reason); "" for none.
 	VerificationCode string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// WebhookHMACOnly (Vapi rows only) says the org's webhooks are accepted
+	// only with an HMAC signature of their body and time: the static
+	// X-Vapi-Secret and Authorization: Bearer credentials are refused. It is
+	// kept beside the ciphertext, not sealed in it.
+	WebhookHMACOnly bool
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }

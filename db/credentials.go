@@ -17,13 +17,15 @@ import (
 // transaction, so other instances hear of it exactly when it commits.
 
 const credentialColumns = `org_id::text, provider, encrypted_config, is_active, last_verified_at,
-	coalesce(verification_error, ''), coalesce(verification_code, ''), created_at, updated_at`
+	coalesce(verification_error, ''), coalesce(verification_code, ''), webhook_hmac_only, created_at, updated_at`
 
+// upsertCredential stores rec; rec.WebhookHMACOnly only applies to a new
+// row (a stored row keeps its setting).
 func upsertCredential(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord) (app.CredentialRecord, error) {
 	row := tx.QueryRow(ctx, `
 		insert into org_credentials (org_id, provider, encrypted_config, is_active, last_verified_at,
-			verification_error, verification_code)
-		values ($1, $2, $3, true, $4, nullif($5, ''), nullif($6, ''))
+			verification_error, verification_code, webhook_hmac_only)
+		values ($1, $2, $3, true, $4, nullif($5, ''), nullif($6, ''), $7)
 		on conflict (org_id, provider) do update set
 			encrypted_config   = excluded.encrypted_config,
 			is_active          = true,
@@ -32,7 +34,8 @@ func upsertCredential(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord) 
 			verification_code  = excluded.verification_code,
 			updated_at         = now()
 		returning `+credentialColumns,
-		rec.OrgID, string(rec.Provider), rec.Ciphertext, rec.LastVerifiedAt, rec.VerificationError, rec.VerificationCode)
+		rec.OrgID, string(rec.Provider), rec.Ciphertext, rec.LastVerifiedAt, rec.VerificationError, rec.VerificationCode,
+		rec.WebhookHMACOnly)
 	return scanCredential(row)
 }
 
@@ -132,11 +135,40 @@ func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provide
 	return out, nil
 }
 
+// SetWebhookHMACOnly sets whether the org's Vapi webhooks must be
+// HMAC-signed (CredentialRecord.WebhookHMACOnly) and returns the row as it
+// now is. The ciphertext and updated_at are left alone; the notification
+// it publishes is for Vapi, whose caches hold the setting. It returns
+// ENotConfigured when no Vapi credentials are stored.
+func (d *DB) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.CredentialRecord, error) {
+	var out app.CredentialRecord
+	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
+		row := tx.QueryRow(ctx, `
+			update org_credentials set webhook_hmac_only = $2
+			where org_id = $1 and provider = 'vapi'
+			returning `+credentialColumns,
+			orgID, on)
+		var err error
+		out, err = scanCredential(row)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notConfigured(app.Vapi)
+		}
+		if err != nil {
+			return err
+		}
+		return notifyCache(ctx, tx, orgID, string(app.Vapi))
+	})
+	if err != nil {
+		return app.CredentialRecord{}, wrapCredentialErr("set the webhook signing of", app.Vapi, err)
+	}
+	return out, nil
+}
+
 func scanCredential(row pgx.Row) (app.CredentialRecord, error) {
 	var rec app.CredentialRecord
 	var provider string
 	err := row.Scan(&rec.OrgID, &provider, &rec.Ciphertext, &rec.IsActive, &rec.LastVerifiedAt,
-		&rec.VerificationError, &rec.VerificationCode, &rec.CreatedAt, &rec.UpdatedAt)
+		&rec.VerificationError, &rec.VerificationCode, &rec.WebhookHMACOnly, &rec.CreatedAt, &rec.UpdatedAt)
 	rec.Provider = app.Provider(provider)
 	return rec, err
 }

@@ -253,6 +253,11 @@ func TestListenInvalidations(t *testing.T) {
 	}
 	// Only the status changed: the notice says so.
 	expect("record verification", credNote{org, string(app.StatusScope)})
+	if _, err := d.SetWebhookHMACOnly(bg, org, true); err != nil {
+		t.Fatal(err)
+	}
+	// The webhook caches hold the setting with the Vapi credentials.
+	expect("webhook signing", credNote{org, "vapi"})
 	if _, err := d.DeleteConnection(bg, org, app.Vapi, false); err != nil {
 		t.Fatal(err)
 	}
@@ -378,5 +383,58 @@ func TestVerificationCode(t *testing.T) {
 	}
 	if code != nil {
 		t.Fatalf("verification_code = %q, want NULL", *code)
+	}
+}
+
+// The HMAC-only webhook setting lives on the org's Vapi row: a new row takes
+// the one it is saved with, a save over a stored row keeps the row's, and
+// SetWebhookHMACOnly changes only it.
+func TestWebhookHMACOnly(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	org, other := dbtest.SeedOrg(t, "hmac only"), dbtest.SeedOrg(t, "hmac only other")
+
+	if _, err := d.SetWebhookHMACOnly(ctx, org, true); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("set before any save: %v, want %s", err, app.ENotConfigured)
+	}
+	saved, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("v1"),
+		WebhookHMACOnly: true}, nil, nil)
+	if err != nil || !saved.WebhookHMACOnly {
+		t.Fatalf("new row saved HMAC-only: %+v, %v", saved, err)
+	}
+	if _, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: other, Provider: app.Vapi, Ciphertext: []byte("o1")}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	again, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("v2")}, nil, nil)
+	if err != nil || !again.WebhookHMACOnly || string(again.Ciphertext) != "v2" {
+		t.Fatalf("a save over the row: %+v, %v; want the row's setting kept", again, err)
+	}
+
+	off, err := d.SetWebhookHMACOnly(ctx, org, false)
+	if err != nil || off.WebhookHMACOnly || string(off.Ciphertext) != "v2" || !off.UpdatedAt.Equal(again.UpdatedAt) {
+		t.Fatalf("turned off: %+v, %v; want only the setting changed", off, err)
+	}
+	if got, err := d.GetCredential(ctx, org, app.Vapi); err != nil || got.WebhookHMACOnly {
+		t.Fatalf("stored after turning off: %+v, %v", got, err)
+	}
+	if _, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("v3"),
+		WebhookHMACOnly: true}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.GetCredential(ctx, org, app.Vapi); err != nil || got.WebhookHMACOnly {
+		t.Fatalf("after saving again: %+v, %v; want the admin's choice kept", got, err)
+	}
+	on, err := d.SetWebhookHMACOnly(ctx, org, true)
+	if err != nil || !on.WebhookHMACOnly {
+		t.Fatalf("turned on: %+v, %v", on, err)
+	}
+	if got, err := d.GetCredential(ctx, other, app.Vapi); err != nil || got.WebhookHMACOnly {
+		t.Fatalf("the other org's row: %+v, %v; want it untouched", got, err)
+	}
+
+	// Only a Vapi row can carry the setting.
+	if _, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Resend, Ciphertext: []byte("r"),
+		WebhookHMACOnly: true}, nil, nil); err == nil {
+		t.Error("a Resend row was stored HMAC-only")
 	}
 }

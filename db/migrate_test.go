@@ -45,11 +45,9 @@ func TestMigrationMovesReconnectPrefixIntoCode(t *testing.T) {
 	if err := d.MigrateUp(ctx, quiet); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.MigrateDown(ctx, quiet); err != nil {
-		t.Fatal(err)
-	}
+	migrateDownTo(t, d, 3)
 	if a := applied(); !a[3] || a[4] {
-		t.Fatalf("after one step down: %v; want 00003 applied and 00004 not", a)
+		t.Fatalf("after stepping down to 00003: %v; want 00003 applied and 00004 not", a)
 	}
 
 	// Rows as the code before 00004 wrote them.
@@ -94,9 +92,7 @@ func TestMigrationMovesReconnectPrefixIntoCode(t *testing.T) {
 	}
 
 	// The way back restores the message the old code reads.
-	if err := d.MigrateDown(ctx, quiet); err != nil {
-		t.Fatal(err)
-	}
+	migrateDownTo(t, d, 3)
 	var msg string
 	if err := d.Pool.QueryRow(ctx, `select verification_error from org_credentials where org_id = $1 and provider = 'google_calendar'`,
 		org).Scan(&msg); err != nil {
@@ -116,3 +112,76 @@ func TestMigrationMovesReconnectPrefixIntoCode(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// migrateDownTo rolls migrations back one at a time, each by its own Down
+// section, until version is the latest one applied.
+func migrateDownTo(t *testing.T, d *db.DB, version int64) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for {
+		st, err := d.MigrationStatuses(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var latest int64
+		for _, s := range st {
+			if s.Applied {
+				latest = max(latest, s.Version)
+			}
+		}
+		if latest <= version {
+			return
+		}
+		if err := d.MigrateDown(context.Background(), quiet); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Migration 00005 adds the HMAC-only webhook setting: rows stored before it
+// keep today's behaviour (off), and its down migration drops it.
+func TestMigrationWebhookHMACOnly(t *testing.T) {
+	ctx := context.Background()
+	dbtest.DB(t) // skips without a server
+	u, drop, err := dbtest.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	d, err := db.Open(ctx, u, db.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := d.MigrateUp(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	migrateDownTo(t, d, 4)
+
+	var org string
+	if err := d.Pool.QueryRow(ctx, `insert into orgs (name) values ('migration test') returning id::text`).Scan(&org); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Pool.Exec(ctx, `insert into org_credentials (org_id, provider, encrypted_config)
+		values ($1, 'vapi', '\x01'::bytea)`, org); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.MigrateUp(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := d.GetCredential(ctx, org, app.Vapi)
+	if err != nil || rec.WebhookHMACOnly {
+		t.Fatalf("a row stored before 00005: %+v, %v; want HMAC only off", rec, err)
+	}
+
+	migrateDownTo(t, d, 4)
+	var cols int
+	if err := d.Pool.QueryRow(ctx, `select count(*) from information_schema.columns
+		where table_name = 'org_credentials' and column_name = 'webhook_hmac_only'`).Scan(&cols); err != nil {
+		t.Fatal(err)
+	}
+	if cols != 0 {
+		t.Error("webhook_hmac_only still exists after migrating down")
+	}
+}

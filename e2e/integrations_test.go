@@ -135,6 +135,18 @@ func TestIntegrationsVapiFlow(t *testing.T) {
 		t.Errorf("status after: %v", v)
 	}
 
+	// A new connection takes HMAC-signed webhooks only; the switch on the
+	// card turns that off, and the card shows it.
+	signing := page.GetByTestId("card-vapi-webhook-signing-toggle")
+	integCheck(t, "HMAC only on", integExpect.Locator(signing).ToHaveAttribute("aria-checked", "true"))
+	must(t, signing.Click())
+	integCheck(t, "HMAC only off", integExpect.Locator(page.GetByTestId("card-vapi-webhook-signing-toggle")).
+		ToHaveAttribute("aria-checked", "false"))
+	integCheck(t, "signing result", integExpect.Locator(page.GetByTestId("card-vapi-result")).ToContainText("webhook secret"))
+	if v := integEntry(t, integStatus(t, page), "vapi"); v["webhookHmacOnly"] != false {
+		t.Errorf("status after turning HMAC only off: %v", v)
+	}
+
 	// Test connection shows the result on the card.
 	must(t, page.GetByTestId("card-vapi-verify").Click())
 	integCheck(t, "test result", integExpect.Locator(page.GetByTestId("card-vapi-result")).ToContainText("Connection verified"))

@@ -283,6 +283,19 @@ func (c Card) details() []detail {
 	return out
 }
 
+// webhookSigning reports whether the card shows the HMAC-only webhook
+// setting: for a stored connection of a provider whose assistants BYOC
+// configures.
+func (c Card) webhookSigning() bool { return c.Spec.ManagesAssistants && c.stored() }
+
+// hmacOnlyAttr is the setting as an attribute value, "true" or "false".
+func (c Card) hmacOnlyAttr() string { return strconv.FormatBool(c.Status.WebhookHMACOnly) }
+
+// hmacOnlyToggleVals is the body the switch posts: the other setting.
+func (c Card) hmacOnlyToggleVals() string {
+	return `{"hmacOnly": "` + strconv.FormatBool(!c.Status.WebhookHMACOnly) + `"}`
+}
+
 // problemTitle heads the card's verification error.
 func (c Card) problemTitle() string {
 	if c.Status.ReconnectNeeded() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -390,5 +391,55 @@ func TestCardDetailsFollowTheFieldOrder(t *testing.T) {
 	}
 	if strings.Contains(d.Text(), "0123456789") {
 		t.Error("a secret is on the card")
+	}
+}
+
+// TestCardWebhookSigning: a stored Vapi connection shows its HMAC-only
+// setting; an admin gets a switch that posts the other value and swaps the
+// card; a member sees the setting only; no other card shows it.
+func TestCardWebhookSigning(t *testing.T) {
+	vapi := func(st app.Status, admin bool) *goquery.Document {
+		st.Provider = app.Vapi
+		return render(t, views.IntegrationCard(views.Card{Spec: app.MustDescribe(app.Vapi), Status: st, CanManage: admin, Now: time.Now()}))
+	}
+	for _, on := range []bool{true, false} {
+		d := vapi(app.Status{Connected: true, WebhookHMACOnly: on}, true)
+		section := testid(d, "card-vapi-webhook-signing")
+		if v, _ := section.Attr("data-hmac-only"); section.Length() != 1 || v != strconv.FormatBool(on) {
+			t.Fatalf("HMAC only %v: section %d, data-hmac-only %q", on, section.Length(), v)
+		}
+		sw := testid(d, "card-vapi-webhook-signing-toggle")
+		role, _ := sw.Attr("role")
+		checked, _ := sw.Attr("aria-checked")
+		post, _ := sw.Attr("hx-post")
+		vals, _ := sw.Attr("hx-vals")
+		target, _ := sw.Attr("hx-target")
+		var body map[string]string
+		if err := json.Unmarshal([]byte(vals), &body); err != nil {
+			t.Fatalf("hx-vals %q: %v", vals, err)
+		}
+		if role != "switch" || checked != strconv.FormatBool(on) || post != "/api/integrations/vapi/webhook-signing" ||
+			body["hmacOnly"] != strconv.FormatBool(!on) || target != "#card-vapi" {
+			t.Errorf("HMAC only %v: switch role %q, aria-checked %q, posts %q %v to %q", on, role, checked, post, body, target)
+		}
+		if state := testid(d, "card-vapi-webhook-signing-state").Text(); (strings.Contains(state, "On:")) != on {
+			t.Errorf("HMAC only %v: the card says %q", on, state)
+		}
+	}
+
+	member := vapi(app.Status{Connected: true, WebhookHMACOnly: true}, false)
+	if testid(member, "card-vapi-webhook-signing").Length() != 1 || member.Find("[hx-post]").Length() != 0 {
+		t.Error("a member does not see the setting, or sees a control")
+	}
+	if testid(vapi(app.Status{}, true), "card-vapi-webhook-signing").Length() != 0 {
+		t.Error("an unconnected Vapi card shows the setting")
+	}
+	if testid(vapi(app.Status{NeedsAttention: true, WebhookHMACOnly: true}, true), "card-vapi-webhook-signing").Length() != 1 {
+		t.Error("a stored connection that needs attention hides the setting")
+	}
+	twilio := render(t, views.IntegrationCard(views.Card{Spec: app.MustDescribe(app.Twilio),
+		Status: app.Status{Provider: app.Twilio, Connected: true}, CanManage: true, Now: time.Now()}))
+	if twilio.Find(`[data-testid$="webhook-signing"]`).Length() != 0 {
+		t.Error("the Twilio card shows a webhook setting")
 	}
 }

@@ -442,6 +442,10 @@ func TestEveryChangeReachesTheCacheGroup(t *testing.T) {
 			_, err := s.RecordVerification(ctx, org, app.Vapi, time.Now(), nil)
 			return err
 		}, true},
+		{"webhook signing", org, func() error {
+			_, err := s.SetWebhookHMACOnly(ctx, org, true)
+			return err
+		}, false},
 		{"delete", org, func() error { return s.Delete(ctx, org, app.Vapi) }, false},
 		{"a failed save", missing, func() error {
 			_, err := s.Save(ctx, app.Connection{OrgID: missing, Config: sampleConfigs()[0]})
@@ -473,5 +477,59 @@ func TestEveryChangeReachesTheCacheGroup(t *testing.T) {
 	}
 	if n := s.Invalidate("", ""); n != 0 || !cached(org) {
 		t.Fatalf("an invalidation of no org dropped %d entries", n)
+	}
+}
+
+// The HMAC-only webhook setting: a new Vapi row takes the connection's, the
+// status shows it, VapiWebhook hands it out with the secret, and
+// SetWebhookHMACOnly changes it and nothing else.
+func TestWebhookHMACOnly(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, newKeyring(t, newKey(t)), nil)
+	org := dbtest.SeedOrg(t, "credentials service test")
+	vapi := sampleConfigs()[0].(app.VapiConfig)
+
+	if _, err := s.SetWebhookHMACOnly(ctx, org, true); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("set without Vapi credentials: %v, want %s", err, app.ENotConfigured)
+	}
+	if _, err := s.VapiWebhook(ctx, org); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("webhook without Vapi credentials: %v, want %s", err, app.ENotConfigured)
+	}
+	st, err := s.Save(ctx, app.Connection{OrgID: org, Config: vapi, VerifiedAt: time.Now(), WebhookHMACOnly: true})
+	if err != nil || !st.WebhookHMACOnly || !st.Connected {
+		t.Fatalf("saved HMAC-only: %+v, %v", st, err)
+	}
+	w, err := s.VapiWebhook(ctx, org)
+	if err != nil || !w.HMACOnly || w.Secret.Reveal() != vapi.WebhookSecret.Reveal() {
+		t.Fatalf("VapiWebhook = %+v, %v; want the stored secret, HMAC only", w, err)
+	}
+
+	before := ciphertext(t, org, app.Vapi)
+	off, err := s.SetWebhookHMACOnly(ctx, org, false)
+	if err != nil || off.WebhookHMACOnly || !off.Connected || off.Details["apiKey"] == "" {
+		t.Fatalf("turned off: %+v, %v; want Vapi's whole status", off, err)
+	}
+	if w, err := s.VapiWebhook(ctx, org); err != nil || w.HMACOnly {
+		t.Fatalf("VapiWebhook after turning off = %+v, %v", w, err)
+	}
+	if string(ciphertext(t, org, app.Vapi)) != string(before) {
+		t.Error("changing the setting rewrote the credentials")
+	}
+	all, err := s.Statuses(ctx, org)
+	if err != nil || all[0].Provider != app.Vapi || all[0].WebhookHMACOnly {
+		t.Fatalf("statuses after turning off: %+v, %v", all, err)
+	}
+	if _, err := s.SetWebhookHMACOnly(ctx, org, true); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := s.Statuses(ctx, org); err != nil || !all[0].WebhookHMACOnly {
+		t.Fatalf("statuses after turning on: %+v, %v; want the cached statuses dropped", all, err)
+	}
+
+	// A row that cannot be decrypted has no secret to hand out.
+	setCiphertext(t, org, app.Vapi, []byte("garbage"))
+	s.Invalidate(org, "")
+	if _, err := s.VapiWebhook(ctx, org); !errors.Is(err, credentials.ErrUndecryptable) {
+		t.Fatalf("VapiWebhook of an unreadable row: %v, want ErrUndecryptable in its chain", err)
 	}
 }

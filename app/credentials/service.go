@@ -37,6 +37,7 @@ type Store interface {
 	ListCredentials(ctx context.Context, orgID string) ([]app.CredentialRecord, error)
 	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time,
 		verificationError, code string) (app.CredentialRecord, error)
+	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.CredentialRecord, error)
 }
 
 // Default cache lifetimes.
@@ -115,7 +116,8 @@ func New(store Store, kr *keyring.Keyring, opts Options) *Service {
 
 // Save stores the connection c: c.Config sealed as the org's credentials for
 // its provider (replacing what was there, active, verified at c.VerifiedAt,
-// with no verification error) together with c's assistant mappings and
+// with no verification error; a new row takes c.WebhookHMACOnly, a stored
+// one keeps its setting) together with c's assistant mappings and
 // outbound agent, in one transaction. It returns the status it wrote (masked
 // details only), read from nothing else. Every cache of the org's provider
 // is dropped here, and on every other instance through the database's
@@ -132,7 +134,7 @@ func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error
 	if err != nil {
 		return app.Status{}, app.Internal(fmt.Errorf("credentials: seal %s config: %w", p, err))
 	}
-	rec := app.CredentialRecord{OrgID: c.OrgID, Provider: p, Ciphertext: ct}
+	rec := app.CredentialRecord{OrgID: c.OrgID, Provider: p, Ciphertext: ct, WebhookHMACOnly: c.WebhookHMACOnly}
 	if !c.VerifiedAt.IsZero() {
 		rec.LastVerifiedAt = &c.VerifiedAt
 	}
@@ -191,23 +193,65 @@ func (s *Service) get(ctx context.Context, orgID string, p app.Provider, cached 
 		return cloneConfig(v), nil
 	}
 	since := s.cache.g.Stamp()
+	_, cfg, err := s.load(ctx, orgID, p)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.putConfig(key, cfg, since)
+	return cloneConfig(cfg), nil
+}
+
+// load reads the org's row for p from the store and opens it; errors as
+// Get.
+func (s *Service) load(ctx context.Context, orgID string, p app.Provider) (app.CredentialRecord, app.Config, error) {
 	rec, err := s.store.GetCredential(ctx, orgID, p)
 	if err != nil {
-		return nil, app.AsError(err)
+		return app.CredentialRecord{}, nil, app.AsError(err)
 	}
 	if !rec.IsActive {
-		return nil, notConfigured(p)
+		return app.CredentialRecord{}, nil, notConfigured(p)
 	}
 	cfg, err := s.open(ctx, rec)
 	if err != nil {
-		return nil, &app.Error{
+		return app.CredentialRecord{}, nil, &app.Error{
 			Code:    app.ENotConfigured,
 			Message: fmt.Sprintf("The stored %s credentials can no longer be decrypted; please enter them again.", p.Title()),
 			Cause:   err,
 		}
 	}
-	s.cache.putConfig(key, cfg, since)
-	return cloneConfig(cfg), nil
+	return rec, cfg, nil
+}
+
+// VapiWebhook returns what verifies the org's Vapi webhooks: the webhook
+// secret stored with its Vapi credentials and the row's HMAC-only setting,
+// read from the store (the webhook routing caches it). Errors as Get.
+func (s *Service) VapiWebhook(ctx context.Context, orgID string) (app.VapiWebhook, error) {
+	rec, cfg, err := s.load(ctx, orgID, app.Vapi)
+	if err != nil {
+		return app.VapiWebhook{}, err
+	}
+	vc, ok := cfg.(app.VapiConfig)
+	if !ok {
+		return app.VapiWebhook{}, app.Internal(fmt.Errorf("credentials: vapi config has type %T", cfg))
+	}
+	return app.VapiWebhook{Secret: vc.WebhookSecret, HMACOnly: rec.WebhookHMACOnly}, nil
+}
+
+// SetWebhookHMACOnly sets whether the org's Vapi webhooks are accepted only
+// with an HMAC signature (app.CredentialRecord.WebhookHMACOnly) and returns
+// Vapi's new status. The caches of the org's Vapi credentials (the webhook
+// routing's secret entry among them) are dropped here and, through the
+// database's notification, on every other instance. It returns
+// ENotConfigured when no Vapi credentials are stored and EInternal when
+// the store fails.
+func (s *Service) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.Status, error) {
+	rec, err := s.store.SetWebhookHMACOnly(ctx, orgID, on)
+	s.Invalidate(orgID, string(app.Vapi))
+	if err != nil {
+		return app.Status{}, app.AsError(err)
+	}
+	s.log.InfoContext(ctx, "vapi webhook signing changed", "org_id", orgID, "hmac_only", on)
+	return s.status(ctx, rec), nil
 }
 
 // Vapi returns the org's Vapi config; errors as Get.

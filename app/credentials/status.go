@@ -58,7 +58,8 @@ func (s *Service) status(ctx context.Context, rec app.CredentialRecord) app.Stat
 // statusOf is the status of rec, whose config is cfg (nil when it is not
 // usable: inactive or unreadable).
 func statusOf(rec app.CredentialRecord, cfg app.Config) app.Status {
-	st := app.Status{Provider: rec.Provider, LastVerified: rec.LastVerifiedAt, UpdatedAt: rec.UpdatedAt}
+	st := app.Status{Provider: rec.Provider, LastVerified: rec.LastVerifiedAt, UpdatedAt: rec.UpdatedAt,
+		WebhookHMACOnly: rec.WebhookHMACOnly}
 	if cfg == nil {
 		return st
 	}

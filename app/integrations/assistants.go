@@ -17,12 +17,19 @@ import (
 // disconnects of a provider that manages assistants, across every instance.
 const assistantsLockName = "vapi-assistants"
 
-// VapiAssistants creates and updates assistants in an org's Vapi account;
-// *vapi.Client implements it.
+// VapiAssistants creates and updates assistants, and the HMAC credential
+// they sign their webhooks with, in an org's Vapi account; *vapi.Client
+// implements it.
 type VapiAssistants interface {
 	CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec vapi.AssistantSpec) (vapi.Assistant, error)
 	UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, id string, server vapi.Server) (vapi.Assistant, error)
+	CreateWebhookCredential(ctx context.Context, cfg app.VapiConfig, name, secret string) (vapi.Credential, error)
+	DeleteCredential(ctx context.Context, cfg app.VapiConfig, id string) error
 }
+
+// WebhookCredentialName is the name of the signing credential a Vapi save
+// creates in the org's Vapi account.
+const WebhookCredentialName = "BYOC webhook signing"
 
 // MappingStore reads the org's assistant mappings; *db.DB implements it.
 type MappingStore interface {
@@ -34,29 +41,40 @@ type MappingStore interface {
 // outbound assistant in the Vapi account of the key: a mapped assistant the
 // account still has is reused (its server settings rewritten), a missing
 // one is created (named by AssistantName). Both send their events to
-// Options.PublicURL + paths.Webhooks signed with the org's own webhook secret:
-// the one given, else the one already stored for the org, else a new random
-// one (see NewWebhookSecret), so no org ever depends on a secret shared
-// with others. The credentials, the changed mappings and the outbound agent
-// (with the Twilio number when Twilio is connected) are then saved in one
-// transaction. All of it runs under a per-org lock: saving again, or
-// concurrently, on any instance, reuses the assistants.
+// Options.PublicURL + paths.Webhooks signed by Vapi with an HMAC of the
+// body and time (a webhook credential of the org's Vapi account, created
+// anew by each save, see vapi.Client.CreateWebhookCredential; never the
+// static X-Vapi-Secret) keyed by the org's own webhook secret: the one
+// given, else the one already stored for the org, else a new random one
+// (see NewWebhookSecret), so no org ever depends on a secret shared with
+// others. The credentials (with the signing credential's id), the changed
+// mappings and the outbound agent (with the Twilio number when Twilio is
+// connected) are then saved in one transaction; a new Vapi row is saved
+// HMAC-only (app.Connection.WebhookHMACOnly), a stored one keeps its
+// setting. The signing credential the stored config named is then deleted
+// from its account (a failure is logged). All of it runs under a per-org
+// lock: saving again, or concurrently, on any instance, reuses the
+// assistants.
 //
 // The assistants must exist before they are recorded, so Vapi is changed
 // first. When a save fails after that, Vapi keeps the change while the
-// database keeps the previous state: an assistant created just before stays
-// in the org's Vapi account, unmapped (a later save creates a new one), and
-// a reused assistant may already send a new webhook secret that is not
-// stored; BYOC then refuses its webhooks (it never falls back to a shared
-// secret for an org that has its own) until the save is repeated.
+// database keeps the previous state: a signing credential or an assistant
+// created just before stays in the org's Vapi account, unused or unmapped
+// (a later save creates new ones), and a reused assistant may already sign
+// with a new webhook secret that is not stored; BYOC then refuses its
+// webhooks (it never falls back to a shared secret for an org that has its
+// own) until the save is repeated.
 func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn app.Connection, res *SaveResult) error {
 	cfg, ok := conn.Config.(app.VapiConfig)
 	if !ok {
 		return app.Internal(fmt.Errorf("integrations: assistants for a %T", conn.Config))
 	}
 	return s.lock.WithOrgLock(ctx, p.OrgID, assistantsLockName, func(ctx context.Context) error {
-		cfg, err := s.withWebhookSecret(ctx, p.OrgID, cfg)
+		cfg, previous, err := s.withWebhookSecret(ctx, p.OrgID, cfg)
 		if err != nil {
+			return err
+		}
+		if cfg.WebhookCredentialID, err = s.signingCredential(ctx, p, cfg); err != nil {
 			return err
 		}
 		set, err := s.ensureAssistants(ctx, p, cfg)
@@ -64,14 +82,50 @@ func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn 
 			return err
 		}
 		conn.Config = cfg
+		conn.WebhookHMACOnly = true
 		conn.Assistants, conn.Outbound = s.connectionRows(ctx, p.OrgID, set)
 		if res.Status, err = s.creds.Save(ctx, conn); err != nil {
 			return err
 		}
+		s.retireSigningCredential(ctx, p.OrgID, previous)
 		res.InboundAssistantID, res.OutboundAssistantID = set.inbound.ID, set.outbound.ID
 		res.Detail = joinDetail(res.Detail, set.summary())
 		return nil
 	})
+}
+
+// signingCredential creates the webhook credential the org's assistants
+// sign their events with, an HMAC of cfg's webhook secret, and returns its
+// id.
+func (s *Service) signingCredential(ctx context.Context, p app.Principal, cfg app.VapiConfig) (string, error) {
+	c, err := s.assistants.CreateWebhookCredential(ctx, cfg, WebhookCredentialName, cfg.WebhookSecret.Reveal())
+	switch {
+	case app.ErrorCode(err) == app.EValidation:
+		// Vapi refused the credential BYOC asked for: nothing the user
+		// typed can fix that.
+		return "", app.Internal(fmt.Errorf("integrations: create the webhook signing credential: %w", err))
+	case err != nil:
+		return "", err
+	case c.ID == "":
+		return "", app.Internal(errors.New("integrations: Vapi created a credential without an id"))
+	}
+	s.log.InfoContext(ctx, "vapi webhook signing credential created", "org_id", p.OrgID, "credential_id", c.ID)
+	return c.ID, nil
+}
+
+// retireSigningCredential deletes the signing credential the org's previous
+// Vapi config named, with that config's key (the account it was made in),
+// once the new one is stored. A failure is logged and leaves it unused in
+// that account.
+func (s *Service) retireSigningCredential(ctx context.Context, orgID string, previous app.VapiConfig) {
+	if previous.WebhookCredentialID == "" {
+		return
+	}
+	err := s.assistants.DeleteCredential(ctx, previous, previous.WebhookCredentialID)
+	if err != nil && app.ErrorCode(err) != app.ENotFound {
+		s.log.WarnContext(ctx, "deleting the replaced vapi webhook signing credential failed", "org_id", orgID,
+			"credential_id", previous.WebhookCredentialID, "err", err)
+	}
 }
 
 // joinDetail joins two plain-words sentences.
@@ -164,8 +218,9 @@ func (s *Service) ensureAssistant(ctx context.Context, p app.Principal, cfg app.
 	return a, true, nil
 }
 
-// reuseAssistant points the org's existing assistant id at BYOC's webhook
-// with the webhook secret of cfg and returns it. It updates unconditionally,
+// reuseAssistant points the org's existing assistant id at BYOC's webhook,
+// signed with the signing credential of cfg (which replaces any inline
+// secret), and returns it. It updates unconditionally,
 // one PATCH per assistant and save: Vapi's GET answer does not reliably say
 // whether (let alone which) secret is set, and the PATCH doubles as the check
 // that the account still has the assistant. It returns ENotFound when the
@@ -174,7 +229,7 @@ func (s *Service) ensureAssistant(ctx context.Context, p app.Principal, cfg app.
 // the old secret or URL.
 func (s *Service) reuseAssistant(ctx context.Context, p app.Principal, cfg app.VapiConfig, role app.AssistantRole,
 	id string) (vapi.Assistant, error) {
-	a, err := s.assistants.UpdateAssistantServer(ctx, cfg, id, vapi.Server{URL: s.webhookURL, Secret: cfg.WebhookSecret.Reveal()})
+	a, err := s.assistants.UpdateAssistantServer(ctx, cfg, id, vapi.Server{URL: s.webhookURL, CredentialID: cfg.WebhookCredentialID})
 	switch {
 	case err == nil:
 	case app.ErrorCode(err) == app.ENotFound:
@@ -192,7 +247,7 @@ func (s *Service) reuseAssistant(ctx context.Context, p app.Principal, cfg app.V
 		a.ID = id
 	}
 	s.log.InfoContext(ctx, "vapi assistant server updated", "org_id", p.OrgID, "role", role, "assistant_id", a.ID,
-		"with_secret", cfg.WebhookSecret.Reveal() != "")
+		"signing_credential", cfg.WebhookCredentialID)
 	return a, nil
 }
 
@@ -225,30 +280,32 @@ func (s *Service) connectionRows(ctx context.Context, orgID string, set assistan
 // withWebhookSecret returns cfg with the webhook secret the org's assistants
 // are to sign their events with: cfg's own, else the one stored with the
 // org's Vapi credentials (so saving again does not rotate it), else a new one
-// from NewWebhookSecret. The caller holds the org's Vapi lock. It fails only
-// when the stored credentials cannot be read for another reason than there
-// being none usable.
-func (s *Service) withWebhookSecret(ctx context.Context, orgID string, cfg app.VapiConfig) (app.VapiConfig, error) {
-	if !cfg.WebhookSecret.IsZero() {
-		return cfg, nil
-	}
+// from NewWebhookSecret; and the stored config (zero when none is usable),
+// whose signing credential the save replaces. The caller holds the org's
+// Vapi lock. It fails only when the stored credentials cannot be read for
+// another reason than there being none usable.
+func (s *Service) withWebhookSecret(ctx context.Context, orgID string, cfg app.VapiConfig) (app.VapiConfig, app.VapiConfig, error) {
+	var previous app.VapiConfig
 	stored, err := s.creds.Get(ctx, orgID, app.Vapi)
 	switch {
 	case err == nil:
-		if vc, ok := stored.(app.VapiConfig); ok && !vc.WebhookSecret.IsZero() {
-			cfg.WebhookSecret = vc.WebhookSecret
-			return cfg, nil
-		}
+		previous, _ = stored.(app.VapiConfig)
 	case app.ErrorCode(err) != app.ENotConfigured:
-		return cfg, err
+		return cfg, previous, err
 	}
-	secret, err := NewWebhookSecret()
-	if err != nil {
-		return cfg, app.Internal(err)
+	switch {
+	case !cfg.WebhookSecret.IsZero():
+	case !previous.WebhookSecret.IsZero():
+		cfg.WebhookSecret = previous.WebhookSecret
+	default:
+		secret, err := NewWebhookSecret()
+		if err != nil {
+			return cfg, previous, app.Internal(err)
+		}
+		cfg.WebhookSecret = secret
+		s.log.InfoContext(ctx, "vapi webhook secret generated", "org_id", orgID)
 	}
-	cfg.WebhookSecret = secret
-	s.log.InfoContext(ctx, "vapi webhook secret generated", "org_id", orgID)
-	return cfg, nil
+	return cfg, previous, nil
 }
 
 // NewWebhookSecret returns a new random webhook secret: 32 bytes from the
@@ -269,9 +326,9 @@ func (s *Service) assistantSpec(orgName string, role app.AssistantRole, cfg app.
 		display = defaultOrgName
 	}
 	spec := vapi.AssistantSpec{
-		Name:         AssistantName(orgName, role),
-		ServerURL:    s.webhookURL,
-		ServerSecret: cfg.WebhookSecret.Reveal(),
+		Name:               AssistantName(orgName, role),
+		ServerURL:          s.webhookURL,
+		ServerCredentialID: cfg.WebhookCredentialID,
 	}
 	if role == app.Inbound {
 		spec.FirstMessage = fmt.Sprintf("Hello, thank you for calling %s. How can I help you today?", display)

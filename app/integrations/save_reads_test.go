@@ -62,7 +62,8 @@ func (s *countingStore) take() (lists int, gets map[app.Provider]int) {
 // A save stores what it was given and answers the status it wrote: it
 // never lists the org's credentials (which decrypts every row) and reads
 // no other provider's row than the ones it needs (a Vapi save reads the
-// org's Twilio number for the outbound agent). system.Build takes no store
+// org's Twilio number for the outbound agent, and its own stored row for
+// the webhook secret to keep and the signing credential it replaces). system.Build takes no store
 // wrapper, so this service is wired by hand, as Build wires it.
 func TestSaveReadsNoOtherCredentials(t *testing.T) {
 	ctx := context.Background()
@@ -133,7 +134,7 @@ func TestSaveReadsNoOtherCredentials(t *testing.T) {
 		{"vapi", app.Vapi, func() (integrations.SaveResult, error) {
 			res, err := svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": vapiKey(), "webhookSecret": webhookSecret()})
 			return res, err
-		}, map[app.Provider]int{app.Twilio: 1}},
+		}, map[app.Provider]int{app.Vapi: 1, app.Twilio: 1}},
 		{"vapi keeping its webhook secret", app.Vapi, func() (integrations.SaveResult, error) {
 			res, err := svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": vapiKey()})
 			return res, err

@@ -213,8 +213,8 @@ func TestSaveSuccess(t *testing.T) {
 				t.Errorf("Status() = %+v, want the result's %+v", got, st)
 			}
 			stored, err := e.creds.Get(ctx, admin.OrgID, tt.call.provider)
-			if err != nil || !reflect.DeepEqual(stored, tt.wantStored) {
-				t.Errorf("stored = %#v, %v; want %#v", stored, err, tt.wantStored)
+			if want := e.withSigningCredential(t, tt.wantStored); err != nil || !reflect.DeepEqual(stored, want) {
+				t.Errorf("stored = %#v, %v; want %#v", stored, err, want)
 			}
 			if tt.check != nil {
 				tt.check(t, res)
@@ -489,8 +489,8 @@ func TestSaveIgnoresUnknownFields(t *testing.T) {
 				t.Errorf("status details %v, want only %v", res.Status.Details, tt.wantDetails)
 			}
 			stored, err := e.creds.Get(ctx, admin.OrgID, tt.provider)
-			if err != nil || !reflect.DeepEqual(stored, tt.wantStored) {
-				t.Errorf("stored = %#v, %v; want %#v", stored, err, tt.wantStored)
+			if want := e.withSigningCredential(t, tt.wantStored); err != nil || !reflect.DeepEqual(stored, want) {
+				t.Errorf("stored = %#v, %v; want %#v", stored, err, want)
 			}
 			if last := e.lastAudit(t, admin.OrgID); last.Outcome != app.OutcomeSuccess || last.Detail != res.Detail {
 				t.Errorf("audit entry = %+v", last)
@@ -498,4 +498,20 @@ func TestSaveIgnoresUnknownFields(t *testing.T) {
 			e.assertNoLeak(t, admin.OrgID, append(stray, tt.in["apiKey"], tt.in["authToken"], tt.in["webhookSecret"]), res)
 		})
 	}
+}
+
+// withSigningCredential returns want, for a Vapi config with the id of the
+// one signing credential the save made in the key's account.
+func (e *env) withSigningCredential(t *testing.T, want app.Config) app.Config {
+	t.Helper()
+	vc, ok := want.(app.VapiConfig)
+	if !ok {
+		return want
+	}
+	cs := e.sb.Vapi.Credentials(vc.APIKey.Reveal())
+	if len(cs) != 1 {
+		t.Fatalf("the account holds %d signing credentials, want 1", len(cs))
+	}
+	vc.WebhookCredentialID = cs[0].ID
+	return vc
 }

@@ -45,6 +45,9 @@ const (
 	ActionSave       = "credentials.save"
 	ActionVerify     = "credentials.verify"
 	ActionDisconnect = "credentials.disconnect"
+	// ActionWebhookSigning changes whether Vapi's webhooks must be
+	// HMAC-signed (SetWebhookHMACOnly).
+	ActionWebhookSigning = "credentials.webhook_signing"
 )
 
 // Credentials is what the service needs of the credential service;
@@ -55,6 +58,7 @@ type Credentials interface {
 	Get(ctx context.Context, orgID string, p app.Provider) (app.Config, error)
 	Statuses(ctx context.Context, orgID string) ([]app.Status, error)
 	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) (app.Status, error)
+	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.Status, error)
 }
 
 // Verifier asks a provider whether it accepts an org's config. It returns
@@ -377,6 +381,42 @@ func (s *Service) Disconnect(ctx context.Context, p app.Principal, provider app.
 		return app.Status{}, err
 	}
 	return app.Status{Provider: provider}, nil
+}
+
+// SetWebhookHMACOnly sets whether the org's Vapi webhooks are accepted only
+// with an HMAC signature of their body and time (the static X-Vapi-Secret
+// and bearer credentials then being refused), and returns Vapi's new status.
+// It requires an admin and is audited like every change. hmacOnly nil is
+// EValidation (field "hmacOnly"); it returns ENotConfigured when the org has
+// no Vapi credentials stored.
+func (s *Service) SetWebhookHMACOnly(ctx context.Context, p app.Principal, hmacOnly *bool) (app.Status, error) {
+	if err := checkOrg(p); err != nil {
+		return app.Status{}, err
+	}
+	var invalid error
+	if hmacOnly == nil {
+		invalid = app.ValidationError(map[string]string{"hmacOnly": "Say whether Vapi's webhooks must be HMAC-signed: true or false."})
+	}
+	var st app.Status
+	err := s.mutate(ctx, p, ActionWebhookSigning, app.Vapi, invalid, func(ctx context.Context, _ time.Time) (string, error) {
+		var err error
+		if st, err = s.creds.SetWebhookHMACOnly(ctx, p.OrgID, *hmacOnly); err != nil {
+			return "", err
+		}
+		return WebhookSigningDetail(*hmacOnly), nil
+	})
+	if err != nil {
+		return app.Status{}, err
+	}
+	return st, nil
+}
+
+// WebhookSigningDetail says in plain words which Vapi webhooks are accepted.
+func WebhookSigningDetail(hmacOnly bool) string {
+	if hmacOnly {
+		return "Vapi webhooks are accepted only with an HMAC signature."
+	}
+	return "Vapi webhooks are accepted with an HMAC signature or the webhook secret."
 }
 
 // mutate runs one audited change: it checks that p is an admin, returns

@@ -16,8 +16,8 @@ import (
 )
 
 // assertServers fails unless the stand-in holds exactly the assistants ids
-// for key, each sending its events to BYOC's webhook with secret ("" for
-// none).
+// for key, each sending its events to BYOC's webhook signed with an HMAC of
+// secret (and no static secret).
 func assertServers(t *testing.T, v *sandbox.Vapi, key string, ids []string, secret string) {
 	t.Helper()
 	as := v.Assistants(key)
@@ -25,10 +25,22 @@ func assertServers(t *testing.T, v *sandbox.Vapi, key string, ids []string, secr
 		t.Fatalf("the stand-in holds %v, want %v", got, ids)
 	}
 	for _, a := range as {
-		if a.Server == nil || a.Server.URL != publicURL+paths.Webhooks || a.Server.Secret != secret {
-			t.Errorf("assistant %s server = %+v, want url %s%s and secret %q", a.ID, a.Server, publicURL,
-				paths.Webhooks, secret)
+		if a.Server == nil || a.Server.URL != publicURL+paths.Webhooks || a.Server.Secret != "" {
+			t.Errorf("assistant %s server = %+v, want url %s%s and no static secret", a.ID, a.Server, publicURL, paths.Webhooks)
 		}
+		if s, _ := v.Signing(key, a.ID); s != (sandbox.VapiSigning{Mode: "hmac", Secret: secret}) {
+			t.Errorf("assistant %s signs with %+v, want an HMAC of secret %q", a.ID, s, secret)
+		}
+	}
+}
+
+// assertOneSigningCredential fails unless the account of key holds exactly
+// one credential: each save replaces the signing credential and deletes
+// the one it replaced.
+func assertOneSigningCredential(t *testing.T, v *sandbox.Vapi, key string) {
+	t.Helper()
+	if cs := v.Credentials(key); len(cs) != 1 {
+		t.Errorf("the account holds %d signing credentials, want 1", len(cs))
 	}
 }
 
@@ -54,6 +66,7 @@ func TestSaveVapiAgainUpdatesTheWebhookSettings(t *testing.T) {
 			t.Errorf("ids = %s, %s; want the same %v", again.InboundAssistantID, again.OutboundAssistantID, ids)
 		}
 		assertServers(t, e.sb.Vapi, key, ids, secretB)
+		assertOneSigningCredential(t, e.sb.Vapi, key)
 		if n := e.mappingCount(t, admin.OrgID); n != 2 {
 			t.Errorf("%d mappings, want 2", n)
 		}
@@ -81,6 +94,7 @@ func TestSaveVapiAgainUpdatesTheWebhookSettings(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertServers(t, e.sb.Vapi, key, ids, secretA)
+		assertOneSigningCredential(t, e.sb.Vapi, key)
 	})
 	e.assertNoLeak(t, admin.OrgID, []string{key, secretA, secretB})
 }
@@ -214,8 +228,9 @@ func TestSaveVapiWebhookSecretOfItsOwn(t *testing.T) {
 			t.Errorf("secret after reconnecting = %q", fresh)
 		}
 		for _, a := range e.sb.Vapi.Assistants(keyA) {
-			if (a.ID == res.InboundAssistantID || a.ID == res.OutboundAssistantID) && (a.Server == nil || a.Server.Secret != fresh) {
-				t.Errorf("assistant %s server = %+v, want the new secret", a.ID, a.Server)
+			if s, _ := e.sb.Vapi.Signing(keyA, a.ID); (a.ID == res.InboundAssistantID || a.ID == res.OutboundAssistantID) &&
+				s != (sandbox.VapiSigning{Mode: "hmac", Secret: fresh}) {
+				t.Errorf("assistant %s signs with %+v, want an HMAC of the new secret", a.ID, s)
 			}
 		}
 	})

@@ -55,8 +55,11 @@ func TestSaveVapiCreatesAssistants(t *testing.T) {
 	byID := map[string]sandbox.VapiAssistant{}
 	for _, a := range created {
 		byID[a.ID] = a
-		if a.Server == nil || a.Server.URL != publicURL+"/api/webhooks/vapi" || a.Server.Secret != secret {
-			t.Errorf("assistant %s server = %+v, want url %s/api/webhooks/vapi with the webhook secret", a.ID, a.Server, publicURL)
+		if a.Server == nil || a.Server.URL != publicURL+"/api/webhooks/vapi" || a.Server.Secret != "" {
+			t.Errorf("assistant %s server = %+v, want url %s/api/webhooks/vapi and no static secret", a.ID, a.Server, publicURL)
+		}
+		if s, _ := e.sb.Vapi.Signing(key, a.ID); s != (sandbox.VapiSigning{Mode: "hmac", Secret: secret}) {
+			t.Errorf("assistant %s signs with %+v, want an HMAC of the webhook secret", a.ID, s)
 		}
 		if n := utf8.RuneCountInString(a.Name); n > 40 || !strings.HasPrefix(a.Name, "The Extraordinarily") {
 			t.Errorf("assistant name %q (%d characters), want the org's name shortened to at most 40", a.Name, n)
@@ -145,8 +148,8 @@ func TestSaveVapiCreatesAssistants(t *testing.T) {
 			t.Errorf("the old account's assistants changed: %v, want %v", after, before)
 		}
 		for _, a := range e.sb.Vapi.Assistants(other) {
-			if a.Server == nil || a.Server.Secret != secret {
-				t.Errorf("assistant saved without a webhook secret has server %+v, want the org's stored secret", a.Server)
+			if s, _ := e.sb.Vapi.Signing(other, a.ID); s != (sandbox.VapiSigning{Mode: "hmac", Secret: secret}) {
+				t.Errorf("assistant saved without a webhook secret signs with %+v, want an HMAC of the org's stored secret", s)
 			}
 		}
 		agent, err := e.db.OutboundAgent(ctx, admin.OrgID)

@@ -50,6 +50,10 @@ const (
 	IntegrationVerifyRoute = IntegrationRoute + verifySuffix
 	verifySuffix           = "/verify"
 
+	// VapiWebhookSigning turns the org's HMAC-only setting of Vapi's
+	// webhooks on or off.
+	VapiWebhookSigning = IntegrationsPrefix + "/vapi/webhook-signing"
+
 	// GoogleConnect starts Google's sign-in; Google sends the browser back
 	// to GoogleCallback.
 	GoogleConnect  = IntegrationsPrefix + "/google_calendar/connect"

@@ -17,10 +17,13 @@ import (
 )
 
 // Vapi stands in for Vapi's REST API in one region: GET (with ?limit=) and
-// POST /assistant, GET, PATCH and DELETE /assistant/{id}, with
-// `Authorization: Bearer <private key>`. PATCH validates its body as POST
-// does and replaces each top-level property it names as a whole: a server
-// object without a secret clears the stored secret.
+// POST /assistant, GET, PATCH and DELETE /assistant/{id}, POST /credential
+// and GET and DELETE /credential/{id} (webhook credentials with an HMAC
+// plan, see vapi_credentials.go), with `Authorization: Bearer <private
+// key>`. PATCH validates its body as POST does and replaces each top-level
+// property it names as a whole: a server object without a secret clears
+// the stored secret. An assistant's server.credentialId must name a
+// credential of the same key.
 //
 // Assistants are kept per API key, so each org's key sees only its own. A
 // key belongs to the EU region when it contains "eu" and to the US region
@@ -31,8 +34,9 @@ type Vapi struct {
 	region app.VapiRegion
 	mux    *http.ServeMux
 
-	mu         sync.Mutex
-	assistants map[string][]VapiAssistant // by API key, oldest first
+	mu          sync.Mutex
+	assistants  map[string][]VapiAssistant  // by API key, oldest first
+	credentials map[string][]VapiCredential // by API key, oldest first
 }
 
 // VapiAssistant is an assistant as the stand-in stores and returns it.
@@ -50,22 +54,27 @@ type VapiAssistant struct {
 }
 
 // VapiServer is where Vapi sends an assistant's events. Secret is kept for
-// test assertions but never sent back.
+// test assertions but never sent back; CredentialID names the credential
+// Vapi authenticates the events with.
 type VapiServer struct {
 	URL            string `json:"url"`
 	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
+	CredentialID   string `json:"credentialId,omitempty"`
 	Secret         string `json:"-"`
 }
 
 // NewVapi returns an empty Vapi stand-in for region.
 func NewVapi(region app.VapiRegion) *Vapi {
-	v := &Vapi{region: region, assistants: map[string][]VapiAssistant{}}
+	v := &Vapi{region: region, assistants: map[string][]VapiAssistant{}, credentials: map[string][]VapiCredential{}}
 	v.mux = http.NewServeMux()
 	v.mux.HandleFunc("GET /assistant", v.list)
 	v.mux.HandleFunc("POST /assistant", v.create)
 	v.mux.HandleFunc("GET /assistant/{id}", v.get)
 	v.mux.HandleFunc("PATCH /assistant/{id}", v.update)
 	v.mux.HandleFunc("DELETE /assistant/{id}", v.delete)
+	v.mux.HandleFunc("POST /credential", v.createCredential)
+	v.mux.HandleFunc("GET /credential/{id}", v.getCredential)
+	v.mux.HandleFunc("DELETE /credential/{id}", v.deleteCredential)
 	v.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		vapiError(w, http.StatusNotFound, fmt.Sprintf("Cannot %s %s", r.Method, r.URL.Path))
 	})
@@ -200,6 +209,10 @@ func (v *Vapi) create(w http.ResponseWriter, r *http.Request) {
 	}
 	a := VapiAssistant{ID: newUUID(), OrgID: stableUUID(string(v.region), apiKeyOf(r))}
 	problems = append(problems, body.apply(&a)...)
+	key := apiKeyOf(r)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	problems = append(problems, v.serverProblems(key, a.Server)...)
 	if len(problems) > 0 {
 		vapiBadRequest(w, problems)
 		return
@@ -207,10 +220,7 @@ func (v *Vapi) create(w http.ResponseWriter, r *http.Request) {
 
 	a.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	a.UpdatedAt = a.CreatedAt
-	v.mu.Lock()
-	key := apiKeyOf(r)
 	v.assistants[key] = append(v.assistants[key], a)
-	v.mu.Unlock()
 	writeJSON(w, http.StatusCreated, a)
 }
 
@@ -230,6 +240,9 @@ func (v *Vapi) update(w http.ResponseWriter, r *http.Request) {
 		a = v.assistants[key][i]
 	}
 	problems = append(problems, body.apply(&a)...)
+	if body.Server != nil {
+		problems = append(problems, v.serverProblems(key, a.Server)...)
+	}
 	if len(problems) > 0 {
 		vapiBadRequest(w, problems)
 		return
@@ -322,6 +335,7 @@ func (body vapiCreateBody) apply(a *VapiAssistant) []string {
 		var s struct {
 			URL            string `json:"url"`
 			Secret         string `json:"secret"`
+			CredentialID   string `json:"credentialId"`
 			TimeoutSeconds int    `json:"timeoutSeconds"`
 		}
 		if err := json.Unmarshal(body.Server, &s); err != nil {
@@ -333,7 +347,7 @@ func (body vapiCreateBody) apply(a *VapiAssistant) []string {
 			if s.TimeoutSeconds != 0 && (s.TimeoutSeconds < 1 || s.TimeoutSeconds > 300) {
 				problems = append(problems, "server.timeoutSeconds must not be greater than 300")
 			}
-			a.Server = &VapiServer{URL: s.URL, Secret: s.Secret, TimeoutSeconds: s.TimeoutSeconds}
+			a.Server = &VapiServer{URL: s.URL, Secret: s.Secret, CredentialID: s.CredentialID, TimeoutSeconds: s.TimeoutSeconds}
 			if a.Server.TimeoutSeconds == 0 {
 				a.Server.TimeoutSeconds = 20
 			}

@@ -1,9 +1,14 @@
 package sandbox_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"byoc/app/apptest"
+	"byoc/app/sandbox"
 )
 
 func TestVapiPatchAssistant(t *testing.T) {
@@ -79,6 +84,86 @@ func TestVapiPatchAssistant(t *testing.T) {
 	t.Run("invalid key is 401", func(t *testing.T) {
 		if status, _ := patch("invalid-key", id, `{"server":{"url":"https://x.example.com/hook"}}`); status != http.StatusUnauthorized {
 			t.Errorf("status = %d, want 401", status)
+		}
+	})
+}
+
+func TestVapiWebhookCredentials(t *testing.T) {
+	sb, u := start(t)
+	const plan = `{"type":"hmac","secretKey":"hook-secret-1","algorithm":"sha256","signatureHeader":"x-signature",` +
+		`"timestampHeader":"x-timestamp","includeTimestamp":true,"payloadFormat":"{timestamp}.{body}","signatureEncoding":"hex"}`
+	status, body := send(t, call{"POST", u.Vapi + "/credential", bearer("org-a"), `{"provider":"webhook","name":"Signing","authenticationPlan":` + plan + `}`})
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, body)
+	}
+	created := body.(map[string]any)
+	id, _ := created["id"].(string)
+	if id == "" || created["provider"] != "webhook" || strings.Contains(fmt.Sprint(created), "hook-secret-1") {
+		t.Fatalf("answer = %v, want an id and no secret", created)
+	}
+
+	t.Run("invalid credentials are refused", func(t *testing.T) {
+		for name, b := range map[string]string{
+			"unknown property":   `{"provider":"webhook","authenticationPlan":` + plan + `,"extra":1}`,
+			"other provider":     `{"provider":"openai","authenticationPlan":` + plan + `}`,
+			"no secret":          `{"provider":"webhook","authenticationPlan":{"type":"hmac","algorithm":"sha256"}}`,
+			"unknown algorithm":  `{"provider":"webhook","authenticationPlan":{"type":"hmac","secretKey":"s","algorithm":"md5"}}`,
+			"unknown plan field": `{"provider":"webhook","authenticationPlan":{"type":"hmac","secretKey":"s","algorithm":"sha256","nope":1}}`,
+			"name too long":      `{"provider":"webhook","name":"` + strings.Repeat("n", 41) + `","authenticationPlan":` + plan + `}`,
+		} {
+			if status, body := send(t, call{"POST", u.Vapi + "/credential", bearer("org-a"), b}); status != http.StatusBadRequest {
+				t.Errorf("%s: %d %v, want 400", name, status, body)
+			}
+		}
+		if n := len(sb.Vapi.Credentials("org-a")); n != 1 {
+			t.Errorf("%d credentials stored, want 1", n)
+		}
+	})
+	t.Run("an assistant signs with the credential it names", func(t *testing.T) {
+		status, body := send(t, call{"POST", u.Vapi + "/assistant", bearer("org-a"),
+			`{"name":"Desk","server":{"url":"https://byoc.example.com/hook","credentialId":"` + id + `"}}`})
+		if status != http.StatusCreated {
+			t.Fatalf("create assistant: %d %v", status, body)
+		}
+		aid := body.(map[string]any)["id"].(string)
+		if s, ok := sb.Vapi.Signing("org-a", aid); !ok || s != (sandbox.VapiSigning{Mode: "hmac", Secret: "hook-secret-1"}) {
+			t.Errorf("signing = %+v, %v", s, ok)
+		}
+		event := []byte(`{"message":{"type":"hang"}}`)
+		at := time.UnixMilli(1714000000123)
+		h, err := sb.Vapi.EventHeaders("org-a", aid, event, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ts := h.Get("X-Timestamp"); ts != "1714000000123" || h.Get("X-Signature") != apptest.VapiSignature("hook-secret-1", ts, event) ||
+			h.Get("X-Vapi-Secret") != "" {
+			t.Errorf("event headers = %v", h)
+		}
+	})
+	t.Run("a credential of another key or none is refused", func(t *testing.T) {
+		for _, c := range []struct{ key, cred string }{{"org-b", id}, {"org-a", "no-such-credential"}} {
+			status, body := send(t, call{"POST", u.Vapi + "/assistant", bearer(c.key),
+				`{"name":"Desk","server":{"url":"https://byoc.example.com/hook","credentialId":"` + c.cred + `"}}`})
+			if status != http.StatusBadRequest {
+				t.Errorf("%s with credential %s: %d %v, want 400", c.key, c.cred, status, body)
+			}
+		}
+	})
+	t.Run("get and delete", func(t *testing.T) {
+		if status, _ := send(t, call{"GET", u.Vapi + "/credential/" + id, bearer("org-b"), ""}); status != http.StatusNotFound {
+			t.Errorf("another key's GET: %d, want 404", status)
+		}
+		if status, _ := send(t, call{"DELETE", u.Vapi + "/credential/" + id, bearer("org-b"), ""}); status != http.StatusNotFound {
+			t.Errorf("another key's DELETE: %d, want 404", status)
+		}
+		if status, body := send(t, call{"GET", u.Vapi + "/credential/" + id, bearer("org-a"), ""}); status != http.StatusOK {
+			t.Errorf("GET: %d %v", status, body)
+		}
+		if status, _ := send(t, call{"DELETE", u.Vapi + "/credential/" + id, bearer("org-a"), ""}); status != http.StatusOK {
+			t.Errorf("DELETE: %d", status)
+		}
+		if n := len(sb.Vapi.Credentials("org-a")); n != 0 {
+			t.Errorf("%d credentials left after DELETE", n)
 		}
 	})
 }

@@ -139,6 +139,32 @@ func (s *Server) disconnectIntegration(c *fiber.Ctx) error {
 		views.IntegrationCard(card), defaultLanding, views.FlashSuccess, msg)
 }
 
+// webhookSigningInput is the body of POST /api/integrations/vapi/webhook-signing:
+// {"hmacOnly": true|false}, or the form field hmacOnly=true|false.
+type webhookSigningInput struct {
+	HMACOnly *bool `json:"hmacOnly" form:"hmacOnly"`
+}
+
+// setWebhookSigning turns the org's HMAC-only setting of Vapi's webhooks on
+// or off (POST /api/integrations/vapi/webhook-signing): webhookSigningData,
+// or for htmx the Vapi card showing the outcome.
+func (s *Server) setWebhookSigning(c *fiber.Ctx) error {
+	a, _ := account(c)
+	var in webhookSigningInput
+	err := bind(c, &in)
+	var st app.Status
+	if err == nil {
+		st, err = s.deps.Integrations.SetWebhookHMACOnly(c.UserContext(), a.Principal, in.HMACOnly)
+	}
+	if err != nil {
+		return s.cardError(c, a, app.Vapi, err)
+	}
+	msg := integrations.WebhookSigningDetail(st.WebhookHMACOnly)
+	card := s.card(a, st, &views.Notice{Kind: views.FlashSuccess, Message: msg})
+	return s.changed(c, http.StatusOK, webhookSigningData{Provider: app.Vapi, HMACOnly: st.WebhookHMACOnly},
+		views.IntegrationCard(card), defaultLanding, views.FlashSuccess, "Vapi: "+msg)
+}
+
 // cardError answers a refused test or disconnect. API clients get the
 // error. htmx gets the provider's card in its current state (a refused test
 // has just turned it to Needs attention) with the reason on it, and a full
@@ -180,7 +206,9 @@ func (s *Server) card(a auth.Account, st app.Status, result *views.Notice) views
 // entry has connected, needsAttention, lastVerified (RFC 3339 or null),
 // verificationError (a string or null), verificationCode (null, or a stable
 // code such as "reconnect_needed") and the masked details flattened in
-// ("apiKey": "••••abcd", "phoneNumber": "+1202•••1234").
+// ("apiKey": "••••abcd", "phoneNumber": "+1202•••1234"); a stored
+// connection of a provider whose assistants BYOC configures (Vapi) adds
+// webhookHmacOnly.
 func statusData(sts []app.Status) map[string]map[string]any {
 	byProvider := make(map[app.Provider]app.Status, len(sts))
 	for _, st := range sts {
@@ -209,6 +237,9 @@ func statusData(sts []app.Status) map[string]map[string]any {
 		e["verificationCode"] = nil
 		if st.VerificationCode != "" {
 			e["verificationCode"] = st.VerificationCode
+		}
+		if app.MustDescribe(p).ManagesAssistants && (st.Connected || st.NeedsAttention) {
+			e["webhookHmacOnly"] = st.WebhookHMACOnly
 		}
 		out[p.JSONKey()] = e
 	}
@@ -245,6 +276,13 @@ type verifyData struct {
 	Verified     bool         `json:"verified"`
 	LastVerified time.Time    `json:"lastVerified"`
 	Detail       string       `json:"detail"`
+}
+
+// webhookSigningData is the JSON answer of a change of the HMAC-only
+// webhook setting.
+type webhookSigningData struct {
+	Provider app.Provider `json:"provider"`
+	HMACOnly bool         `json:"hmacOnly"`
 }
 
 // disconnectData is the JSON answer of a disconnect.

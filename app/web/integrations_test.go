@@ -1051,6 +1051,7 @@ func TestIntegrationsNeedSignIn(t *testing.T) {
 		{http.MethodPost, "/api/integrations/vapi"},
 		{http.MethodPost, "/api/integrations/vapi/verify"},
 		{http.MethodDelete, "/api/integrations/vapi"},
+		{http.MethodPost, "/api/integrations/vapi/webhook-signing"},
 	}
 	for _, r := range routes {
 		t.Run(r.method+" "+r.path, func(t *testing.T) {
@@ -1099,6 +1100,7 @@ func TestMembersCannotChangeCredentials(t *testing.T) {
 		{http.MethodPost, "/api/integrations/vapi", map[string]string{"apiKey": vapiKey()}},
 		{http.MethodPost, "/api/integrations/vapi/verify", nil},
 		{http.MethodDelete, "/api/integrations/vapi", nil},
+		{http.MethodPost, "/api/integrations/vapi/webhook-signing", map[string]bool{"hmacOnly": false}},
 	}
 	for _, c := range changes {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
@@ -1116,7 +1118,7 @@ func TestMembersCannotChangeCredentials(t *testing.T) {
 			}
 		})
 	}
-	if v := entry(t, admin.status(adminToken), "vapi"); v["connected"] != true {
+	if v := entry(t, admin.status(adminToken), "vapi"); v["connected"] != true || v["webhookHmacOnly"] != true {
 		t.Errorf("a member's request changed the credentials: %v", v)
 	}
 }
@@ -1132,6 +1134,7 @@ func TestIntegrationsCSRF(t *testing.T) {
 		{http.MethodPost, "/api/integrations/vapi"},
 		{http.MethodPost, "/api/integrations/vapi/verify"},
 		{http.MethodDelete, "/api/integrations/vapi"},
+		{http.MethodPost, "/api/integrations/vapi/webhook-signing"},
 	}
 	for _, c := range changes {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
@@ -1147,7 +1150,7 @@ func TestIntegrationsCSRF(t *testing.T) {
 			}
 		})
 	}
-	if v := entry(t, b.status(token), "vapi"); v["connected"] != true {
+	if v := entry(t, b.status(token), "vapi"); v["connected"] != true || v["webhookHmacOnly"] != true {
 		t.Errorf("a refused request changed the credentials: %v", v)
 	}
 	// Bearer clients need no CSRF token.

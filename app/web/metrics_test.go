@@ -60,6 +60,7 @@ func TestCacheAndWebhookMetrics(t *testing.T) {
 	e := newEnv(t)
 	secret := "whsec-" + apptest.RandomHex(16)
 	b, token, assistant := connectVapi(t, e, secret)
+	allowSecretHeader(t, b, token)
 	b.status(token)
 	b.status(token)
 	for range 3 {

@@ -227,7 +227,8 @@ func TestHostileInputs(t *testing.T) {
 		o.BodyLimit = robustBodyLimit
 	}))
 	secret := "whsec-" + apptest.RandomHex(16)
-	_, _, assistant := connectVapi(t, e, secret)
+	vb, vtoken, assistant := connectVapi(t, e, secret)
+	allowSecretHeader(t, vb, vtoken) // the "vapi" identity below authenticates with the secret header
 
 	routes := e.srv.Routes()
 	if len(routes) < 20 {

@@ -72,4 +72,5 @@ func (s *Server) routes() {
 	a.Post(paths.IntegrationRoute, s.saveIntegration)
 	a.Post(paths.IntegrationVerifyRoute, s.verifyIntegration)
 	a.Delete(paths.IntegrationRoute, s.disconnectIntegration)
+	a.Post(paths.VapiWebhookSigning, s.setWebhookSigning)
 }

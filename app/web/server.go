@@ -111,6 +111,7 @@ type Integrations interface {
 	Save(ctx context.Context, p app.Principal, provider app.Provider, in app.Values) (integrations.SaveResult, error)
 	Verify(ctx context.Context, p app.Principal, provider app.Provider) (integrations.VerifyResult, error)
 	Disconnect(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
+	SetWebhookHMACOnly(ctx context.Context, p app.Principal, hmacOnly *bool) (app.Status, error)
 	// Google Calendar's sign-in.
 	GoogleReady() bool
 	ConnectURL(ctx context.Context, p app.Principal, sessionBinding string) (string, error)

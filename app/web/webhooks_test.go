@@ -32,24 +32,79 @@ func vapiEvent(assistantID, typ string) string {
 }
 
 // connectVapi signs an org up and connects Vapi with a webhook secret; it
-// returns the browser, its CSRF token and the inbound assistant's id.
+// returns the browser, its CSRF token and the inbound assistant's id. The
+// org is HMAC-only, as every org that connects Vapi now starts.
 func connectVapi(t *testing.T, e *env, secret string) (*browser, string, string) {
 	t.Helper()
+	b, token, _, assistant := connectVapiKey(t, e, secret)
+	return b, token, assistant
+}
+
+// connectVapiKey is connectVapi that also returns the Vapi key.
+func connectVapiKey(t *testing.T, e *env, secret string) (*browser, string, string, string) {
+	t.Helper()
 	b, token, _ := e.admin()
-	res := b.api(http.MethodPost, "/api/integrations/vapi", map[string]string{"apiKey": vapiKey(), "webhookSecret": secret}, token)
+	key := vapiKey()
+	res := b.api(http.MethodPost, "/api/integrations/vapi", map[string]string{"apiKey": key, "webhookSecret": secret}, token)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("save vapi: %d\n%s", res.StatusCode, res.body)
 	}
-	return b, token, envelopeData(t, res)["inboundAssistantId"].(string)
+	return b, token, key, envelopeData(t, res)["inboundAssistantId"].(string)
+}
+
+// allowSecretHeader turns the org's HMAC-only setting off through the API,
+// so its webhooks are also accepted with the secret alone.
+func allowSecretHeader(t *testing.T, b *browser, token string) {
+	t.Helper()
+	res := b.api(http.MethodPost, "/api/integrations/vapi/webhook-signing", map[string]bool{"hmacOnly": false}, token)
+	if res.StatusCode != http.StatusOK || envelopeData(t, res)["hmacOnly"] != false {
+		t.Fatalf("turn HMAC only off: %d\n%s", res.StatusCode, res.body)
+	}
 }
 
 func TestVapiWebhookRoute(t *testing.T) {
 	e := newEnv(t)
 	secret := "whsec-" + apptest.RandomHex(16)
-	b, token, assistant := connectVapi(t, e, secret)
+	b, token, key, assistant := connectVapiKey(t, e, secret)
 	post := func(body string, headers ...string) response {
 		return e.do(request(http.MethodPost, "/api/webhooks/vapi", body, headers...))
 	}
+
+	// An org that connects Vapi now is HMAC-only: its assistants sign their
+	// events, and the static secret alone no longer counts.
+	t.Run("a new org: events signed by its assistant", func(t *testing.T) {
+		body := vapiEvent(assistant, "speech-update")
+		h, err := e.sb.Vapi.EventHeaders(key, assistant, []byte(body), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var headers []string
+		for k := range h {
+			headers = append(headers, k, h.Get(k))
+		}
+		if res := post(body, headers...); res.StatusCode != http.StatusOK || res.json(t)["received"] != true {
+			t.Fatalf("%d %s", res.StatusCode, res.body)
+		}
+	})
+	t.Run("a new org: static secrets and replays refused", func(t *testing.T) {
+		stale := vapiEvent(assistant, "speech-update")
+		ts := strconv.FormatInt(time.Now().Add(-301*time.Second).Unix(), 10)
+		for name, headers := range map[string][]string{
+			"x-vapi-secret": {webhooks.HeaderVapiSecret, secret},
+			"bearer":        {"Authorization", "Bearer " + secret},
+			"replayed hmac": {webhooks.HeaderSignature, apptest.VapiSignature(secret, ts, []byte(stale)), webhooks.HeaderTimestamp, ts},
+		} {
+			body := vapiEvent(assistant, "speech-update")
+			if name == "replayed hmac" {
+				body = stale
+			}
+			res := post(body, headers...)
+			if res.StatusCode != http.StatusUnauthorized || envelopeError(t, res)["code"] != "invalid_signature" {
+				t.Errorf("%s: %d %s, want 401 invalid_signature", name, res.StatusCode, res.body)
+			}
+		}
+	})
+	allowSecretHeader(t, b, token)
 
 	t.Run("verified without a session or CSRF token", func(t *testing.T) {
 		res := post(vapiEvent(assistant, "speech-update"), webhooks.HeaderVapiSecret, secret)
@@ -142,7 +197,8 @@ func TestOperatorRoutes(t *testing.T) {
 
 	e := newEnv(t, withOps(opsToken))
 	secret := "whsec-" + apptest.RandomHex(16)
-	_, _, assistant := connectVapi(t, e, secret)
+	b, token, assistant := connectVapi(t, e, secret)
+	allowSecretHeader(t, b, token)
 	for range 3 {
 		e.do(request(http.MethodPost, "/api/webhooks/vapi", vapiEvent(assistant, "speech-update"), webhooks.HeaderVapiSecret, secret))
 	}

@@ -28,10 +28,11 @@ var errUnknownAssistant = errors.New("webhooks: unknown assistant")
 
 // secretEntry is an org's cached webhook secret; own is false when the org
 // has none (the default secret applies); unreadable is set when the org's
-// stored Vapi credentials exist but cannot be decrypted.
+// stored Vapi credentials exist but cannot be decrypted; hmacOnly when only
+// an HMAC signature authenticates the org's webhooks.
 type secretEntry struct {
-	own, unreadable bool
-	key             secretKey
+	own, unreadable, hmacOnly bool
+	key                       secretKey
 }
 
 // errSecretUnreadable refuses a delivery for an org whose stored webhook
@@ -121,38 +122,44 @@ func (h *Handler) lookupMapping(ctx context.Context, assistantID string) (orgcac
 	return orgcache.Entry[string]{}, err
 }
 
-// secret returns the key that verifies the org's webhooks: its own webhook
-// secret, or the default secret when it truly has none (no Vapi credentials,
-// or credentials without a webhook secret). Stored credentials that cannot
-// be decrypted fail closed with errSecretUnreadable: such an org may have a
-// secret of its own, so the shared one must not stand in for it. The
-// result, including "none", is cached for SecretTTL ("unreadable" for
-// NegativeTTL).
-func (h *Handler) secret(ctx context.Context, orgID string) (secretKey, error) {
+// secret returns the key that verifies the org's webhooks and whether only
+// an HMAC signature counts: its own webhook secret, or the default secret
+// when it truly has none (no Vapi credentials, or credentials without a
+// webhook secret). Stored credentials that cannot be decrypted fail closed
+// with errSecretUnreadable: such an org may have a secret of its own, so
+// the shared one must not stand in for it. The result, including "none",
+// is cached for SecretTTL ("unreadable" for NegativeTTL), owned by the
+// org's Vapi credentials, so a change of the secret or of the HMAC-only
+// setting drops it.
+func (h *Handler) secret(ctx context.Context, orgID string) (key secretKey, hmacOnly bool, err error) {
 	e, _, err := h.caches.secrets.Load(ctx, orgID, h.caches.fillSecret)
 	if err != nil {
-		return secretKey{}, fmt.Errorf("webhook secret: %w", err)
+		return secretKey{}, false, fmt.Errorf("webhook secret: %w", err)
 	}
 	switch {
 	case e.unreadable:
-		return secretKey{}, errSecretUnreadable
+		return secretKey{}, false, errSecretUnreadable
 	case e.own:
-		return e.key, nil
+		return e.key, e.hmacOnly, nil
 	}
-	return h.defaultKey, nil
+	return h.defaultKey, e.hmacOnly, nil
 }
 
-// lookupSecret reads the org's webhook secret from its credentials.
+// lookupSecret reads the org's webhook secret and HMAC-only setting from
+// its credentials.
 func (h *Handler) lookupSecret(ctx context.Context, orgID string) (orgcache.Entry[*secretEntry], error) {
 	h.stats.storeCalls.Add(1)
 	owner := orgcache.Owner{Org: orgID, Provider: app.Vapi}
-	cfg, err := h.deps.Credentials.Vapi(ctx, orgID)
+	w, err := h.deps.Credentials.VapiWebhook(ctx, orgID)
 	switch {
-	case err == nil && !cfg.WebhookSecret.IsZero():
-		return orgcache.Entry[*secretEntry]{Owner: owner, Value: &secretEntry{own: true, key: newSecretKey(cfg.WebhookSecret.Reveal())}}, nil
+	case err == nil && !w.Secret.IsZero():
+		return orgcache.Entry[*secretEntry]{Owner: owner,
+			Value: &secretEntry{own: true, hmacOnly: w.HMACOnly, key: newSecretKey(w.Secret.Reveal())}}, nil
 	case errors.Is(err, app.ErrUndecryptable):
 		return orgcache.Entry[*secretEntry]{Owner: owner, Value: &secretEntry{unreadable: true}, TTL: h.opts.NegativeTTL}, nil
-	case err == nil || app.ErrorCode(err) == app.ENotConfigured:
+	case err == nil:
+		return orgcache.Entry[*secretEntry]{Owner: owner, Value: &secretEntry{hmacOnly: w.HMACOnly}}, nil
+	case app.ErrorCode(err) == app.ENotConfigured:
 		return orgcache.Entry[*secretEntry]{Owner: owner, Value: &secretEntry{}}, nil
 	}
 	return orgcache.Entry[*secretEntry]{}, err
@@ -163,7 +170,8 @@ type CacheStats struct {
 	// Mappings resolves assistant ids to orgs; NegativeItems of its Items
 	// are ids known to be unknown.
 	Mappings CacheCounts `json:"mappings"`
-	// Secrets holds each org's webhook secret (or the fact it has none).
+	// Secrets holds each org's webhook secret (or the fact it has none)
+	// and HMAC-only setting.
 	Secrets CacheCounts `json:"secrets"`
 	// Deliveries remembers deliveries already handled: a hit is a duplicate
 	// caught without the database.

@@ -40,8 +40,8 @@ func (memDeps) TouchAssistant(context.Context, string, string, time.Time) (bool,
 	return true, nil
 }
 
-func (memDeps) Vapi(context.Context, string) (app.VapiConfig, error) {
-	return app.VapiConfig{WebhookSecret: app.NewSecret(fuzzSecret)}, nil
+func (memDeps) VapiWebhook(context.Context, string) (app.VapiWebhook, error) {
+	return app.VapiWebhook{Secret: app.NewSecret(fuzzSecret)}, nil
 }
 
 func (memDeps) Twilio(context.Context, string) (app.TwilioConfig, error) {
@@ -90,10 +90,10 @@ func FuzzParsePayload(f *testing.F) {
 // checkMessage asserts what the rest of the handler relies on.
 func checkMessage(t *testing.T, m *message, body []byte) {
 	t.Helper()
-	if len(m.ToolCalls) > maxToolCallsPerEvent+1 {
-		t.Fatalf("%d tool calls kept", len(m.ToolCalls))
-	}
-	for _, tc := range m.ToolCalls {
+	for i, tc := range m.ToolCalls {
+		if i >= maxToolCallsPerEvent && tc.Args != nil {
+			t.Fatalf("tool call %d, over the cap, kept its arguments", i)
+		}
 		if tc.Args != nil && (!json.Valid(tc.Args) || tc.Args[0] != '{') {
 			t.Fatalf("tool arguments %q are not a JSON object", tc.Args)
 		}
@@ -122,19 +122,21 @@ func FuzzVerifySignature(f *testing.F) {
 	sec := strconv.FormatInt(fuzzNow.Unix(), 10)
 	ms := strconv.FormatInt(fuzzNow.UnixMilli(), 10)
 	body := []byte(`{"message":{"type":"hang","call":{"assistantId":"a1"}}}`)
-	// secret, timestamp, signature, X-Vapi-Secret, Authorization, body, selfSign
-	f.Add("s3cret", sec, "", "", "", body, true)
-	f.Add("s3cret", ms, "", "", "", body, true)
-	f.Add("s3cret", strconv.FormatInt(fuzzNow.Unix()-301, 10), "", "", "", body, true)
-	f.Add("s3cret", sec, "sha256="+apptest.VapiSignature("s3cret", sec, body), "", "", body, false)
-	f.Add("s3cret", sec, apptest.VapiSignature("s3cret", sec, body)[:63], "", "", body, false)
-	f.Add("s3cret", sec, "zz"+apptest.VapiSignature("s3cret", sec, body)[2:], "", "", body, false)
-	f.Add("s3cret", "", "", "s3cret", "", body, false)
-	f.Add("s3cret", "", "", "", "Bearer s3cret", body, false)
-	f.Add("", sec, "", "", "Bearer ", body, true)
-	f.Add("s3cret", "+1700000000", "", "wrong", "Basic czNjcmV0", []byte{}, true)
+	// secret, timestamp, signature, X-Vapi-Secret, Authorization, body, selfSign, hmacOnly
+	f.Add("s3cret", sec, "", "", "", body, true, false)
+	f.Add("s3cret", ms, "", "", "", body, true, true)
+	f.Add("s3cret", strconv.FormatInt(fuzzNow.Unix()-301, 10), "", "", "", body, true, true)
+	f.Add("s3cret", sec, "sha256="+apptest.VapiSignature("s3cret", sec, body), "", "", body, false, false)
+	f.Add("s3cret", sec, apptest.VapiSignature("s3cret", sec, body)[:63], "", "", body, false, false)
+	f.Add("s3cret", sec, "zz"+apptest.VapiSignature("s3cret", sec, body)[2:], "", "", body, false, false)
+	f.Add("s3cret", "", "", "s3cret", "", body, false, false)
+	f.Add("s3cret", "", "", "s3cret", "", body, false, true)
+	f.Add("s3cret", "", "", "", "Bearer s3cret", body, false, false)
+	f.Add("s3cret", sec, "", "s3cret", "Bearer s3cret", body, true, true)
+	f.Add("", sec, "", "", "Bearer ", body, true, false)
+	f.Add("s3cret", "+1700000000", "", "wrong", "Basic czNjcmV0", []byte{}, true, false)
 
-	f.Fuzz(func(t *testing.T, secret, ts, sig, vapiSecret, auth string, body []byte, selfSign bool) {
+	f.Fuzz(func(t *testing.T, secret, ts, sig, vapiSecret, auth string, body []byte, selfSign, hmacOnly bool) {
 		if selfSign {
 			sig = apptest.VapiSignature(secret, ts, body)
 		}
@@ -146,10 +148,13 @@ func FuzzVerifySignature(f *testing.F) {
 		}
 		// http.Header trims nothing; the real servers trim surrounding
 		// spaces, which verify must not depend on.
-		v := verify(h.Get, body, newSecretKey(secret), fuzzNow, DefaultTolerance)
+		v := verify(h.Get, body, newSecretKey(secret), hmacOnly, fuzzNow, DefaultTolerance)
 
 		if secret == "" && v.ok {
 			t.Fatal("verified with an empty secret")
+		}
+		if hmacOnly && v.ok && v.mode != authModeHMAC {
+			t.Fatalf("verified in mode %q although only HMAC counts", v.mode)
 		}
 		if !v.ok && v.failure == "" {
 			t.Fatal("a refusal without a reason")

@@ -74,9 +74,9 @@ type countingCreds struct {
 	vapi, twilio atomic.Int64
 }
 
-func (c *countingCreds) Vapi(ctx context.Context, orgID string) (app.VapiConfig, error) {
+func (c *countingCreds) VapiWebhook(ctx context.Context, orgID string) (app.VapiWebhook, error) {
 	c.vapi.Add(1)
-	return c.inner.Vapi(ctx, orgID)
+	return c.inner.VapiWebhook(ctx, orgID)
 }
 
 func (c *countingCreds) Twilio(ctx context.Context, orgID string) (app.TwilioConfig, error) {

@@ -37,11 +37,11 @@ func BenchmarkResolveVerify(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				key, err := h.secret(ctx, org)
+				key, hmacOnly, err := h.secret(ctx, org)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if v := verify(hdr.Get, body, key, fuzzNow, DefaultTolerance); !v.ok {
+				if v := verify(hdr.Get, body, key, hmacOnly, fuzzNow, DefaultTolerance); !v.ok {
 					b.Fatal(v.failure)
 				}
 			}
@@ -60,8 +60,8 @@ func (manyOrgs) ResolveAssistant(_ context.Context, id string) (app.AssistantMap
 	return app.AssistantMapping{VapiAssistantID: id, OrgID: "1" + id[1:]}, nil
 }
 
-func (manyOrgs) Vapi(_ context.Context, orgID string) (app.VapiConfig, error) {
-	return app.VapiConfig{WebhookSecret: app.NewSecret("secret-" + orgID)}, nil
+func (manyOrgs) VapiWebhook(_ context.Context, orgID string) (app.VapiWebhook, error) {
+	return app.VapiWebhook{Secret: app.NewSecret("secret-" + orgID)}, nil
 }
 
 // BenchmarkWarmPathStorm resolves and verifies webhooks of random orgs
@@ -90,7 +90,7 @@ func BenchmarkWarmPathStorm(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := h.secret(ctx, org); err != nil {
+				if _, _, err := h.secret(ctx, org); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -126,12 +126,12 @@ func BenchmarkWarmPathStorm(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					key, err := h.secret(ctx, org)
+					key, hmacOnly, err := h.secret(ctx, org)
 					if err != nil {
 						b.Fatal(err)
 					}
 					hdr := http.Header{HeaderSignature: {sigs[i]}, HeaderTimestamp: {ts}}
-					if v := verify(hdr.Get, body, key, fuzzNow, DefaultTolerance); !v.ok {
+					if v := verify(hdr.Get, body, key, hmacOnly, fuzzNow, DefaultTolerance); !v.ok {
 						b.Fatal(v.failure)
 					}
 				}
@@ -159,7 +159,7 @@ func BenchmarkInvalidateOneOrg(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := h.secret(ctx, org); err != nil {
+		if _, _, err := h.secret(ctx, org); err != nil {
 			b.Fatal(err)
 		}
 	}

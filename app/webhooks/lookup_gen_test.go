@@ -43,11 +43,11 @@ func (s *slowFirstStore) ResolveAssistant(_ context.Context, id string) (app.Ass
 	return app.AssistantMapping{}, app.Errorf(app.ENotFound, "Unknown assistant.")
 }
 
-func (s *slowFirstStore) Vapi(context.Context, string) (app.VapiConfig, error) {
+func (s *slowFirstStore) VapiWebhook(context.Context, string) (app.VapiWebhook, error) {
 	if s.first() {
-		return app.VapiConfig{WebhookSecret: app.NewSecret("old-secret")}, nil
+		return app.VapiWebhook{Secret: app.NewSecret("old-secret")}, nil
 	}
-	return app.VapiConfig{}, nil
+	return app.VapiWebhook{}, nil
 }
 
 // TestLookupAfterInvalidationDoesNotShareOlderLookup: a lookup that starts
@@ -69,7 +69,7 @@ func TestLookupAfterInvalidationDoesNotShareOlderLookup(t *testing.T) {
 		{"assistant mapping", func(h *Handler) (string, error) { return h.resolve(context.Background(), fuzzAssistant) },
 			fuzzOrg, result{"", errUnknownAssistant}},
 		{"webhook secret", func(h *Handler) (string, error) {
-			k, err := h.secret(context.Background(), fuzzOrg)
+			k, _, err := h.secret(context.Background(), fuzzOrg)
 			return k.value, err
 		}, "old-secret", result{"default", nil}},
 	}

@@ -41,7 +41,9 @@ type message struct {
 	Status          string
 	EndedReason     string
 	DurationSeconds *float64
-	ToolCalls       []toolCall
+	// ToolCalls are every entry of message.toolCallList, in order: each
+	// one gets a result, also those over maxToolCallsPerEvent.
+	ToolCalls []toolCall
 }
 
 // toolCall is one entry of message.toolCallList.
@@ -49,7 +51,8 @@ type toolCall struct {
 	ID   string
 	Name string
 	// Args is the arguments object as JSON; nil when the arguments are
-	// neither a JSON object nor a string holding one.
+	// neither a JSON object nor a string holding one, and for the calls
+	// over maxToolCallsPerEvent, which are never run.
 	Args json.RawMessage
 }
 
@@ -117,11 +120,14 @@ func parsePayload(body []byte) (message, error) {
 		m.OccurredAt = parseEventTime(ts)
 	}
 	m.DurationSeconds = duration(wm.DurationSeconds, wm.StartedAt, wm.EndedAt)
+	if len(wm.ToolCallList) > 0 {
+		m.ToolCalls = make([]toolCall, len(wm.ToolCallList))
+	}
 	for i, tc := range wm.ToolCallList {
-		if i == maxToolCallsPerEvent+1 {
-			break // one past the cap, so the caller can tell there were too many
+		m.ToolCalls[i] = toolCall{ID: tc.ID, Name: tc.Function.Name}
+		if i < maxToolCallsPerEvent {
+			m.ToolCalls[i].Args = toolArgs(tc.Function.Arguments)
 		}
-		m.ToolCalls = append(m.ToolCalls, toolCall{ID: tc.ID, Name: tc.Function.Name, Args: toolArgs(tc.Function.Arguments)})
 	}
 	return m, nil
 }

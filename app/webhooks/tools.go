@@ -84,14 +84,16 @@ const (
 
 // runTools runs the tool calls of a verified delivery with the org's own
 // credentials and returns Vapi's results body, one result per call in the
-// order of the calls. The calls run concurrently, at most
+// order of the calls (the calls over maxToolCallsPerEvent are not run:
+// their results say so). The calls run concurrently, at most
 // maxConcurrentTools at once, except book_appointment calls, which run one
 // after another in order (so that one delivery cannot book one slot twice).
 // Each call is bounded by ToolTimeout and all of them by deadline: a call
 // that does not finish by then, or cannot start before it, is answered with
 // a result saying it timed out. A tool that fails answers with a result
 // explaining why; nothing here fails the webhook. It appends "name:outcome"
-// for each call to log, without arguments or results.
+// for each call within the cap to log, and one count of the calls over it,
+// without arguments or results.
 func (h *Handler) runTools(ctx context.Context, deadline time.Time, orgID string, calls []toolCall, log *[]string) toolResults {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -139,8 +141,11 @@ func (h *Handler) runTools(ctx context.Context, deadline time.Time, orgID string
 		}()
 	}
 	wg.Wait()
-	for i := range results {
+	for i := range min(len(results), maxToolCallsPerEvent) {
 		*log = append(*log, results[i].Name+":"+outcomes[i])
+	}
+	if over := len(results) - maxToolCallsPerEvent; over > 0 {
+		*log = append(*log, fmt.Sprintf("%d more:skipped", over))
 	}
 	return toolResults{Results: results}
 }

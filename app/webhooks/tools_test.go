@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -304,16 +305,31 @@ func TestCalendarTools(t *testing.T) {
 
 var errSecretCause = &app.Error{Code: app.EInternal, Message: "pq: connection to 10.0.0.7 refused"}
 
+// TestTooManyToolCalls: every tool call of a delivery gets a result with
+// its own id, in order; the calls over the cap are not run and their
+// results say why.
 func TestTooManyToolCalls(t *testing.T) {
 	e := newEnv(t)
 	o := e.newOrg("many-tools-secret-123456")
 	calls := make([]tc, 25)
 	for i := range calls {
-		calls[i] = tc{id: "id", name: "check_availability", args: map[string]any{}}
+		calls[i] = tc{id: fmt.Sprintf("call_%02d", i), name: "check_availability", args: map[string]any{}}
 	}
 	r := results(t, e.handle(o.secret, toolCallsBody(t, o.assistant, 5, calls...)))
-	if len(r) != 21 || !strings.Contains(r[20].Result, "Too many tool calls") {
-		t.Errorf("%d results, last %+v; want 20 run and 1 refusal", len(r), r[len(r)-1])
+	if len(r) != len(calls) {
+		t.Fatalf("%d results for %d tool calls, want one each", len(r), len(calls))
+	}
+	for i, res := range r {
+		if res.ToolCallID != calls[i].id || res.Name != "check_availability" {
+			t.Errorf("result %d is %+v, want the result of %s", i, res, calls[i].id)
+		}
+		over := strings.Contains(res.Result, "Too many tool calls in one request: at most 20 are run")
+		if over != (i >= 20) {
+			t.Errorf("result %d: %q; want the first 20 run and the rest refused as over the cap", i, res.Result)
+		}
+	}
+	if lines := strings.Count(e.logs.String(), "check_availability:"); lines > 21 {
+		t.Errorf("the log lists %d tool outcomes, want the calls over the cap summed up", lines)
 	}
 }
 

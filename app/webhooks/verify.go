@@ -49,6 +49,7 @@ const (
 	failTimestampSkew     = "timestamp skew"
 	failSignatureMismatch = "signature mismatch"
 	failSignatureMalform  = "signature malformed"
+	failStaticRefused     = "static secret refused: the org takes HMAC signatures only"
 )
 
 // secretKey is a webhook secret ready for constant-time comparison: its
@@ -81,9 +82,11 @@ type verdict struct {
 // header, an Authorization bearer credential, or an HMAC-SHA256 signature
 // of "{timestamp}.{body}" (hex, optional "sha256=" prefix) with a timestamp
 // (seconds, or milliseconds when above 1e11) at most tolerance away from now
-// authenticates it. An empty key refuses everything. Comparisons are
-// constant-time.
-func verify(header func(string) string, body []byte, key secretKey, now time.Time, tolerance time.Duration) verdict {
+// authenticates it; with hmacOnly only the signature does (the static
+// credentials bind neither the body nor the time, so a copy of one could be
+// replayed with any body for ever). An empty key refuses everything.
+// Comparisons are constant-time.
+func verify(header func(string) string, body []byte, key secretKey, hmacOnly bool, now time.Time, tolerance time.Duration) verdict {
 	if key.value == "" {
 		return verdict{failure: failNoSecret}
 	}
@@ -91,6 +94,12 @@ func verify(header func(string) string, body []byte, key secretKey, now time.Tim
 		return verdict{failure: failHeaderMissing}
 	}
 	v := verdict{failure: failHeaderMissing}
+	if hmacOnly {
+		if header(HeaderVapiSecret) != "" || header(HeaderAuthorization) != "" {
+			v.failure = failStaticRefused
+		}
+		return verifySignature(header, body, key, now, tolerance, v)
+	}
 	if s := header(HeaderVapiSecret); s != "" {
 		if key.matches(s) {
 			return verdict{ok: true, mode: authModeSecretHeader}
@@ -107,6 +116,13 @@ func verify(header func(string) string, body []byte, key secretKey, now time.Tim
 			v.failure = failNotBearer
 		}
 	}
+	return verifySignature(header, body, key, now, tolerance, v)
+}
+
+// verifySignature checks the delivery's HMAC signature headers; without
+// any it returns v, the verdict of the checks before.
+func verifySignature(header func(string) string, body []byte, key secretKey, now time.Time, tolerance time.Duration,
+	v verdict) verdict {
 	sig := header(HeaderSignature)
 	if sig == "" {
 		sig = header(HeaderVapiSignature)

@@ -5,7 +5,8 @@
 // A delivery is routed to its org by the assistant id it names
 // (message.call.assistantId, else message.assistant.id), authenticated with
 // that org's webhook secret (or the server's default secret when the org has
-// none) in any of the ways Vapi can send it, and deduplicated. Status updates
+// none) in any of the ways Vapi can send it (only by an HMAC signature when
+// the org is HMAC-only), and deduplicated. Status updates
 // and end-of-call reports are recorded once per delivery before the answer;
 // tool calls run the built-in tools with the org's own credentials, once per
 // delivery across all instances: the delivery is claimed in the database
@@ -44,11 +45,12 @@ type MappingResolver interface {
 	TouchAssistant(ctx context.Context, orgID, assistantID string, at time.Time) (bool, error)
 }
 
-// Credentials hands out an org's decrypted provider configs, cached;
-// *credentials.Service implements it. Both return ENotConfigured when the
-// org has nothing usable stored.
+// Credentials hands out what an org's webhooks are verified with and its
+// decrypted Twilio config; *credentials.Service implements it. Both return
+// ENotConfigured when the org has nothing usable stored (with
+// app.ErrUndecryptable in the chain when a stored row cannot be decrypted).
 type Credentials interface {
-	Vapi(ctx context.Context, orgID string) (app.VapiConfig, error)
+	VapiWebhook(ctx context.Context, orgID string) (app.VapiWebhook, error)
 	Twilio(ctx context.Context, orgID string) (app.TwilioConfig, error)
 }
 
@@ -302,7 +304,8 @@ type trace struct {
 //   - 404 unknown_assistant when no org has the assistant (any id that is
 //     not a UUID, without a lookup);
 //   - 401 invalid_signature, always the same body, when the delivery is
-//     not authenticated with the org's secret;
+//     not authenticated with the org's secret (for an HMAC-only org, by an
+//     HMAC signature within the tolerance);
 //   - 503 unavailable when a store cannot be read (or no lookup slot frees
 //     up within LookupWait) or the event or tool-calls claim cannot be
 //     recorded, so that Vapi retries (nothing not stored is acknowledged,
@@ -351,12 +354,12 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 		return respUnavailable, OutcomeError
 	}
 	t.orgID = orgID
-	key, err := h.secret(ctx, orgID)
+	key, hmacOnly, err := h.secret(ctx, orgID)
 	if err != nil {
 		t.err = err
 		return respUnavailable, OutcomeError
 	}
-	v := verify(r.Header, r.Body, key, r.ReceivedAt, h.opts.Tolerance)
+	v := verify(r.Header, r.Body, key, hmacOnly, r.ReceivedAt, h.opts.Tolerance)
 	h.stats.observe(time.Since(begin))
 	if !v.ok {
 		t.failedCheck = v.failure

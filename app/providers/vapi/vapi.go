@@ -1,7 +1,8 @@
 // Package vapi is BYOC's client for Vapi's REST API: it verifies an org's
-// private API key and creates and updates the org's assistants. Each
-// call uses the key and region of the org it acts for; the region picks the
-// US or EU base URL, since a key works only in its own region.
+// private API key, creates and updates the org's assistants, and creates
+// the HMAC credential the assistants sign their webhooks with. Each call
+// uses the key and region of the org it acts for; the region picks the US
+// or EU base URL, since a key works only in its own region.
 //
 // Errors: input refused before Vapi is called, or refused by Vapi's
 // validation, is EValidation (with Vapi's reasons, secrets removed); a key
@@ -39,6 +40,25 @@ var DefaultServerMessages = []string{"status-update", "end-of-call-report", "too
 // UpdateAssistantServer returns when the org's Vapi account has no assistant
 // with the id; test it with errors.Is.
 var ErrAssistantNotFound = errors.New("vapi: assistant not found")
+
+// ErrCredentialNotFound is the cause of the ENotFound error DeleteCredential
+// returns when the org's Vapi account has no credential with the id.
+var ErrCredentialNotFound = errors.New("vapi: credential not found")
+
+// The HMAC signing that CreateWebhookCredential asks Vapi for: HMAC-SHA256
+// of "{timestamp}.{body}" keyed by the secret, hex-encoded in SignatureHeader,
+// with the timestamp in TimestampHeader. This is what BYOC's webhook route
+// verifies.
+const (
+	SigningAlgorithm = "sha256"
+	SignatureHeader  = "x-signature"
+	TimestampHeader  = "x-timestamp"
+	SigningPayload   = "{timestamp}.{body}"
+	SigningEncoding  = "hex"
+)
+
+// MaxCredentialNameLength is the longest credential name Vapi accepts.
+const MaxCredentialNameLength = 40
 
 // Client talks to Vapi's US and EU APIs. It is safe for concurrent use.
 type Client struct {
@@ -82,9 +102,12 @@ type AssistantSpec struct {
 	// Voice is optional; nil leaves Vapi's default voice.
 	Voice *Voice
 	// ServerURL receives the assistant's events; ServerSecret, when not
-	// empty, is sent by Vapi with each event.
-	ServerURL    string
-	ServerSecret string
+	// empty, is sent by Vapi with each event (X-Vapi-Secret); with
+	// ServerCredentialID, Vapi authenticates each event as that credential
+	// says (see CreateWebhookCredential).
+	ServerURL          string
+	ServerSecret       string
+	ServerCredentialID string
 	// ServerMessages lists the event types sent to ServerURL; nil means
 	// DefaultServerMessages.
 	ServerMessages []string
@@ -159,14 +182,17 @@ type Server struct {
 	// Secret, when not empty, is sent by Vapi with each event; empty means
 	// the assistant has no secret.
 	Secret string
+	// CredentialID, when not empty, names the credential Vapi
+	// authenticates each event with (see CreateWebhookCredential).
+	CredentialID string
 }
 
 // UpdateAssistantServer replaces the server settings of the assistant id of
 // the org's Vapi account with server, by PATCH /assistant/{id} with the body
-// {"server": {"url", "secret"}}, and returns the updated assistant. Every
-// other setting of the assistant is left as it is.
+// {"server": {"url", "secret", "credentialId"}}, and returns the updated
+// assistant. Every other setting of the assistant is left as it is.
 //
-// An empty Secret is left out of the body. This relies on Vapi replacing the
+// An empty Secret or CredentialID is left out of the body. This relies on Vapi replacing the
 // assistant's server object as a whole on PATCH (each top-level property of
 // the body replaces the stored one; nested objects are not merged), so a
 // server without a secret clears a secret set earlier; the timeout and
@@ -180,7 +206,7 @@ func (c *Client) UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, 
 	if strings.TrimSpace(id) == "" {
 		return Assistant{}, app.ValidationError(map[string]string{"assistantId": "Enter the Vapi assistant id."})
 	}
-	body, err := json.Marshal(updateJSON{Server: &serverJSON{URL: server.URL, Secret: server.Secret}})
+	body, err := json.Marshal(updateJSON{Server: &serverJSON{URL: server.URL, Secret: server.Secret, CredentialID: server.CredentialID}})
 	if err != nil {
 		return Assistant{}, app.Internal(err)
 	}
@@ -206,6 +232,78 @@ func (c *Client) UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, 
 		return Assistant{}, err
 	}
 	return raw.assistant(), nil
+}
+
+// Credential is what BYOC needs of a credential in an org's Vapi account.
+type Credential struct {
+	ID   string
+	Name string
+}
+
+// CreateWebhookCredential creates, by POST /credential, a webhook
+// credential named name in the org's Vapi account whose authentication plan
+// makes Vapi sign every request of a server that uses it (server.credentialId)
+// with an HMAC of secret: HMAC-SHA256 over "{timestamp}.{body}", hex, in
+// the x-signature header, the timestamp in x-timestamp (see the Signing
+// constants). An empty secret, and a name longer than
+// MaxCredentialNameLength, are refused before the call.
+func (c *Client) CreateWebhookCredential(ctx context.Context, cfg app.VapiConfig, name, secret string) (Credential, error) {
+	if secret == "" {
+		return Credential{}, app.ValidationError(map[string]string{"secret": "A signing credential needs a secret."})
+	}
+	if n := utf8.RuneCountInString(name); n == 0 || n > MaxCredentialNameLength {
+		return Credential{}, app.ValidationError(map[string]string{
+			"name": fmt.Sprintf("Vapi needs a credential name of 1 to %d characters (this one has %d).", MaxCredentialNameLength, n),
+		})
+	}
+	body, err := json.Marshal(credentialJSON{Provider: "webhook", Name: name, AuthenticationPlan: hmacPlanJSON{
+		Type: "hmac", SecretKey: secret, Algorithm: SigningAlgorithm, SignatureHeader: SignatureHeader,
+		TimestampHeader: TimestampHeader, IncludeTimestamp: true, PayloadFormat: SigningPayload, SignatureEncoding: SigningEncoding,
+	}})
+	if err != nil {
+		return Credential{}, app.Internal(err)
+	}
+	resp, err := c.do(ctx, cfg, http.MethodPost, "/credential", body)
+	if err != nil {
+		return Credential{}, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusCreated:
+	case http.StatusBadRequest:
+		return Credential{}, badRequest(resp, "Vapi refused the webhook signing credential: ", cfg.APIKey.Reveal(), secret)
+	default:
+		return Credential{}, c.refusal(resp, cfg)
+	}
+	var raw struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := c.call.DecodeJSON(resp, &raw); err != nil {
+		return Credential{}, err
+	}
+	return Credential{ID: raw.ID, Name: raw.Name}, nil
+}
+
+// DeleteCredential deletes the credential id of the org's Vapi account by
+// DELETE /credential/{id}. An empty id is refused before the call; a
+// credential Vapi does not know (for this key) is ENotFound wrapping
+// ErrCredentialNotFound.
+func (c *Client) DeleteCredential(ctx context.Context, cfg app.VapiConfig, id string) error {
+	if strings.TrimSpace(id) == "" {
+		return app.ValidationError(map[string]string{"credentialId": "Name the Vapi credential to delete."})
+	}
+	resp, err := c.do(ctx, cfg, http.MethodDelete, "/credential/"+url.PathEscape(id), nil)
+	if err != nil {
+		return err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNoContent:
+		return nil
+	case http.StatusNotFound:
+		return &app.Error{Code: app.ENotFound, Message: "Vapi has no credential with this id in the connected account.",
+			Cause: ErrCredentialNotFound}
+	}
+	return c.refusal(resp, cfg)
 }
 
 // badRequest turns Vapi's 400 answer into an EValidation error whose message
@@ -326,8 +424,27 @@ type updateJSON struct {
 }
 
 type serverJSON struct {
-	URL    string `json:"url"`
-	Secret string `json:"secret,omitempty"`
+	URL          string `json:"url"`
+	Secret       string `json:"secret,omitempty"`
+	CredentialID string `json:"credentialId,omitempty"`
+}
+
+// credentialJSON is the body of POST /credential for a webhook credential.
+type credentialJSON struct {
+	Provider           string       `json:"provider"`
+	Name               string       `json:"name"`
+	AuthenticationPlan hmacPlanJSON `json:"authenticationPlan"`
+}
+
+type hmacPlanJSON struct {
+	Type              string `json:"type"`
+	SecretKey         string `json:"secretKey"`
+	Algorithm         string `json:"algorithm"`
+	SignatureHeader   string `json:"signatureHeader"`
+	TimestampHeader   string `json:"timestampHeader"`
+	IncludeTimestamp  bool   `json:"includeTimestamp"`
+	PayloadFormat     string `json:"payloadFormat"`
+	SignatureEncoding string `json:"signatureEncoding"`
 }
 
 func createBody(spec AssistantSpec) createJSON {
@@ -347,7 +464,7 @@ func createBody(spec AssistantSpec) createJSON {
 		b.Voice = &voiceJSON{Provider: spec.Voice.Provider, VoiceID: spec.Voice.VoiceID}
 	}
 	if spec.ServerURL != "" {
-		b.Server = &serverJSON{URL: spec.ServerURL, Secret: spec.ServerSecret}
+		b.Server = &serverJSON{URL: spec.ServerURL, Secret: spec.ServerSecret, CredentialID: spec.ServerCredentialID}
 	}
 	if b.ServerMessages == nil {
 		b.ServerMessages = DefaultServerMessages

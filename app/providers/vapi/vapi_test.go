@@ -271,3 +271,94 @@ func TestUpdateAssistantServer(t *testing.T) {
 		}
 	})
 }
+
+// TestWebhookCredential: the client creates an HMAC credential the stand-in
+// accepts, an assistant pointed at it signs its events the way BYOC's
+// webhook route verifies them (HMAC-SHA256 of "{timestamp}.{body}", hex, in
+// x-signature), and the credential can be deleted.
+func TestWebhookCredential(t *testing.T) {
+	client, sb := newClient(t)
+	ctx := context.Background()
+	org := cfg("key-org-a", app.VapiUS)
+	const secret = "whsec-signing-0123456789"
+
+	cred, err := client.CreateWebhookCredential(ctx, org, "BYOC webhook signing", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := sb.Vapi.Credentials("key-org-a")
+	if cred.ID == "" || len(stored) != 1 || stored[0].ID != cred.ID || stored[0].AuthenticationPlan.SecretKey != secret ||
+		stored[0].AuthenticationPlan.Algorithm != "sha256" || stored[0].AuthenticationPlan.SignatureEncoding != "hex" {
+		t.Fatalf("created %+v; the stand-in holds %+v", cred, stored)
+	}
+
+	a, err := client.CreateAssistant(ctx, org, vapi.AssistantSpec{Name: "Desk",
+		ServerURL: "https://byoc.example.com/api/webhooks/vapi", ServerCredentialID: cred.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"message":{"type":"hang"}}`)
+	h, err := sb.Vapi.EventHeaders("key-org-a", a.ID, body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := h.Get(vapi.TimestampHeader); ts == "" || h.Get(vapi.SignatureHeader) != apptest.VapiSignature(secret, ts, body) {
+		t.Errorf("event headers = %v, want an HMAC of the timestamp and body", h)
+	}
+
+	t.Run("an assistant's server is pointed at it", func(t *testing.T) {
+		b, err := client.CreateAssistant(ctx, org, vapi.AssistantSpec{Name: "Other",
+			ServerURL: "https://byoc.example.com/api/webhooks/vapi", ServerSecret: "whsec-inline"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.UpdateAssistantServer(ctx, org, b.ID,
+			vapi.Server{URL: "https://byoc.example.com/api/webhooks/vapi", CredentialID: cred.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := sb.Vapi.Signing("key-org-a", b.ID); s != (sandbox.VapiSigning{Mode: "hmac", Secret: secret}) {
+			t.Errorf("signing = %+v, want HMAC with the credential's secret", s)
+		}
+		for _, as := range sb.Vapi.Assistants("key-org-a") {
+			if as.ID == b.ID && (as.Server == nil || as.Server.Secret != "" || as.Server.CredentialID != cred.ID) {
+				t.Errorf("server = %+v, want the credential and no inline secret", as.Server)
+			}
+		}
+	})
+	t.Run("refused before the call", func(t *testing.T) {
+		for name, c := range map[string]struct{ name, secret string }{
+			"no secret": {"BYOC webhook signing", ""},
+			"no name":   {"", secret},
+			"long name": {strings.Repeat("n", vapi.MaxCredentialNameLength+1), secret},
+		} {
+			if _, err := client.CreateWebhookCredential(ctx, org, c.name, c.secret); app.ErrorCode(err) != app.EValidation {
+				t.Errorf("%s: err = %v, want %s", name, err, app.EValidation)
+			}
+		}
+		if n := len(sb.Vapi.Credentials("key-org-a")); n != 1 {
+			t.Errorf("%d credentials, want still 1", n)
+		}
+	})
+	t.Run("invalid key", func(t *testing.T) {
+		_, err := client.CreateWebhookCredential(ctx, cfg("invalid-key", app.VapiUS), "BYOC webhook signing", secret)
+		if app.ErrorCode(err) != app.EVerificationFailed {
+			t.Fatalf("err = %v, want %s", err, app.EVerificationFailed)
+		}
+		apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), "invalid-key", secret)
+	})
+	t.Run("delete", func(t *testing.T) {
+		if err := client.DeleteCredential(ctx, cfg("key-org-b", app.VapiUS), cred.ID); !errors.Is(err, vapi.ErrCredentialNotFound) ||
+			app.ErrorCode(err) != app.ENotFound {
+			t.Fatalf("another org's delete: %v, want ENotFound wrapping ErrCredentialNotFound", err)
+		}
+		if err := client.DeleteCredential(ctx, org, cred.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(sb.Vapi.Credentials("key-org-a")); n != 0 {
+			t.Errorf("%d credentials after the delete", n)
+		}
+		if err := client.DeleteCredential(ctx, org, cred.ID); !errors.Is(err, vapi.ErrCredentialNotFound) {
+			t.Errorf("deleting again: %v, want ErrCredentialNotFound", err)
+		}
+	})
+}

@@ -109,11 +109,20 @@ func landOnErrorAt(c *fiber.Ctx, landing string) { c.Locals(localErrorLanding, l
 // access log), and answers in the negotiated format: the JSON envelope, an
 // error fragment swapped into the flash region, or an error page. Users
 // see the error's safe message, never its cause.
+//
+// Our own faults are logged at error level. A provider that cannot be used
+// (502 provider_unavailable) is logged at warning level: it is the
+// provider's fault, and any tenant can bring it about with a key that
+// makes the provider fail; the message names the provider.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	e := toAppError(err)
 	status := statusOf(e.Code)
 	id, _ := c.Locals(localRequestID).(string)
-	if status >= 500 {
+	switch {
+	case e.Code == app.EProviderUnavailable:
+		s.log.Warn("provider unavailable", "request_id", id, "method", c.Method(), "path", c.Path(),
+			"status", status, "code", e.Code, "err", err.Error())
+	case status >= 500:
 		s.log.Error("request failed", "request_id", id, "method", c.Method(), "path", c.Path(),
 			"status", status, "code", e.Code, "err", err.Error())
 	}

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -1290,5 +1291,46 @@ func TestProviderEchoingTheKeyRevealsNone(t *testing.T) {
 		"a response body": e.bodies.String(), "the log": e.log.String(),
 	} {
 		apptest.AssertNoFragment(t, what, text, keys...)
+	}
+}
+
+// A provider that cannot be used, as any tenant can arrange with a key the
+// provider fails on, is a warning naming the provider; the error level is
+// for our own faults.
+func TestProviderOutageIsLoggedAsAWarning(t *testing.T) {
+	e := newEnv(t)
+	b, token, orgID := e.admin()
+	saves := map[string]url.Values{
+		"vapi":       {"apiKey": {vapiKey("down")}},
+		"twilio":     {"accountSid": {twilioSID()}, "authToken": {twilioToken("ratelimit")}, "phoneNumber": {"+12025550142"}},
+		"resend":     {"apiKey": {resendKey("down")}, "fromEmail": {"hi@example.com"}},
+		"elevenlabs": {"apiKey": {elevenKey("down")}},
+	}
+	for provider, form := range saves {
+		if res := b.api(http.MethodPost, "/api/integrations/"+provider, form, token); res.StatusCode != http.StatusBadGateway {
+			t.Fatalf("save %s: %d %s", provider, res.StatusCode, res.body)
+		}
+	}
+	e.store(orgID, app.ResendConfig{APIKey: app.NewSecret(resendKey("down")), FromEmail: "hi@example.com"})
+	if res := b.api(http.MethodPost, "/api/integrations/resend/verify", nil, token); res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("verify: %d %s", res.StatusCode, res.body)
+	}
+
+	var warned []string
+	for _, line := range strings.Split(strings.TrimSpace(e.log.String()), "\n") {
+		var l struct{ Level, Msg, Provider, Path string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch {
+		case l.Level == "ERROR":
+			t.Errorf("a provider outage is logged as an error: %s", line)
+		case l.Level == "WARN" && l.Msg == "provider unavailable" && l.Provider != "":
+			warned = append(warned, l.Provider)
+		}
+	}
+	slices.Sort(warned)
+	if want := []string{"elevenlabs", "resend", "resend", "twilio", "vapi"}; !slices.Equal(warned, want) {
+		t.Errorf("warnings name %q, want %q", warned, want)
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"byoc/app"
 	"byoc/app/paths"
@@ -81,6 +84,37 @@ func transportError(err error) *app.Error {
 		return &app.Error{Code: app.EUnavailable, Message: "The server could not finish the request in time. Please try again.", Cause: err}
 	}
 	return nil
+}
+
+// unreadRequestPath returns the path of a request whose headers were too
+// large for fasthttp to read, from the start of the read buffer that
+// fasthttp quotes in its error ("... contents: \"GET /api/x HTTP/1.1\r\n...",
+// at most 200 bytes: a longer path is cut short, which still tells /api/).
+// It reports false for any other error, or when the quoted text holds no
+// request line with a path.
+func unreadRequestPath(err error) (string, bool) {
+	if !errors.As(err, new(*fasthttp.ErrSmallBuffer)) {
+		return "", false
+	}
+	_, quoted, ok := strings.Cut(err.Error(), "contents: ")
+	if !ok {
+		return "", false
+	}
+	quoted, qerr := strconv.QuotedPrefix(quoted)
+	if qerr != nil {
+		return "", false
+	}
+	contents, qerr := strconv.Unquote(quoted)
+	if qerr != nil {
+		return "", false
+	}
+	line, _, _ := strings.Cut(strings.TrimLeft(contents, "\r\n"), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 2 || !strings.HasPrefix(fields[1], "/") {
+		return "", false
+	}
+	path, _, _ := strings.Cut(fields[1], "?")
+	return path, true
 }
 
 // titles are the headings of error pages by status.

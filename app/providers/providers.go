@@ -222,9 +222,14 @@ func JoinURL(base, path string) string {
 const maxReason = 200
 
 // maxScanned is the most runes of a provider-supplied message CleanReason
-// reads; the rest is dropped unread. Redaction at most lengthens a text by a
-// quarter, so everything it keeps within maxReason has been examined.
-const maxScanned = 4 * maxReason
+// reads, after collapsing whitespace; the rest is dropped unread. Redaction
+// lengthens a text at most 2.5 times (4 characters become "[redacted]"), so
+// everything it keeps within maxReason has been examined. maxScannedBytes
+// bounds the raw text read before that.
+const (
+	maxScanned      = 4 * maxReason
+	maxScannedBytes = 64 << 10
+)
 
 // minShared is the length, in characters, of the shortest run a message may
 // not share with a field of the config, in any case (or with the field's
@@ -252,13 +257,25 @@ const redacted = "[redacted]"
 // the provider's text where one fits: this is for the text a user needs,
 // such as what a validation error refused.
 func CleanReason(msg string, cfg app.Config, extra ...string) string {
-	msg = strings.Join(strings.Fields(msg), " ")
-	if msg == "" {
-		return ""
+	cut := len(msg) > maxScannedBytes
+	if cut {
+		msg = msg[:maxScannedBytes]
 	}
-	text := []rune(msg)
+	text := []rune(strings.Join(strings.Fields(msg), " "))
 	if len(text) > maxScanned {
-		text = text[:maxScanned]
+		text, cut = text[:maxScanned], true
+	}
+	if cut {
+		// What was cut off may have been the rest of a token.
+		for len(text) > 0 && isTokenRune(text[len(text)-1]) {
+			text = text[:len(text)-1]
+		}
+		if n := len(text); n > 0 && text[n-1] == ' ' {
+			text = text[:n-1]
+		}
+	}
+	if len(text) == 0 {
+		return ""
 	}
 	hide := make([]bool, len(text))
 	markTokens(text, hide)

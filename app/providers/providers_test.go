@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"byoc/app"
 	"byoc/app/apptest"
@@ -170,6 +171,7 @@ func TestCleanReason(t *testing.T) {
 		{"keeps text in other scripts", "Schlüssel ungültig: ключ недействителен", resend, nil, "Schlüssel ungültig: ключ недействителен."},
 		{"shortens long text", strings.Repeat("a ", 150), nil, nil, strings.Repeat("a ", 100) + "…"},
 		{"shortens after removing", strings.Repeat(key+" ", 60), resend, nil, strings.Repeat("[redacted] ", 18) + "[r…"},
+		{"drops a token cut off where reading stops", strings.Repeat("Z9", 395) + " " + strings.Repeat("Ab3", 6), nil, nil, "[redacted]."},
 		{"empty", " ", resend, nil, ""},
 	}
 	for _, tt := range tests {
@@ -179,4 +181,31 @@ func TestCleanReason(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Whatever a provider writes around a key, in whatever case, what
+// CleanReason keeps holds no run of 8 of the key's characters, is valid
+// UTF-8 and is short.
+func FuzzCleanReason(f *testing.F) {
+	f.Add("Invalid key ", "re_9xK2mQ7vL4pTw8Zr", " (was it revoked?)", true)
+	f.Add("prefix…", "sk-ABCDEFGHIJ", "\xff", false)
+	f.Fuzz(func(t *testing.T, before, key, after string, upper bool) {
+		if len(key) < 8 || len(key) > app.MaxKeyLength || strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+			t.Skip()
+		}
+		echoed := key
+		if upper {
+			echoed = strings.ToUpper(key)
+		}
+		got := providers.CleanReason(before+echoed+after, app.ResendConfig{APIKey: app.NewSecret(key)})
+		if !utf8.ValidString(got) || utf8.RuneCountInString(got) > 201 {
+			t.Fatalf("CleanReason = %q: invalid or long", got)
+		}
+		folded, k := strings.ToLower(got), strings.ToLower(key)
+		for i := 0; i+8 <= len(k); i++ {
+			if strings.Contains(folded, k[i:i+8]) {
+				t.Fatalf("CleanReason = %q keeps %q of the key", got, k[i:i+8])
+			}
+		}
+	})
 }

@@ -38,14 +38,15 @@ func NormalizeE164(input, defaultRegion string) (string, error) {
 // MaskPhone shows an E.164 number with its middle hidden: the country code
 // and the next three digits stay, every further digit but the last four
 // becomes "•", as in "+1202•••1234". A value that is not an E.164 number
-// keeps at most its last four characters.
+// keeps at most its last four characters (not bytes).
 func MaskPhone(e164 string) string {
 	digits, ok := strings.CutPrefix(e164, "+")
 	if !ok || !isDigits(digits) || len(digits) < 8 {
-		if len(e164) <= 4 {
+		r := []rune(e164)
+		if len(r) <= 4 {
 			return "••••"
 		}
-		return "••••" + e164[len(e164)-4:]
+		return "••••" + string(r[len(r)-4:])
 	}
 	cc := 1
 	if num, err := phonenumbers.Parse(e164, ""); err == nil {

@@ -52,6 +52,8 @@ func TestMaskPhone(t *testing.T) {
 		{"three-digit country code", "+353861234567", "+353861••4567"},
 		{"short number keeps no middle", "+4312345678", "+43123•5678"},
 		{"not E.164", "202-555-1234", "••••1234"},
+		{"not E.164, ending in multi-byte characters", "+1 202 ۵۵۵ ۱۲۳۴", "••••۱۲۳۴"},
+		{"four multi-byte characters", "۱۲۳۴", "••••"},
 		{"tiny", "123", "••••"},
 		{"empty", "", "••••"},
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"net"
 	"strings"
@@ -107,6 +108,60 @@ func AssertNoSecret(t testing.TB, what, text string, secrets ...string) {
 			t.Errorf("%s reveals a secret starting %.4q (at byte %d of %d)", what, s, i, len(text))
 		}
 	}
+}
+
+// FragmentLength is the shortest run of characters AssertNoFragment looks
+// for.
+const FragmentLength = 10
+
+// AssertNoFragment fails the test for each of secrets of which text holds,
+// in any case, a run of FragmentLength characters, or of its hex encoding,
+// or of its base64 encoding (standard or URL alphabet, at any of the three
+// alignments it can have inside a longer encoded text): what is left when
+// a provider echoes a key upper-cased, cut short or encoded. Messages are
+// as AssertNoSecret's.
+func AssertNoFragment(t testing.TB, what, text string, secrets ...string) {
+	t.Helper()
+	folded := strings.ToLower(text)
+	for _, s := range secrets {
+		if at := fragmentAt(folded, s); at >= 0 {
+			t.Errorf("%s holds a fragment of a secret starting %.4q (at byte %d of %d)", what, s, at, len(text))
+		}
+	}
+}
+
+// fragmentAt returns where folded (lower-cased text) holds a fragment of s
+// as AssertNoFragment looks for them, or -1.
+func fragmentAt(folded, s string) int {
+	for _, form := range fragmentForms(s) {
+		form = strings.ToLower(form)
+		for i := 0; i+FragmentLength <= len(form); i++ {
+			if at := strings.Index(folded, form[i:i+FragmentLength]); at >= 0 {
+				return at
+			}
+		}
+	}
+	return -1
+}
+
+// fragmentForms returns s, its hex encoding and the parts of its base64
+// encodings that depend on s alone.
+func fragmentForms(s string) []string {
+	if s == "" {
+		return nil
+	}
+	forms := []string{s, hex.EncodeToString([]byte(s))}
+	for offset := range 3 {
+		enc := base64.StdEncoding.EncodeToString(append(make([]byte, offset), s...))
+		from, to := 0, 4*((offset+len(s))/3)
+		if offset > 0 {
+			from = 4
+		}
+		if to > from {
+			forms = append(forms, enc[from:to], strings.NewReplacer("+", "-", "/", "_").Replace(enc[from:to]))
+		}
+	}
+	return forms
 }
 
 // VapiSignature returns the hex HMAC-SHA256 of "{timestamp}.{body}" keyed by

@@ -403,7 +403,7 @@ func TestRecordVerificationKeepsTheReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	if v := all[2]; v.Connected || !v.NeedsAttention || v.VerificationCode != "" || v.ReconnectNeeded() ||
-		v.VerificationError != "Stored credentials can no longer be decrypted (encryption key not available). Reconnect to fix." {
+		v.VerificationError != keyMissing {
 		t.Fatalf("unreadable row's status %+v", v)
 	}
 }

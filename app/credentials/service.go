@@ -74,8 +74,30 @@ type Options struct {
 // Get returns for a stored row that cannot be opened.
 var ErrUndecryptable = app.ErrUndecryptable
 
-// undecryptableStatus is what Statuses shows for such a row.
-const undecryptableStatus = "Stored credentials can no longer be decrypted (encryption key not available). Reconnect to fix."
+// What Statuses shows for a row that cannot be opened, by why.
+const (
+	// statusKeyMissing: sealed with a key this server no longer has.
+	statusKeyMissing = "Stored credentials can no longer be decrypted (encryption key not available). Reconnect to fix."
+	// statusIntegrity: the key is known, but the data is damaged or was
+	// sealed for another row (org or provider).
+	statusIntegrity = "Stored credentials failed their integrity check: this row's data does not match its place " +
+		"(it was altered or copied from another row). Reconnect to fix."
+	// statusUnreadable: authentic, but not a config this server can read.
+	statusUnreadable = "Stored credentials cannot be read by this server. Reconnect to fix."
+)
+
+// undecryptableStatus is what Statuses shows for a row that open refused
+// with err: a missing key, an integrity failure, or an unreadable config.
+func undecryptableStatus(err error) string {
+	var de *keyring.DecryptError
+	switch {
+	case !errors.As(err, &de):
+		return statusUnreadable
+	case de.Reason == keyring.ReasonUnknownKey:
+		return statusKeyMissing
+	}
+	return statusIntegrity
+}
 
 // Service is the credential service. It is safe for concurrent use.
 type Service struct {

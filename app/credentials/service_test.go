@@ -430,6 +430,13 @@ func TestStatuses(t *testing.T) {
 	})
 }
 
+// What a status says of a row that cannot be opened.
+const (
+	keyMissing      = "Stored credentials can no longer be decrypted (encryption key not available). Reconnect to fix."
+	integrityFailed = "Stored credentials failed their integrity check: this row's data does not match its place " +
+		"(it was altered or copied from another row). Reconnect to fix."
+)
+
 func TestUndecryptableRows(t *testing.T) {
 	ctx := context.Background()
 	oldRing := newKeyring(t, newKey(t))
@@ -442,26 +449,29 @@ func TestUndecryptableRows(t *testing.T) {
 		// breakRow makes the org's vapi row (sealed by oldRing) unreadable.
 		breakRow func(t *testing.T, org string)
 		reason   string
+		// status is the row's VerificationError: a missing key, or an
+		// integrity failure.
+		status string
 	}{
-		{"key dropped", newRing, func(*testing.T, string) {}, "unknown_key"},
+		{"key dropped", newRing, func(*testing.T, string) {}, "unknown_key", keyMissing},
 		{"tampered", oldRing, func(t *testing.T, org string) {
 			ct := ciphertext(t, org, app.Vapi)
 			ct[len(ct)-1] ^= 0x01
 			setCiphertext(t, org, app.Vapi, ct)
-		}, "auth_failed"},
+		}, "auth_failed", integrityFailed},
 		{"copied from another org", oldRing, func(t *testing.T, org string) {
 			other := dbtest.SeedOrg(t, "credentials service test")
 			if _, err := newService(t, oldRing, nil).Save(ctx, app.Connection{OrgID: other, Config: app.VapiConfig{APIKey: app.NewSecret(secrets[0])}, VerifiedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			setCiphertext(t, org, app.Vapi, ciphertext(t, other, app.Vapi))
-		}, "auth_failed"},
+		}, "auth_failed", integrityFailed},
 		{"copied from another provider", oldRing, func(t *testing.T, org string) {
 			setCiphertext(t, org, app.Vapi, ciphertext(t, org, app.Resend))
-		}, "auth_failed"},
+		}, "auth_failed", integrityFailed},
 		{"truncated", oldRing, func(t *testing.T, org string) {
 			setCiphertext(t, org, app.Vapi, ciphertext(t, org, app.Vapi)[:10])
-		}, "truncated"},
+		}, "truncated", integrityFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -499,9 +509,8 @@ func TestUndecryptableRows(t *testing.T) {
 			if err != nil {
 				t.Fatalf("statuses failed because of one bad row: %v", err)
 			}
-			if v := st[0]; v.Connected || !v.NeedsAttention ||
-				v.VerificationError != "Stored credentials can no longer be decrypted (encryption key not available). Reconnect to fix." {
-				t.Fatalf("vapi status: %+v", v)
+			if v := st[0]; v.Connected || !v.NeedsAttention || v.VerificationError != tt.status {
+				t.Fatalf("vapi status: %+v, want the message %q", v, tt.status)
 			}
 			if r := st[3]; !r.Connected || r.NeedsAttention || r.Details["fromEmail"] != "hello@example.com" {
 				t.Fatalf("resend status next to the bad row: %+v", r)
@@ -537,6 +546,31 @@ func TestRotatedKeyStillOpens(t *testing.T) {
 	}
 	if !rotated.NeedsRotation(ciphertext(t, org, app.ElevenLabs)) {
 		t.Fatal("row sealed with the old key does not need rotation")
+	}
+}
+
+// A row that decrypts but holds no config this server can read is neither a
+// missing key nor an integrity failure.
+func TestUnreadableRowStatus(t *testing.T) {
+	ctx := context.Background()
+	kr := newKeyring(t, newKey(t))
+	s := newService(t, kr, nil)
+	org := dbtest.SeedOrg(t, "credentials service test")
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: sampleConfigs()[0], VerifiedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := kr.Seal([]byte("not a config"), keyring.AAD{Table: credentials.Table, OrgID: org, Provider: string(app.Vapi)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setCiphertext(t, org, app.Vapi, ct)
+	st, err := newService(t, kr, nil).Statuses(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := st[0]; v.Connected || !v.NeedsAttention ||
+		v.VerificationError != "Stored credentials cannot be read by this server. Reconnect to fix." {
+		t.Fatalf("vapi status: %+v", v)
 	}
 }
 

@@ -10,9 +10,11 @@ import (
 // Statuses returns the org's status for each of the five providers, in
 // app.Providers order, from the cache when it holds them. Details are masked;
 // no secret appears anywhere in the result. A row that cannot be decrypted
-// shows as not connected, NeedsAttention, with a VerificationError saying so;
-// it never makes Statuses fail. A failed check shows as connected with
-// NeedsAttention and the stored reason. EInternal when the store fails.
+// shows as not connected, NeedsAttention, with a VerificationError saying
+// why (a missing encryption key, or an integrity failure: data altered or
+// copied from another row); it never makes Statuses fail. A failed check
+// shows as connected with NeedsAttention and the stored reason. EInternal
+// when the store fails.
 func (s *Service) Statuses(ctx context.Context, orgID string) ([]app.Status, error) {
 	if st, ok := s.cache.getStatuses(orgID); ok {
 		return cloneStatuses(st), nil
@@ -48,7 +50,7 @@ func (s *Service) status(ctx context.Context, rec app.CredentialRecord) app.Stat
 	if err != nil {
 		st := statusOf(rec, nil)
 		st.NeedsAttention = true
-		st.VerificationError = undecryptableStatus
+		st.VerificationError = undecryptableStatus(err)
 		st.VerificationCode = ""
 		return st
 	}

@@ -483,14 +483,21 @@ func auditDetail(err error) string {
 	return app.ErrorMessage(err)
 }
 
+// logFailure logs a failed change: our own faults at error level with
+// their cause; a provider that cannot be used (down, slow, limiting, which
+// a tenant can bring about with a key of its choosing) at warning level,
+// naming it; any other refusal at info level.
 func (s *Service) logFailure(ctx context.Context, p app.Principal, action string, provider app.Provider, err error) {
 	attrs := []any{"org_id", p.OrgID, "user_id", p.UserID, "action", action, "provider", provider,
 		"code", app.ErrorCode(err)}
-	if app.ErrorCode(err) == app.EInternal {
+	switch app.ErrorCode(err) {
+	case app.EInternal:
 		s.log.ErrorContext(ctx, "integration change failed", append(attrs, "err", err)...)
-		return
+	case app.EProviderUnavailable:
+		s.log.WarnContext(ctx, "provider unavailable", append(attrs, "reason", app.ErrorMessage(err))...)
+	default:
+		s.log.InfoContext(ctx, "integration change refused", append(attrs, "reason", app.ErrorMessage(err))...)
 	}
-	s.log.InfoContext(ctx, "integration change refused", append(attrs, "reason", app.ErrorMessage(err))...)
 }
 
 func checkOrg(p app.Principal) error {

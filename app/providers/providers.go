@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"byoc/app"
@@ -219,27 +221,208 @@ func JoinURL(base, path string) string {
 // maxReason is the most runes of a provider-supplied message shown to a user.
 const maxReason = 200
 
-// CleanReason prepares a provider-supplied message for a user-facing error:
-// it collapses whitespace, removes every occurrence of the given secrets,
-// shortens it to a readable length and ends it with a full stop. Empty input
-// gives "".
-func CleanReason(msg string, secrets ...string) string {
-	msg = strings.Join(strings.Fields(msg), " ")
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
+// maxScanned is the most runes of a provider-supplied message CleanReason
+// reads, after collapsing whitespace; the rest is dropped unread. Redaction
+// lengthens a text at most 2.5 times (4 characters become "[redacted]"), so
+// everything it keeps within maxReason has been examined. maxScannedBytes
+// bounds the raw text read before that.
+const (
+	maxScanned      = 4 * maxReason
+	maxScannedBytes = 64 << 10
+)
+
+// minShared is the length, in characters, of the shortest run a message may
+// not share with a field of the config, in any case (or with the field's
+// base64 or hex encoding). Shorter fields count only as a whole.
+const minShared = 8
+
+// minToken is the length of the shortest run of token characters (letters,
+// digits, + / = _ -) that counts as a token by its shape alone.
+const minToken = 16
+
+// redacted replaces whatever CleanReason removes.
+const redacted = "[redacted]"
+
+// CleanReason prepares a provider-supplied message for a user-facing error,
+// the audit log and the server log. It collapses whitespace and then removes
+// what may carry a credential, even transformed: every run of at least 8
+// characters that the message shares, in any case, with a field of cfg or
+// with one of extra (or with their base64 or hex encodings), and every
+// token-like run of at least 16 letters, digits and + / = _ - that holds a
+// digit or is mostly capitals (keys, hashes, encoded blobs). Each removed
+// span becomes "[redacted]". It then shortens the text to a readable length
+// and ends it with a full stop. Empty input gives "". cfg may be nil.
+//
+// Callers still prefer a reason of their own ("the key is not valid") over
+// the provider's text where one fits: this is for the text a user needs,
+// such as what a validation error refused.
+func CleanReason(msg string, cfg app.Config, extra ...string) string {
+	cut := len(msg) > maxScannedBytes
+	if cut {
+		msg = msg[:maxScannedBytes]
+	}
+	text := []rune(strings.Join(strings.Fields(msg), " "))
+	if len(text) > maxScanned {
+		text, cut = text[:maxScanned], true
+	}
+	if cut {
+		// What was cut off may have been the rest of a token.
+		for len(text) > 0 && isTokenRune(text[len(text)-1]) {
+			text = text[:len(text)-1]
+		}
+		if n := len(text); n > 0 && text[n-1] == ' ' {
+			text = text[:n-1]
 		}
 	}
-	if msg == "" {
+	if len(text) == 0 {
 		return ""
 	}
-	if utf8.RuneCountInString(msg) > maxReason {
-		msg = string([]rune(msg)[:maxReason]) + "…"
+	hide := make([]bool, len(text))
+	markTokens(text, hide)
+	markShared(text, hide, append(configValues(cfg), extra...))
+	var b strings.Builder
+	for i, r := range text {
+		switch {
+		case !hide[i]:
+			b.WriteRune(r)
+		case i == 0 || !hide[i-1]:
+			b.WriteString(redacted)
+		}
 	}
+	out := []rune(b.String())
+	if len(out) > maxReason {
+		return string(out[:maxReason]) + "…"
+	}
+	msg = string(out)
 	if last, _ := utf8.DecodeLastRuneInString(msg); !strings.ContainsRune(".!?…", last) {
 		msg += "."
 	}
 	return msg
+}
+
+// configValues returns the value of every field of cfg (nil for no config).
+func configValues(cfg app.Config) []string {
+	cfg, err := app.ConfigValue(cfg)
+	if err != nil {
+		return nil
+	}
+	spec, err := app.Describe(cfg.Provider())
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, v := range spec.Values(cfg) {
+		out = append(out, v)
+	}
+	return out
+}
+
+// isTokenRune reports whether r may be part of a key, a hash or an encoded
+// blob: an ASCII letter or digit, or one of + / = _ -.
+func isTokenRune(r rune) bool {
+	return r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("+/=_-", r))
+}
+
+// markTokens marks every token-like run of text in hide: at least minToken
+// token characters holding a digit, or letters that are at least a third
+// capitals. Long lower-case words and camelCase names stay.
+func markTokens(text []rune, hide []bool) {
+	for i := 0; i < len(text); {
+		if !isTokenRune(text[i]) {
+			i++
+			continue
+		}
+		j, digits, letters, upper := i, 0, 0, 0
+		for ; j < len(text) && isTokenRune(text[j]); j++ {
+			switch r := text[j]; {
+			case unicode.IsDigit(r):
+				digits++
+			case unicode.IsUpper(r):
+				upper++
+				letters++
+			case unicode.IsLetter(r):
+				letters++
+			}
+		}
+		if j-i >= minToken && (digits > 0 || letters > 0 && 3*upper >= letters) {
+			for k := i; k < j; k++ {
+				hide[k] = true
+			}
+		}
+		i = j
+	}
+}
+
+// markShared marks in hide every run of text of at least minShared
+// characters that one of values, or its base64 or hex encoding, also holds,
+// ignoring case; a value shorter than that (from 4 characters) counts only
+// as a whole.
+func markShared(text []rune, hide []bool, values []string) {
+	// windows[n] holds the case-folded runs of n characters to look for.
+	windows := map[int]map[string]bool{}
+	add := func(form []rune, n int) {
+		if windows[n] == nil {
+			windows[n] = map[string]bool{}
+		}
+		for i := 0; i+n <= len(form); i++ {
+			windows[n][string(form[i:i+n])] = true
+		}
+	}
+	for _, v := range values {
+		if r := fold(v); len(r) >= 4 {
+			add(r, min(minShared, len(r)))
+		}
+		for _, form := range encodings(v) {
+			if r := fold(form); len(r) >= minShared {
+				add(r, minShared)
+			}
+		}
+	}
+	folded := fold(string(text))
+	for n, set := range windows {
+		for i := 0; i+n <= len(folded); i++ {
+			if set[string(folded[i:i+n])] {
+				for k := i; k < i+n; k++ {
+					hide[k] = true
+				}
+			}
+		}
+	}
+}
+
+// fold returns the characters of s in lower case, one for one.
+func fold(s string) []rune {
+	r := []rune(s)
+	for i := range r {
+		r[i] = unicode.ToLower(r[i])
+	}
+	return r
+}
+
+// encodings returns the forms a provider may echo v in besides v itself:
+// hex, and base64 (standard and URL alphabets) at each of the three byte
+// alignments v can have inside a longer encoded text (as in a Basic
+// authorization header), keeping only the characters that depend on v alone.
+func encodings(v string) []string {
+	if v == "" {
+		return nil
+	}
+	out := []string{hex.EncodeToString([]byte(v))}
+	for offset := range 3 {
+		padded := append(make([]byte, offset), v...)
+		whole := len(padded) / 3 // groups of three bytes that end inside v
+		from := 0
+		if offset > 0 {
+			from = 1 // the first group mixes in bytes before v
+		}
+		if whole <= from {
+			continue
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			out = append(out, enc.EncodeToString(padded)[4*from:4*whole])
+		}
+	}
+	return out
 }
 
 // ScrubURLError rewrites a *url.Error (which quotes the request URL) so that

@@ -2,11 +2,14 @@ package providers_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"byoc/app"
 	"byoc/app/apptest"
@@ -127,24 +130,82 @@ func TestCallerDoesNotFollowRedirects(t *testing.T) {
 }
 
 func TestCleanReason(t *testing.T) {
+	const (
+		key   = "re_9xK2mQ7vL4pTw8Zr"
+		sid   = "AC0123456789abcdef0123456789abcdef"
+		token = "f00dfeedf00dfeedf00dfeedf00dfeed"
+	)
+	resend := app.ResendConfig{APIKey: app.NewSecret(key), FromEmail: "billing@clinic-example.com"}
+	twilio := app.TwilioConfig{AccountSID: sid, AuthToken: app.NewSecret(token), PhoneNumber: "+12025550100"}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	tests := []struct {
 		name, in string
-		secrets  []string
+		cfg      app.Config
+		extra    []string
 		want     string
 	}{
-		{"adds a full stop", "API key is invalid", nil, "API key is invalid."},
-		{"keeps existing punctuation", "Authenticate!", nil, "Authenticate!"},
-		{"collapses whitespace", "  too \n many   spaces ", nil, "too many spaces."},
-		{"removes secrets", "key sk_live_abcdef is wrong", []string{"sk_live_abcdef"}, "key [redacted] is wrong."},
-		{"ignores tiny secrets", "a b c", []string{"b"}, "a b c."},
-		{"shortens long text", strings.Repeat("a", 250), nil, strings.Repeat("a", 200) + "…"},
-		{"empty", " ", nil, ""},
+		{"adds a full stop", "API key is invalid", nil, nil, "API key is invalid."},
+		{"keeps existing punctuation", "Authenticate!", nil, nil, "Authenticate!"},
+		{"collapses whitespace", "  too \n many   spaces ", nil, nil, "too many spaces."},
+		{"removes the key", "key " + key + " is wrong", resend, nil, "key [redacted] is wrong."},
+		{"removes the key upper-cased", "KEY " + strings.ToUpper(key) + " IS WRONG", resend, nil, "KEY [redacted] IS WRONG."},
+		{"removes the key cut short", "key starting re_9xK2mQ is wrong", resend, nil, "key starting [redacted] is wrong."},
+		{"removes the key base64-encoded", "got " + b64(key), resend, nil, "got [redacted]."},
+		{"removes the key hex-encoded", "got " + hex.EncodeToString([]byte(key)), resend, nil, "got [redacted]."},
+		{"removes a token in Basic credentials", "header Basic " + b64(sid+":"+token) + " refused", twilio, nil,
+			"header Basic [redacted] refused."},
+		{"removes a short piece of Basic credentials", "header Basic …" + b64(sid + ":" + token)[48:60] + "… refused", twilio, nil,
+			"header Basic …[redacted]… refused."},
+		{"removes other fields of the config", "no domain clinic-example.com here", resend, nil, "no domain [redacted] here."},
+		{"removes the extra secrets", "secret whsec-abcdefgh was sent", nil, []string{"whsec-abcdefgh"}, "secret [redacted] was sent."},
+		{"short values count as a whole", "secret ABCDE was sent", nil, []string{"abcde"}, "secret [redacted] was sent."},
+		{"ignores tiny values", "a b c", nil, []string{"b"}, "a b c."},
+		{"removes token-like runs without a config", "token 4f9a0c3b7e21d5a8 and id 0b8f5f2e-9d1c-4c39-8a6e-5e2f4c1d9b7a refused",
+			nil, nil, "token [redacted] and id [redacted] refused."},
+		{"removes capital runs", "key SKLIVEABCDEFGHIJKLMNOP refused", nil, nil, "key [redacted] refused."},
+		{"joins neighbouring removals", "keys " + key + strings.ToUpper(key), resend, nil, "keys [redacted]."},
+		{"keeps words, names and codes", "each value in serverMessages must be one of: transfer-destination-request, " +
+			"firstMessageInterruptionsEnabled (error 21211, +12025550199)", nil, nil,
+			"each value in serverMessages must be one of: transfer-destination-request, " +
+				"firstMessageInterruptionsEnabled (error 21211, +12025550199)."},
+		{"keeps text in other scripts", "Schlüssel ungültig: ключ недействителен", resend, nil, "Schlüssel ungültig: ключ недействителен."},
+		{"shortens long text", strings.Repeat("a ", 150), nil, nil, strings.Repeat("a ", 100) + "…"},
+		{"shortens after removing", strings.Repeat(key+" ", 60), resend, nil, strings.Repeat("[redacted] ", 18) + "[r…"},
+		{"drops a token cut off where reading stops", strings.Repeat("Z9", 395) + " " + strings.Repeat("Ab3", 6), nil, nil, "[redacted]."},
+		{"empty", " ", resend, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := providers.CleanReason(tt.in, tt.secrets...); got != tt.want {
+			if got := providers.CleanReason(tt.in, tt.cfg, tt.extra...); got != tt.want {
 				t.Errorf("CleanReason(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
+}
+
+// Whatever a provider writes around a key, in whatever case, what
+// CleanReason keeps holds no run of 8 of the key's characters, is valid
+// UTF-8 and is short.
+func FuzzCleanReason(f *testing.F) {
+	f.Add("Invalid key ", "re_9xK2mQ7vL4pTw8Zr", " (was it revoked?)", true)
+	f.Add("prefix…", "sk-ABCDEFGHIJ", "\xff", false)
+	f.Fuzz(func(t *testing.T, before, key, after string, upper bool) {
+		if len(key) < 8 || len(key) > app.MaxKeyLength || strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+			t.Skip()
+		}
+		echoed := key
+		if upper {
+			echoed = strings.ToUpper(key)
+		}
+		got := providers.CleanReason(before+echoed+after, app.ResendConfig{APIKey: app.NewSecret(key)})
+		if !utf8.ValidString(got) || utf8.RuneCountInString(got) > 201 {
+			t.Fatalf("CleanReason = %q: invalid or long", got)
+		}
+		folded, k := strings.ToLower(got), strings.ToLower(key)
+		for i := 0; i+8 <= len(k); i++ {
+			if strings.Contains(folded, k[i:i+8]) {
+				t.Fatalf("CleanReason = %q keeps %q of the key", got, k[i:i+8])
+			}
+		}
+	})
 }

@@ -9,7 +9,8 @@ import (
 // {"detail": {"status", "message"}}.
 //
 // A missing key is answered 401 needs_authorization; a key containing
-// "invalid" 401 invalid_api_key on every route; a key containing
+// "invalid" 401 invalid_api_key on every route (with Echo's message for one
+// containing "echo"); a key containing
 // "restricted" lacks the User: Read permission (401 missing_permissions on
 // /v1/user, voices still listed); a key containing "ttsonly" lacks both
 // User: Read and Voices: Read (401 missing_permissions on both routes).
@@ -46,6 +47,8 @@ func (e *ElevenLabs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Your current subscription is associated with a maximum of 2 concurrent requests.")
 	case has(key, "invalid"):
 		elevenLabsError(w, http.StatusUnauthorized, "invalid_api_key", "Invalid API key")
+	case has(key, "echo"):
+		elevenLabsError(w, http.StatusUnauthorized, "invalid_api_key", Echo(key))
 	default:
 		e.mux.ServeHTTP(w, r)
 	}

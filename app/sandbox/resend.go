@@ -12,7 +12,8 @@ import (
 // A missing key is answered 401 missing_api_key; a key without the "re_"
 // prefix 400 validation_error ("API key is invalid", as the current API
 // answers); a key containing "invalid" 403 invalid_api_key (as Resend's error
-// reference lists it); a key containing "restricted" is a valid sending-only
+// reference lists it), and so is one containing "echo" (with Echo's
+// message); a key containing "restricted" is a valid sending-only
 // key: 401 restricted_api_key. "down", "ratelimit" and "slow" behave as the
 // package describes.
 type Resend struct {
@@ -47,6 +48,8 @@ func (rs *Resend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resendError(w, http.StatusBadRequest, "validation_error", "API key is invalid")
 	case has(key, "invalid"):
 		resendError(w, http.StatusForbidden, "invalid_api_key", "API key is invalid")
+	case has(key, "echo"):
+		resendError(w, http.StatusForbidden, "invalid_api_key", Echo(key))
 	case has(key, "restricted"):
 		resendError(w, http.StatusUnauthorized, "restricted_api_key", "This API key is restricted to only send emails")
 	default:

@@ -15,7 +15,10 @@
 //     otherwise handled like the rest of the credential says;
 //   - "invalid" is refused with the provider's real 401/403 answer;
 //   - "restricted" is a valid key of limited scope (Resend sending-only key,
-//     ElevenLabs key without User: Read).
+//     ElevenLabs key without User: Read);
+//   - "echo" is refused with an error message that repeats the credential
+//     the ways a careless or hostile API might: upper-cased, cut short,
+//     base64- and hex-encoded (see Echo).
 //
 // Anything else well-formed is valid. The provider-specific rules are on each
 // stand-in's type.
@@ -25,6 +28,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -126,6 +130,17 @@ func holdIfSlow(r *http.Request, credential string) bool {
 	case <-r.Context().Done():
 		return false
 	}
+}
+
+// Echo is the message with which a stand-in refuses a credential
+// containing "echo": it repeats the credential upper-cased, its first ten
+// characters, and its base64 and hex encodings, never the credential as it
+// was sent.
+func Echo(credential string) string {
+	r := []rune(credential)
+	return fmt.Sprintf("Key %s is not valid (received %s, which starts %s; hex %s)",
+		strings.ToUpper(credential), base64.StdEncoding.EncodeToString([]byte(credential)),
+		string(r[:min(len(r), 10)]), hex.EncodeToString([]byte(credential)))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

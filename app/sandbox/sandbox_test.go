@@ -2,6 +2,8 @@ package sandbox_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -76,6 +78,30 @@ func decode(s string) any {
 	return v
 }
 
+// quote returns s as a JSON string.
+func quote(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// Echo repeats a credential in other forms, never as it was sent.
+func TestEcho(t *testing.T) {
+	const key = "sk_echo_4f9a0c3b7e21"
+	got := sandbox.Echo(key)
+	for _, form := range []string{strings.ToUpper(key), key[:10], base64.StdEncoding.EncodeToString([]byte(key)),
+		hex.EncodeToString([]byte(key))} {
+		if !strings.Contains(got, form) {
+			t.Errorf("Echo(%q) = %q, without %q", key, got, form)
+		}
+	}
+	if strings.Contains(got, key) {
+		t.Errorf("Echo(%q) = %q repeats the credential as sent", key, got)
+	}
+}
+
 func TestErrorAnswers(t *testing.T) {
 	_, u := start(t)
 	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
@@ -135,6 +161,14 @@ func TestErrorAnswers(t *testing.T) {
 		{"elevenlabs ttsonly key lists voices", call{"GET", u.ElevenLabs + "/v1/voices", http.Header{"Xi-Api-Key": {"sk_ttsonly"}}, ""}, 401,
 			`{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission voices_read to execute this operation."}}`},
 		{"elevenlabs rate limited", call{"GET", u.ElevenLabs + "/v1/user", http.Header{"Xi-Api-Key": {"sk_ratelimit"}}, ""}, 429, ""},
+		{"vapi echo key writes", call{"POST", u.Vapi + "/assistant", bearer("k-echo-1"), `{"name":"x"}`}, 400,
+			`{"message":[` + quote(sandbox.Echo("k-echo-1")) + `],"error":"Bad Request","statusCode":400}`},
+		{"twilio echo token", call{"GET", u.Twilio + "/2010-04-01/Accounts/" + sid + ".json", basic(sid, "echo-1"), ""}, 403,
+			`{"code":20403,"message":` + quote(sandbox.Echo(sid+":echo-1")) + `,"more_info":"https://www.twilio.com/docs/errors/20403","status":403}`},
+		{"resend echo key", call{"GET", u.Resend + "/domains", bearer("re_echo_1"), ""}, 403,
+			`{"statusCode":403,"message":` + quote(sandbox.Echo("re_echo_1")) + `,"name":"invalid_api_key"}`},
+		{"elevenlabs echo key", call{"GET", u.ElevenLabs + "/v1/user", http.Header{"Xi-Api-Key": {"sk_echo_1"}}, ""}, 401,
+			`{"detail":{"status":"invalid_api_key","message":` + quote(sandbox.Echo("sk_echo_1")) + `}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +192,8 @@ func TestSuccessAnswers(t *testing.T) {
 		check func(any) bool
 	}{
 		{"vapi empty list is a bare array", call{"GET", u.Vapi + "/assistant", bearer("k1"), ""},
+			func(v any) bool { a, ok := v.([]any); return ok && len(a) == 0 }},
+		{"vapi echo key reads", call{"GET", u.Vapi + "/assistant", bearer("k-echo-1"), ""},
 			func(v any) bool { a, ok := v.([]any); return ok && len(a) == 0 }},
 		{"twilio account", call{"GET", u.Twilio + "/2010-04-01/Accounts/" + sid + ".json", basic(sid, token), ""},
 			func(v any) bool { m := v.(map[string]any); return m["sid"] == sid && m["status"] == "active" }},

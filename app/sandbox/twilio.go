@@ -18,7 +18,8 @@ import (
 //
 // The Account SID must match ^AC[0-9a-fA-F]{32}$ and the Auth Token must not
 // be empty, otherwise the answer is 401 (code 20003 "Authenticate"). The
-// usual markers apply to the Auth Token; besides, a token containing
+// usual markers apply to the Auth Token ("echo" is answered 403, code
+// 20403, with Echo's message of "SID:token"); besides, a token containing
 // "suspended" or "closed" belongs to an account with that status: reading
 // the account works (status "suspended"/"closed"), sending is refused with
 // 401 code 20005 "Account not active". A path SID other than the
@@ -86,6 +87,9 @@ func (t *Twilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case !ok || !twilioSIDPattern.MatchString(sid) || token == "" || has(token, "invalid"):
 		twilioError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return
+	case has(token, "echo"):
+		twilioError(w, http.StatusForbidden, 20403, Echo(sid+":"+token))
 		return
 	}
 	t.mux.ServeHTTP(w, r)

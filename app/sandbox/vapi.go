@@ -28,6 +28,8 @@ import (
 // Assistants are kept per API key, so each org's key sees only its own. A
 // key belongs to the EU region when it contains "eu" and to the US region
 // otherwise; a key from the other region is refused with 401, as Vapi does.
+// A key containing "echo" reads (GET) as any valid key, but every write is
+// refused with 400 and Echo's message.
 // Errors have Vapi's (NestJS) shape: {"message", "error", "statusCode"}, where
 // a 400 carries a list of messages.
 type Vapi struct {
@@ -105,6 +107,9 @@ func (v *Vapi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case key == "" || has(key, "invalid") || v.keyRegion(key) != v.region:
 		vapiError(w, http.StatusUnauthorized,
 			"Invalid Key. Hot tip, you may be using the private key instead of the public key, or vice versa.")
+		return
+	case has(key, "echo") && r.Method != http.MethodGet:
+		vapiBadRequest(w, []string{Echo(key)})
 		return
 	}
 	v.mux.ServeHTTP(w, r)

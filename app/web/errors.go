@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"byoc/app"
 	"byoc/app/paths"
@@ -83,6 +86,37 @@ func transportError(err error) *app.Error {
 	return nil
 }
 
+// unreadRequestPath returns the path of a request whose headers were too
+// large for fasthttp to read, from the start of the read buffer that
+// fasthttp quotes in its error ("... contents: \"GET /api/x HTTP/1.1\r\n...",
+// at most 200 bytes: a longer path is cut short, which still tells /api/).
+// It reports false for any other error, or when the quoted text holds no
+// request line with a path.
+func unreadRequestPath(err error) (string, bool) {
+	if !errors.As(err, new(*fasthttp.ErrSmallBuffer)) {
+		return "", false
+	}
+	_, quoted, ok := strings.Cut(err.Error(), "contents: ")
+	if !ok {
+		return "", false
+	}
+	quoted, qerr := strconv.QuotedPrefix(quoted)
+	if qerr != nil {
+		return "", false
+	}
+	contents, qerr := strconv.Unquote(quoted)
+	if qerr != nil {
+		return "", false
+	}
+	line, _, _ := strings.Cut(strings.TrimLeft(contents, "\r\n"), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 2 || !strings.HasPrefix(fields[1], "/") {
+		return "", false
+	}
+	path, _, _ := strings.Cut(fields[1], "?")
+	return path, true
+}
+
 // titles are the headings of error pages by status.
 var titles = map[int]string{
 	http.StatusBadRequest:            "Please check your input",
@@ -109,11 +143,20 @@ func landOnErrorAt(c *fiber.Ctx, landing string) { c.Locals(localErrorLanding, l
 // access log), and answers in the negotiated format: the JSON envelope, an
 // error fragment swapped into the flash region, or an error page. Users
 // see the error's safe message, never its cause.
+//
+// Our own faults are logged at error level. A provider that cannot be used
+// (502 provider_unavailable) is logged at warning level: it is the
+// provider's fault, and any tenant can bring it about with a key that
+// makes the provider fail; the message names the provider.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	e := toAppError(err)
 	status := statusOf(e.Code)
 	id, _ := c.Locals(localRequestID).(string)
-	if status >= 500 {
+	switch {
+	case e.Code == app.EProviderUnavailable:
+		s.log.Warn("provider unavailable", "request_id", id, "method", c.Method(), "path", c.Path(),
+			"status", status, "code", e.Code, "err", err.Error())
+	case status >= 500:
 		s.log.Error("request failed", "request_id", id, "method", c.Method(), "path", c.Path(),
 			"status", status, "code", e.Code, "err", err.Error())
 	}

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
 
 	"byoc/app"
@@ -1209,4 +1211,129 @@ func TestNoSecretsInResponsesOrLogs(t *testing.T) {
 		b.hx(http.MethodDelete, "/api/integrations/"+p, nil, token)
 	}
 	assertNoSecrets(t, e, secrets...)
+}
+
+// A provider that echoes a key back transformed (upper-cased, cut short,
+// base64- or hex-encoded) lands none of it anywhere: not in the answer to a
+// save or a connection test, not in verification_error, the statuses and
+// dashboards (an admin's and a member's), the audit log or the server log.
+// Refusals of a key are told in BYOC's words.
+func TestProviderEchoingTheKeyRevealsNone(t *testing.T) {
+	e := newEnv(t)
+	b, token, orgID := e.admin()
+	m, mtoken := e.member(orgID)
+	vapi, tw, re, el := vapiKey("echo"), twilioToken("echo"), resendKey("echo"), elevenKey("echo")
+	saves := []struct {
+		provider string
+		form     url.Values
+		status   int
+		message  string
+	}{
+		// Vapi refusing the assistant BYOC asked for is our fault: the
+		// reason goes to the log only.
+		{"vapi", url.Values{"apiKey": {vapi}}, 500, "Something went wrong on our side."},
+		{"twilio", url.Values{"accountSid": {twilioSID()}, "authToken": {tw}, "phoneNumber": {"+12025550142"}}, 422,
+			"Twilio refused access to the account (403 Forbidden, error 20403)."},
+		{"resend", url.Values{"apiKey": {re}, "fromEmail": {"hi@example.com"}}, 422,
+			"Resend rejected the API key (403 Forbidden): the key is not valid."},
+		{"elevenlabs", url.Values{"apiKey": {el}}, 422,
+			"ElevenLabs rejected the API key (401 Unauthorized): the key is not valid."},
+	}
+	for _, s := range saves {
+		res := b.api(http.MethodPost, "/api/integrations/"+s.provider, s.form, token)
+		if res.StatusCode != s.status || !strings.HasPrefix(envelopeError(t, res)["message"].(string), s.message) {
+			t.Errorf("save %s: %d %s; want %d %q", s.provider, res.StatusCode, res.body, s.status, s.message)
+		}
+		b.hx(http.MethodPost, "/api/integrations/"+s.provider, s.form, token)
+	}
+
+	// Keys the providers took once and echo now, when they are tested.
+	e.store(orgID, app.TwilioConfig{AccountSID: twilioSID(), AuthToken: app.NewSecret(tw), PhoneNumber: "+12025550142"})
+	e.store(orgID, app.ResendConfig{APIKey: app.NewSecret(re), FromEmail: "hi@example.com"})
+	e.store(orgID, app.ElevenLabsConfig{APIKey: app.NewSecret(el)})
+	for _, s := range saves[1:] {
+		if res := b.api(http.MethodPost, "/api/integrations/"+s.provider+"/verify", nil, token); res.StatusCode != 422 {
+			t.Errorf("verify %s: %d %s", s.provider, res.StatusCode, res.body)
+		}
+		b.hx(http.MethodPost, "/api/integrations/"+s.provider+"/verify", nil, token)
+	}
+	st := m.status(mtoken)
+	for _, s := range saves[1:] {
+		if got := entry(t, st, s.provider)["verificationError"]; got != s.message {
+			t.Errorf("%s verificationError %v, want %q", s.provider, got, s.message)
+		}
+	}
+	b.status(token)
+	b.get("/dashboard/integrations")
+	m.get("/dashboard/integrations")
+	m.get("/dashboard/integrations", "HX-Request", "true")
+
+	ctx := context.Background()
+	rows, err := e.db.Pool.Query(ctx, `select coalesce(verification_error, '') from org_credentials where org_id = $1`, orgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(stored) != 3 {
+		t.Fatalf("stored reasons %q, %v", stored, err)
+	}
+	audit, err := e.db.AuditLog(ctx, orgID, 100)
+	if err != nil || len(audit) != 14 {
+		t.Fatalf("%d audit entries, %v", len(audit), err)
+	}
+	var details []string
+	for _, a := range audit {
+		details = append(details, a.Detail)
+	}
+	if !strings.Contains(e.log.String(), "Vapi refused the assistant: Key [redacted] is not valid") {
+		t.Errorf("the log does not give Vapi's reason:\n%s", e.log.String())
+	}
+	keys := []string{vapi, tw, re, el}
+	for what, text := range map[string]string{
+		"verification_error": strings.Join(stored, "\n"), "the audit log": strings.Join(details, "\n"),
+		"a response body": e.bodies.String(), "the log": e.log.String(),
+	} {
+		apptest.AssertNoFragment(t, what, text, keys...)
+	}
+}
+
+// A provider that cannot be used, as any tenant can arrange with a key the
+// provider fails on, is a warning naming the provider; the error level is
+// for our own faults.
+func TestProviderOutageIsLoggedAsAWarning(t *testing.T) {
+	e := newEnv(t)
+	b, token, orgID := e.admin()
+	saves := map[string]url.Values{
+		"vapi":       {"apiKey": {vapiKey("down")}},
+		"twilio":     {"accountSid": {twilioSID()}, "authToken": {twilioToken("ratelimit")}, "phoneNumber": {"+12025550142"}},
+		"resend":     {"apiKey": {resendKey("down")}, "fromEmail": {"hi@example.com"}},
+		"elevenlabs": {"apiKey": {elevenKey("down")}},
+	}
+	for provider, form := range saves {
+		if res := b.api(http.MethodPost, "/api/integrations/"+provider, form, token); res.StatusCode != http.StatusBadGateway {
+			t.Fatalf("save %s: %d %s", provider, res.StatusCode, res.body)
+		}
+	}
+	e.store(orgID, app.ResendConfig{APIKey: app.NewSecret(resendKey("down")), FromEmail: "hi@example.com"})
+	if res := b.api(http.MethodPost, "/api/integrations/resend/verify", nil, token); res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("verify: %d %s", res.StatusCode, res.body)
+	}
+
+	var warned []string
+	for _, line := range strings.Split(strings.TrimSpace(e.log.String()), "\n") {
+		var l struct{ Level, Msg, Provider, Path string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch {
+		case l.Level == "ERROR":
+			t.Errorf("a provider outage is logged as an error: %s", line)
+		case l.Level == "WARN" && l.Msg == "provider unavailable" && l.Provider != "":
+			warned = append(warned, l.Provider)
+		}
+	}
+	slices.Sort(warned)
+	if want := []string{"elevenlabs", "resend", "resend", "twilio", "vapi"}; !slices.Equal(warned, want) {
+		t.Errorf("warnings name %q, want %q", warned, want)
+	}
 }

@@ -1,15 +1,55 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"byoc/app"
 )
+
+// unreadRequestPath reads the path from fasthttp's error about headers it
+// could not read, and from nothing else.
+func TestUnreadRequestPath(t *testing.T) {
+	read := func(raw string) error {
+		var req fasthttp.Request
+		err := req.Read(bufio.NewReaderSize(strings.NewReader(raw), 4096))
+		if err == nil {
+			t.Fatalf("fasthttp read %q", raw)
+		}
+		return err
+	}
+	big := "\r\nCookie: a=" + strings.Repeat("A", 8<<10) + "\r\n\r\n"
+	tests := []struct {
+		name string
+		err  error
+		path string
+		ok   bool
+	}{
+		{"API path", read("GET /api/integrations/status HTTP/1.1\r\nHost: x" + big), "/api/integrations/status", true},
+		{"query dropped", read("POST /API/x?token=abc HTTP/1.1\r\nHost: x" + big), "/API/x", true},
+		{"leading empty lines", read("\r\n\r\nGET /api/y HTTP/1.1\r\nHost: x" + big), "/api/y", true},
+		// fasthttp quotes the first 200 bytes: enough to tell /api/.
+		{"a long request line keeps its start", read("GET /api/" + strings.Repeat("a", 8<<10) + " HTTP/1.1" + big),
+			"/api/" + strings.Repeat("a", 191), true},
+		{"not a path", read("GET http://x/api HTTP/1.1\r\nHost: x" + big), "", false},
+		{"another read error", read("GET /api/z HTTP/1.1\r\nHost x\r\n\r\n"), "", false},
+		{"another error", errors.New(`contents: "GET /api/ HTTP/1.1"`), "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if path, ok := unreadRequestPath(tt.err); path != tt.path || ok != tt.ok {
+				t.Errorf("unreadRequestPath(%.80q) = %q, %v; want %q, %v", tt.err, path, ok, tt.path, tt.ok)
+			}
+		})
+	}
+}
 
 func TestSafeNext(t *testing.T) {
 	tests := []struct{ in, want string }{

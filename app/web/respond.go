@@ -32,8 +32,8 @@ const (
 // negotiate decides the answer's format, in this order: an htmx request
 // (HX-Request) gets a fragment unless it is boosted (HX-Boosted) or a
 // history restore (HX-History-Restore-Request), which get the full page;
-// then JSON when the path is under /api/ or Accept prefers
-// application/json; otherwise a full page.
+// then JSON when the path is under /api/ (in any case, as routes match
+// any case) or Accept prefers application/json; otherwise a full page.
 func negotiate(c *fiber.Ctx) format {
 	if hx := htmxOf(c); hx.Sent {
 		if hx.Partial() {
@@ -41,7 +41,7 @@ func negotiate(c *fiber.Ctx) format {
 		}
 		return formatPage
 	}
-	if strings.HasPrefix(c.Path(), paths.APIPrefix) {
+	if strings.HasPrefix(strings.ToLower(c.Path()), paths.APIPrefix) {
 		return formatJSON
 	}
 	if c.Get(fiber.HeaderAccept) != "" && c.Accepts(fiber.MIMETextHTML, fiber.MIMEApplicationJSON) == fiber.MIMEApplicationJSON {

@@ -388,25 +388,35 @@ func TestHostileConnections(t *testing.T) {
 	t.Cleanup(func() { _ = e.srv.Shutdown(context.Background()) })
 
 	bigCookie := "byoc_session=" + strings.Repeat("A", 20<<10)
+	const (
+		mediaJSON = "application/json"
+		mediaHTML = "text/html"
+	)
 	tests := []struct {
 		name   string
 		raw    string
 		status int
-		json   bool
+		// format is the answer's media type ("": not checked); JSON
+		// answers carry the error envelope.
+		format string
 	}{
 		{"body over the limit", "POST /api/auth/token HTTP/1.1\r\nHost: byoc.test\r\nContent-Type: application/json\r\n" +
-			fmt.Sprintf("Content-Length: %d\r\n\r\n{\"email\": \"", web.DefaultBodyLimit+100), http.StatusRequestEntityTooLarge, true},
+			fmt.Sprintf("Content-Length: %d\r\n\r\n{\"email\": \"", web.DefaultBodyLimit+100), http.StatusRequestEntityTooLarge, mediaJSON},
 		{"headers over the limit", "GET /api/integrations/status HTTP/1.1\r\nHost: byoc.test\r\nCookie: " + bigCookie + "\r\n\r\n",
-			http.StatusRequestEntityTooLarge, false},
-		{"unknown method", "BREW /api/integrations/status HTTP/1.1\r\nHost: byoc.test\r\n\r\n", http.StatusBadRequest, false},
-		{"no request target", "GET\r\nHost: byoc.test\r\n\r\n", http.StatusBadRequest, false},
+			http.StatusRequestEntityTooLarge, mediaJSON},
+		{"headers over the limit, API path in capitals", "GET /API/Integrations/status?x=1 HTTP/1.1\r\nHost: byoc.test\r\nCookie: " +
+			bigCookie + "\r\n\r\n", http.StatusRequestEntityTooLarge, mediaJSON},
+		{"headers over the limit on a page", "GET /dashboard/integrations HTTP/1.1\r\nHost: byoc.test\r\nCookie: " + bigCookie + "\r\n\r\n",
+			http.StatusRequestEntityTooLarge, mediaHTML},
+		{"unknown method", "BREW /api/integrations/status HTTP/1.1\r\nHost: byoc.test\r\n\r\n", http.StatusBadRequest, ""},
+		{"no request target", "GET\r\nHost: byoc.test\r\n\r\n", http.StatusBadRequest, ""},
 		{"NUL in a header", "GET /api/integrations/status HTTP/1.1\r\nHost: byoc.test\r\nAuthorization: Bearer a\x00b\r\n\r\n",
-			http.StatusUnauthorized, true},
-		{"negative content length", "POST /api/auth/token HTTP/1.1\r\nHost: byoc.test\r\nContent-Length: -5\r\n\r\n", http.StatusBadRequest, false},
+			http.StatusUnauthorized, mediaJSON},
+		{"negative content length", "POST /api/auth/token HTTP/1.1\r\nHost: byoc.test\r\nContent-Length: -5\r\n\r\n", http.StatusBadRequest, ""},
 		{"broken chunked body", "POST /api/auth/token HTTP/1.1\r\nHost: byoc.test\r\nContent-Type: application/json\r\n" +
-			"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", http.StatusBadRequest, false},
+			"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", http.StatusBadRequest, ""},
 		{"broken multipart", "POST /api/auth/token HTTP/1.1\r\nHost: byoc.test\r\nContent-Type: multipart/form-data; boundary=xyz\r\n" +
-			"Content-Length: 17\r\n\r\n--xyz\r\nbroken\r\n\r\n", http.StatusBadRequest, true},
+			"Content-Length: 17\r\n\r\n--xyz\r\nbroken\r\n\r\n", http.StatusBadRequest, mediaJSON},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,7 +438,10 @@ func TestHostileConnections(t *testing.T) {
 			if res.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d\n%.300s", res.StatusCode, tt.status, raw)
 			}
-			if tt.json && envelopeError(t, response{Response: res, body: string(raw)})["code"] == "" {
+			if ct := res.Header.Get("Content-Type"); tt.format != "" && !strings.HasPrefix(ct, tt.format) {
+				t.Fatalf("answered %q, want %s\n%.300s", ct, tt.format, raw)
+			}
+			if tt.format == mediaJSON && envelopeError(t, response{Response: res, body: string(raw)})["code"] == "" {
 				t.Fatalf("no error code: %s", raw)
 			}
 		})

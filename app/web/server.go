@@ -24,6 +24,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
 
 	"byoc/app"
 	"byoc/app/auth"
@@ -240,8 +241,25 @@ func New(opts Options, deps Deps) (*Server, error) {
 		cfg.ProxyHeader = fiber.HeaderXForwardedFor
 	}
 	s.app = fiber.New(cfg)
+	s.keepPathOfUnreadRequests()
 	s.routes()
 	return s, nil
+}
+
+// keepPathOfUnreadRequests makes a request whose headers fasthttp could not
+// read (over readBufferSize) keep its path for the error handler, so that it
+// is answered in the format of its path (JSON under /api/) like any other.
+// fasthttp clears such a request before Fiber's handler sees it; only the
+// start of what it read, quoted in its error, still holds the request line.
+func (s *Server) keepPathOfUnreadRequests() {
+	srv := s.app.Server()
+	answer := srv.ErrorHandler
+	srv.ErrorHandler = func(fctx *fasthttp.RequestCtx, err error) {
+		if path, ok := unreadRequestPath(err); ok {
+			fctx.Request.SetRequestURI(path)
+		}
+		answer(fctx, err)
+	}
 }
 
 // Listen serves HTTP on addr until Shutdown.

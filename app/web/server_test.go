@@ -252,6 +252,25 @@ func TestNegotiation(t *testing.T) {
 			t.Errorf("GET /: %d to %q", res.StatusCode, res.Header.Get("Location"))
 		}
 	})
+	// Routes match paths in any case, and so does the JSON of /api/.
+	t.Run("API path in another case", func(t *testing.T) {
+		bearer := e.bearer()
+		cases := []struct {
+			path    string
+			headers []string
+			status  int
+		}{
+			{"/API/integrations/status", nil, http.StatusUnauthorized},
+			{"/Api/Integrations/Status", []string{"Authorization", bearer}, http.StatusOK},
+			{"/API/nothing-here", []string{"Authorization", bearer}, http.StatusNotFound},
+		}
+		for _, c := range cases {
+			res := e.do(request(http.MethodGet, c.path, nil, c.headers...))
+			if res.StatusCode != c.status || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+				t.Errorf("%s: %d %s, want %d JSON\n%.200s", c.path, res.StatusCode, res.Header.Get("Content-Type"), c.status, res.body)
+			}
+		}
+	})
 }
 
 func TestSecurityHeaders(t *testing.T) {

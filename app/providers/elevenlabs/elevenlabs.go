@@ -66,13 +66,13 @@ func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (app.Veri
 		if err := c.call.DecodeJSON(resp, &user); err != nil {
 			return app.Verification{}, err
 		}
-		if tier := strings.TrimSuffix(providers.CleanReason(user.Subscription.Tier, key), "."); tier != "" {
+		if tier := strings.TrimSuffix(providers.CleanReason(user.Subscription.Tier, cfg), "."); tier != "" {
 			return app.Verification{Detail: fmt.Sprintf("full key on the %s plan", tier)}, nil
 		}
 		return app.Verification{Detail: "full key"}, nil
 	}
 	if !missingPermissions(resp) {
-		return app.Verification{}, c.refusal(resp, key)
+		return app.Verification{}, c.refusal(resp)
 	}
 
 	resp, err = c.get(ctx, key, "/v1/voices")
@@ -91,7 +91,7 @@ func (c *Client) Verify(ctx context.Context, cfg app.ElevenLabsConfig) (app.Veri
 	case missingPermissions(resp):
 		return app.Verification{Limited: true, Detail: NoVoicesReadDetail}, nil
 	}
-	return app.Verification{}, c.refusal(resp, key)
+	return app.Verification{}, c.refusal(resp)
 }
 
 func (c *Client) get(ctx context.Context, key, path string) (*providers.Response, error) {
@@ -100,42 +100,42 @@ func (c *Client) get(ctx context.Context, key, path string) (*providers.Response
 	return c.call.Do(ctx, providers.Request{Method: http.MethodGet, URL: providers.JoinURL(c.base, path), Header: h})
 }
 
-// errorDetail reads ElevenLabs' error body {"detail": {"status", "message"}};
-// detail may also be a plain string.
-func errorDetail(resp *providers.Response) (status, message string) {
+// errorStatus reads the status of ElevenLabs' error body {"detail":
+// {"status", "message"}}; "" when there is none (detail may also be a plain
+// string).
+func errorStatus(resp *providers.Response) string {
 	var e struct {
-		Detail json.RawMessage `json:"detail"`
+		Detail struct {
+			Status string `json:"status"`
+		} `json:"detail"`
 	}
-	if json.Unmarshal(resp.Body, &e) != nil || e.Detail == nil {
-		return "", ""
-	}
-	var d struct {
-		Status  string `json:"status"`
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(e.Detail, &d) == nil {
-		return d.Status, d.Message
-	}
-	var s string
-	_ = json.Unmarshal(e.Detail, &s)
-	return "", s
+	_ = json.Unmarshal(resp.Body, &e)
+	return e.Detail.Status
 }
 
 func missingPermissions(resp *providers.Response) bool {
-	status, _ := errorDetail(resp)
+	status := errorStatus(resp)
 	return resp.StatusCode == http.StatusUnauthorized && status == "missing_permissions"
 }
 
 // refusal turns an answer other than 200 and missing_permissions into an
 // app error.
-func (c *Client) refusal(resp *providers.Response, key string) error {
+func (c *Client) refusal(resp *providers.Response) error {
 	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
 		return c.call.Unexpected(resp)
 	}
-	_, message := errorDetail(resp)
+	status := errorStatus(resp)
 	msg := fmt.Sprintf("ElevenLabs rejected the API key (%s).", resp.Status())
-	if reason := providers.CleanReason(message, key); reason != "" {
-		msg = fmt.Sprintf("ElevenLabs rejected the API key (%s): %s", resp.Status(), reason)
+	if reason := refusalReasons[status]; reason != "" {
+		msg = fmt.Sprintf("ElevenLabs rejected the API key (%s): %s.", resp.Status(), reason)
 	}
 	return &app.Error{Code: app.EVerificationFailed, Message: msg}
+}
+
+// refusalReasons say in BYOC's words what ElevenLabs' error statuses mean;
+// ElevenLabs' own message is never shown, as a provider's text may repeat
+// the key.
+var refusalReasons = map[string]string{
+	"invalid_api_key":     "the key is not valid",
+	"needs_authorization": "no key was received",
 }

@@ -241,13 +241,6 @@ func (s *Calendar) calendarError(resp *providers.Response) error {
 	if len(ge.Error.Errors) > 0 {
 		reason = ge.Error.Errors[0].Reason
 	}
-	msg := providers.CleanReason(ge.Error.Message)
-	with := func(prefix string) string {
-		if msg == "" {
-			return prefix + "."
-		}
-		return prefix + ": " + msg
-	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		return &app.Error{Code: app.EVerificationFailed, Reason: app.ReasonReconnect,
@@ -255,12 +248,20 @@ func (s *Calendar) calendarError(resp *providers.Response) error {
 	case resp.StatusCode == http.StatusForbidden && slices.Contains(rateLimitReasons, reason):
 		return app.Errorf(app.EProviderUnavailable, "Google Calendar is limiting requests right now (%s). Try again in a minute.", resp.Status())
 	case resp.StatusCode == http.StatusForbidden:
+		why := "."
+		if reason == "insufficientPermissions" {
+			why = ": the connection may not use the calendar's events."
+		}
 		return &app.Error{Code: app.EVerificationFailed,
-			Message: with("Google Calendar refused access ("+resp.Status()+")") + " Connect Google Calendar again and allow access to calendar events."}
+			Message: "Google Calendar refused access (" + resp.Status() + ")" + why + " Connect Google Calendar again and allow access to calendar events."}
 	case resp.StatusCode == http.StatusNotFound:
 		return app.Errorf(app.EVerificationFailed, "The connected Google account has no primary calendar (%s).", resp.Status())
 	case resp.StatusCode == http.StatusBadRequest:
-		return &app.Error{Code: app.EValidation, Message: with("Google Calendar refused the request")}
+		msg := "Google Calendar refused the request."
+		if why := providers.CleanReason(ge.Error.Message, nil); why != "" {
+			msg = "Google Calendar refused the request: " + why
+		}
+		return &app.Error{Code: app.EValidation, Message: msg}
 	}
 	return s.o.calendar.Unexpected(resp)
 }

@@ -373,7 +373,7 @@ func TestCalendarAnswers(t *testing.T) {
 			"Google refused the stored authorization (401 Unauthorized). Connect Google Calendar again.", app.ReasonReconnect,
 			[]string{"token-1", "token-2"}, true},
 		{"403 without the calendar scope", []answer{{403, googleError(403, "insufficientPermissions", "Request had insufficient authentication scopes.")}},
-			app.EVerificationFailed, "Google Calendar refused access (403 Forbidden): Request had insufficient authentication scopes. Connect Google Calendar again and allow access to calendar events.",
+			app.EVerificationFailed, "Google Calendar refused access (403 Forbidden): the connection may not use the calendar's events. Connect Google Calendar again and allow access to calendar events.",
 			"", []string{"token-1"}, true},
 		{"403 rate limit", []answer{{403, googleError(403, "userRateLimitExceeded", "User Rate Limit Exceeded")}},
 			app.EProviderUnavailable, "Google Calendar is limiting requests right now (403 Forbidden). Try again in a minute.", "",

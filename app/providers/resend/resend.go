@@ -3,8 +3,9 @@
 //
 // Errors: a config without a key is EValidation (Resend is not called); a
 // key Resend refuses (400, 401 or 403, such as validation_error,
-// invalid_api_key or missing_api_key) is EVerificationFailed; Resend not
-// reachable, timing out or failing is EProviderUnavailable.
+// invalid_api_key or missing_api_key, said in BYOC's words) is
+// EVerificationFailed; Resend not reachable, timing out or failing is
+// EProviderUnavailable.
 package resend
 
 import (
@@ -21,6 +22,14 @@ import (
 
 // SendingOnlyDetail is the Verification detail of a valid sending-only key.
 const SendingOnlyDetail = "sending-only key: can send e-mail but not manage domains"
+
+// refusalReasons say in BYOC's words what Resend's error names mean; Resend's
+// own message is never shown, as a provider's text may repeat the key.
+var refusalReasons = map[string]string{
+	"invalid_api_key":  "the key is not valid",
+	"validation_error": "the key is not valid",
+	"missing_api_key":  "no key was received",
+}
 
 // Client talks to Resend's API. It is safe for concurrent use.
 type Client struct {
@@ -81,8 +90,8 @@ func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (app.Verifica
 			return app.Verification{Limited: true, Detail: SendingOnlyDetail}, nil
 		}
 		msg := fmt.Sprintf("Resend rejected the API key (%s).", resp.Status())
-		if reason := providers.CleanReason(e.Message, key); reason != "" {
-			msg = fmt.Sprintf("Resend rejected the API key (%s): %s", resp.Status(), reason)
+		if reason := refusalReasons[e.Name]; reason != "" {
+			msg = fmt.Sprintf("Resend rejected the API key (%s): %s.", resp.Status(), reason)
 		}
 		return app.Verification{}, &app.Error{Code: app.EVerificationFailed, Message: msg}
 	}

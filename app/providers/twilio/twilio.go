@@ -3,9 +3,10 @@
 // org's own numbers.
 //
 // Errors: input refused before Twilio is called, or a message Twilio
-// refuses (its reason and error code in the message), is EValidation;
-// credentials Twilio refuses, or an account that is not active (suspended,
-// closed: the status is named in the message), are EVerificationFailed;
+// refuses (its reason, cleaned by providers.CleanReason, and error code in
+// the message), is EValidation; credentials Twilio refuses (by status and
+// error code, never Twilio's text), or an account that is not active
+// (suspended or closed are named), are EVerificationFailed;
 // Twilio not reachable, timing out or failing is EProviderUnavailable.
 package twilio
 
@@ -60,21 +61,22 @@ func (c *Client) Verify(ctx context.Context, cfg app.TwilioConfig) (app.Verifica
 	}
 	switch acct.Status {
 	case "active":
-		name := providers.CleanReason(acct.FriendlyName, cfg.AuthToken.Reveal())
-		name = strings.TrimSuffix(name, ".")
+		name := strings.TrimSuffix(providers.CleanReason(acct.FriendlyName, cfg), ".")
 		if name == "" {
 			return app.Verification{Detail: "The Twilio account is active."}, nil
 		}
 		return app.Verification{Detail: fmt.Sprintf("The Twilio account %q is active.", name)}, nil
 	case "":
 		return app.Verification{}, c.call.Unexpected(resp)
-	default:
-		status := strings.TrimSuffix(providers.CleanReason(acct.Status), ".")
-		return app.Verification{}, &app.Error{
-			Code: app.EVerificationFailed,
-			Message: fmt.Sprintf("The Twilio account is %s, not active: it cannot send messages until it is "+
-				"reactivated in the Twilio Console.", status),
-		}
+	}
+	status := "not active"
+	if acct.Status == "suspended" || acct.Status == "closed" {
+		status = acct.Status + ", not active"
+	}
+	return app.Verification{}, &app.Error{
+		Code: app.EVerificationFailed,
+		Message: fmt.Sprintf("The Twilio account is %s: it cannot send messages until it is "+
+			"reactivated in the Twilio Console.", status),
 	}
 }
 
@@ -165,7 +167,6 @@ func (c *Client) refusal(resp *providers.Response, cfg app.TwilioConfig, what st
 		Message string `json:"message"`
 	}
 	_ = json.Unmarshal(resp.Body, &e)
-	reason := providers.CleanReason(e.Message, cfg.AuthToken.Reveal())
 	ref := ""
 	if e.Code != 0 {
 		ref = fmt.Sprintf(", error %d", e.Code)
@@ -178,15 +179,13 @@ func (c *Client) refusal(resp *providers.Response, cfg app.TwilioConfig, what st
 		return &app.Error{Code: app.EVerificationFailed, Message: fmt.Sprintf(
 			"Twilio rejected the Account SID and Auth Token (%s%s).", resp.Status(), ref)}
 	case resp.StatusCode == http.StatusForbidden:
-		msg := fmt.Sprintf("Twilio refused access to the account (%s%s).", resp.Status(), ref)
-		if reason != "" {
-			msg += " " + reason
-		}
-		return &app.Error{Code: app.EVerificationFailed, Message: msg}
+		return &app.Error{Code: app.EVerificationFailed, Message: fmt.Sprintf(
+			"Twilio refused access to the account (%s%s).", resp.Status(), ref)}
 	case resp.StatusCode == http.StatusNotFound:
 		return &app.Error{Code: app.EVerificationFailed, Message: fmt.Sprintf(
 			"Twilio has no account with this Account SID for these credentials (%s%s).", resp.Status(), ref)}
 	case resp.StatusCode == http.StatusBadRequest && what != "":
+		reason := providers.CleanReason(e.Message, cfg)
 		if reason == "" {
 			reason = "no reason given."
 		}

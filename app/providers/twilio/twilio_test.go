@@ -3,6 +3,8 @@ package twilio_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -47,6 +49,7 @@ func TestVerify(t *testing.T) {
 	}{
 		{"active account", sid, token, "", ""},
 		{"invalid token", sid, "invalid-" + token, app.EVerificationFailed, "rejected the Account SID and Auth Token (401 Unauthorized, error 20003)"},
+		{"token echoed back transformed", sid, "echo-" + token, app.EVerificationFailed, "Twilio refused access to the account (403 Forbidden, error 20403)."},
 		{"suspended account", sid, "suspended-" + token, app.EVerificationFailed, "is suspended, not active"},
 		{"closed account", sid, "closed-" + token, app.EVerificationFailed, "is closed, not active"},
 		{"provider down", sid, "down-" + token, app.EProviderUnavailable, "503 Service Unavailable"},
@@ -69,7 +72,7 @@ func TestVerify(t *testing.T) {
 			if !strings.Contains(app.ErrorMessage(err), tt.wantMessage) {
 				t.Errorf("message = %q, want it to contain %q", app.ErrorMessage(err), tt.wantMessage)
 			}
-			apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), tt.token)
+			apptest.AssertNoFragment(t, "the error", fmt.Sprint(err), tt.token)
 			if err == nil && v.Detail != `The Twilio account "Sandbox account" is active.` {
 				t.Errorf("detail = %q", v.Detail)
 			}
@@ -87,6 +90,37 @@ func TestVerifyUnreachable(t *testing.T) {
 		t.Errorf("message = %q", msg)
 	}
 	apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), token)
+}
+
+// What Twilio says about the account is shown only without anything that
+// may repeat the credentials, and an unknown status is not repeated at all.
+func TestVerifyShowsNoCredentialFromTheAccount(t *testing.T) {
+	tests := []struct {
+		name, body  string
+		wantCode    string
+		wantMessage string
+	}{
+		{"name repeats the token", `{"status": "active", "friendly_name": "Acct ` + strings.ToUpper(token[:12]) + `"}`,
+			"", `The Twilio account "Acct [redacted]" is active.`},
+		{"unknown status", `{"status": "` + token + `", "friendly_name": "Acct"}`,
+			app.EVerificationFailed, "The Twilio account is not active: it cannot send messages until it is reactivated in the Twilio Console."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			t.Cleanup(srv.Close)
+			v, err := twilio.New(srv.URL, nil, timeout).Verify(context.Background(), cfg(sid, token))
+			text := v.Detail
+			if err != nil {
+				text = app.ErrorMessage(err)
+			}
+			if app.ErrorCode(err) != tt.wantCode || text != tt.wantMessage {
+				t.Errorf("got %q (%v), want %q", text, err, tt.wantMessage)
+			}
+		})
+	}
 }
 
 func TestSendMessage(t *testing.T) {
@@ -144,7 +178,7 @@ func TestSendMessage(t *testing.T) {
 			if code := app.ErrorCode(err); code != tt.wantCode {
 				t.Fatalf("code = %q, want %q (err %v)", code, tt.wantCode, err)
 			}
-			apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), tt.token)
+			apptest.AssertNoFragment(t, "the error", fmt.Sprint(err), tt.token)
 			sent := sb.Twilio.Messages()
 			if tt.wantCode != "" {
 				if len(sent) != 0 {

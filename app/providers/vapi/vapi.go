@@ -165,7 +165,7 @@ func (c *Client) CreateAssistant(ctx context.Context, cfg app.VapiConfig, spec A
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated:
 	case http.StatusBadRequest:
-		return Assistant{}, badRequest(resp, "Vapi refused the assistant: ", cfg.APIKey.Reveal(), spec.ServerSecret)
+		return Assistant{}, badRequest(resp, "Vapi refused the assistant: ", cfg, spec.ServerSecret)
 	default:
 		return Assistant{}, c.refusal(resp, cfg)
 	}
@@ -223,7 +223,7 @@ func (c *Client) UpdateAssistantServer(ctx context.Context, cfg app.VapiConfig, 
 			Cause:   ErrAssistantNotFound,
 		}
 	case http.StatusBadRequest:
-		return Assistant{}, badRequest(resp, "Vapi refused the assistant's server settings: ", cfg.APIKey.Reveal(), server.Secret)
+		return Assistant{}, badRequest(resp, "Vapi refused the assistant's server settings: ", cfg, server.Secret)
 	default:
 		return Assistant{}, c.refusal(resp, cfg)
 	}
@@ -307,11 +307,12 @@ func (c *Client) DeleteCredential(ctx context.Context, cfg app.VapiConfig, id st
 }
 
 // badRequest turns Vapi's 400 answer into an EValidation error whose message
-// is prefix followed by Vapi's reasons, with the secrets removed.
-func badRequest(resp *providers.Response, prefix string, secrets ...string) error {
+// is prefix followed by Vapi's reasons, without anything that may repeat
+// cfg or secret (see providers.CleanReason).
+func badRequest(resp *providers.Response, prefix string, cfg app.VapiConfig, secret string) error {
 	var e errorJSON
 	_ = json.Unmarshal(resp.Body, &e)
-	reason := providers.CleanReason(strings.Join(e.messages(), "; "), secrets...)
+	reason := providers.CleanReason(strings.Join(e.messages(), "; "), cfg, secret)
 	if reason == "" {
 		reason = "no reason given."
 	}

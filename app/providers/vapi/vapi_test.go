@@ -178,6 +178,21 @@ func TestCreateAssistantRefusedByVapi(t *testing.T) {
 	apptest.AssertNoSecret(t, "the error", fmt.Sprint(err), "key-a", "s3cret-value")
 }
 
+// A refusal that repeats the key in some other form shows none of it.
+func TestRefusalEchoingTheKey(t *testing.T) {
+	client, _ := newClient(t)
+	const key = "vk_echo_4f9a0c3b7e21d5a8"
+	ctx := context.Background()
+	_, err := client.CreateAssistant(ctx, cfg(key, app.VapiUS), vapi.AssistantSpec{Name: "Desk"})
+	_, uerr := client.UpdateAssistantServer(ctx, cfg(key, app.VapiUS), "asst-1", vapi.Server{URL: "https://x.example.com/hook"})
+	for _, err := range []error{err, uerr} {
+		if app.ErrorCode(err) != app.EValidation || !strings.HasPrefix(app.ErrorMessage(err), "Vapi refused the assistant") {
+			t.Errorf("err = %v, want %s", err, app.EValidation)
+		}
+		apptest.AssertNoFragment(t, "the error", fmt.Sprint(err), key)
+	}
+}
+
 func TestUpdateAssistantServer(t *testing.T) {
 	client, sb := newClient(t)
 	ctx := context.Background()

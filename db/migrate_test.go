@@ -45,11 +45,18 @@ func TestMigrationMovesReconnectPrefixIntoCode(t *testing.T) {
 	if err := d.MigrateUp(ctx, quiet); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.MigrateDown(ctx, quiet); err != nil {
-		t.Fatal(err)
+	// Steps down past 00004, through whatever later migrations there are.
+	downBefore4 := func() {
+		t.Helper()
+		for applied()[4] {
+			if err := d.MigrateDown(ctx, quiet); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	downBefore4()
 	if a := applied(); !a[3] || a[4] {
-		t.Fatalf("after one step down: %v; want 00003 applied and 00004 not", a)
+		t.Fatalf("after stepping down: %v; want 00003 applied and 00004 not", a)
 	}
 
 	// Rows as the code before 00004 wrote them.
@@ -94,9 +101,7 @@ func TestMigrationMovesReconnectPrefixIntoCode(t *testing.T) {
 	}
 
 	// The way back restores the message the old code reads.
-	if err := d.MigrateDown(ctx, quiet); err != nil {
-		t.Fatal(err)
-	}
+	downBefore4()
 	var msg string
 	if err := d.Pool.QueryRow(ctx, `select verification_error from org_credentials where org_id = $1 and provider = 'google_calendar'`,
 		org).Scan(&msg); err != nil {

@@ -49,10 +49,10 @@ type Options struct {
 	Sandbox bool
 	// Accounts tunes the accounts service (tests lower the bcrypt cost).
 	Accounts auth.Options
-	// Web tunes the web server beyond what the configuration says (the
-	// request limits, the metrics registry); its Production, SessionSecret,
-	// Logger, Sandbox, OpsToken, TrustedProxies and attempt limits come from
-	// the configuration.
+	// Web tunes the web server beyond what the configuration says (body
+	// size, timeouts, the sign-in delay, the metrics registry); its
+	// Production, SessionSecret, Logger, Sandbox, OpsToken, TrustedProxies
+	// and attempt limits come from the configuration.
 	Web web.Options
 }
 

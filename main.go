@@ -185,6 +185,7 @@ func serve(sandboxed bool) error {
 		return err
 	}
 	go sys.ListenInvalidations(ctx)
+	go sys.SweepAttempts(ctx)
 	srv := sys.Server
 
 	errc := make(chan error, 1)

@@ -61,6 +61,9 @@ type Config struct {
 	// X-Forwarded-For names the client; empty means the peer is the client.
 	TrustedProxies []string
 
+	// Limits are the attempt limits of sign-in, signup and provider calls.
+	Limits Limits
+
 	Google          GoogleOAuth
 	ProviderTimeout time.Duration
 	URLs            ProviderURLs
@@ -68,6 +71,21 @@ type Config struct {
 	// Generated lists the secrets made up for this development setup (and
 	// kept in DataDir); main warns about them.
 	Generated []string
+}
+
+// Limits are the attempt limits, counted across every instance on the
+// database: failed sign-ins per client address (AUTH_ATTEMPTS_PER_IP, which
+// also caps signups per address, counted apart) and per e-mail from one
+// address (AUTH_ATTEMPTS_PER_EMAIL) within AttemptWindow
+// (AUTH_ATTEMPT_WINDOW), and provider calls per org and per address within
+// a minute (PROVIDER_CALLS_PER_ORG, PROVIDER_CALLS_PER_IP). Load fills every
+// field; a zero field means the web server's default.
+type Limits struct {
+	AttemptsPerIP       int
+	AttemptsPerEmail    int
+	AttemptWindow       time.Duration
+	ProviderCallsPerOrg int
+	ProviderCallsPerIP  int
 }
 
 // GoogleOAuth is the server's own OAuth client at Google. Configured reports
@@ -181,6 +199,22 @@ func Load(get Lookup) (*Config, error) {
 	c.ProviderTimeout, err = time.ParseDuration(str("PROVIDER_TIMEOUT", "10s"))
 	if err != nil || c.ProviderTimeout <= 0 || c.ProviderTimeout > 2*time.Minute {
 		bad("PROVIDER_TIMEOUT must be a Go duration between 1ms and 2m, such as 10s")
+	}
+
+	count := func(name string, def int) int {
+		n, err := strconv.Atoi(str(name, strconv.Itoa(def)))
+		if err != nil || n < 1 || n > 1_000_000 {
+			bad("%s must be a whole number from 1 to 1000000", name)
+		}
+		return n
+	}
+	c.Limits.AttemptsPerIP = count("AUTH_ATTEMPTS_PER_IP", 30)
+	c.Limits.AttemptsPerEmail = count("AUTH_ATTEMPTS_PER_EMAIL", 10)
+	c.Limits.ProviderCallsPerOrg = count("PROVIDER_CALLS_PER_ORG", 20)
+	c.Limits.ProviderCallsPerIP = count("PROVIDER_CALLS_PER_IP", 60)
+	c.Limits.AttemptWindow, err = time.ParseDuration(str("AUTH_ATTEMPT_WINDOW", "1m"))
+	if err != nil || c.Limits.AttemptWindow < time.Second || c.Limits.AttemptWindow > 24*time.Hour {
+		bad("AUTH_ATTEMPT_WINDOW must be a Go duration between 1s and 24h, such as 1m")
 	}
 
 	// Secrets: generated in development when missing, required in production.

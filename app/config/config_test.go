@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func lookup(m map[string]string) Lookup {
@@ -145,4 +146,48 @@ func TestEnvironmentWinsOverDotenvFile(t *testing.T) {
 	if _, err := FromEnvironment(path); err == nil {
 		t.Error("a malformed .env.local was accepted")
 	}
+}
+
+func TestAttemptLimits(t *testing.T) {
+	base := func() map[string]string {
+		return map[string]string{"DATA_DIR": t.TempDir(), "DATABASE_URL": "postgres://x@127.0.0.1:5/db"}
+	}
+	t.Run("defaults", func(t *testing.T) {
+		c, err := Load(lookup(base()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Limits{AttemptsPerIP: 30, AttemptsPerEmail: 10, AttemptWindow: time.Minute, ProviderCallsPerOrg: 20, ProviderCallsPerIP: 60}
+		if c.Limits != want {
+			t.Fatalf("Limits = %+v, want %+v", c.Limits, want)
+		}
+	})
+	t.Run("set", func(t *testing.T) {
+		env := base()
+		env["AUTH_ATTEMPTS_PER_IP"], env["AUTH_ATTEMPTS_PER_EMAIL"], env["AUTH_ATTEMPT_WINDOW"] = "300", "5", "90s"
+		env["PROVIDER_CALLS_PER_ORG"], env["PROVIDER_CALLS_PER_IP"] = "7", "70"
+		c, err := Load(lookup(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Limits{AttemptsPerIP: 300, AttemptsPerEmail: 5, AttemptWindow: 90 * time.Second, ProviderCallsPerOrg: 7, ProviderCallsPerIP: 70}
+		if c.Limits != want {
+			t.Fatalf("Limits = %+v, want %+v", c.Limits, want)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		env := base()
+		env["AUTH_ATTEMPTS_PER_IP"], env["AUTH_ATTEMPTS_PER_EMAIL"], env["AUTH_ATTEMPT_WINDOW"] = "0", "ten", "100ms"
+		env["PROVIDER_CALLS_PER_ORG"], env["PROVIDER_CALLS_PER_IP"] = "-1", "2000000"
+		_, err := Load(lookup(env))
+		if err == nil {
+			t.Fatal("Load accepted invalid limits")
+		}
+		for _, name := range []string{"AUTH_ATTEMPTS_PER_IP", "AUTH_ATTEMPTS_PER_EMAIL", "AUTH_ATTEMPT_WINDOW",
+			"PROVIDER_CALLS_PER_ORG", "PROVIDER_CALLS_PER_IP"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error does not name %s:\n%v", name, err)
+			}
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/attempts"
 	"byoc/app/auth"
 	"byoc/app/config"
 	"byoc/app/credentials"
@@ -48,9 +49,10 @@ type Options struct {
 	Sandbox bool
 	// Accounts tunes the accounts service (tests lower the bcrypt cost).
 	Accounts auth.Options
-	// Web tunes the web server beyond what the configuration says (limits,
-	// the metrics registry); its Production, SessionSecret, Logger,
-	// Sandbox, OpsToken and TrustedProxies come from the configuration.
+	// Web tunes the web server beyond what the configuration says (body
+	// size, timeouts, the sign-in delay, the metrics registry); its
+	// Production, SessionSecret, Logger, Sandbox, OpsToken, TrustedProxies
+	// and attempt limits come from the configuration.
 	Web web.Options
 }
 
@@ -66,6 +68,9 @@ type System struct {
 	Server       *web.Server
 	GoogleOAuth  *google.OAuth
 	Calendar     *google.Calendar
+	// Limiter keeps the attempt limits' counts in the database, shared by
+	// every instance built with the same SESSION_SECRET.
+	Limiter *attempts.Limiter
 	// Caches is the cache group the credential service and the webhook
 	// routing share; the credential service's Invalidate and Flush reach it.
 	Caches *orgcache.Group
@@ -148,6 +153,10 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
 	accounts := auth.NewService(database, tokens, opts.Accounts)
+	limiter, err := attempts.New(database, []byte(cfg.SessionSecret.Reveal()), attempts.Options{Now: opts.Now, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("SESSION_SECRET: %w", err)
+	}
 
 	wo := opts.Web
 	wo.Production = cfg.Production()
@@ -156,13 +165,21 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	wo.Sandbox = opts.Sandbox
 	wo.OpsToken = cfg.OpsToken.Reveal()
 	wo.TrustedProxies = cfg.TrustedProxies
-	srv, err := web.New(wo, web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks, Credentials: creds})
+	wo.AttemptsPerIP, wo.AttemptsPerEmail, wo.AttemptWindow = cfg.Limits.AttemptsPerIP, cfg.Limits.AttemptsPerEmail, cfg.Limits.AttemptWindow
+	wo.ProviderCallsPerOrg, wo.ProviderCallsPerIP = cfg.Limits.ProviderCallsPerOrg, cfg.Limits.ProviderCallsPerIP
+	srv, err := web.New(wo, web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
+		Credentials: creds, Limiter: limiter})
 	if err != nil {
 		return nil, err
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
-		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Caches: caches}, nil
+		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
+		Caches: caches}, nil
 }
+
+// SweepAttempts deletes the attempt limits' expired counts periodically
+// until ctx ends (see attempts.Limiter.Run).
+func (s *System) SweepAttempts(ctx context.Context) { s.Limiter.Run(ctx, 0) }
 
 // ListenInvalidations applies every instance's credential changes to this
 // instance's caches until ctx ends: each notification goes to the credential

@@ -114,17 +114,24 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 	return s.reply(c, http.StatusOK, answer{view: loginView(f)})
 }
 
-// login checks the email and password. On the form route it starts a new
-// session and sends browsers on to next (a local path), else the dashboard.
+// login checks the email and password, counted by the attempt limits
+// first (a success is taken back; see ratelimit.go). On the form route it
+// starts a new session and sends browsers on to next (a local path), else
+// the dashboard.
 func (s *Server) login(c *fiber.Ctx) error {
 	var in loginInput
 	if err := bind(c, &in); err != nil {
 		return err
 	}
+	attempt, err := s.countSignIn(c, in.Email)
+	if err != nil {
+		return s.loginRefused(c, in, err)
+	}
 	a, err := s.deps.Accounts.Login(c.UserContext(), in.Email, in.Password)
 	if err != nil {
 		return s.loginRefused(c, in, err)
 	}
+	s.signedIn(c, attempt)
 	if tokenRoute(c) {
 		return s.sendToken(c, http.StatusOK, a)
 	}

@@ -38,7 +38,8 @@ type connectData struct {
 // user, who opens authUrl in a browser where they are signed in.
 //
 // A browser that is not signed in goes to the login page, which comes back
-// here afterwards. A refusal (not an admin, not set up) is a flash on the
+// here afterwards. A start counts as a provider call (ratelimit.go). A
+// refusal (not an admin, not set up, too many calls) is a flash on the
 // dashboard for a browser and the error for the others.
 func (s *Server) googleConnect(c *fiber.Ctx) error {
 	browser := !isHTMX(c) && !prefersJSON(c)
@@ -51,6 +52,9 @@ func (s *Server) googleConnect(c *fiber.Ctx) error {
 	}
 	if browser {
 		landOnErrorAt(c, defaultLanding)
+	}
+	if err := s.countProviderCall(c); err != nil {
+		return err
 	}
 	var authURL string
 	var err error

@@ -51,6 +51,8 @@ type env struct {
 	googleURLs sandbox.GoogleURLs
 	log        *apptest.LogBuffer
 	bodies     *apptest.LogBuffer // every response body the tests saw
+	// setup is what the server was built from (see instance).
+	setup envSetup
 }
 
 // envSetup is what newEnv builds the server from; options change it first.
@@ -93,6 +95,7 @@ func newEnv(t *testing.T, options ...envOption) *env {
 		systemtest.WithGoogle(s.cfg, e.google, gs.URL)
 		e.googleURLs = e.google.URLs(gs.URL)
 	}
+	e.setup = s
 	sys, err := system.Build(s.cfg, d, s.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -105,12 +108,26 @@ func newEnv(t *testing.T, options ...envOption) *env {
 		wo.Production, wo.SessionSecret, wo.Logger = s.cfg.Production(), []byte(s.cfg.SessionSecret.Reveal()), logger
 		wo.Sandbox, wo.OpsToken, wo.TrustedProxies = s.opts.Sandbox, s.cfg.OpsToken.Reveal(), s.cfg.TrustedProxies
 		e.srv, err = web.New(wo, web.Deps{Accounts: sys.Accounts, DB: s.ready, Integrations: sys.Integrations,
-			Webhooks: sys.Webhooks, Credentials: sys.Credentials})
+			Webhooks: sys.Webhooks, Credentials: sys.Credentials, Limiter: sys.Limiter})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
 	return e
+}
+
+// instance builds another instance of e's server: a second graph from the
+// same configuration on the same database, as a second process behind a
+// load balancer would be.
+func (e *env) instance() *env {
+	e.t.Helper()
+	sys, err := system.Build(e.setup.cfg, e.db, e.setup.opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	other := *e
+	other.sys, other.srv, other.creds = sys, sys.Server, sys.Credentials
+	return &other
 }
 
 // withGoogle gives the server its Google client, as when

@@ -523,7 +523,9 @@ func TestSaveJSON(t *testing.T) {
 // TestSaveReadsBodies checks how a save reads its input, the same for every
 // provider: a JSON object of strings, an urlencoded or a multipart form.
 func TestSaveReadsBodies(t *testing.T) {
-	e := newEnv(t)
+	// One admin saves far more often here than the provider-call limit
+	// allows in a minute.
+	e := newEnv(t, withProviderCalls(1000, 1000))
 	b, token, _ := e.admin()
 	post := func(provider string, body any, headers ...string) response {
 		t.Helper()

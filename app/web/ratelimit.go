@@ -1,207 +1,235 @@
 package web
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"fmt"
-	"math"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
-	"byoc/app/paths"
+	"byoc/app/attempts"
 )
 
-// Brute-force protection of the routes that check a password or create an
-// account: every attempt counts, successful or not, in a sliding window per
-// client address (all four routes together) and, for the sign-in routes,
-// per email address. An attempt over either limit is answered 429
-// rate_limited with Retry-After, without reaching the accounts service.
+// The attempt limits: what an attacker would repeat is counted in the
+// shared limiter (package attempts, one PostgreSQL table for every
+// instance), per client address and, for sign-ins, per e-mail.
 //
-// The counts live in this instance's memory: behind a load balancer that
-// spreads requests over n instances a client gets up to n times the limit,
-// and a restart forgets them. A shared limit needs a shared store (a
-// counter table in PostgreSQL, or Redis) behind attemptWindow's allow.
+// Sign-in (POST /login and /api/auth/token together). Every attempt is
+// counted before the password is checked, under three keys, and a
+// successful one is taken back again, so only failures add up:
+//   - per client address: over AttemptsPerIP the address is refused;
+//   - per (e-mail, address): over AttemptsPerEmail that e-mail is refused
+//     from that address only, so a guesser elsewhere cannot lock the owner
+//     out; a successful sign-in clears this count;
+//   - per e-mail across all addresses: over emailCeilingFactor times
+//     AttemptsPerEmail, every sign-in to that e-mail waits AttemptDelay
+//     before its password is checked. That slows a guess spread over many
+//     addresses without ever refusing the owner, who only waits.
 //
-// The counts take bounded memory: at most maxAttemptBuckets keys per
-// window (per-address and per-email counts apart). When the table is full,
-// the keys whose counts no longer matter are dropped (at most once a
-// second); if it is still full, an attempt under a new key is refused
-// (rate_limited) rather than the table grown, until old keys expire. So a
-// flood from that many addresses, or of that many emails, can hold new
-// clients out for up to two windows, while the clients already counted
-// keep their limits; the alternative is running out of memory.
+// Counting first (and taking a success back) rather than checking first
+// and counting failures afterwards keeps the limits exact when a client
+// sends its attempts in parallel: every attempt sees the ones before it.
 //
-// A per-email limit also lets anyone who keeps guessing at an address hold
-// its owner out of the password sign-in for as long as they keep going;
-// that is the usual price of stopping a distributed guess at one account.
+// Sign-up (POST /signup and /api/auth/signup together): every attempt
+// counts per client address, apart from the sign-in counts, up to
+// AttemptsPerIP. There is no per-e-mail limit: an e-mail can sign up once,
+// and trying taken ones is what the per-address limit slows.
+//
+// Provider calls (saving credentials, the connection test and the start of
+// Google's sign-in): every call of an admin counts per org and per client
+// address within a minute, up to ProviderCallsPerOrg and
+// ProviderCallsPerIP, so BYOC is no free key checker.
+//
+// An attempt over a limit is answered 429 rate_limited with Retry-After,
+// without reaching the service behind the route. When the counts cannot be
+// written the attempt is refused (503 unavailable).
 
-// Defaults for Options.AttemptsPerIP, AttemptsPerEmail and AttemptWindow.
+// Defaults for Options' limits.
 const (
-	DefaultAttemptsPerIP    = 30
-	DefaultAttemptsPerEmail = 10
-	DefaultAttemptWindow    = time.Minute
+	DefaultAttemptsPerIP       = 30
+	DefaultAttemptsPerEmail    = 10
+	DefaultAttemptWindow       = time.Minute
+	DefaultAttemptDelay        = 2 * time.Second
+	DefaultProviderCallsPerOrg = 20
+	DefaultProviderCallsPerIP  = 60
 )
 
-// maxAttemptBuckets caps the keys an attemptWindow holds, and
-// fullSweepInterval is how often at most a full window looks for expired
-// keys outside its usual sweep once a window.
+// emailCeilingFactor times AttemptsPerEmail is the number of failed
+// sign-ins to one e-mail, from all addresses together, after which every
+// further sign-in to it waits AttemptDelay.
+const emailCeilingFactor = 3
+
+// providerCallWindow is the window of the provider-call limits.
+const providerCallWindow = time.Minute
+
+// Kinds of the counts (attempts.Rule.Kind).
 const (
-	maxAttemptBuckets = 100_000
-	fullSweepInterval = time.Second
+	kindSignInIP    = "signin_ip"
+	kindSignInPair  = "signin_email_ip"
+	kindSignInEmail = "signin_email"
+	kindSignupIP    = "signup_ip"
+	kindProviderOrg = "provider_org"
+	kindProviderIP  = "provider_ip"
 )
 
-// attemptsMessage is what a client over a limit is told.
-const attemptsMessage = "Too many attempts. Please wait a minute and try again."
+// What a client over a limit is told.
+const (
+	attemptsMessage      = "Too many attempts. Please wait a minute and try again."
+	providerCallsMessage = "Too many calls to providers. Please wait a minute and try again."
+)
 
-// limitAttempts returns middleware that counts the request under key(c)
-// in w and refuses it over the limit. An empty key counts nothing.
-func (s *Server) limitAttempts(w *attemptWindow, key func(*fiber.Ctx) string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		k := key(c)
-		if k == "" {
-			return c.Next()
-		}
-		if ok, retry := w.allow(k); !ok {
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(retry.Seconds()))))
-			return s.tooManyAttempts(c)
-		}
-		return c.Next()
+// limitRules are the server's rules, built from Options.
+type limitRules struct {
+	signInIP, signInPair, signInEmail, signupIP, providerOrg, providerIP attempts.Rule
+}
+
+func newLimitRules(o Options) limitRules {
+	w := o.AttemptWindow
+	return limitRules{
+		signInIP:    attempts.Rule{Kind: kindSignInIP, Limit: o.AttemptsPerIP, Window: w},
+		signInPair:  attempts.Rule{Kind: kindSignInPair, Limit: o.AttemptsPerEmail, Window: w},
+		signInEmail: attempts.Rule{Kind: kindSignInEmail, Limit: emailCeilingFactor * o.AttemptsPerEmail, Window: w},
+		signupIP:    attempts.Rule{Kind: kindSignupIP, Limit: o.AttemptsPerIP, Window: w},
+		providerOrg: attempts.Rule{Kind: kindProviderOrg, Limit: o.ProviderCallsPerOrg, Window: providerCallWindow},
+		providerIP:  attempts.Rule{Kind: kindProviderIP, Limit: o.ProviderCallsPerIP, Window: providerCallWindow},
 	}
 }
 
-// ipKey is the per-address key of a request (see addrKey).
-func (s *Server) ipKey(c *fiber.Ctx) string {
-	a, name := s.clientAddr(c)
-	if !a.IsValid() {
-		return "ip:" + name
-	}
-	return "ip:" + addrKey(a)
+// signInAttempt is a counted sign-in attempt: the keys it counts under.
+type signInAttempt struct {
+	ip, pair, email attempts.Key
+	hasEmail        bool
 }
 
-// emailKey is the per-email key of a sign-in request: a hash, so the counts
-// hold no addresses and a key has a fixed size however long the submitted
-// email is. Requests without a readable email are refused by the handler
-// anyway; they count per address only.
-func emailKey(c *fiber.Ctx) string {
-	email := attemptEmail(c)
-	if email == "" {
-		return ""
+// countSignIn counts a sign-in attempt for email from the request's client
+// address, before the password is checked. It returns ERateLimited, with
+// Retry-After set, when the address or the (e-mail, address) pair is over
+// its limit, and waits AttemptDelay first when the e-mail is over its
+// ceiling across addresses.
+func (s *Server) countSignIn(c *fiber.Ctx, email string) (signInAttempt, error) {
+	addr := s.addrSubject(c)
+	at := signInAttempt{ip: s.limits.signInIP.For(addr)}
+	keys := []attempts.Key{at.ip}
+	if email = strings.ToLower(strings.TrimSpace(email)); email != "" {
+		at.hasEmail = true
+		// The address first: it never holds a NUL, so no e-mail a client
+		// makes up can name another pair.
+		at.pair = s.limits.signInPair.For(addr + "\x00" + email)
+		at.email = s.limits.signInEmail.For(email)
+		keys = append(keys, at.pair, at.email)
 	}
-	sum := sha256.Sum256([]byte(email))
-	return "email:" + hex.EncodeToString(sum[:16])
-}
-
-// attemptWindow counts attempts per key and allows at most limit of them
-// in any span-long window, estimated the usual way: the count of the
-// current fixed window plus the previous window's count weighted by how
-// much of it the sliding window still covers.
-type attemptWindow struct {
-	limit      int
-	span       time.Duration
-	now        func() time.Time
-	maxBuckets int
-
-	mu        sync.Mutex
-	buckets   map[string]*attemptBucket
-	lastSweep time.Time
-}
-
-// attemptBucket is one key's counts: start opens the current window.
-type attemptBucket struct {
-	start      time.Time
-	curr, prev int
-}
-
-func newAttemptWindow(limit int, span time.Duration, now func() time.Time) *attemptWindow {
-	return &attemptWindow{limit: limit, span: span, now: now, maxBuckets: maxAttemptBuckets,
-		buckets: map[string]*attemptBucket{}, lastSweep: now()}
-}
-
-// allow counts one attempt under key and reports whether it is within the
-// limit; when it is not, retry says how long until the current window
-// ends. Refused attempts count too, so a client that keeps trying stays
-// refused. A new key is refused while the window holds maxBuckets keys.
-func (w *attemptWindow) allow(key string) (ok bool, retry time.Duration) {
-	now := w.now()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if now.Sub(w.lastSweep) >= w.span {
-		w.sweep(now)
+	v, err := s.deps.Limiter.Count(c.UserContext(), keys...)
+	if err != nil {
+		return at, err
 	}
-	b := w.buckets[key]
-	if b == nil {
-		if len(w.buckets) >= w.maxBuckets && now.Sub(w.lastSweep) >= fullSweepInterval {
-			w.sweep(now)
-		}
-		if len(w.buckets) >= w.maxBuckets {
-			return false, w.span
-		}
-		b = &attemptBucket{start: now}
-		w.buckets[key] = b
+	if err := refuseOver(c, attemptsMessage, v[:min(len(v), 2)]...); err != nil {
+		return at, err
 	}
-	switch elapsed := now.Sub(b.start); {
-	case elapsed >= 2*w.span:
-		*b = attemptBucket{start: now}
-	case elapsed >= w.span:
-		*b = attemptBucket{start: b.start.Add(w.span), prev: b.curr}
-	}
-	b.curr++
-	into := now.Sub(b.start)
-	rate := float64(b.prev)*float64(w.span-into)/float64(w.span) + float64(b.curr)
-	if rate <= float64(w.limit) {
-		return true, 0
-	}
-	return false, max(b.start.Add(w.span).Sub(now), time.Second)
-}
-
-// sweep drops the buckets whose counts no longer matter.
-func (w *attemptWindow) sweep(now time.Time) {
-	for k, b := range w.buckets {
-		if now.Sub(b.start) >= 2*w.span {
-			delete(w.buckets, k)
+	if at.hasEmail && v[2].Over {
+		if err := wait(c.UserContext(), s.opts.AttemptDelay); err != nil {
+			return at, err
 		}
 	}
-	w.lastSweep = now
+	return at, nil
 }
 
-// attemptEmail returns the email of a sign-in request, normalised as the
-// accounts service stores it, or "" when the body has none.
-func attemptEmail(c *fiber.Ctx) string {
-	var in struct {
-		Email string `json:"email" form:"email"`
+// signedIn takes a successful sign-in back from the counts and clears the
+// failures of its (e-mail, address) pair. A failure to do so is logged: the
+// sign-in stands, and the counts only stay higher than they should.
+func (s *Server) signedIn(c *fiber.Ctx, at signInAttempt) {
+	undo := []attempts.Key{at.ip}
+	var clear []attempts.Key
+	if at.hasEmail {
+		undo = append(undo, at.email)
+		clear = append(clear, at.pair)
 	}
-	if err := bind(c, &in); err != nil {
-		return ""
+	if err := s.deps.Limiter.Settle(c.UserContext(), undo, clear); err != nil {
+		s.log.Warn("attempt limits: a successful sign-in was not taken back", "err", err.Error())
 	}
-	return strings.ToLower(strings.TrimSpace(in.Email))
 }
 
-// tooManyAttempts answers an attempt over a limit (Retry-After is set) as
-// the route's handler answers a refusal: the browser forms are shown again
-// with the message and the entered values, everything else gets the
-// ERateLimited error.
-func (s *Server) tooManyAttempts(c *fiber.Ctx) error {
-	err := &app.Error{Code: app.ERateLimited, Message: attemptsMessage}
-	if negotiate(c) == formatJSON {
-		return err
+// limitSignups counts every signup attempt per client address and refuses
+// it over the limit: the form again with the message for the browser form,
+// the error otherwise.
+func (s *Server) limitSignups(c *fiber.Ctx) error {
+	v, err := s.deps.Limiter.Count(c.UserContext(), s.limits.signupIP.For(s.addrSubject(c)))
+	if err == nil {
+		err = refuseOver(c, attemptsMessage, v...)
 	}
-	switch c.Route().Path {
-	case paths.Login:
-		var in loginInput
-		_ = bind(c, &in)
-		return s.loginRefused(c, in, err)
-	case paths.Signup:
+	if err != nil {
 		var in signupInput
 		_ = bind(c, &in)
 		return s.signupRefused(c, in, err)
 	}
-	return err
+	return c.Next()
+}
+
+// limitProviderCalls counts a provider-calling request (see
+// countProviderCall) and refuses it over a limit, through the error handler
+// in the negotiated format.
+func (s *Server) limitProviderCalls(c *fiber.Ctx) error {
+	if err := s.countProviderCall(c); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+// countProviderCall counts a provider-calling request of a signed-in admin
+// per org and per client address, and returns ERateLimited (Retry-After
+// set) over either limit. Other requests are not counted: their handler
+// refuses them without calling a provider.
+func (s *Server) countProviderCall(c *fiber.Ctx) error {
+	a, ok := account(c)
+	if !ok || !a.Principal.IsAdmin() {
+		return nil
+	}
+	v, err := s.deps.Limiter.Count(c.UserContext(),
+		s.limits.providerOrg.For(a.Principal.OrgID), s.limits.providerIP.For(s.addrSubject(c)))
+	if err != nil {
+		return err
+	}
+	return refuseOver(c, providerCallsMessage, v...)
+}
+
+// refuseOver returns ERateLimited with message when any verdict is over its
+// limit, and sets Retry-After to the longest wait among them.
+func refuseOver(c *fiber.Ctx, message string, verdicts ...attempts.Verdict) error {
+	var retry time.Duration
+	for _, v := range verdicts {
+		if v.Over {
+			retry = max(retry, v.RetryAfter)
+		}
+	}
+	if retry == 0 {
+		return nil
+	}
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retry/time.Second)))
+	return &app.Error{Code: app.ERateLimited, Message: message}
+}
+
+// wait sleeps for d, or until ctx ends (its error is returned then).
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// addrSubject is what the limits count a request's client as (see addrKey).
+func (s *Server) addrSubject(c *fiber.Ctx) string {
+	a, name := s.clientAddr(c)
+	if !a.IsValid() {
+		return name
+	}
+	return addrKey(a)
 }
 
 // parseProxies parses Options.TrustedProxies: addresses and CIDR ranges.

@@ -35,10 +35,10 @@ func (s *Server) routes() {
 	// browser forms below, which hand out a bearer token on these routes.
 	// They neither read nor set a cookie, so they need no CSRF token: they
 	// are registered before it is checked. Like the forms, they count
-	// attempts per client address and, when they check a password, per
-	// email (ratelimit.go).
-	a.Post(paths.APISignup, s.attemptsPerIP, s.signup)
-	a.Post(paths.APIToken, s.attemptsPerIP, s.attemptsPerEmail, s.login)
+	// signups per client address and failed sign-ins per address and
+	// e-mail (ratelimit.go).
+	a.Post(paths.APISignup, s.limitSignups, s.signup)
+	a.Post(paths.APIToken, s.login)
 
 	// Everything below knows who is asking (bearer token or session cookie).
 	a.Use(s.authenticate)
@@ -60,17 +60,18 @@ func (s *Server) routes() {
 
 	a.Get(paths.Home, s.home)
 	a.Get(paths.Signup, s.signupPage)
-	a.Post(paths.Signup, s.attemptsPerIP, s.signup)
+	a.Post(paths.Signup, s.limitSignups, s.signup)
 	a.Get(paths.Login, s.loginPage)
-	a.Post(paths.Login, s.attemptsPerIP, s.attemptsPerEmail, s.login)
+	a.Post(paths.Login, s.login)
 	a.Post(paths.Logout, s.logout)
 
 	// The integrations: the dashboard and the JSON API share the handlers,
-	// each answering JSON, an htmx fragment or a full page.
+	// each answering JSON, an htmx fragment or a full page. Saving and
+	// testing call the provider: they count per org and address.
 	a.Get(paths.Dashboard, s.integrations)
 	a.Get(paths.APIStatus, s.integrations)
-	a.Post(paths.IntegrationRoute, s.saveIntegration)
-	a.Post(paths.IntegrationVerifyRoute, s.verifyIntegration)
+	a.Post(paths.IntegrationRoute, s.limitProviderCalls, s.saveIntegration)
+	a.Post(paths.IntegrationVerifyRoute, s.limitProviderCalls, s.verifyIntegration)
 	a.Delete(paths.IntegrationRoute, s.disconnectIntegration)
 	a.Post(paths.VapiWebhookSigning, s.setWebhookSigning)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"byoc/app"
+	"byoc/app/attempts"
 	"byoc/app/auth"
 	"byoc/app/integrations"
 	"byoc/static"
@@ -70,18 +71,28 @@ type Options struct {
 	// Sandbox says the providers are local stand-ins (demo mode): the
 	// dashboard header then shows a "Sandbox" badge.
 	Sandbox bool
-	// AttemptsPerIP caps the password and signup attempts (POST /login,
-	// /signup, /api/auth/token and /api/auth/signup together) per client
-	// address within AttemptWindow (0: DefaultAttemptsPerIP).
+	// AttemptsPerIP caps the failed sign-ins (POST /login and
+	// /api/auth/token together) per client address within AttemptWindow,
+	// and apart from them the signups (POST /signup and /api/auth/signup)
+	// per client address (0: DefaultAttemptsPerIP). See ratelimit.go.
 	AttemptsPerIP int
-	// AttemptsPerEmail caps the sign-in attempts (POST /login and
-	// /api/auth/token together) per email address within AttemptWindow
+	// AttemptsPerEmail caps the failed sign-ins per e-mail from one client
+	// address within AttemptWindow; from all addresses together, three times
+	// as many make every further sign-in to the e-mail wait AttemptDelay
 	// (0: DefaultAttemptsPerEmail).
 	AttemptsPerEmail int
-	// AttemptWindow is the sliding window of the attempt limits
-	// (0: DefaultAttemptWindow). The counts are per instance; see
-	// ratelimit.go.
+	// AttemptWindow is the sliding window of the sign-in and signup limits
+	// (0: DefaultAttemptWindow).
 	AttemptWindow time.Duration
+	// AttemptDelay is how long a sign-in to an e-mail over its ceiling
+	// waits before its password is checked (0: DefaultAttemptDelay).
+	AttemptDelay time.Duration
+	// ProviderCallsPerOrg and ProviderCallsPerIP cap the provider-calling
+	// requests (saving credentials, the connection test, the start of
+	// Google's sign-in) per org and per client address within a minute
+	// (0: DefaultProviderCallsPerOrg, DefaultProviderCallsPerIP).
+	ProviderCallsPerOrg int
+	ProviderCallsPerIP  int
 	// OpsToken is the bearer token of the operator routes (/api/debug/*).
 	// Empty: those routes do not exist.
 	OpsToken string
@@ -129,6 +140,16 @@ type Deps struct {
 	Webhooks Webhooks
 	// Credentials is the credential cache the operator routes report on.
 	Credentials CredentialCache
+	// Limiter keeps the attempt limits' counts, shared by every instance.
+	Limiter Limiter
+}
+
+// Limiter counts attempts for the limits (*attempts.Limiter implements
+// it). Count returns a verdict per key, in order; both return EUnavailable
+// when the counts cannot be written.
+type Limiter interface {
+	Count(ctx context.Context, keys ...attempts.Key) ([]attempts.Verdict, error)
+	Settle(ctx context.Context, undo, clear []attempts.Key) error
 }
 
 // Server is the HTTP server. Create it with New.
@@ -142,17 +163,15 @@ type Server struct {
 	metrics  *httpMetrics
 	registry *prometheus.Registry
 	proxies  []netip.Prefix
-	// attemptsPerIP and attemptsPerEmail limit the password and signup
-	// routes (ratelimit.go).
-	attemptsPerIP    fiber.Handler
-	attemptsPerEmail fiber.Handler
+	limits   limitRules
 }
 
 // New builds the server with every route (see routes.go). It fails when the
 // options are unusable (a short session secret) or a dependency is missing.
 func New(opts Options, deps Deps) (*Server, error) {
-	if deps.Accounts == nil || deps.DB == nil || deps.Integrations == nil || deps.Webhooks == nil || deps.Credentials == nil {
-		return nil, errors.New("web: Deps.Accounts, DB, Integrations, Webhooks and Credentials are required")
+	if deps.Accounts == nil || deps.DB == nil || deps.Integrations == nil || deps.Webhooks == nil || deps.Credentials == nil ||
+		deps.Limiter == nil {
+		return nil, errors.New("web: Deps.Accounts, DB, Integrations, Webhooks, Credentials and Limiter are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -174,6 +193,15 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	if opts.AttemptWindow <= 0 {
 		opts.AttemptWindow = DefaultAttemptWindow
+	}
+	if opts.AttemptDelay <= 0 {
+		opts.AttemptDelay = DefaultAttemptDelay
+	}
+	if opts.ProviderCallsPerOrg <= 0 {
+		opts.ProviderCallsPerOrg = DefaultProviderCallsPerOrg
+	}
+	if opts.ProviderCallsPerIP <= 0 {
+		opts.ProviderCallsPerIP = DefaultProviderCallsPerIP
 	}
 	proxies, err := parseProxies(opts.TrustedProxies)
 	if err != nil {
@@ -208,11 +236,8 @@ func New(opts Options, deps Deps) (*Server, error) {
 		metrics:  metrics,
 		registry: reg,
 		proxies:  proxies,
+		limits:   newLimitRules(opts),
 	}
-	perIP := newAttemptWindow(opts.AttemptsPerIP, opts.AttemptWindow, time.Now)
-	perEmail := newAttemptWindow(opts.AttemptsPerEmail, opts.AttemptWindow, time.Now)
-	s.attemptsPerIP = s.limitAttempts(perIP, s.ipKey)
-	s.attemptsPerEmail = s.limitAttempts(perEmail, emailKey)
 	for _, name := range []string{cssFile, htmxFile} {
 		if !assets.has(name) {
 			s.log.Warn("static file missing: build it before `go build` (make css)", "file", "static/"+name)

@@ -434,7 +434,8 @@ func TestTamperedCookieIsIgnored(t *testing.T) {
 func TestNewRefusesBadOptions(t *testing.T) {
 	e := newEnv(t)
 	d, integ := e.db, e.sys.Integrations
-	deps := web.Deps{Accounts: e.sys.Accounts, DB: d, Integrations: integ, Webhooks: e.sys.Webhooks, Credentials: e.sys.Credentials}
+	deps := web.Deps{Accounts: e.sys.Accounts, DB: d, Integrations: integ, Webhooks: e.sys.Webhooks, Credentials: e.sys.Credentials,
+		Limiter: e.sys.Limiter}
 	if _, err := web.New(web.Options{SessionSecret: []byte("too short a secret")}, deps); err == nil {
 		t.Error("New accepted a session secret of 18 bytes")
 	}
@@ -448,6 +449,11 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	noHooks.Webhooks = nil
 	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, noHooks); err == nil {
 		t.Error("New accepted missing webhooks")
+	}
+	noLimiter := deps
+	noLimiter.Limiter = nil
+	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, noLimiter); err == nil {
+		t.Error("New accepted a missing limiter")
 	}
 	if _, err := web.New(web.Options{SessionSecret: sessionSecret}, deps); err != nil {
 		t.Errorf("New refused good options: %v", err)

@@ -270,7 +270,7 @@ func (c *Client) CreateWebhookCredential(ctx context.Context, cfg app.VapiConfig
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated:
 	case http.StatusBadRequest:
-		return Credential{}, badRequest(resp, "Vapi refused the webhook signing credential: ", cfg.APIKey.Reveal(), secret)
+		return Credential{}, badRequest(resp, "Vapi refused the webhook signing credential: ", cfg, secret)
 	default:
 		return Credential{}, c.refusal(resp, cfg)
 	}

@@ -106,7 +106,7 @@ func TestWithOrgLockOnASmallPool(t *testing.T) {
 				out[i] = dbtest.SeedOrg(t, "assistants test")
 			}
 			return out
-		}, db.LockMaxConns},
+		}, 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +157,67 @@ func TestWithOrgLockSlowHoldersDoNotSerializeOtherOrgs(t *testing.T) {
 	for range n {
 		if err := <-errs; err != nil {
 			t.Errorf("holder: %v", err)
+		}
+	}
+}
+
+func TestWithOrgLockHoldersPinNoLockConnection(t *testing.T) {
+	// Holders once pinned a lock connection each while their fn ran (a Vapi
+	// call up to PROVIDER_TIMEOUT): LockMaxConns slow orgs made every other
+	// org wait. Now three times as many holders of different orgs are all
+	// inside together, and one more org still gets its lock meanwhile.
+	d := smallPool(t, 2)
+	n := 3 * int(db.LockMaxConns)
+	orgs := make([]string, n)
+	for i := range orgs {
+		orgs[i] = dbtest.SeedOrg(t, "assistants test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var inside sync.WaitGroup
+	inside.Add(n)
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
+	errs := make(chan error, n)
+	for _, org := range orgs {
+		go func() {
+			errs <- d.WithOrgLock(ctx, org, "test", func(ctx context.Context) error {
+				inside.Done()
+				select {
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return errors.New("still holding when the test gave up")
+				}
+			})
+		}()
+	}
+	allInside := make(chan struct{})
+	go func() { inside.Wait(); close(allInside) }()
+	select {
+	case <-allInside:
+	case <-ctx.Done():
+		t.Fatalf("the holders of %d orgs were never inside together", n)
+	}
+	other := dbtest.SeedOrg(t, "assistants test")
+	if err := d.WithOrgLock(ctx, other, "test", func(ctx context.Context) error { return lockWork(ctx, d, other) }); err != nil {
+		t.Fatalf("another org while %d orgs hold their locks: %v", n, err)
+	}
+	releaseOnce()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("holder: %v", err)
+		}
+	}
+	// Released: another pool (another instance) takes every one of them.
+	d2 := smallPool(t, 1)
+	for _, org := range orgs {
+		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := d2.WithOrgLock(qctx, org, "test", func(context.Context) error { return nil })
+		qcancel()
+		if err != nil {
+			t.Fatalf("org %s: the lock was not released: %v", org, err)
 		}
 	}
 }
@@ -319,10 +380,10 @@ func TestWithOrgLockWaitsHonourTheContext(t *testing.T) {
 }
 
 func TestWithOrgLockNested(t *testing.T) {
-	// A lock taken inside another (on fn's context) uses its caller's lock
-	// connection: even with every connection of the lock pool held by
-	// callers that nest, nothing waits for the lock pool. Nested locks still
-	// exclude one another, across sessions too.
+	// A lock taken inside another (on fn's context) never waits for the
+	// lock pool: even with LockMaxConns outer holders inside at once, every
+	// one of them nests. Nested locks still exclude one another, across
+	// sessions too.
 	d := smallPool(t, 2)
 	orgs := make([]string, db.LockMaxConns)
 	for i := range orgs {

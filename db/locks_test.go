@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -218,6 +219,41 @@ func TestWithOrgLockHoldersPinNoLockConnection(t *testing.T) {
 		qcancel()
 		if err != nil {
 			t.Fatalf("org %s: the lock was not released: %v", org, err)
+		}
+	}
+}
+
+func TestWithOrgLockSurvivesABrokenLockConnection(t *testing.T) {
+	// The lock connections are shared: when one breaks (here: its server
+	// process is ended while a holder is inside), it is dropped once its
+	// holders leave, never handed to a later caller, and every lock, the
+	// broken holder's included, can be taken again.
+	d := smallPool(t, 2)
+	orgA, orgB := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := d.WithOrgLock(ctx, orgA, "test", func(ctx context.Context) error {
+		// The session holding this lock (a bigint advisory key is split
+		// into classid and objid).
+		var killed int
+		if err := d.Pool.QueryRow(ctx, `select count(pg_terminate_backend(pid)) from pg_locks
+			where locktype = 'advisory' and objsubid = 1 and granted
+			and database = (select oid from pg_database where datname = current_database())
+			and ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)`, orgA+"/test").Scan(&killed); err != nil {
+			return err
+		}
+		if killed != 1 {
+			return fmt.Errorf("ended %d sessions, want the one holding this lock", killed)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range []string{orgA, orgB, orgA} {
+		err := d.WithOrgLock(ctx, org, "test", func(context.Context) error { return nil })
+		if err != nil {
+			t.Fatalf("org %s after the lock connection broke: %v", org, err)
 		}
 	}
 }

@@ -2,6 +2,12 @@ package app
 
 import "time"
 
+// MaxPendingOAuthStates is how many pending OAuth authorizations an org
+// keeps: starting one more drops the org's oldest, whose callback is then
+// refused as unknown. An admin rarely has more than one or two flows open;
+// the cap keeps a flood of connect starts from growing the table.
+const MaxPendingOAuthStates = 10
+
 // OAuthState is one pending OAuth authorization: the server's half of the
 // `state` parameter it sent to the provider, kept until the browser comes
 // back to the callback (at most once, and only until ExpiresAt).

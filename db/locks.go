@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,25 +15,29 @@ import (
 // every instance, taken on a small pool of their own so that lock traffic
 // never takes a connection from the work it guards.
 //
-// A holder pins one connection of the lock pool (at most LockMaxConns) for
-// as long as its fn runs; fn itself queries through DB.Pool. A caller
-// waiting for a taken lock holds no connection at all: it asks with
-// pg_try_advisory_lock and, when the lock is taken, returns the connection
-// to the lock pool and tries again after a short jittered pause. A lock taken
-// inside fn (on the context fn is given) is taken on its caller's session
-// connection, so nesting never waits for a connection of the lock pool.
+// A session holds any number of advisory locks, so the lock connections are
+// shared: a caller borrows one for the query that takes its lock and again
+// for the one that releases it, and holds none while its fn runs. However
+// many orgs hold a lock, and however long their fn takes (a provider that
+// answers slowly), callers for other orgs get theirs at once. A caller
+// waiting for a taken lock holds no connection either: it asks with
+// pg_try_advisory_lock and, when the lock is taken, tries again after a
+// short jittered pause.
 //
 // Advisory locks belong to a server session: they need a direct or
-// session-mode connection, never a transaction-mode pooler.
+// session-mode connection, never a transaction-mode pooler. When a lock
+// connection breaks, PostgreSQL ends its session and every lock it held, as
+// it would for a connection pinned by one holder.
 
-// LockMaxConns is the size of the pool that holds WithOrgLock's advisory
-// locks: how many (org, name) locks one DB holds at once. Further callers
-// wait for a connection of it; the work pool is not involved.
+// LockMaxConns is the most connections the pool that holds WithOrgLock's
+// advisory locks opens. Each of them holds any number of locks; more than
+// one only spreads the queries that take and release them.
 const LockMaxConns int32 = 8
 
 // Lock timings: the first pause between two tries for a taken lock, the
-// longest pause, and how long a query on a session connection (releasing a
-// lock, or taking a nested one) may take.
+// longest pause, and how long a query on a lock connection (taking or
+// releasing a lock, including the wait for its turn on the connection)
+// may take.
 const (
 	lockMinBackoff    = 5 * time.Millisecond
 	lockMaxBackoff    = 200 * time.Millisecond
@@ -41,15 +46,42 @@ const (
 
 var (
 	errLockPoolClosed = errors.New("the DB is closed")
-	errLockEnded      = errors.New("the enclosing lock was already released")
+	errLockNoTurn     = errors.New("no turn on the lock connection")
 )
 
-// lockPool is the DB's pool for advisory locks. Open builds it; a DB built
-// without Open gets one from its work pool's settings on first use.
+// Queries of the lock connections.
+const (
+	sqlTryLock = `select pg_try_advisory_lock(hashtextextended($1, 0))`
+	sqlUnlock  = `select pg_advisory_unlock(hashtextextended($1, 0))`
+)
+
+// lockPool is the DB's pool for advisory locks and the record of which of
+// its connections holds which key. Open builds the pool; a DB built without
+// Open gets one from its work pool's settings on first use.
 type lockPool struct {
 	once sync.Once
 	pool *pgxpool.Pool
 	err  error
+
+	mu sync.Mutex
+	// conns are the connections taken from pool: each holds locks or runs
+	// (or waits to run) a query.
+	conns []*lockConn
+	// owners maps each key this DB holds, or is asking for, to its
+	// connection (nil while a connection is being acquired for it).
+	owners map[string]*lockConn
+	// opening counts the connections being acquired.
+	opening int32
+}
+
+// lockConn is a connection of the lock pool shared by the locks it holds.
+type lockConn struct {
+	turn chan struct{} // holds a token while a query runs on conn
+	conn *pgxpool.Conn
+	// The fields below are guarded by lockPool.mu.
+	locks  int  // keys held on conn
+	users  int  // callers running or waiting to run a query on conn
+	broken bool // a query failed: conn may hold locks nobody tracks; never chosen again, closed once unused
 }
 
 // newLockPool builds the lock pool from the work pool's settings.
@@ -66,9 +98,9 @@ func newLockPool(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error
 
 func (l *lockPool) init(p *pgxpool.Pool) { l.once.Do(func() { l.pool = p }) }
 
-func (l *lockPool) get(ctx context.Context, d *DB) (*pgxpool.Pool, error) {
+func (l *lockPool) get(ctx context.Context, d *DB) error {
 	l.once.Do(func() { l.pool, l.err = newLockPool(ctx, d.Pool.Config()) })
-	return l.pool, l.err
+	return l.err
 }
 
 func (l *lockPool) close() {
@@ -78,93 +110,34 @@ func (l *lockPool) close() {
 	}
 }
 
-// lockSession is a held lock's connection of the lock pool, which nested
-// locks share.
-type lockSession struct {
-	mu    sync.Mutex      // serializes the use of conn
-	conn  *pgxpool.Conn   // nil once the outermost lock is released
-	held  map[string]bool // keys locked on conn
-	dirty bool            // a query failed: conn may hold locks nobody tracks
-}
-
-// sessionKey marks the context WithOrgLock hands to fn with its session.
-type sessionKey struct{ d *DB }
-
 // WithOrgLock runs fn while holding a PostgreSQL advisory lock named by
 // (orgID, name), so the same work for the same org never runs twice at once,
 // on this instance or any other. The lock is released when fn returns, also
 // when fn fails or panics.
 //
-// Locks are held on a dedicated pool of LockMaxConns connections, so neither
-// holders nor waiters take connections from DB.Pool, which fn uses. Waiting
-// holds no connection: a taken lock is tried again after a jittered pause
-// (5 ms, doubling up to 200 ms). When LockMaxConns locks are held, further
-// callers wait for one to be released. A lock taken inside fn, on the
-// context fn is given, is taken on its caller's connection and never waits
-// for the lock pool; it must not name the same (orgID, name): that would
-// wait for itself until ctx ends.
+// Locks are held on a dedicated pool of at most LockMaxConns connections,
+// each holding the locks of any number of callers, so neither holders nor
+// waiters take connections from DB.Pool, which fn uses, and a holder whose
+// fn takes long never delays callers for other orgs or names. Waiting holds
+// no connection: a taken lock is tried again after a jittered pause (5 ms,
+// doubling up to 200 ms). A lock may be taken inside fn for another
+// (orgID, name); the same one would wait for itself until ctx ends.
 //
 // It returns fn's error unchanged, or an error wrapping ctx.Err() when ctx
 // ends while waiting, or a database error.
 func (d *DB) WithOrgLock(ctx context.Context, orgID, name string, fn func(context.Context) error) error {
 	key := orgID + "/" + name
-	if s, ok := ctx.Value(sessionKey{d}).(*lockSession); ok {
-		return s.withNested(ctx, key, name, fn)
-	}
-	pool, err := d.locks.get(ctx, d)
-	if err != nil {
+	if err := d.locks.get(ctx, d); err != nil {
 		return fmt.Errorf("db: lock %s: %w", name, err)
 	}
 	backoff := lockMinBackoff
 	for {
-		conn, err := tryLock(ctx, pool, key)
+		lc, err := d.locks.tryLock(ctx, key)
 		if err != nil {
 			return fmt.Errorf("db: lock %s: %w", name, err)
 		}
-		if conn != nil {
-			s := &lockSession{conn: conn, held: map[string]bool{key: true}}
-			defer s.end(ctx, key)
-			return fn(context.WithValue(ctx, sessionKey{d}, s))
-		}
-		if !sleepCtx(ctx, jitter(backoff)) {
-			return fmt.Errorf("db: lock %s: %w", name, ctx.Err())
-		}
-		backoff = min(2*backoff, lockMaxBackoff)
-	}
-}
-
-// tryLock takes the advisory lock of key on a connection of pool and returns
-// that connection, or nil (and no error) when another session holds it.
-func tryLock(ctx context.Context, pool *pgxpool.Pool, key string) (*pgxpool.Conn, error) {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var got bool
-	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&got); err != nil {
-		// The lock may have been taken without the answer arriving: the
-		// connection must not go back to the pool holding it.
-		discard(ctx, conn)
-		return nil, err
-	}
-	if !got {
-		conn.Release()
-		return nil, nil
-	}
-	return conn, nil
-}
-
-// withNested runs fn holding the lock of key, taken on the session of an
-// enclosing lock.
-func (s *lockSession) withNested(ctx context.Context, key, name string, fn func(context.Context) error) error {
-	backoff := lockMinBackoff
-	for {
-		got, err := s.tryNested(ctx, key)
-		if err != nil {
-			return fmt.Errorf("db: lock %s: %w", name, err)
-		}
-		if got {
-			defer s.unlockNested(ctx, key)
+		if lc != nil {
+			defer d.locks.unlock(ctx, lc, key)
 			return fn(ctx)
 		}
 		if !sleepCtx(ctx, jitter(backoff)) {
@@ -174,83 +147,156 @@ func (s *lockSession) withNested(ctx context.Context, key, name string, fn func(
 	}
 }
 
-// tryNested takes the lock of key on the session, reporting false when
-// another session, or another caller on this one, holds it. Session advisory
-// locks are reentrant, so this session's own keys are checked here.
-func (s *lockSession) tryNested(ctx context.Context, key string) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
+// tryLock takes the advisory lock of key and returns the connection that
+// holds it, or nil (and no error) when this DB or another session holds it.
+func (l *lockPool) tryLock(ctx context.Context, key string) (*lockConn, error) {
+	lc, ok, err := l.reserve(ctx, key)
+	if err != nil || !ok {
+		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return false, errLockEnded
+	got, err := lc.query(ctx, sqlTryLock, key)
+	l.mu.Lock()
+	lc.users--
+	switch {
+	case err == nil && got:
+		lc.locks++
+	case err != nil && !errors.Is(err, errLockNoTurn):
+		// The lock may have been taken without the answer arriving: the
+		// connection must not hand it to anyone, nor go back to the pool.
+		lc.broken = true
+		fallthrough
+	default:
+		delete(l.owners, key)
 	}
-	if s.held[key] {
-		return false, nil
+	done := l.settle(lc)
+	l.mu.Unlock()
+	done()
+	if err != nil {
+		return nil, err
 	}
-	// The connection holds the enclosing lock: a cancelled ctx must not
-	// break it mid-query, so the query only has a timeout of its own.
+	if !got {
+		return nil, nil
+	}
+	return lc, nil
+}
+
+// reserve records key as being taken by this DB and returns the connection
+// to take it on: one no query is using, else a new one while the pool has
+// room, else the one with the fewest queries waiting. It reports false when
+// this DB already holds or is taking key, or when every connection is still
+// being opened or is broken (the caller tries again, as for a taken lock).
+func (l *lockPool) reserve(ctx context.Context, key string) (*lockConn, bool, error) {
+	l.mu.Lock()
+	if _, taken := l.owners[key]; taken {
+		l.mu.Unlock()
+		return nil, false, nil
+	}
+	lc, open := l.choose()
+	if lc == nil && !open {
+		l.mu.Unlock()
+		return nil, false, nil
+	}
+	if l.owners == nil {
+		l.owners = map[string]*lockConn{}
+	}
+	l.owners[key] = lc
+	if lc != nil {
+		lc.users++
+		l.mu.Unlock()
+		return lc, true, nil
+	}
+	l.opening++
+	l.mu.Unlock()
+
+	conn, err := l.pool.Acquire(ctx)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.opening--
+	if err != nil {
+		delete(l.owners, key)
+		return nil, false, err
+	}
+	lc = &lockConn{turn: make(chan struct{}, 1), conn: conn, users: 1}
+	l.conns = append(l.conns, lc)
+	l.owners[key] = lc
+	return lc, true, nil
+}
+
+// choose returns the connection for the next query, or open true when a
+// new one is to be acquired, or neither when none can be used now. The
+// caller holds l.mu.
+func (l *lockPool) choose() (lc *lockConn, open bool) {
+	var best *lockConn
+	for _, c := range l.conns {
+		if c.broken {
+			continue
+		}
+		if c.users == 0 {
+			return c, false
+		}
+		if best == nil || c.users < best.users {
+			best = c
+		}
+	}
+	if int32(len(l.conns))+l.opening < LockMaxConns {
+		return nil, true
+	}
+	return best, false
+}
+
+// unlock releases the advisory lock of key held on lc. It runs even when
+// ctx is done; if releasing fails the connection is closed once no other
+// lock is held on it, and the lock ends with its session.
+func (l *lockPool) unlock(ctx context.Context, lc *lockConn, key string) {
+	l.mu.Lock()
+	lc.users++
+	l.mu.Unlock()
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockUnlockTimeout)
+	defer cancel()
+	released, err := lc.query(uctx, sqlUnlock, key)
+	l.mu.Lock()
+	lc.users--
+	lc.locks--
+	delete(l.owners, key)
+	if err != nil || !released {
+		lc.broken = true
+	}
+	done := l.settle(lc)
+	l.mu.Unlock()
+	done()
+}
+
+// settle takes lc out of use when it holds no lock and no query uses it:
+// back to the pool, or closed when broken. It returns what is left to do
+// once the caller, which holds l.mu, releases it.
+func (l *lockPool) settle(lc *lockConn) func() {
+	if lc.users > 0 || lc.locks > 0 {
+		return func() {}
+	}
+	l.conns = slices.DeleteFunc(l.conns, func(c *lockConn) bool { return c == lc })
+	if lc.broken {
+		return func() { discard(context.Background(), lc.conn) }
+	}
+	lc.conn.Release()
+	return func() {}
+}
+
+// query runs a lock query on lc once it is lc's turn. Waiting for the turn
+// ends with ctx (errLockNoTurn); the query itself runs without ctx's
+// cancellation, with a timeout of its own, because cancelling it would
+// break the connection and so end every lock held on it.
+func (lc *lockConn) query(ctx context.Context, sql, key string) (bool, error) {
+	select {
+	case lc.turn <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("%w: %w", errLockNoTurn, ctx.Err())
+	}
+	defer func() { <-lc.turn }()
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockUnlockTimeout)
 	defer cancel()
-	var got bool
-	if err := s.conn.QueryRow(qctx, `select pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&got); err != nil {
-		s.dirty = true
-		return false, err
-	}
-	if got {
-		s.held[key] = true
-	}
-	return got, nil
-}
-
-// unlockNested releases the nested lock of key. If that fails the session is
-// marked so that its connection is closed, not pooled, once the enclosing
-// lock ends; closing it now would drop the enclosing lock while its fn runs.
-func (s *lockSession) unlockNested(ctx context.Context, key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.held, key)
-	if s.conn == nil {
-		return
-	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockUnlockTimeout)
-	defer cancel()
-	var released bool
-	err := s.conn.QueryRow(uctx, `select pg_advisory_unlock(hashtextextended($1, 0))`, key).Scan(&released)
-	if err != nil || !released {
-		s.dirty = true
-	}
-}
-
-// end releases the outermost lock of key and gives the session's connection
-// back, or closes it when it may hold anything else.
-func (s *lockSession) end(ctx context.Context, key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	conn := s.conn
-	s.conn = nil
-	delete(s.held, key)
-	if s.dirty || len(s.held) > 0 {
-		discard(ctx, conn)
-		return
-	}
-	unlock(ctx, conn, key)
-}
-
-// unlock releases the advisory lock of key held on conn and returns conn to
-// the pool. It runs even when ctx is done; if unlocking fails the connection
-// is closed, and the lock ends with its session.
-func unlock(ctx context.Context, conn *pgxpool.Conn, key string) {
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockUnlockTimeout)
-	defer cancel()
-	var released bool
-	err := conn.QueryRow(uctx, `select pg_advisory_unlock(hashtextextended($1, 0))`, key).Scan(&released)
-	if err != nil || !released {
-		discard(uctx, conn)
-		return
-	}
-	conn.Release()
+	var ok bool
+	err := lc.conn.QueryRow(qctx, sql, key).Scan(&ok)
+	return ok, err
 }
 
 // discard takes conn out of the pool and closes it.

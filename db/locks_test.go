@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,7 +107,7 @@ func TestWithOrgLockOnASmallPool(t *testing.T) {
 				out[i] = dbtest.SeedOrg(t, "assistants test")
 			}
 			return out
-		}, db.LockMaxConns},
+		}, 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +158,102 @@ func TestWithOrgLockSlowHoldersDoNotSerializeOtherOrgs(t *testing.T) {
 	for range n {
 		if err := <-errs; err != nil {
 			t.Errorf("holder: %v", err)
+		}
+	}
+}
+
+func TestWithOrgLockHoldersPinNoLockConnection(t *testing.T) {
+	// Holders once pinned a lock connection each while their fn ran (a Vapi
+	// call up to PROVIDER_TIMEOUT): LockMaxConns slow orgs made every other
+	// org wait. Now three times as many holders of different orgs are all
+	// inside together, and one more org still gets its lock meanwhile.
+	d := smallPool(t, 2)
+	n := 3 * int(db.LockMaxConns)
+	orgs := make([]string, n)
+	for i := range orgs {
+		orgs[i] = dbtest.SeedOrg(t, "assistants test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var inside sync.WaitGroup
+	inside.Add(n)
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
+	errs := make(chan error, n)
+	for _, org := range orgs {
+		go func() {
+			errs <- d.WithOrgLock(ctx, org, "test", func(ctx context.Context) error {
+				inside.Done()
+				select {
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return errors.New("still holding when the test gave up")
+				}
+			})
+		}()
+	}
+	allInside := make(chan struct{})
+	go func() { inside.Wait(); close(allInside) }()
+	select {
+	case <-allInside:
+	case <-ctx.Done():
+		t.Fatalf("the holders of %d orgs were never inside together", n)
+	}
+	other := dbtest.SeedOrg(t, "assistants test")
+	if err := d.WithOrgLock(ctx, other, "test", func(ctx context.Context) error { return lockWork(ctx, d, other) }); err != nil {
+		t.Fatalf("another org while %d orgs hold their locks: %v", n, err)
+	}
+	releaseOnce()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("holder: %v", err)
+		}
+	}
+	// Released: another pool (another instance) takes every one of them.
+	d2 := smallPool(t, 1)
+	for _, org := range orgs {
+		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := d2.WithOrgLock(qctx, org, "test", func(context.Context) error { return nil })
+		qcancel()
+		if err != nil {
+			t.Fatalf("org %s: the lock was not released: %v", org, err)
+		}
+	}
+}
+
+func TestWithOrgLockSurvivesABrokenLockConnection(t *testing.T) {
+	// The lock connections are shared: when one breaks (here: its server
+	// process is ended while a holder is inside), it is dropped once its
+	// holders leave, never handed to a later caller, and every lock, the
+	// broken holder's included, can be taken again.
+	d := smallPool(t, 2)
+	orgA, orgB := dbtest.SeedOrg(t, "assistants test"), dbtest.SeedOrg(t, "assistants test")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := d.WithOrgLock(ctx, orgA, "test", func(ctx context.Context) error {
+		// The session holding this lock (a bigint advisory key is split
+		// into classid and objid).
+		var killed int
+		if err := d.Pool.QueryRow(ctx, `select count(pg_terminate_backend(pid)) from pg_locks
+			where locktype = 'advisory' and objsubid = 1 and granted
+			and database = (select oid from pg_database where datname = current_database())
+			and ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)`, orgA+"/test").Scan(&killed); err != nil {
+			return err
+		}
+		if killed != 1 {
+			return fmt.Errorf("ended %d sessions, want the one holding this lock", killed)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range []string{orgA, orgB, orgA} {
+		err := d.WithOrgLock(ctx, org, "test", func(context.Context) error { return nil })
+		if err != nil {
+			t.Fatalf("org %s after the lock connection broke: %v", org, err)
 		}
 	}
 }
@@ -319,10 +416,10 @@ func TestWithOrgLockWaitsHonourTheContext(t *testing.T) {
 }
 
 func TestWithOrgLockNested(t *testing.T) {
-	// A lock taken inside another (on fn's context) uses its caller's lock
-	// connection: even with every connection of the lock pool held by
-	// callers that nest, nothing waits for the lock pool. Nested locks still
-	// exclude one another, across sessions too.
+	// A lock taken inside another (on fn's context) never waits for the
+	// lock pool: even with LockMaxConns outer holders inside at once, every
+	// one of them nests. Nested locks still exclude one another, across
+	// sessions too.
 	d := smallPool(t, 2)
 	orgs := make([]string, db.LockMaxConns)
 	for i := range orgs {

@@ -11,16 +11,23 @@ import (
 	"byoc/app"
 )
 
+// oauthStatesLockName names the transaction-scoped lock that orders the
+// saves of one org's pending authorizations.
+const oauthStatesLockName = "oauth-states"
+
 // Queries of the oauth_states aggregate: pending OAuth authorizations, each
 // used at most once. Both methods run in a tenant transaction of the org
 // they are given and filter by that org in SQL as well.
 
 // SaveOAuthState stores a pending authorization. In the same transaction it
-// first deletes the org's expired states, so abandoned flows do not pile up
-// (row level security limits that cleanup to the org). st.ExpiresAt is
-// required; a zero st.CreatedAt means now. Errors are internal (an invalid
-// or unknown org or user id, a state hash that is not 64 lowercase hex
-// characters, or a state hash already stored).
+// deletes the org's expired states, and then its oldest (by CreatedAt) until
+// the org keeps at most app.MaxPendingOAuthStates, st always among them, so
+// neither abandoned nor repeated flows pile up (row level security limits
+// that cleanup to the org). Saves for one org run one at a time (a
+// transaction-scoped advisory lock), so concurrent ones never leave more.
+// st.ExpiresAt is required; a zero st.CreatedAt means now. Errors are
+// internal (an invalid or unknown org or user id, a state hash that is not
+// 64 lowercase hex characters, or a state hash already stored).
 func (d *DB) SaveOAuthState(ctx context.Context, st app.OAuthState) error {
 	if st.ExpiresAt.IsZero() {
 		return errors.New("db: save oauth state: ExpiresAt is required")
@@ -30,13 +37,25 @@ func (d *DB) SaveOAuthState(ctx context.Context, st app.OAuthState) error {
 		created = &st.CreatedAt
 	}
 	err := d.InOrg(ctx, st.OrgID, st.UserID, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtextextended($1, 0))`,
+			st.OrgID+"/"+oauthStatesLockName); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `delete from oauth_states where org_id = $1 and expires_at < now()`, st.OrgID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `
+		if _, err := tx.Exec(ctx, `
 			insert into oauth_states (state_hash, org_id, user_id, session_binding, code_verifier, created_at, expires_at)
 			values ($1, $2, $3, $4, $5, coalesce($6, now()), $7)`,
-			st.StateHash, st.OrgID, st.UserID, st.SessionBinding, st.CodeVerifier, created, st.ExpiresAt)
+			st.StateHash, st.OrgID, st.UserID, st.SessionBinding, st.CodeVerifier, created, st.ExpiresAt); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+			delete from oauth_states where org_id = $1 and state_hash in (
+				select state_hash from oauth_states where org_id = $1 and state_hash <> $2
+				order by created_at desc, state_hash desc
+				offset $3)`,
+			st.OrgID, st.StateHash, app.MaxPendingOAuthStates-1)
 		return err
 	})
 	if err != nil {

@@ -243,3 +243,102 @@ func TestOAuthStateOrgIsolation(t *testing.T) {
 		t.Fatalf("take by its own org after the refusal: %v", err)
 	}
 }
+
+// oauthOrgRows counts the org's stored states.
+func oauthOrgRows(t *testing.T, d *db.DB, orgID string) int {
+	t.Helper()
+	var n int
+	if err := d.Pool.QueryRow(context.Background(), `select count(*) from oauth_states where org_id = $1`, orgID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestOAuthStatesPerOrgAreCapped(t *testing.T) {
+	// 200 connect starts once made 200 rows: an org keeps its newest
+	// app.MaxPendingOAuthStates, the one just saved always among them.
+	d := dbtest.DB(t)
+	ctx := context.Background()
+
+	t.Run("one after another", func(t *testing.T) {
+		org, user := oauthSeed(t, d)
+		otherOrg, otherUser := oauthSeed(t, d)
+		other := oauthState(otherOrg, otherUser, 10*time.Minute)
+		if err := d.SaveOAuthState(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		base := time.Now().Truncate(time.Microsecond)
+		const starts = 3 * app.MaxPendingOAuthStates
+		saved := make([]app.OAuthState, starts)
+		for i := range saved {
+			saved[i] = oauthState(org, user, 10*time.Minute)
+			saved[i].CreatedAt = base.Add(time.Duration(i) * time.Second)
+			if err := d.SaveOAuthState(ctx, saved[i]); err != nil {
+				t.Fatal(err)
+			}
+			if n := oauthOrgRows(t, d, org); n > app.MaxPendingOAuthStates {
+				t.Fatalf("after %d starts the org has %d states, want at most %d", i+1, n, app.MaxPendingOAuthStates)
+			}
+		}
+		if n := oauthOrgRows(t, d, org); n != app.MaxPendingOAuthStates {
+			t.Fatalf("the org has %d states, want %d", n, app.MaxPendingOAuthStates)
+		}
+		for i, st := range saved {
+			_, err := d.TakeOAuthState(ctx, org, st.StateHash)
+			newest := i >= starts-app.MaxPendingOAuthStates
+			if newest && err != nil {
+				t.Errorf("state %d of %d (among the newest): %v", i+1, starts, err)
+			}
+			if !newest && app.ErrorCode(err) != app.ENotFound {
+				t.Errorf("state %d of %d (among the oldest): %v, want %s", i+1, starts, err, app.ENotFound)
+			}
+		}
+		if n := oauthRows(t, d, other.StateHash); n != 1 {
+			t.Errorf("another org's state: %d rows, want 1 (the cap is per org)", n)
+		}
+	})
+
+	t.Run("the state just saved stays, even when older by its clock", func(t *testing.T) {
+		org, user := oauthSeed(t, d)
+		for range app.MaxPendingOAuthStates {
+			if err := d.SaveOAuthState(ctx, oauthState(org, user, 10*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		late := oauthState(org, user, 10*time.Minute)
+		late.CreatedAt = late.CreatedAt.Add(-time.Hour)
+		if err := d.SaveOAuthState(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		if n := oauthRows(t, d, late.StateHash); n != 1 {
+			t.Fatalf("the state just saved: %d rows, want 1", n)
+		}
+		if n := oauthOrgRows(t, d, org); n != app.MaxPendingOAuthStates {
+			t.Fatalf("the org has %d states, want %d", n, app.MaxPendingOAuthStates)
+		}
+	})
+
+	t.Run("all at once", func(t *testing.T) {
+		org, user := oauthSeed(t, d)
+		const starts = 4 * app.MaxPendingOAuthStates
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make([]error, starts)
+		for i := range starts {
+			wg.Go(func() {
+				<-start
+				errs[i] = d.SaveOAuthState(ctx, oauthState(org, user, 10*time.Minute))
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("save %d: %v", i, err)
+			}
+		}
+		if n := oauthOrgRows(t, d, org); n != app.MaxPendingOAuthStates {
+			t.Fatalf("the org has %d states after %d concurrent starts, want %d", n, starts, app.MaxPendingOAuthStates)
+		}
+	})
+}

@@ -121,7 +121,7 @@ func SignupFormFragment(f SignupForm) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		templ_7745c5c3_Err = inputField(field{ID: "password", Name: "password", Label: "Password", Type: "password",
-			Autocomplete: "new-password", Hint: "At least 12 characters.", Error: f.Errors["password"]}).Render(ctx, templ_7745c5c3_Buffer)
+			Autocomplete: "new-password", Hint: "At least 12 characters; not a commonly used password, nor your email or organization name.", Error: f.Errors["password"]}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

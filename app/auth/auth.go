@@ -6,7 +6,8 @@
 // it, and every session cookie and every token issued by this package carry
 // the version they were issued under, so both stop working at once. Tokens
 // from another issuer that shares JWT_SECRET (Supabase style) carry no
-// version and stay valid until they expire.
+// version, so logout cannot revoke them: they are accepted only with an iat
+// at most MaxUnversionedTokenAge ago, whatever their exp says.
 //
 // The org role (admin or member) is never taken from a token: it is read
 // from org_members on every request, so a role change or a removed

@@ -72,6 +72,36 @@ func TestSignupValidation(t *testing.T) {
 		})
 	}
 
+	// NIST SP 800-63B: a password from a list of common and breached ones,
+	// or one containing the email's name or the org's, is refused with a
+	// message that says why.
+	why := []struct {
+		name, orgName, email, password, want string
+	}{
+		{"on the common list", "Acme", "a@example.com", "password1234", "commonly used"},
+		{"one letter repeated, on the common list", "Acme", "a@example.com", "aaaaaaaaaaaa", "commonly used"},
+		{"on the common list in another case", "Acme", "a@example.com", "PassWord1234", "commonly used"},
+		{"the email's local part", "Acme", "Dr.Jane.Doe@example.com", "dr-jane-doe-rocks!", "email address"},
+		{"the email's local part before a +", "Acme", "jane+byoc@example.com", "JANE and her 12 cats", "email address"},
+		{"the org's name", "Acme Dental", "a@example.com", "AcmeDental-forever", "organization's name"},
+		{"the org's name in another script", "Ünïcode Clinic", "a@example.com", "ünïcode-clinic-2025", "organization's name"},
+	}
+	for _, tt := range why {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := svc.Signup(context.Background(), auth.SignupInput{OrgName: tt.orgName, Email: tt.email, Password: tt.password})
+			if code := app.ErrorCode(err); code != app.EValidation {
+				t.Fatalf("code %q (%v), want %q", code, err, app.EValidation)
+			}
+			fields := app.ErrorFields(err)
+			if len(fields) != 1 || !strings.Contains(fields["password"], tt.want) {
+				t.Fatalf("fields %v, want only a password message saying %q", fields, tt.want)
+			}
+			if strings.Contains(fields["password"], tt.password) {
+				t.Fatalf("the message repeats the password: %q", fields["password"])
+			}
+		})
+	}
+
 	t.Run("all fields at once", func(t *testing.T) {
 		_, err := svc.Signup(context.Background(), auth.SignupInput{})
 		fields := app.ErrorFields(err)
@@ -87,6 +117,12 @@ func TestSignupValidation(t *testing.T) {
 			t.Fatal(err)
 		}
 		in = auth.SignupInput{OrgName: "é", Email: uniqueEmail(), Password: strings.Repeat("é", 12)}
+		if _, err := svc.Signup(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+		// Names of fewer than three letters and digits do not count.
+		_, domain, _ := strings.Cut(uniqueEmail(), ".")
+		in = auth.SignupInput{OrgName: "A&B", Email: "jo@" + strings.Replace(domain, "@", ".", 1), Password: "ab jo ab jo ab jo"}
 		if _, err := svc.Signup(context.Background(), in); err != nil {
 			t.Fatal(err)
 		}

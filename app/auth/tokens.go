@@ -27,6 +27,11 @@ const (
 	PostgresRole = "authenticated"
 	// MinSecretBytes is the shortest JWT secret NewTokens accepts.
 	MinSecretBytes = 32
+	// MaxUnversionedTokenAge is how long after its iat a token without a
+	// session version (issued elsewhere, Supabase style) is accepted,
+	// whatever its exp says: logout cannot revoke such a token, so it must
+	// not live long. It is Supabase's default token lifetime.
+	MaxUnversionedTokenAge = time.Hour
 )
 
 // TokenOptions tunes NewTokens. The zero value gives the defaults.
@@ -133,8 +138,10 @@ func (t *Tokens) Issue(p app.Principal, sessionVersion int) (Token, error) {
 // Parse checks a token and returns its claims. It accepts only HS256 tokens
 // signed with the secret, with an exp (not passed, give or take the leeway),
 // aud "authenticated", the configured iss, role "authenticated", a UUID sub
-// and a UUID org_id (top level, or in app_metadata); any other token is
-// EUnauthorized.
+// and a UUID org_id (top level, or in app_metadata). A token without a
+// session version (every token Issue writes has one) must also carry an iat
+// at most MaxUnversionedTokenAge ago (give or take the leeway). Any other
+// token is EUnauthorized.
 func (t *Tokens) Parse(token string) (Claims, error) {
 	var c jwtClaims
 	_, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil })
@@ -156,6 +163,14 @@ func (t *Tokens) Parse(token string) (Claims, error) {
 	}
 	if c.SessionVersion < 0 {
 		return Claims{}, errBadToken(errors.New("negative session version"))
+	}
+	if c.SessionVersion == 0 {
+		switch {
+		case c.IssuedAt == nil:
+			return Claims{}, errBadToken(errors.New("no session version and no iat"))
+		case t.opts.Now().After(c.IssuedAt.Add(MaxUnversionedTokenAge + t.opts.Leeway)):
+			return Claims{}, errBadToken(errors.New("no session version and issued too long ago"))
+		}
 	}
 	return Claims{
 		UserID:         strings.ToLower(c.Subject),

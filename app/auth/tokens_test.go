@@ -116,6 +116,14 @@ func TestTokensParseAccepts(t *testing.T) {
 		{"aud as a list", with(func(c jwt.MapClaims) { c["aud"] = []string{"other", "authenticated"} }), testOrg},
 		{"expired within the leeway", with(func(c jwt.MapClaims) { c["exp"] = testNow.Add(-10 * time.Second).Unix() }), testOrg},
 		{"upper-case ids", with(func(c jwt.MapClaims) { c["org_id"] = strings.ToUpper(testOrg) }), testOrg},
+		{"no session version, issued just under the cap ago", with(func(c jwt.MapClaims) {
+			c["iat"] = testNow.Add(-auth.MaxUnversionedTokenAge + time.Second).Unix()
+		}), testOrg},
+		{"a session version, issued long ago, not expired", with(func(c jwt.MapClaims) {
+			c["session_version"] = 3
+			c["iat"] = testNow.Add(-48 * time.Hour).Unix()
+			c["exp"] = testNow.Add(48 * time.Hour).Unix()
+		}), testOrg},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,6 +173,20 @@ func TestTokensParseRefuses(t *testing.T) {
 		}))},
 		{"non-UUID sub", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["sub"] = "admin" }))},
 		{"negative session version", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { c["session_version"] = -1 }))},
+		// Logout cannot revoke a token without a session version: it lives at
+		// most MaxUnversionedTokenAge, whatever its exp says.
+		{"no session version, no iat", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) { delete(c, "iat") }))},
+		{"no session version, issued over the cap ago", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) {
+			c["iat"] = testNow.Add(-auth.MaxUnversionedTokenAge - time.Minute).Unix()
+		}))},
+		{"no session version, a year-long exp", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) {
+			c["iat"] = testNow.Add(-180 * 24 * time.Hour).Unix()
+			c["exp"] = testNow.Add(180 * 24 * time.Hour).Unix()
+		}))},
+		{"session version 0, issued over the cap ago", sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) {
+			c["session_version"] = 0
+			c["iat"] = testNow.Add(-2 * auth.MaxUnversionedTokenAge).Unix()
+		}))},
 		{"garbage", "not.a.token"},
 		{"empty", ""},
 		{"two parts", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0"},

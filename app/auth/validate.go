@@ -35,7 +35,11 @@ func validateSignup(in SignupInput) (orgName, email string, err error) {
 	if msg := checkEmail(email); msg != "" {
 		fields["email"] = msg
 	}
-	if msg := checkPassword(in.Password); msg != "" {
+	msg, err := checkPassword(in.Password, email, orgName)
+	if err != nil {
+		return "", "", err
+	}
+	if msg != "" {
 		fields["password"] = msg
 	}
 	return orgName, email, app.ValidationError(fields)
@@ -61,18 +65,61 @@ func checkEmail(email string) string {
 	return ""
 }
 
-// checkPassword returns a message when password is too short or too long,
-// and "" when it is acceptable.
-func checkPassword(password string) string {
+// checkPassword returns a message saying why password may not be chosen by
+// the owner of email in the org orgName, and "" when it may (NIST SP
+// 800-63B): it must have 12 characters to 72 bytes, must not be on the list
+// of commonly used and breached passwords, and must not contain the email's
+// local part or the org's name, in any letter case and whatever stands
+// between their letters and digits. The error is internal: the list could
+// not be read.
+func checkPassword(password, email, orgName string) (string, error) {
 	switch {
 	case password == "":
-		return "Choose a password."
+		return "Choose a password.", nil
 	case utf8.RuneCountInString(password) < minPasswordChars:
-		return "Use at least 12 characters."
+		return "Use at least 12 characters.", nil
 	case len(password) > maxPasswordBytes:
-		return "Use at most 72 bytes (72 plain letters; accented letters and symbols count as more)."
+		return "Use at most 72 bytes (72 plain letters; accented letters and symbols count as more).", nil
 	}
-	return ""
+	common, err := commonPasswordList()
+	if err != nil {
+		return "", app.Internal(err)
+	}
+	if common.contains(password) {
+		return "This password is on a list of commonly used or leaked passwords, which attackers try first. Choose another one.", nil
+	}
+	local, _, _ := strings.Cut(email, "@")
+	plain := contextWord(password)
+	if containsContextWord(plain, local) || containsContextWord(plain, strings.SplitN(local, "+", 2)[0]) {
+		return "Do not use your email address (the part before the @) in your password.", nil
+	}
+	if containsContextWord(plain, orgName) {
+		return "Do not use your organization's name in your password.", nil
+	}
+	return "", nil
+}
+
+// minContextChars is the length (in letters and digits) from which a
+// password may not contain the email's local part or the org's name:
+// shorter ones would refuse good passwords by chance.
+const minContextChars = 3
+
+// containsContextWord reports whether plain (a contextWord) contains the
+// letters and digits of word, when word has at least minContextChars of
+// them.
+func containsContextWord(plain, word string) bool {
+	w := contextWord(word)
+	return utf8.RuneCountInString(w) >= minContextChars && strings.Contains(plain, w)
+}
+
+// contextWord returns the letters and digits of s, lower-cased.
+func contextWord(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return unicode.ToLower(r)
+		}
+		return -1
+	}, s)
 }
 
 // requireLogin returns messages for empty login fields.

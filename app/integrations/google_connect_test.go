@@ -694,6 +694,28 @@ func TestGoogleConnectURLRefusals(t *testing.T) {
 	})
 }
 
+func TestGoogleConnectStartsAreCappedPerOrg(t *testing.T) {
+	// 200 connect starts once left 200 pending states: the org keeps its
+	// newest app.MaxPendingOAuthStates, and the newest flow still finishes
+	// while the oldest is refused as unknown.
+	h := newGoogleHarness(t)
+	const starts = 3 * app.MaxPendingOAuthStates
+	answers := make([]url.Values, starts)
+	for i := range answers {
+		_, answers[i] = h.start(h.admin, sandbox.GoogleConsentChoice{Email: "capped@example.com"})
+		h.e.clock.Advance(time.Second)
+	}
+	if n := h.countStates(h.org); n != app.MaxPendingOAuthStates {
+		t.Fatalf("%d pending states after %d starts, want %d", n, starts, app.MaxPendingOAuthStates)
+	}
+	_, err := h.callback(h.admin, h.binding, answers[0])
+	wantError(t, err, app.EValidation, "unknown, has expired or was already used")
+	h.assertNothingStored()
+	if email, err := h.callback(h.admin, h.binding, answers[starts-1]); err != nil || email != "capped@example.com" {
+		t.Fatalf("the newest flow: Callback = %q, %v", email, err)
+	}
+}
+
 // A flow started by an API client is bound to the user, not to a browser
 // session: the same admin finishes it in any session; nobody else can.
 func TestGoogleAPIConnectFlow(t *testing.T) {

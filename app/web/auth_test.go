@@ -297,6 +297,17 @@ func TestAPISignupAndToken(t *testing.T) {
 			t.Fatalf("error %v", er)
 		}
 	})
+	t.Run("common password", func(t *testing.T) {
+		res := e.do(request(http.MethodPost, "/api/auth/signup", map[string]string{"orgName": "Common Clinic", "email": uniqueEmail(), "password": "Password1234"}))
+		if res.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400", res.StatusCode)
+		}
+		er := envelopeError(t, res)
+		fields, _ := er["fields"].(map[string]any)
+		if msg, _ := fields["password"].(string); er["code"] != "validation_failed" || len(fields) != 1 || !strings.Contains(msg, "commonly used") {
+			t.Fatalf("error %v, want only a password message about common passwords", er)
+		}
+	})
 
 	res = e.do(request(http.MethodPost, "/api/auth/token", map[string]string{"email": email, "password": password}))
 	if res.StatusCode != http.StatusOK {

@@ -1,0 +1,92 @@
+package integrations_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"byoc/app"
+	"byoc/app/sandbox"
+	"byoc/db"
+)
+
+func TestSaveVapiSlowOrgsDoNotDelayOthers(t *testing.T) {
+	// Vapi answering slowly for some orgs (up to PROVIDER_TIMEOUT) once held
+	// a lock connection per org: db.LockMaxConns slow orgs made every other
+	// org's Vapi save wait for them. Now another org's save finishes while
+	// they are still waiting for Vapi, and the slow ones still create
+	// exactly their two assistants once Vapi answers.
+	sb := sandbox.New()
+	arrived := make(chan struct{}, 64)
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.Contains(r.Header.Get("Authorization"), "-held-") {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		sb.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	urls := sb.BaseURLs(srv.URL)
+	// The provider timeout outlasts the test: only the release ends a wait.
+	e := newEnv(t, func(c *envConfig) { c.urls = &urls }, withTimeout(time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	slow := int(db.LockMaxConns)
+	keys := make([]string, slow)
+	errs := make(chan error, slow)
+	for i := range keys {
+		admin, _ := seedOrg(t, "Slow Dental")
+		keys[i] = vapiKey("held")
+		go func() {
+			_, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": keys[i]})
+			errs <- err
+		}()
+	}
+	for range slow {
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			t.Fatal("the slow orgs' saves never reached Vapi")
+		}
+	}
+
+	// Every slow org now waits for Vapi inside its lock.
+	admin, _ := seedOrg(t, "Quick Dental")
+	key := vapiKey()
+	res, err := e.svc.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key})
+	if err != nil {
+		t.Fatalf("another org's save while %d orgs wait for Vapi: %v", slow, err)
+	}
+	if res.InboundAssistantID == "" || len(sb.Vapi.Assistants(key)) != 2 {
+		t.Fatalf("another org's save: %+v, %d assistants", res, len(sb.Vapi.Assistants(key)))
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("a slow save finished before Vapi answered it: %v", err)
+	default:
+	}
+
+	releaseOnce()
+	for range slow {
+		if err := <-errs; err != nil {
+			t.Errorf("slow save: %v", err)
+		}
+	}
+	for i, k := range keys {
+		if n := len(sb.Vapi.Assistants(k)); n != 2 {
+			t.Errorf("slow org %d: the stand-in holds %d assistants, want 2", i, n)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -140,9 +141,15 @@ type pace struct {
 
 // attack runs one vegeta attack for at most d (0: until the targeter ends
 // it) and collects what it measured; ctx ending stops it.
-func attack(ctx context.Context, tr vegeta.Targeter, p pace, d time.Duration) outcome {
-	opts := []func(*vegeta.Attacker){vegeta.Workers(p.workers), vegeta.KeepAlive(true),
-		vegeta.Timeout(10 * time.Second), vegeta.MaxBody(4096), vegeta.Redirects(vegeta.NoFollow)}
+func attack(ctx context.Context, targeter vegeta.Targeter, p pace, d time.Duration) outcome {
+	// A client of the attack's own, whose connections are closed when it
+	// ends: left idle, the server would time them out later on its own.
+	tr := &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true,
+		DialContext: (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	opts := []func(*vegeta.Attacker){vegeta.Client(client), vegeta.Workers(p.workers), vegeta.MaxBody(4096)}
 	var pacer vegeta.Pacer = vegeta.ConstantPacer{} // no pause: the workers' pace
 	if p.rate > 0 {
 		pacer = vegeta.ConstantPacer{Freq: p.rate, Per: time.Second}
@@ -154,7 +161,7 @@ func attack(ctx context.Context, tr vegeta.Targeter, p pace, d time.Duration) ou
 	defer stop()
 	o := outcome{Codes: map[int]int{}}
 	var first, last time.Time
-	for r := range a.Attack(tr, pacer, d, "") {
+	for r := range a.Attack(targeter, pacer, d, "") {
 		if r.Method == "" { // the targeter ended the attack: no request was sent
 			continue
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"os"
+	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -25,10 +27,10 @@ func TestMarkdown(t *testing.T) {
 		Latencies: lat}
 	r := results{
 		Started: time.Date(2026, 12, 2, 19, 30, 0, 0, time.UTC), Orgs: 10000, Workers: 16, Rate: 500,
-		Duration: 10 * time.Second, Machine: "2 CPUs",
+		Duration: 10 * time.Second, Rounds: 5, Machine: "2 CPUs",
 		Rows: []row{
 			{Name: "ceiling", Max: &ceil, Fixed: &ceil, Versus: "1.00x ceiling", HitRate: math.NaN(), Statements: -1,
-				StoreCalls: -1, RSS: 17 << 20},
+				StoreCalls: -1, CPU: 42 * time.Microsecond, RSS: 17 << 20},
 			{Name: "warm webhook", Max: &hook, Versus: ratio(800, 1000, "ceiling"), HitRate: 0.99995, Statements: 0,
 				StoreCalls: 0.125, RSS: 1536 << 20},
 		},
@@ -37,12 +39,12 @@ func TestMarkdown(t *testing.T) {
 	}
 	want := `## make bench, 2026-12-02 19:30 UTC: 10,000 orgs
 
-2 CPUs. Each run lasts 10s; req/s at max rate with 16 workers; latencies at a fixed 500 req/s.
+2 CPUs. Each row: 10s at max rate with 16 workers (req/s), then 10s at a fixed 500 req/s (latencies), in 5 slices taking turns with the rows of its group.
 
-| run          | req/s at max rate | ratio         |     p50 |     p99 |   p99.9 |                          errors | cache hit rate | DB statements/req | webhook store calls/req | server RSS |
-| ------------ | ----------------: | ------------- | ------: | ------: | ------: | ------------------------------: | -------------: | ----------------: | ----------------------: | ---------: |
-| ceiling      |             1,000 | 1.00x ceiling | 0.30 ms | 2.00 ms | 2.00 ms |                      0 of 2,000 |              – |                 – |                       – |     17 MiB |
-| warm webhook |               800 | 0.80x ceiling |       – |       – |       – | 20 of 820 (no answer×5, 503×15) |       100.00 % |              0.00 |                    0.12 |   1536 MiB |
+| run          | req/s at max rate | ratio         |     p50 |     p99 |   p99.9 |                          errors | cache hit rate | DB statements/req | webhook store calls/req | CPU/req |      RSS |
+| ------------ | ----------------: | ------------- | ------: | ------: | ------: | ------------------------------: | -------------: | ----------------: | ----------------------: | ------: | -------: |
+| ceiling      |             1,000 | 1.00x ceiling | 0.30 ms | 2.00 ms | 2.00 ms |                      0 of 2,000 |              – |                 – |                       – |   42 µs |   17 MiB |
+| warm webhook |               800 | 0.80x ceiling |       – |       – |       – | 20 of 820 (no answer×5, 503×15) |       100.00 % |              0.00 |                    0.12 |       – | 1536 MiB |
 
 Targets of issue 11 on this machine:
 
@@ -142,5 +144,29 @@ func TestEachOnceHandsOutEveryIndexOnce(t *testing.T) {
 	slices.Sort(got)
 	if len(got) != 500 || got[0] != 5 || got[499] != 504 || len(slices.Compact(got)) != 500 {
 		t.Errorf("%d indexes from %d to %d", len(got), got[0], got[len(got)-1])
+	}
+}
+
+func TestProcReadsCPUAndRSS(t *testing.T) {
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: &exec.Cmd{Process: self}}
+	before, err := p.cpuTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for spin := time.Now(); time.Since(spin) < 100*time.Millisecond; {
+	}
+	after, err := p.cpuTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after - before; d < 50*time.Millisecond || d > 5*time.Second {
+		t.Errorf("100 ms of spinning used %v of CPU", d)
+	}
+	if rss, err := p.rssBytes(); err != nil || rss < 1<<20 {
+		t.Errorf("RSS %d, %v", rss, err)
 	}
 }

@@ -40,8 +40,6 @@ import (
 	"syscall"
 	"time"
 
-	vegeta "github.com/tsenart/vegeta/v12/lib"
-
 	"byoc/db/seed"
 )
 
@@ -60,9 +58,9 @@ func main() {
 
 // options are the command line's settings.
 type options struct {
-	bin, dataDir, dbURL, logLevel                              string
-	duration                                                   time.Duration
-	workers, rate, stormRate, burstOrgs, burstWorkers, warmers int
+	bin, dataDir, dbURL, logLevel                                      string
+	duration                                                           time.Duration
+	workers, rate, stormRate, burstOrgs, burstWorkers, warmers, rounds int
 }
 
 // bencher runs one benchmark.
@@ -84,7 +82,8 @@ func bench(args []string) error {
 		"the data folder the orgs were seeded with: development secrets, the targets file; logs and results go there too")
 	fs.StringVar(&o.dbURL, "database-url", os.Getenv("DATABASE_URL"), "the seeded database")
 	fs.StringVar(&o.logLevel, "log-level", "", "the server's LOG_LEVEL (empty: as configured)")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each run")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each run (a row's max-rate run, its fixed-rate run)")
+	fs.IntVar(&o.rounds, "rounds", 5, "slices each run is cut into, taking turns with the other rows of its group")
 	fs.IntVar(&o.workers, "workers", 16, "workers of the max-rate runs")
 	fs.IntVar(&o.rate, "rate", 500, "requests a second of the fixed-rate runs")
 	fs.IntVar(&o.stormRate, "storm-rate", 1000, "credential changes a second to other orgs during the storm runs")
@@ -97,8 +96,8 @@ func bench(args []string) error {
 	if o.dbURL == "" {
 		return errors.New("no database: set DATABASE_URL or -database-url (make bench does)")
 	}
-	if o.duration <= 0 || o.workers < 1 || o.rate < 1 || o.stormRate < 0 || o.burstWorkers < 1 || o.warmers < 1 {
-		return errors.New("-duration, -workers, -rate, -burst-workers and -warm-workers must be positive")
+	if o.duration <= 0 || o.rounds < 1 || o.workers < 1 || o.rate < 1 || o.stormRate < 0 || o.burstWorkers < 1 || o.warmers < 1 {
+		return errors.New("-duration, -rounds, -workers, -rate, -burst-workers and -warm-workers must be positive")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -149,25 +148,12 @@ func (b *bencher) run(ctx context.Context) error {
 	}
 	defer b.probe.close(context.WithoutCancel(ctx))
 	b.res = results{Started: time.Now(), Orgs: n, Workers: b.workers, Rate: b.rate, Duration: b.duration,
-		Machine: machine()}
-	maxPace, fixedPace := pace{workers: uint64(b.workers)}, pace{rate: b.rate, workers: 10}
+		Rounds: b.rounds, Machine: machine()}
 
-	// The ceiling: the same signed 2 KiB webhooks to a bare Fiber handler.
 	ceil, err := b.startCeiling(ctx)
 	if err != nil {
 		return err
 	}
-	all := randomIn(0, n)
-	ceilMax, ceilFixed := b.pair(ctx, "ceiling", webhooks(ceil.base, b.targets, all), maxPace, fixedPace)
-	ceilRow := row{Name: "ceiling: bare Fiber handler answering a constant", Max: &ceilMax, Fixed: &ceilFixed,
-		Versus: "1.00x ceiling", HitRate: math.NaN(), Statements: -1, StoreCalls: -1}
-	ceilRow.RSS, _ = ceil.rssBytes()
-	b.res.Rows = append(b.res.Rows, ceilRow)
-	ceil.stop()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-
 	srv, err := b.startServer(ctx)
 	if err != nil {
 		return err
@@ -182,43 +168,65 @@ func (b *bencher) run(ctx context.Context) error {
 	warm := attack(ctx, webhooks(srv.base, b.targets, eachOnce(0, n)), pace{workers: uint64(b.warmers)}, 0)
 	b.note("Cold start: the first webhooks of all %s orgs (two lookups each), %d at a time, took %s (%s/s), %s.",
 		thousands(int64(n)), b.warmers, warm.Elapsed.Round(time.Millisecond), thousands(int64(warm.Throughput())), errorsText(warm))
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-
-	// The warm webhook path: random assistants over all orgs.
-	hookRow, err := b.measure(ctx, srv, "warm webhook: 2 KiB, HMAC, random orgs of all", webhooks(srv.base, b.targets, all),
-		maxPace, fixedPace, []string{"webhookMappings", "webhookSecrets"}, true, nil)
-	if err != nil {
-		return err
-	}
-	hookRow.Versus = ratio(hookRow.Max.Throughput(), ceilMax.Throughput(), "ceiling")
-	b.res.Rows = append(b.res.Rows, hookRow)
-	warmSnap, err := b.probe.snapshot(ctx, srv)
-	if err != nil {
-		return err
-	}
-	b.memoryNote(idle, warmSnap)
-
-	// The status API with a bearer token.
 	token, err := signup(ctx, srv.base)
 	if err != nil {
 		return err
 	}
-	statusRow, err := b.measure(ctx, srv, "status API: GET "+statusPath+", JWT", get(srv.base, statusPath, token),
-		maxPace, fixedPace, []string{"credentialStatuses"}, false, nil)
+
+	// The ceiling (the same signed 2 KiB webhooks to a bare Fiber
+	// handler), the warm webhook path (random assistants over all orgs) and
+	// the status API, taking turns.
+	all := randomIn(0, n)
+	hooks := []string{"webhookMappings", "webhookSecrets"}
+	ceilS := &series{name: "ceiling: bare Fiber handler answering a constant", proc: ceil, tr: webhooks(ceil.base, b.targets, all)}
+	hookS := &series{name: "warm webhook: 2 KiB, HMAC, random orgs of all", proc: srv, byoc: true,
+		tr: webhooks(srv.base, b.targets, all), caches: hooks, webhook: true}
+	statusS := &series{name: "status API: GET " + statusPath + ", JWT", proc: srv, byoc: true,
+		tr: get(srv.base, statusPath, token), caches: []string{"credentialStatuses"}}
+	if err := b.interleave(ctx, ceilS, hookS, statusS); err != nil {
+		return err
+	}
+	ceil.stop()
+	c := ceilS.max.Throughput()
+	ceilRow, hookRow, statusRow := ceilS.row(), hookS.row(), statusS.row()
+	ceilRow.Versus = "1.00x ceiling"
+	hookRow.Versus = ratio(hookS.max.Throughput(), c, "ceiling")
+	statusRow.Versus = ratio(statusS.max.Throughput(), c, "ceiling")
+	b.res.Rows = append(b.res.Rows, ceilRow, hookRow, statusRow)
+	full, err := b.probe.snapshot(ctx, srv)
 	if err != nil {
 		return err
 	}
-	statusRow.Versus = ratio(statusRow.Max.Throughput(), ceilMax.Throughput(), "ceiling")
-	b.res.Rows = append(b.res.Rows, statusRow)
+	b.memoryNote(idle, full)
 
-	// The warm path while other orgs' credentials change.
-	var quiet, stormy row
+	// The warm path on one half of the orgs, in quiet and while the other
+	// half's credentials change, taking turns.
+	var quietRow, stormRow row
 	if n >= 2 && b.stormRate > 0 {
-		if quiet, stormy, err = b.storm(ctx, srv, maxPace, fixedPace, ceilMax.Throughput()); err != nil {
+		st, err := newStorm(ctx, b.dataDir, b.dbURL, b.targets[n/2:])
+		if err != nil {
+			return fmt.Errorf("storm: %w", err)
+		}
+		defer st.close()
+		st.calibrate(ctx, b.probe, 50)
+		half := webhooks(srv.base, b.targets, randomIn(0, n/2))
+		quietS := &series{name: "warm webhook, quiet: random orgs of one half", proc: srv, byoc: true, tr: half,
+			caches: hooks, webhook: true}
+		stormS := &series{name: fmt.Sprintf("warm webhook during a storm: %s changes/s to the other half's credentials",
+			thousands(int64(b.stormRate))), proc: srv, byoc: true, tr: half, caches: hooks, webhook: true,
+			storm: st, stormRate: b.stormRate}
+		if err := b.interleave(ctx, quietS, stormS); err != nil {
 			return err
 		}
+		quietRow, stormRow = quietS.row(), stormS.row()
+		quietRow.Versus = "1.00x quiet"
+		stormRow.Versus = ratio(stormS.max.Throughput(), quietS.max.Throughput(), "quiet")
+		b.res.Rows = append(b.res.Rows, quietRow, stormRow)
+		b.note("Storm: %s credential saves through the credential service during the storm row's slices (%.0f/s achieved of "+
+			"%d/s asked; %d failed, %d skipped while all %d savers were busy), each announced to the server's listener; "+
+			"%s statements per save (measured alone) are left out of that row's statements.",
+			thousands(int64(stormS.stormSaves)), stormS.stormSaves/stormS.stormTime.Seconds(), b.stormRate,
+			st.failures.Load(), st.missed.Load(), stormWorkers, fmtFloat(st.perSave))
 	}
 
 	// After a restart: a burst of first webhooks.
@@ -239,108 +247,15 @@ func (b *bencher) run(ctx context.Context) error {
 		errorsText(burst))
 	srv.stop()
 
-	b.checks(ceilMax, hookRow, statusRow, quiet, stormy, burst)
-	b.note("Statements are counted with pg_stat_statements: every statement the bench database ran during the two runs of a row "+
+	b.checks(ceilS.max, hookRow, statusRow, quietRow, stormRow, burst)
+	b.note("Statements are counted with pg_stat_statements: every statement the bench database ran during a row's slices "+
 		"(the probe's own left out), divided by their requests.%s Webhook store calls are the server's "+
 		"byoc_webhook_store_calls_total (calls into database-backed stores, cache misses included). Hit rates come from "+
 		"/api/debug/cache-stats: webhook mappings and secrets for webhooks, credential statuses for the status API. RSS is VmRSS "+
-		"of the server's process after the row's runs.", b.statementsNote())
-	b.note("The machine is shared with other work: absolute figures are noisy; the ratios, measured in one run, are what compares.")
+		"of the process after the row's last slice.", b.statementsNote())
+	b.note("The machine is shared with other work: absolute figures are noisy. The rows of each group take turns in short " +
+		"slices, so that a change of the background load falls on all of them alike: the ratios are what compares.")
 	return ctx.Err()
-}
-
-// pair runs tr at max rate and then at the fixed rate.
-func (b *bencher) pair(ctx context.Context, name string, tr vegeta.Targeter, maxPace, fixedPace pace) (outcome, outcome) {
-	b.logf("%s: max rate with %d workers for %s", name, maxPace.workers, b.duration)
-	m := attack(ctx, tr, maxPace, b.duration)
-	b.logf("%s: %d req/s for %s", name, fixedPace.rate, b.duration)
-	f := attack(ctx, tr, fixedPace, b.duration)
-	return m, f
-}
-
-// measure runs a pair of attacks on the server and what the server and
-// the database counted meanwhile; others, when set, counts the statements
-// run so far by someone else than the server (the storm), to leave out.
-func (b *bencher) measure(ctx context.Context, srv *proc, name string, tr vegeta.Targeter, maxPace, fixedPace pace,
-	caches []string, webhook bool, others func() float64) (row, error) {
-	if others == nil {
-		others = func() float64 { return 0 }
-	}
-	othersBefore := others()
-	before, err := b.probe.snapshot(ctx, srv)
-	if err != nil {
-		return row{}, err
-	}
-	m, f := b.pair(ctx, name, tr, maxPace, fixedPace)
-	after, err := b.probe.snapshot(ctx, srv)
-	if err != nil {
-		return row{}, err
-	}
-	othersAfter := others()
-	r := row{Name: name, Max: &m, Fixed: &f, HitRate: math.NaN(), Statements: -1, StoreCalls: -1, RSS: after.RSS}
-	if rate, ok := hitRate(before, after, caches...); ok {
-		r.HitRate = rate
-	}
-	requests := float64(m.Requests + f.Requests)
-	if requests == 0 {
-		return r, ctx.Err()
-	}
-	if before.Statements >= 0 && after.Statements >= 0 {
-		st := float64(after.Statements-before.Statements) - (othersAfter - othersBefore)
-		r.Statements = max(st, 0) / requests
-	}
-	if webhook {
-		r.StoreCalls = (after.StoreCalls - before.StoreCalls) / requests
-	}
-	return r, ctx.Err()
-}
-
-// storm measures the warm path on one half of the orgs in quiet, then
-// while the other half's credentials change stormRate times a second.
-func (b *bencher) storm(ctx context.Context, srv *proc, maxPace, fixedPace pace, ceiling float64) (row, row, error) {
-	n := len(b.targets)
-	half := randomIn(0, n/2)
-	tr := webhooks(srv.base, b.targets, half)
-	caches := []string{"webhookMappings", "webhookSecrets"}
-	st, err := newStorm(ctx, b.dataDir, b.dbURL, b.targets[n/2:])
-	if err != nil {
-		return row{}, row{}, fmt.Errorf("storm: %w", err)
-	}
-	defer st.close()
-	perSave := st.calibrate(ctx, b.probe, 50)
-
-	quiet, err := b.measure(ctx, srv, "warm webhook, quiet: random orgs of one half", tr, maxPace, fixedPace, caches, true, nil)
-	if err != nil {
-		return row{}, row{}, err
-	}
-	quiet.Versus = ratio(quiet.Max.Throughput(), ceiling, "ceiling")
-	b.res.Rows = append(b.res.Rows, quiet)
-
-	stormCtx, stopStorm := context.WithCancel(ctx)
-	done := make(chan struct{})
-	st.saves.Store(0)
-	began := time.Now()
-	go func() {
-		defer close(done)
-		st.run(stormCtx, b.stormRate)
-	}()
-	stormy, err := b.measure(ctx, srv, fmt.Sprintf("warm webhook during a storm: %s changes/s to the other half's credentials",
-		thousands(int64(b.stormRate))), tr, maxPace, fixedPace, caches, true, func() float64 {
-		return max(perSave, 0) * float64(st.saves.Load())
-	})
-	stopStorm()
-	<-done
-	elapsed := time.Since(began)
-	if err != nil {
-		return row{}, row{}, err
-	}
-	stormy.Versus = ratio(stormy.Max.Throughput(), quiet.Max.Throughput(), "quiet")
-	b.res.Rows = append(b.res.Rows, stormy)
-	b.note("Storm: %s credential saves through the credential service (%.0f/s achieved of %d/s asked; %d failed, %d skipped "+
-		"while all %d savers were busy), each announced to the server's listener; %s statements per save (measured alone) are left "+
-		"out of the storm row's statements.", thousands(st.saves.Load()), float64(st.saves.Load())/elapsed.Seconds(), b.stormRate,
-		st.failures.Load(), st.missed.Load(), stormWorkers, fmtFloat(perSave))
-	return quiet, stormy, nil
 }
 
 // checks compares the run with the targets of issue 11.

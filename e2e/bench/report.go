@@ -16,6 +16,7 @@ type results struct {
 	Workers  int           // workers of the max-rate runs
 	Rate     int           // rate of the fixed-rate runs
 	Duration time.Duration // length of each run
+	Rounds   int           // slices each run is cut into
 	Machine  string
 	Rows     []row
 	Checks   []check
@@ -35,7 +36,10 @@ type row struct {
 	HitRate float64
 	// Statements and StoreCalls are per request; negative: not measured.
 	Statements, StoreCalls float64
-	RSS                    int64
+	// CPU is the CPU time the answering process used per request; 0: not
+	// measured.
+	CPU time.Duration
+	RSS int64
 }
 
 // check compares a measurement with its target.
@@ -57,15 +61,15 @@ func ratio(a, b float64, name string) string {
 func (r results) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## make bench, %s: %s orgs\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), thousands(int64(r.Orgs)))
-	fmt.Fprintf(&b, "%s. Each run lasts %s; req/s at max rate with %d workers; latencies at a fixed %d req/s.\n\n",
-		r.Machine, r.Duration, r.Workers, r.Rate)
+	fmt.Fprintf(&b, "%s. Each row: %s at max rate with %d workers (req/s), then %s at a fixed %d req/s (latencies), "+
+		"in %d slices taking turns with the rows of its group.\n\n", r.Machine, r.Duration, r.Workers, r.Duration, r.Rate, r.Rounds)
 	head := []string{"run", "req/s at max rate", "ratio", "p50", "p99", "p99.9", "errors", "cache hit rate",
-		"DB statements/req", "webhook store calls/req", "server RSS"}
+		"DB statements/req", "webhook store calls/req", "CPU/req", "RSS"}
 	rows := [][]string{head}
 	for _, w := range r.Rows {
 		rows = append(rows, w.cells())
 	}
-	table(&b, rows, []bool{false, true, false, true, true, true, true, true, true, true, true})
+	table(&b, rows, []bool{false, true, false, true, true, true, true, true, true, true, true, true})
 	if len(r.Checks) > 0 {
 		b.WriteString("\nTargets of issue 11 on this machine:\n\n")
 		rows := [][]string{{"target", "measured", "met"}}
@@ -88,7 +92,7 @@ func (r results) markdown() string {
 }
 
 func (w row) cells() []string {
-	c := []string{w.Name, "–", w.Versus, "–", "–", "–", "–", "–", "–", "–", "–"}
+	c := []string{w.Name, "–", w.Versus, "–", "–", "–", "–", "–", "–", "–", "–", "–"}
 	if w.Versus == "" {
 		c[2] = "–"
 	}
@@ -135,8 +139,11 @@ func (w row) cells() []string {
 	if w.StoreCalls >= 0 {
 		c[9] = fmt.Sprintf("%.2f", w.StoreCalls)
 	}
+	if w.CPU > 0 {
+		c[10] = fmt.Sprintf("%.0f µs", float64(w.CPU)/float64(time.Microsecond))
+	}
 	if w.RSS > 0 {
-		c[10] = mib(w.RSS)
+		c[11] = mib(w.RSS)
 	}
 	return c
 }

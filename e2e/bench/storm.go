@@ -26,6 +26,9 @@ type storm struct {
 	svc     *credentials.Service
 	db      *db.DB
 	targets []seed.Target
+	// perSave is how many statements one save takes (see calibrate); -1
+	// when they cannot be counted.
+	perSave float64
 
 	saves, failures, missed atomic.Int64
 }
@@ -61,7 +64,7 @@ func newStorm(ctx context.Context, dataDir, dbURL string, targets []seed.Target)
 	if err != nil {
 		return nil, err
 	}
-	return &storm{svc: credentials.New(d, kr, credentials.Options{}), db: d, targets: targets}, nil
+	return &storm{svc: credentials.New(d, kr, credentials.Options{}), db: d, targets: targets, perSave: -1}, nil
 }
 
 func (s *storm) close() { s.db.Close() }
@@ -121,17 +124,33 @@ func (s *storm) run(ctx context.Context, rate int) {
 	}
 }
 
+// start runs the storm at rate saves a second until the returned function
+// is called; that function waits for the saves in flight and returns how
+// many saves succeeded meanwhile.
+func (s *storm) start(ctx context.Context, rate int) func() int64 {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	from := s.saves.Load()
+	go func() {
+		defer close(done)
+		s.run(ctx, rate)
+	}()
+	return func() int64 {
+		cancel()
+		<-done
+		return s.saves.Load() - from
+	}
+}
+
 // calibrate saves n credentials one at a time while nothing else runs and
-// returns how many statements each took, so the statements of a run during
-// the storm can be told apart from the server's own.
-func (s *storm) calibrate(ctx context.Context, p *prober, n int) float64 {
+// sets perSave, so the statements of a run during the storm can be told
+// apart from the server's own.
+func (s *storm) calibrate(ctx context.Context, p *prober, n int) {
 	before := p.statements(ctx)
 	for i := range n {
 		s.save(ctx, i)
 	}
-	after := p.statements(ctx)
-	if before < 0 || after < 0 {
-		return -1
+	if after := p.statements(ctx); before >= 0 && after >= 0 {
+		s.perSave = float64(after-before) / float64(n)
 	}
-	return float64(after-before) / float64(n)
 }

@@ -46,7 +46,7 @@ func TestMarkdown(t *testing.T) {
 | ceiling      |             1,000 | 1.00x ceiling | 0.30 ms | 2.00 ms | 2.00 ms |                      0 of 2,000 |              – |                 – |                       – |   42 µs |   17 MiB |
 | warm webhook |               800 | 0.80x ceiling |       – |       – |       – | 20 of 820 (no answer×5, 503×15) |       100.00 % |              0.00 |                    0.12 |       – | 1536 MiB |
 
-Targets of issue 11 on this machine:
+Targets on this machine:
 
 | target     | measured | met |
 | ---------- | -------: | --- |

@@ -99,8 +99,9 @@ func bench(args []string) error {
 	if o.dbURL == "" {
 		return errors.New("no database: set DATABASE_URL or -database-url (make bench does)")
 	}
-	if o.duration <= 0 || o.rounds < 1 || o.workers < 1 || o.rate < 1 || o.stormRate < 0 || o.burstWorkers < 1 || o.warmers < 1 {
-		return errors.New("-duration, -rounds, -workers, -rate, -burst-workers and -warm-workers must be positive")
+	if o.duration <= 0 || o.rounds < 1 || o.workers < 1 || o.rate < 1 || o.stormRate < 0 || o.burstOrgs < 1 ||
+		o.burstWorkers < 1 || o.warmers < 1 {
+		return errors.New("-duration, -rounds, -workers, -rate, -burst-orgs, -burst-workers and -warm-workers must be positive")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -267,7 +268,7 @@ func (b *bencher) run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// checks compares the run with the targets of issue 11.
+// checks compares the run with its targets.
 func (b *bencher) checks(ceil outcome, hook, few, status, quiet, stormy row, burst outcome) {
 	add := func(what, target, got string, met bool) {
 		b.res.Checks = append(b.res.Checks, check{What: what, Target: target, Got: got, Met: met})

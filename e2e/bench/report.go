@@ -71,7 +71,7 @@ func (r results) markdown() string {
 	}
 	table(&b, rows, []bool{false, true, false, true, true, true, true, true, true, true, true, true})
 	if len(r.Checks) > 0 {
-		b.WriteString("\nTargets of issue 11 on this machine:\n\n")
+		b.WriteString("\nTargets on this machine:\n\n")
 		rows := [][]string{{"target", "measured", "met"}}
 		for _, c := range r.Checks {
 			met := "no"

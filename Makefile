@@ -97,6 +97,22 @@ db-stop: ## Stop the private PostgreSQL cluster
 db-reset: ## Stop the private cluster and delete its data
 	@db/pg.sh reset
 
+## ---- Benchmarks ----
+
+ORGS      ?= 10000
+BENCH_DIR := .data/bench
+
+.PHONY: bench
+bench: build ## Benchmarks, minutes: seed ORGS orgs (default 10000), serve them, load them from a separate process; table in .data/bench/results.md
+	@BYOC_PG_STATEMENTS=1 BYOC_PG_DB=byoc_bench $(WITH_DB) $(MAKE) --no-print-directory bench-run
+
+.PHONY: bench-run
+bench-run:
+	@test -n "$$DATABASE_URL" || { echo "DATABASE_URL is not set: use 'make bench'"; exit 1; }
+	$(GO) build -o bin/byoc-bench ./e2e/bench
+	DATA_DIR=$(BENCH_DIR) ./$(BIN) seed -orgs $(ORGS)
+	./bin/byoc-bench -bin $(BIN) -data $(BENCH_DIR) $(BENCH_FLAGS)
+
 ## ---- Quality ----
 
 .PHONY: lint

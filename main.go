@@ -10,6 +10,9 @@
 //	byoc rotate-keys              re-encrypt every stored credential under
 //	                              ENCRYPTION_KEY (online; previous keys in
 //	                              ENCRYPTION_KEYS_PREVIOUS still decrypt)
+//	byoc seed [-orgs N]           add N orgs with Vapi credentials and an
+//	                              assistant each, for benchmarks, and write
+//	                              $DATA_DIR/seed-targets.csv (development only)
 //
 // Configuration comes from the environment and an optional .env.local file;
 // see the README for every variable. main is the only place that knows every
@@ -20,12 +23,14 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -36,6 +41,7 @@ import (
 	"byoc/app/sandbox"
 	"byoc/app/system"
 	"byoc/db"
+	"byoc/db/seed"
 )
 
 func main() {
@@ -59,8 +65,10 @@ func run(args []string) error {
 		return migrate(args)
 	case "rotate-keys":
 		return rotateKeys()
+	case "seed":
+		return seedOrgs(args)
 	case "help", "-h", "--help":
-		fmt.Println("usage: byoc [serve] | byoc demo | byoc migrate [up|down|status] | byoc rotate-keys")
+		fmt.Println("usage: byoc [serve] | byoc demo | byoc migrate [up|down|status] | byoc rotate-keys | byoc seed [-orgs N]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: byoc help)", cmd)
@@ -149,6 +157,48 @@ func rotateKeys() error {
 		return err
 	}
 	fmt.Println("key rotation:", rep)
+	return nil
+}
+
+// seedOrgs makes sure the database holds the benchmark's orgs (see package
+// db/seed) and writes the load generator's targets file into DATA_DIR.
+// Production refuses it: the orgs are fake and the file holds their webhook
+// secrets.
+func seedOrgs(args []string) error {
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	orgs := fs.Int("orgs", seed.DefaultOrgs, "how many orgs the database should hold")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("seed: unexpected argument %q (usage: byoc seed [-orgs N])", fs.Arg(0))
+	}
+	cfg, log, err := setup()
+	if err != nil {
+		return err
+	}
+	if cfg.Production() {
+		return errors.New("seed (fake orgs for benchmarks) is refused when APP_ENV=production")
+	}
+	kr, err := keyring.Parse(cfg.EncryptionKey.Reveal(), cfg.EncryptionKeysPrevious.Reveal())
+	if err != nil {
+		return fmt.Errorf("ENCRYPTION_KEY / ENCRYPTION_KEYS_PREVIOUS: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	database, err := db.Open(ctx, cfg.DatabaseURL.Reveal(), db.Options{MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer database.Close()
+	if err := database.MigrateUp(ctx, log); err != nil {
+		return err
+	}
+	rep, err := seed.Run(ctx, database, kr, seed.Options{Orgs: *orgs, Out: filepath.Join(cfg.DataDir, seed.TargetsFile)})
+	if err != nil {
+		return err
+	}
+	fmt.Println("seed:", rep)
 	return nil
 }
 

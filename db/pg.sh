@@ -10,6 +10,10 @@
 #                    start it if needed, run CMD with DATABASE_URL set, and
 #                    stop it again afterwards if it was not running before
 #
+# BYOC_PG_FAST=1 starts it without fsync (tests); BYOC_PG_STATEMENTS=1 loads
+# pg_stat_statements, so `make bench` can count statements (both only take
+# effect when this call starts the cluster).
+#
 # The cluster lives in .data/postgres under the checkout. PostgreSQL refuses
 # to run as root, so as root it runs as the `postgres` user; when that user
 # cannot reach the checkout (a checkout under a private home folder), the
@@ -72,6 +76,9 @@ start() {
 		local opts="-p $port -c listen_addresses=127.0.0.1 -k $sock -c max_connections=200"
 		if [ "${BYOC_PG_FAST:-0}" = 1 ]; then
 			opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		fi
+		if [ "${BYOC_PG_STATEMENTS:-0}" = 1 ] && [ -e "$bindir/../lib/pg_stat_statements.so" ]; then
+			opts="$opts -c shared_preload_libraries=pg_stat_statements"
 		fi
 		if ! run_pg "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 -o "$opts" start >/dev/null; then
 			tail -20 "$log" >&2 || true

@@ -152,7 +152,7 @@ func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error
 	}
 	c.Config = cfg
 	p := cfg.Provider()
-	ct, err := seal(s.kr, c.OrgID, cfg)
+	ct, err := Seal(s.kr, c.OrgID, cfg)
 	if err != nil {
 		return app.Status{}, app.Internal(fmt.Errorf("credentials: seal %s config: %w", p, err))
 	}
@@ -344,7 +344,7 @@ func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Pr
 // open decrypts rec and logs why when it cannot. The returned error has
 // ErrUndecryptable in its chain and no plaintext.
 func (s *Service) open(ctx context.Context, rec app.CredentialRecord) (app.Config, error) {
-	cfg, err := open(s.kr, rec)
+	cfg, err := Open(s.kr, rec)
 	if err == nil {
 		return cfg, nil
 	}
@@ -371,9 +371,11 @@ func aad(orgID string, p app.Provider) keyring.AAD {
 	return keyring.AAD{Table: Table, OrgID: orgID, Provider: string(p)}
 }
 
-// seal encodes cfg in its stored form and encrypts it for the org's row of
-// cfg's provider.
-func seal(kr *keyring.Keyring, orgID string, cfg app.Config) ([]byte, error) {
+// Seal encodes cfg (a value of a config type the catalog describes) in its
+// stored form and encrypts it with kr's primary key, bound to the org's row
+// of cfg's provider: the ciphertext Save stores. Bulk writers that insert
+// rows themselves (byoc seed) seal with it, so there is one stored format.
+func Seal(kr *keyring.Keyring, orgID string, cfg app.Config) ([]byte, error) {
 	spec, err := app.Describe(cfg.Provider())
 	if err != nil {
 		return nil, err
@@ -386,9 +388,10 @@ func seal(kr *keyring.Keyring, orgID string, cfg app.Config) ([]byte, error) {
 	return kr.Seal(plaintext, aad(orgID, cfg.Provider()))
 }
 
-// open decrypts and decodes the config stored in rec. Its errors carry no
-// plaintext; a keyring failure is a *keyring.DecryptError.
-func open(kr *keyring.Keyring, rec app.CredentialRecord) (app.Config, error) {
+// Open decrypts and decodes the config stored in rec, as Get does but
+// without the cache or the log line. Its errors carry no plaintext; a
+// keyring failure is a *keyring.DecryptError.
+func Open(kr *keyring.Keyring, rec app.CredentialRecord) (app.Config, error) {
 	spec, err := app.Describe(rec.Provider)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"byoc/db/dbtest"
+	"byoc/db/seed"
+)
+
+func TestSeedCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dbURL, drop, err := dbtest.Create(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	defer drop()
+	dataDir := t.TempDir()
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("DATA_DIR", dataDir)
+	t.Setenv("APP_ENV", "development")
+	t.Setenv("LOG_LEVEL", "error")
+
+	// The command migrates an empty database, seeds and writes the targets
+	// file into the data folder; a second run finds everything there.
+	for run := 1; run <= 2; run++ {
+		if err := run1(t, "seed", "-orgs", "12"); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		targets, err := seed.ReadTargets(filepath.Join(dataDir, seed.TargetsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(targets) != 12 {
+			t.Fatalf("run %d: %d targets, want 12", run, len(targets))
+		}
+	}
+
+	for _, args := range [][]string{{"seed", "-orgs", "0x"}, {"seed", "extra"}, {"seed", "-orgs", "-3"}} {
+		if err := run1(t, args...); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}
+
+func TestSeedCommandRefusedInProduction(t *testing.T) {
+	dataDir := t.TempDir()
+	for k, v := range map[string]string{
+		"APP_ENV":        "production",
+		"PUBLIC_URL":     "https://byoc.example.com",
+		"DATABASE_URL":   "postgres://nobody@127.0.0.1:1/none?sslmode=disable",
+		"DATA_DIR":       dataDir,
+		"ENCRYPTION_KEY": strings.Repeat("ab", 32),
+		"JWT_SECRET":     strings.Repeat("j", 32),
+		"SESSION_SECRET": strings.Repeat("s", 32),
+	} {
+		t.Setenv(k, v)
+	}
+	err := run1(t, "seed", "-orgs", "5")
+	if err == nil || !strings.Contains(err.Error(), "refused when APP_ENV=production") {
+		t.Fatalf("got %v, want the production refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, seed.TargetsFile)); !os.IsNotExist(err) {
+		t.Error("a targets file was written in production")
+	}
+}
+
+// run1 runs one command as the binary would, from a folder without a
+// .env.local.
+func run1(t *testing.T, args ...string) error {
+	t.Helper()
+	t.Chdir(t.TempDir())
+	return run(args)
+}

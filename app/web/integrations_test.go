@@ -1287,7 +1287,7 @@ func TestProviderEchoingTheKeyRevealsNone(t *testing.T) {
 	for _, a := range audit {
 		details = append(details, a.Detail)
 	}
-	if !strings.Contains(e.log.String(), "Vapi refused the assistant: Key [redacted] is not valid") {
+	if !strings.Contains(e.log.String(), "Vapi refused the webhook signing credential: Key [redacted] is not valid") {
 		t.Errorf("the log does not give Vapi's reason:\n%s", e.log.String())
 	}
 	keys := []string{vapi, tw, re, el}

@@ -51,7 +51,7 @@ func TestRotateMovesEveryRowToThePrimaryKey(t *testing.T) {
 			t.Errorf("%s changed in rotation: %+v", want.Provider(), got)
 		}
 	}
-	if _, err := after.Get(ctx, orgB, app.Vapi); !errors.Is(err, credentials.ErrUndecryptable) {
+	if _, err := after.Get(ctx, orgB, app.Vapi); !errors.Is(err, app.ErrUndecryptable) {
 		t.Fatalf("the stray row: %v, want ErrUndecryptable", err)
 	}
 

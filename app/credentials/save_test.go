@@ -529,7 +529,7 @@ func TestWebhookHMACOnly(t *testing.T) {
 	// A row that cannot be decrypted has no secret to hand out.
 	setCiphertext(t, org, app.Vapi, []byte("garbage"))
 	s.Invalidate(org, "")
-	if _, err := s.VapiWebhook(ctx, org); !errors.Is(err, credentials.ErrUndecryptable) {
+	if _, err := s.VapiWebhook(ctx, org); !errors.Is(err, app.ErrUndecryptable) {
 		t.Fatalf("VapiWebhook of an unreadable row: %v, want ErrUndecryptable in its chain", err)
 	}
 }

@@ -70,10 +70,6 @@ type Options struct {
 	Caches *orgcache.Group
 }
 
-// ErrUndecryptable is app.ErrUndecryptable: it is in the chain of the error
-// Get returns for a stored row that cannot be opened.
-var ErrUndecryptable = app.ErrUndecryptable
-
 // What Statuses shows for a row that cannot be opened, by why.
 const (
 	// statusKeyMissing: sealed with a key this server no longer has.
@@ -356,7 +352,7 @@ func (s *Service) open(ctx context.Context, rec app.CredentialRecord) (app.Confi
 		attrs = append(attrs, "reason", "bad_plaintext")
 	}
 	s.log.WarnContext(ctx, "stored credentials cannot be decrypted", attrs...)
-	return nil, fmt.Errorf("%w: %w", ErrUndecryptable, err)
+	return nil, fmt.Errorf("%w: %w", app.ErrUndecryptable, err)
 }
 
 func notConfigured(p app.Provider) error {

@@ -495,7 +495,7 @@ func TestUndecryptableRows(t *testing.T) {
 			if msg := app.ErrorMessage(err); msg != "The stored Vapi credentials can no longer be decrypted; please enter them again." {
 				t.Fatalf("message: %q", msg)
 			}
-			if !errors.Is(err, credentials.ErrUndecryptable) || !errors.Is(err, keyring.ErrUndecryptable) {
+			if !errors.Is(err, app.ErrUndecryptable) || !errors.Is(err, keyring.ErrUndecryptable) {
 				t.Fatalf("error chain lacks ErrUndecryptable: %v", err)
 			}
 			if _, err := reader.Vapi(ctx, org); app.ErrorCode(err) != app.ENotConfigured {

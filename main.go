@@ -10,6 +10,9 @@
 //	byoc rotate-keys              re-encrypt every stored credential under
 //	                              ENCRYPTION_KEY (online; previous keys in
 //	                              ENCRYPTION_KEYS_PREVIOUS still decrypt)
+//	byoc check-rls                verify that row level security protects
+//	                              every table as the migrations set it up
+//	                              (exits non-zero listing each problem)
 //	byoc seed [-orgs N]           add N orgs with Vapi credentials and an
 //	                              assistant each, for benchmarks, and write
 //	                              $DATA_DIR/seed-targets.csv (development only)
@@ -41,6 +44,7 @@ import (
 	"byoc/app/sandbox"
 	"byoc/app/system"
 	"byoc/db"
+	"byoc/db/rlscheck"
 	"byoc/db/seed"
 )
 
@@ -67,8 +71,10 @@ func run(args []string) error {
 		return rotateKeys()
 	case "seed":
 		return seedOrgs(args)
+	case "check-rls":
+		return checkRLS(args)
 	case "help", "-h", "--help":
-		fmt.Println("usage: byoc [serve] | byoc demo | byoc migrate [up|down|status] | byoc rotate-keys | byoc seed [-orgs N]")
+		fmt.Println("usage: byoc [serve] | byoc demo | byoc migrate [up|down|status] | byoc rotate-keys | byoc check-rls | byoc seed [-orgs N]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: byoc help)", cmd)
@@ -157,6 +163,33 @@ func rotateKeys() error {
 		return err
 	}
 	fmt.Println("key rotation:", rep)
+	return nil
+}
+
+// checkRLS holds the database in DATABASE_URL to rlscheck.Expected and
+// prints the report; any problem makes it fail. It only reads the catalog.
+func checkRLS(args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("check-rls: unexpected argument %q (usage: byoc check-rls)", args[0])
+	}
+	cfg, _, err := setup()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	database, err := db.Open(ctx, cfg.DatabaseURL.Reveal(), db.Options{MaxConns: 1})
+	if err != nil {
+		return err
+	}
+	defer database.Close()
+	rep, err := rlscheck.Check(ctx, database.Pool)
+	if err != nil {
+		return err
+	}
+	fmt.Print(rep)
+	if !rep.OK() {
+		return fmt.Errorf("check-rls: %d problem(s): row level security does not protect this database as expected", len(rep.Problems))
+	}
 	return nil
 }
 

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"byoc/db/dbtest"
 	"byoc/db/seed"
@@ -79,4 +82,91 @@ func run1(t *testing.T, args ...string) error {
 	t.Helper()
 	t.Chdir(t.TempDir())
 	return run(args)
+}
+
+func TestCheckRLSCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dbURL, drop, err := dbtest.Create(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	defer drop()
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("DATA_DIR", t.TempDir())
+	t.Setenv("APP_ENV", "development")
+	t.Setenv("LOG_LEVEL", "error")
+
+	// An empty database: every table is missing.
+	out, err := stdoutOf(t, "check-rls")
+	if err == nil || !strings.Contains(out, "problem: table org_credentials does not exist") {
+		t.Fatalf("an empty database: err %v, output:\n%s", err, out)
+	}
+
+	if err := run1(t, "migrate", "up"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = stdoutOf(t, "check-rls")
+	if err != nil || !strings.Contains(out, "checked: ok") {
+		t.Fatalf("a migrated database: err %v, output:\n%s", err, out)
+	}
+
+	// Broken for good (committed), as a careless hand on production would.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, s := range []string{
+		`alter table org_credentials no force row level security`,
+		`drop policy call_events_delete on call_events`,
+	} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = stdoutOf(t, "check-rls")
+	if err == nil || !strings.Contains(err.Error(), "2 problem(s)") {
+		t.Fatalf("a broken database: err %v, want 2 problems; output:\n%s", err, out)
+	}
+	for _, want := range []string{
+		"problem: table org_credentials: row level security is not forced",
+		"problem: table call_events: policy call_events_delete (DELETE for authenticated) is missing",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, dbURL) || strings.Contains(err.Error(), dbURL) {
+		t.Error("the report shows the connection string")
+	}
+
+	if err := run1(t, "check-rls", "extra"); err == nil {
+		t.Error("check-rls accepted an argument")
+	}
+}
+
+// stdoutOf runs one command as run1 does and returns what it printed.
+func stdoutOf(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	runErr := run1(t, args...)
+	os.Stdout = saved
+	w.Close()
+	out := <-done
+	r.Close()
+	return out, runErr
 }

@@ -97,6 +97,13 @@ db-stop: ## Stop the private PostgreSQL cluster
 db-reset: ## Stop the private cluster and delete its data
 	@db/pg.sh reset
 
+## ---- Smoke ----
+
+.PHONY: smoke
+smoke: ## The end-to-end API run against a server: make smoke URL=http://127.0.0.1:3000 (make demo serves one on the stand-ins)
+	@test -n "$(URL)" || { echo "usage: make smoke URL=http://host:port"; exit 1; }
+	$(GO) run ./e2e/smoke -url "$(URL)"
+
 ## ---- Benchmarks ----
 
 ORGS      ?= 10000

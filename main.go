@@ -142,7 +142,8 @@ func migrate(args []string) error {
 }
 
 // rotateKeys re-encrypts every row still sealed by a previous key. Once it
-// reports no undecryptable rows, the previous keys can be removed.
+// reports no undecryptable rows, the previous keys can be removed; while
+// there are any, it fails, so a script never drops a key too early.
 func rotateKeys() error {
 	cfg, log, err := setup()
 	if err != nil {
@@ -163,6 +164,9 @@ func rotateKeys() error {
 		return err
 	}
 	fmt.Println("key rotation:", rep)
+	if rep.Undecryptable > 0 {
+		return fmt.Errorf("rotate-keys: %d row(s) cannot be decrypted with any configured key (the log names them): keep every previous key until this reports none", rep.Undecryptable)
+	}
 	return nil
 }
 

@@ -170,3 +170,45 @@ func stdoutOf(t *testing.T, args ...string) (string, error) {
 	r.Close()
 	return out, runErr
 }
+
+func TestRotateKeysFailsOnUndecryptableRows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dbURL, drop, err := dbtest.Create(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	defer drop()
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("DATA_DIR", t.TempDir())
+	t.Setenv("APP_ENV", "development")
+	t.Setenv("LOG_LEVEL", "error")
+	t.Setenv("ENCRYPTION_KEY", strings.Repeat("ab", 32))
+	t.Setenv("ENCRYPTION_KEYS_PREVIOUS", "")
+	if err := run1(t, "migrate", "up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run1(t, "rotate-keys"); err != nil {
+		t.Fatalf("an empty database: %v", err)
+	}
+
+	// A row sealed under a key that is no longer configured (here: bytes
+	// no key opens) must keep the command failing.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `
+		with o as (insert into orgs (name) values ('Lost key') returning id)
+		insert into org_credentials (org_id, provider, encrypted_config) select id, 'resend', '\x0100000000'::bytea from o`); err != nil {
+		t.Fatal(err)
+	}
+	err = run1(t, "rotate-keys")
+	if err == nil || !strings.Contains(err.Error(), "1 row(s) cannot be decrypted") {
+		t.Fatalf("got %v, want the undecryptable row reported as a failure", err)
+	}
+}

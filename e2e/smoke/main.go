@@ -2,8 +2,10 @@
 // would, against a running server: health, signup, the status, saving,
 // testing and disconnecting each key provider (Vapi, Twilio, Resend,
 // ElevenLabs), a webhook signed as Vapi signs it (and a forged one, which
-// must be refused), and the start of Google Calendar's sign-in. It stops at
-// the first step that does not answer as expected and exits 1.
+// must be refused), and Google Calendar's sign-in: finished, tested and
+// disconnected when it leads to the stand-in of `byoc demo`, only started
+// against Google itself (consent there takes a person). It stops at the
+// first step that does not answer as expected and exits 1.
 //
 //	go run ./e2e/smoke -url http://127.0.0.1:3000   (or: make smoke URL=...)
 //

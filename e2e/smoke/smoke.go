@@ -10,14 +10,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"byoc/app/paths"
+	"byoc/app/sandbox"
 	"byoc/app/webhooks"
 )
 
@@ -55,11 +60,13 @@ func DemoValues() map[string]map[string]string {
 }
 
 // Run goes through the API as a new customer would: health, signup, the
-// status, then for each key provider save, status, verify; a signed Vapi
-// webhook for the org's assistant (and a forged one, refused); the start of
-// Google's sign-in; each provider's disconnect, the status again, and the
-// webhook refused once Vapi is gone. It stops at the first step that does
-// not answer as expected and returns that step's error.
+// status, then for each key provider save and verify; the status; a signed
+// Vapi webhook for the org's assistant (and a forged one, refused); Google
+// Calendar's sign-in (finished on the stand-in's consent page when it leads
+// there, then verified and disconnected); each key provider's disconnect,
+// the status again, and the webhook refused once Vapi is gone. It stops at
+// the first step that does not answer as expected and returns an error
+// naming it; a step the server is not set up for is reported as skipped.
 func Run(ctx context.Context, o Options) error {
 	if o.Out == nil {
 		o.Out = io.Discard
@@ -83,6 +90,9 @@ func Run(ctx context.Context, o Options) error {
 		step{"signed webhook accepted", s.signedWebhook},
 		step{"forged webhook refused", s.forgedWebhook},
 		step{"google calendar sign-in starts", s.googleConnect},
+		step{"google calendar connected (stand-in)", s.googleConsent},
+		step{"verify google_calendar", s.ifGoogle(func(ctx context.Context) error { return s.verify(ctx, "google_calendar") })},
+		step{"disconnect google_calendar", s.ifGoogle(func(ctx context.Context) error { return s.disconnect(ctx, "google_calendar") })},
 	)
 	for _, p := range keyProviders {
 		steps = append(steps, step{"disconnect " + p, func(ctx context.Context) error { return s.disconnect(ctx, p) }})
@@ -126,6 +136,10 @@ type session struct {
 
 	email, password, token string
 	assistantID            string
+	// authURL is where Google's sign-in starts; google is set once the
+	// stand-in's consent connected Google Calendar.
+	authURL string
+	google  bool
 }
 
 func newSession(o Options) (*session, error) {
@@ -441,7 +455,126 @@ func (s *session) googleConnect(ctx context.Context) error {
 		return fmt.Errorf("the authUrl asks for code_challenge_method %q, access_type %q; want S256, offline",
 			q.Get("code_challenge_method"), q.Get("access_type"))
 	}
+	s.authURL = raw
 	return nil
+}
+
+// googleConsent finishes Google's sign-in when it leads to the stand-in of
+// `byoc demo` (a loopback address), as a person at a browser would: sign in
+// with the form, consent on the stand-in's page, return to the callback.
+// Against Google itself it is skipped: consent there takes a person.
+func (s *session) googleConsent(ctx context.Context) error {
+	if s.authURL == "" {
+		return fmt.Errorf("%w: the sign-in did not start", errSkipped)
+	}
+	u, _ := url.Parse(s.authURL)
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: consent at %s takes a person at a browser", errSkipped, u.Hostname())
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return err
+	}
+	browser := &http.Client{Jar: jar, Timeout: s.hc.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// Google returns the browser to PUBLIC_URL's callback, so the browser
+	// signs in there: its session cookie belongs to that origin, which may
+	// name the server otherwise than the smoke's URL (localhost, 127.0.0.1).
+	callback, err := url.Parse(u.Query().Get("redirect_uri"))
+	if err != nil || callback.Host == "" {
+		return fmt.Errorf("the authUrl has no usable redirect_uri")
+	}
+	origin := callback.Scheme + "://" + callback.Host
+	if err := s.signInForm(ctx, browser, origin); err != nil {
+		return err
+	}
+	back, err := sandbox.GoogleConsent(ctx, browser, s.authURL, sandbox.GoogleConsentChoice{})
+	if err != nil {
+		return fmt.Errorf("the stand-in's consent page: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, back.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := browser.Do(req)
+	if err != nil {
+		return fmt.Errorf("the callback: %w", err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != paths.Dashboard {
+		return fmt.Errorf("the callback answered HTTP %d to %q, want 303 to %s", resp.StatusCode, loc, paths.Dashboard)
+	}
+	a, err := s.expect(ctx, http.StatusOK, http.MethodGet, paths.APIStatus, nil)
+	if err != nil {
+		return err
+	}
+	if e, _ := a.data()["googleCalendar"].(map[string]any); e["connected"] != true {
+		return fmt.Errorf("after the callback Google Calendar shows connected %v", e["connected"])
+	}
+	s.google = true
+	return nil
+}
+
+// ifGoogle runs fn only once Google Calendar is connected.
+func (s *session) ifGoogle(fn func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if !s.google {
+			return fmt.Errorf("%w: Google Calendar is not connected", errSkipped)
+		}
+		return fn(ctx)
+	}
+}
+
+// csrfMeta finds the CSRF token a page carries for its forms.
+var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)"`)
+
+// signInForm signs the account in with the browser form, leaving the
+// session cookie in browser's jar.
+func (s *session) signInForm(ctx context.Context, browser *http.Client, origin string) error {
+	resp, err := get(ctx, browser, origin+paths.Login)
+	if err != nil {
+		return err
+	}
+	m := csrfMeta.FindSubmatch(resp.body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		return fmt.Errorf("the login page (HTTP %d) has no CSRF token", resp.StatusCode)
+	}
+	form := url.Values{"email": {s.email}, "password": {s.password}, "_csrf": {html.UnescapeString(string(m[1]))}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, origin+paths.Login, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := browser.Do(req)
+	if err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther && res.StatusCode != http.StatusFound {
+		return fmt.Errorf("signing in with the form answered HTTP %d, want a redirect", res.StatusCode)
+	}
+	return nil
+}
+
+// page is a browser answer.
+type page struct {
+	StatusCode int
+	body       []byte
+}
+
+// get fetches target with a browser's client, without following redirects.
+func get(ctx context.Context, browser *http.Client, target string) (page, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return page{}, err
+	}
+	resp, err := browser.Do(req)
+	if err != nil {
+		return page{}, fmt.Errorf("GET %s: %w", req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return page{StatusCode: resp.StatusCode, body: body}, err
 }
 
 func randomHex(n int) string {

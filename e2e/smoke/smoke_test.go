@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -168,5 +169,21 @@ func startDemo(t *testing.T) (string, *apptest.LogBuffer) {
 			t.Fatalf("the server was not ready in time:\n%s", log.String())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// Consent at Google itself takes a person: the run reports it as skipped,
+// with the steps that need the connection, instead of failing.
+func TestGoogleConsentSkippedAwayFromTheStandIn(t *testing.T) {
+	s, err := newSession(Options{BaseURL: "https://byoc.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.authURL = "https://accounts.google.com/o/oauth2/v2/auth?redirect_uri=https%3A%2F%2Fbyoc.example.com%2Fcb&state=x"
+	if err := s.googleConsent(t.Context()); !errors.Is(err, errSkipped) {
+		t.Fatalf("got %v, want a skip", err)
+	}
+	if err := s.ifGoogle(func(context.Context) error { return nil })(t.Context()); !errors.Is(err, errSkipped) {
+		t.Fatalf("a step needing Google ran without it: %v", err)
 	}
 }

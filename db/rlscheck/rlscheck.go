@@ -1,10 +1,12 @@
 // Package rlscheck verifies, against any PostgreSQL database, that row level
 // security protects BYOC's tables the way the migrations set it up: enabled
 // and forced on every table, exactly the expected policies (command, role,
-// USING and WITH CHECK), tenant roles that cannot bypass it and no privilege
-// that goes around it (TRUNCATE, TRIGGER).
+// USING and WITH CHECK), the tenant functions they call unchanged, tenant
+// roles that cannot bypass it and no privilege that goes around it
+// (TRUNCATE, TRIGGER).
 //
-// Expected is the one description of that expectation: `byoc check-rls`
+// Expected and ExpectedFunctions are the one description of that
+// expectation: `byoc check-rls`
 // holds a production database to it, and the catalog tests hold every
 // database migrated in CI to it.
 package rlscheck
@@ -108,6 +110,28 @@ var Expected = []Table{
 	{Name: "attempt_counts", Policies: []Policy{service("attempt_counts")}},
 }
 
+// Function is an expected SQL function of the tenant policies: every one
+// of them calls it, so its body decides isolation as much as the policies.
+// Body is the function's source as the migrations write it; whitespace
+// does not count.
+type Function struct {
+	Name string // schema-qualified, without arguments
+	Body string
+}
+
+// ExpectedFunctions are the functions the policies of Expected call
+// (migrations/00001_roles.sql).
+var ExpectedFunctions = []Function{
+	{Name: "auth.org_id", Body: `SELECT nullif(
+		coalesce(
+			nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'org_id',
+			nullif(current_setting('request.jwt.claims', true), '')::jsonb -> 'app_metadata' ->> 'org_id'
+		),
+		''
+	)::uuid`},
+	{Name: "auth.user_id", Body: `SELECT nullif(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', '')::uuid`},
+}
+
 // Querier runs a query: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -158,6 +182,9 @@ func Check(ctx context.Context, q Querier) (Report, error) {
 func CheckTables(ctx context.Context, q Querier, want []Table) (Report, error) {
 	var r Report
 	if err := checkRoles(ctx, q, &r); err != nil {
+		return r, err
+	}
+	if err := checkFunctions(ctx, q, &r); err != nil {
 		return r, err
 	}
 	tables, err := readTables(ctx, q)
@@ -237,6 +264,40 @@ func checkRoles(ctx context.Context, q Querier, r *Report) error {
 		}
 	}
 	return nil
+}
+
+// checkFunctions requires each of ExpectedFunctions, without arguments,
+// with its expected body.
+func checkFunctions(ctx context.Context, q Querier, r *Report) error {
+	for _, f := range ExpectedFunctions {
+		schema, name, _ := strings.Cut(f.Name, ".")
+		rows, err := q.Query(ctx, `
+			select p.prosrc from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+			where n.nspname = $1 and p.proname = $2 and p.pronargs = 0`, schema, name)
+		if err != nil {
+			return fmt.Errorf("rlscheck: read functions: %w", err)
+		}
+		src, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("rlscheck: read functions: %w", err)
+		}
+		switch {
+		case len(src) == 0:
+			r.problem("function %s() does not exist: the tenant policies call it", f.Name)
+		case strings.Join(strings.Fields(src[0]), " ") != strings.Join(strings.Fields(f.Body), " "):
+			r.problem("function %s() is not the migrations' definition: every tenant policy calls it (source now: %s)",
+				f.Name, clip(strings.Join(strings.Fields(src[0]), " ")))
+		}
+	}
+	return nil
+}
+
+// clip shortens a quoted SQL text.
+func clip(s string) string {
+	if len(s) > 160 {
+		return s[:160] + "..."
+	}
+	return s
 }
 
 type tableState struct{ enabled, forced, orgID bool }

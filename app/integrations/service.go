@@ -91,7 +91,8 @@ func VerifyWith[C app.Config](check func(context.Context, C) (app.Verification, 
 // What asked for a verification, as Metrics counts it.
 const (
 	// TriggerSave: a save checks new credentials before storing them
-	// (Google Calendar: its sign-in's answer, exchanged and checked).
+	// (Google Calendar: the grant its sign-in returns, exchanged and
+	// checked; a person declining consent is not counted).
 	TriggerSave = "save"
 	// TriggerTest: an admin's Test connection re-checks the stored ones.
 	TriggerTest = "test"

@@ -134,6 +134,7 @@ lint: generate ## go vet and a gofmt check
 .PHONY: test
 test: build ## Everything: lint, Go tests on a real PostgreSQL, fuzz smoke runs, browser tests
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory test-rules
 	@BYOC_PG_FAST=1 $(WITH_DB) $(MAKE) --no-print-directory test-go test-fuzz e2e-run
 
 .PHONY: test-go
@@ -151,6 +152,26 @@ test-fuzz: ## Run each fuzz target briefly (FUZZTIME, default 5s)
 			out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out" | tail -40; exit 1; }; \
 		done; \
 	done
+
+# Debian's prometheus package brings promtool. Its services are kept from
+# starting while it installs (policy-rc.d), and nothing here starts them.
+.PHONY: promtool
+promtool: ## Make sure promtool (Debian's prometheus package) is installed
+	@if ! command -v promtool >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's prometheus package for promtool..."; \
+			policy=/usr/sbin/policy-rc.d; \
+			if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy; trap "rm -f $$policy" EXIT; fi; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		else \
+			echo "promtool not found. Install it (sudo apt-get install --no-install-recommends prometheus)."; exit 1; \
+		fi; \
+	fi
+
+.PHONY: test-rules
+test-rules: promtool ## Check the Prometheus alert rules and run their unit tests
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 .PHONY: chromium
 chromium: ## Make sure a Chromium for the browser tests is installed

@@ -40,6 +40,7 @@ type DB struct {
 	Pool *pgxpool.Pool
 
 	locks lockPool // see WithOrgLock
+	trace *tracer  // counts statements per unit of work, and failures (see Errors)
 }
 
 // DefaultMaxConns is the pool size Open uses when neither Options.MaxConns
@@ -70,6 +71,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "byoc"
+	trace := &tracer{}
+	cfg.ConnConfig.Tracer = trace
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("db: connect: %w", err)
@@ -85,7 +88,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("db: connect: %w", err)
 	}
-	d := &DB{Pool: pool}
+	d := &DB{Pool: pool, trace: trace}
 	d.locks.init(lp)
 	return d, nil
 }

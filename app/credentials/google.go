@@ -101,16 +101,32 @@ func (s *Service) usable(cfg app.GoogleCalendarConfig, rejected string) bool {
 	return cfg.Expiry.IsZero() || s.now().Add(expiryMargin).Before(cfg.Expiry)
 }
 
-// refreshGoogle gets a new access token for the org and saves it.
+// refreshOutcome is how Metrics counts a refresh that ended with err.
+func refreshOutcome(err error) string {
+	switch app.ErrorCode(err) {
+	case "":
+		return RefreshOK
+	case app.EVerificationFailed:
+		return RefreshRefused
+	case app.EProviderUnavailable:
+		return RefreshUnavailable
+	}
+	return RefreshError
+}
+
+// refreshGoogle gets a new access token for the org and saves it. Each
+// call is one refresh for Metrics.
 func (s *Service) refreshGoogle(ctx context.Context, orgID string, cfg app.GoogleCalendarConfig) (string, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	if cfg.RefreshToken.IsZero() {
 		err := &app.Error{Code: app.EVerificationFailed, Reason: app.ReasonReconnect,
 			Message: "The stored Google authorization has no refresh token. Connect Google Calendar again."}
+		s.metrics.GoogleRefresh(RefreshRefused)
 		s.GoogleRefused(ctx, orgID, err)
 		return "", err
 	}
 	tok, err := s.google.Refresh(ctx, cfg.RefreshToken.Reveal(), now)
+	s.metrics.GoogleRefresh(refreshOutcome(err))
 	if err != nil {
 		if app.ErrorCode(err) == app.EVerificationFailed {
 			s.log.WarnContext(ctx, "google refused the stored authorization", "org_id", orgID, "reason", app.ErrorMessage(err))

@@ -68,7 +68,44 @@ type Options struct {
 	// service's Invalidate and Flush reach every cache of the group (the
 	// webhook routing's too). Nil: a group of the service's own.
 	Caches *orgcache.Group
+	// Metrics counts credential reads and Google token refreshes (nil:
+	// they are not counted).
+	Metrics Metrics
 }
+
+// Metrics counts what the service does; *metrics.Metrics implements it.
+type Metrics interface {
+	// CredentialRead counts one read of an org's decrypted credentials:
+	// hit when it was answered from memory.
+	CredentialRead(hit bool)
+	// GoogleRefresh counts one Google token refresh by outcome (one of
+	// RefreshOutcomes).
+	GoogleRefresh(outcome string)
+}
+
+// Outcomes of a Google token refresh, as Metrics counts them.
+const (
+	// RefreshOK: Google granted a new access token.
+	RefreshOK = "ok"
+	// RefreshRefused: Google refused the stored grant (invalid_grant), or
+	// none is stored to refresh with; the card asks to reconnect.
+	RefreshRefused = "refused"
+	// RefreshUnavailable: Google could not be reached, timed out or
+	// answered an error.
+	RefreshUnavailable = "unavailable"
+	// RefreshError: any other failure, such as Google refusing this
+	// server's own OAuth client.
+	RefreshError = "error"
+)
+
+// RefreshOutcomes lists every refresh outcome, in a fixed order.
+var RefreshOutcomes = []string{RefreshOK, RefreshRefused, RefreshUnavailable, RefreshError}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) CredentialRead(bool)  {}
+func (noMetrics) GoogleRefresh(string) {}
 
 // What Statuses shows for a row that cannot be opened, by why.
 const (
@@ -105,6 +142,7 @@ type Service struct {
 	google     TokenRefresher
 	locker     OrgLocker
 	refreshing *orgLocks
+	metrics    Metrics
 }
 
 // New returns a Service that keeps credentials in store, sealed by kr.
@@ -127,9 +165,13 @@ func New(store Store, kr *keyring.Keyring, opts Options) *Service {
 	if g == nil {
 		g = orgcache.NewGroup(orgcache.Options{})
 	}
+	m := opts.Metrics
+	if m == nil {
+		m = noMetrics{}
+	}
 	return &Service{store: store, kr: kr, log: log.With("component", "credentials"),
 		cache: newCacheLayer(g, opts.ConfigTTL, opts.StatusTTL), now: now,
-		google: opts.Google, locker: opts.Locker, refreshing: newOrgLocks()}
+		google: opts.Google, locker: opts.Locker, refreshing: newOrgLocks(), metrics: m}
 }
 
 // Save stores the connection c: c.Config sealed as the org's credentials for
@@ -201,15 +243,21 @@ func (s *Service) Get(ctx context.Context, orgID string, p app.Provider) (app.Co
 }
 
 // get is Get, from the cache only when cached is set (a caller that must
-// see what another instance wrote a moment ago reads the store).
-func (s *Service) get(ctx context.Context, orgID string, p app.Provider, cached bool) (app.Config, error) {
+// see what another instance wrote a moment ago reads the store). Each call
+// is a credential read: counted, and logged at debug level.
+func (s *Service) get(ctx context.Context, orgID string, p app.Provider, cached bool) (_ app.Config, err error) {
 	if _, err := app.Describe(p); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	key := configKey(orgID, p)
 	if v, ok := s.cache.getConfig(key); ok && cached {
+		s.metrics.CredentialRead(true)
+		logRead(ctx, s.log, orgID, p, true, start, nil)
 		return cloneConfig(v), nil
 	}
+	s.metrics.CredentialRead(false)
+	defer func() { logRead(ctx, s.log, orgID, p, false, start, err) }()
 	since := s.cache.g.Stamp()
 	_, cfg, err := s.load(ctx, orgID, p)
 	if err != nil {
@@ -217,6 +265,26 @@ func (s *Service) get(ctx context.Context, orgID string, p app.Provider, cached 
 	}
 	s.cache.putConfig(key, cfg, since)
 	return cloneConfig(cfg), nil
+}
+
+// logRead writes the debug line of one credential read: the org, the
+// provider, whether the cache answered, how long the read took and, when
+// it failed, the error's code. Never a secret; nothing is built when debug
+// lines are not logged.
+func logRead(ctx context.Context, log *slog.Logger, orgID string, p app.Provider, hit bool, start time.Time, err error) {
+	if !log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	cache := "miss"
+	if hit {
+		cache = "hit"
+	}
+	attrs := []slog.Attr{slog.String("org_id", orgID), slog.String("provider", string(p)), slog.String("cache", cache),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)}
+	if err != nil {
+		attrs = append(attrs, slog.String("code", app.ErrorCode(err)))
+	}
+	log.LogAttrs(ctx, slog.LevelDebug, "credential read", attrs...)
 }
 
 // load reads the org's row for p from the store and opens it; errors as
@@ -242,7 +310,9 @@ func (s *Service) load(ctx context.Context, orgID string, p app.Provider) (app.C
 
 // VapiWebhook returns what verifies the org's Vapi webhooks: the webhook
 // secret stored with its Vapi credentials and the row's HMAC-only setting,
-// read from the store (the webhook routing caches it). Errors as Get.
+// read from the store. The webhook routing caches it, and counts and logs
+// its reads as credential reads (a hit when its cache answers, a miss when
+// it calls this), so this does not. Errors as Get.
 func (s *Service) VapiWebhook(ctx context.Context, orgID string) (app.VapiWebhook, error) {
 	rec, cfg, err := s.load(ctx, orgID, app.Vapi)
 	if err != nil {

@@ -215,9 +215,11 @@ func (s *Service) callback(ctx context.Context, p app.Principal, sessionBinding 
 	}
 	tok, err := s.google.Exchange(ctx, q.Code, string(verifier), now)
 	if err != nil {
+		s.countVerification(app.GoogleCalendar, TriggerSave, app.Verification{}, err)
 		return "", err
 	}
 	cfg, err := s.grantConfig(tok)
+	s.countVerification(app.GoogleCalendar, TriggerSave, app.Verification{}, err)
 	if err == nil {
 		_, err = s.creds.Save(ctx, app.Connection{OrgID: p.OrgID, Config: cfg, VerifiedAt: now})
 	}

@@ -88,6 +88,78 @@ func VerifyWith[C app.Config](check func(context.Context, C) (app.Verification, 
 	})
 }
 
+// What asked for a verification, as Metrics counts it.
+const (
+	// TriggerSave: a save checks new credentials before storing them
+	// (Google Calendar: the grant its sign-in returns, exchanged and
+	// checked; a person declining consent is not counted).
+	TriggerSave = "save"
+	// TriggerTest: an admin's Test connection re-checks the stored ones.
+	TriggerTest = "test"
+	// TriggerScheduled: a periodic re-check of stored credentials. Nothing
+	// runs one yet; the value is defined so that dashboards and alerts can
+	// name it.
+	TriggerScheduled = "scheduled"
+)
+
+// Outcomes of a verification, as Metrics counts them.
+const (
+	// VerificationOK: the provider accepted the credentials.
+	VerificationOK = "ok"
+	// VerificationLimited: accepted, with limited scope (a Resend
+	// sending-only key, an ElevenLabs key without User: Read).
+	VerificationLimited = "limited"
+	// VerificationRefused: the provider refused them (EVerificationFailed).
+	VerificationRefused = "refused"
+	// VerificationUnavailable: the provider could not be asked (unreachable,
+	// timed out, answering errors, or refusing this server's own client).
+	VerificationUnavailable = "unavailable"
+)
+
+// Triggers and VerificationOutcomes list every trigger and outcome, in a
+// fixed order.
+var (
+	Triggers             = []string{TriggerSave, TriggerTest, TriggerScheduled}
+	VerificationOutcomes = []string{VerificationOK, VerificationLimited, VerificationRefused, VerificationUnavailable}
+)
+
+// Metrics counts verifications; *metrics.Metrics implements it.
+type Metrics interface {
+	// Verification counts one verification of provider's credentials.
+	Verification(provider app.Provider, trigger, outcome string)
+}
+
+// verificationOutcome is the outcome of a verification that answered v and
+// err, or false when err says that no provider was asked about the
+// credentials (our own failure, or a refusal before the call).
+func verificationOutcome(v app.Verification, err error) (string, bool) {
+	switch app.ErrorCode(err) {
+	case "":
+		if v.Limited {
+			return VerificationLimited, true
+		}
+		return VerificationOK, true
+	case app.EVerificationFailed:
+		return VerificationRefused, true
+	case app.EProviderUnavailable, app.EUnavailable:
+		return VerificationUnavailable, true
+	}
+	return "", false
+}
+
+// countVerification counts a verification of provider's credentials that
+// trigger asked for and that answered v and err.
+func (s *Service) countVerification(provider app.Provider, trigger string, v app.Verification, err error) {
+	if outcome, ok := verificationOutcome(v, err); ok {
+		s.metrics.Verification(provider, trigger, outcome)
+	}
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) Verification(app.Provider, string, string) {}
+
 // AuditStore appends to the org's audit log; *db.DB implements it.
 type AuditStore interface {
 	AppendAudit(ctx context.Context, e app.AuditEntry) error
@@ -128,6 +200,9 @@ type Options struct {
 	// DefaultPhoneRegion is the region phone numbers without a country code
 	// are read in (default "US").
 	DefaultPhoneRegion string
+	// Metrics counts every verification by provider, trigger and outcome
+	// (nil: none are counted).
+	Metrics Metrics
 }
 
 // SaveResult is the outcome of a successful save.
@@ -175,6 +250,7 @@ type Service struct {
 	phoneRegion string
 	now         func() time.Time
 	log         *slog.Logger
+	metrics     Metrics
 }
 
 // New returns a Service. It panics when a required field of deps is nil, or
@@ -208,6 +284,10 @@ func New(deps Deps, opts Options) *Service {
 		phoneRegion: opts.DefaultPhoneRegion,
 		now:         opts.Now,
 		log:         opts.Logger,
+		metrics:     opts.Metrics,
+	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
 	}
 	if s.phoneRegion == "" {
 		s.phoneRegion = "US"
@@ -273,6 +353,7 @@ func (s *Service) Save(ctx context.Context, p app.Principal, provider app.Provid
 	var res SaveResult
 	err = s.mutate(ctx, p, ActionSave, provider, invalid, func(ctx context.Context, now time.Time) (string, error) {
 		v, err := s.verifiers[provider].Verify(ctx, p.OrgID, cfg)
+		s.countVerification(provider, TriggerSave, v, err)
 		if err != nil {
 			return "", err
 		}
@@ -317,6 +398,7 @@ func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Prov
 			return "", err
 		}
 		v, err := s.verifiers[provider].Verify(ctx, p.OrgID, cfg)
+		s.countVerification(provider, TriggerTest, v, err)
 		switch app.ErrorCode(err) {
 		case "":
 		case app.EVerificationFailed:

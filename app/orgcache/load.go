@@ -38,14 +38,22 @@ type flight[V any] struct {
 // Load returns fill's error (nothing is stored), ErrBusy, or ctx's error
 // when ctx ends first (the fill goes on, and stores its entry).
 func (c *Cache[K, V]) Load(ctx context.Context, key K, fill func(context.Context, K) (Entry[V], error)) (V, bool, error) {
+	v, ok, _, err := c.LoadHit(ctx, key, fill)
+	return v, ok, err
+}
+
+// LoadHit is Load that also reports whether the lookup counted as a hit in
+// Stats: the cache held the entry when asked. A miss was answered by a
+// fill (its own or one it shared), or by the entry a fill stored just then.
+func (c *Cache[K, V]) LoadHit(ctx context.Context, key K, fill func(context.Context, K) (Entry[V], error)) (V, bool, bool, error) {
 	sh := c.shard(key)
 	v, ok, hit := c.lookup(sh, key)
 	sh.count(hit)
 	if hit {
-		return v, ok, nil
+		return v, ok, true, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return v, false, err
+		return v, false, false, err
 	}
 	s := c.g.Stamp()
 	sh.fmu.Lock()
@@ -55,7 +63,7 @@ func (c *Cache[K, V]) Load(ctx context.Context, key K, fill func(context.Context
 		// and now: it leaves flights only after storing.
 		if v, ok, hit := c.lookup(sh, key); hit {
 			sh.fmu.Unlock()
-			return v, ok, nil
+			return v, ok, false, nil
 		}
 		f = &flight[V]{stamp: s, done: make(chan struct{})}
 		if sh.flights == nil {
@@ -67,9 +75,9 @@ func (c *Cache[K, V]) Load(ctx context.Context, key K, fill func(context.Context
 	sh.fmu.Unlock()
 	select {
 	case <-f.done:
-		return f.value, f.ok, f.err
+		return f.value, f.ok, false, f.err
 	case <-ctx.Done():
-		return *new(V), false, ctx.Err()
+		return *new(V), false, false, ctx.Err()
 	}
 }
 

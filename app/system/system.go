@@ -19,6 +19,7 @@ import (
 	"byoc/app/credentials"
 	"byoc/app/integrations"
 	"byoc/app/keyring"
+	"byoc/app/metrics"
 	"byoc/app/orgcache"
 	"byoc/app/providers/elevenlabs"
 	"byoc/app/providers/google"
@@ -106,12 +107,28 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Timeout:         cfg.ProviderTimeout,
 		HTTPClient:      ghc,
 	})
+	// The services record into one set of metrics, in the registry the
+	// web server serves at /metrics.
+	reg := opts.Web.Registry
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
+	m, err := metrics.New(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := metrics.RegisterDatabase(reg, func() (uint64, uint64) {
+		e := database.Errors()
+		return e.Statement, e.Connect
+	}); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	// One cache group behind the credential service and the webhook
 	// routing: a credential change, made here or announced by another
 	// instance, reaches every cache through the credential service.
 	caches := webhooks.NewCacheGroup(webhooks.Options{})
 	creds := credentials.New(database, kr, credentials.Options{
-		Logger: log, Now: opts.Now, Google: oauth, Locker: database, Caches: caches,
+		Logger: log, Now: opts.Now, Google: oauth, Locker: database, Caches: caches, Metrics: m,
 	})
 	calendar := google.NewCalendar(oauth, creds, log)
 	twilioClient := twilio.New(cfg.URLs.Twilio, hc, cfg.ProviderTimeout)
@@ -124,7 +141,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Twilio:      twilioClient,
 		Calendar:    calendar,
 	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log, Now: opts.Now,
-		Caches: caches})
+		Caches: caches, Metrics: m})
 
 	var audit integrations.AuditStore = database
 	if opts.Audit != nil {
@@ -146,7 +163,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Google:     oauth,
 		States:     database,
 		Sealer:     kr,
-	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now})
+	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now, Metrics: m})
 
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
 	if err != nil {
@@ -159,6 +176,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 
 	wo := opts.Web
+	wo.Registry = reg
 	wo.Production = cfg.Production()
 	wo.SessionSecret = []byte(cfg.SessionSecret.Reveal())
 	wo.Logger = log

@@ -9,11 +9,20 @@ import (
 )
 
 // httpMetrics counts requests and times them by method, declared route and
-// status.
+// status, and counts the database statements each request sent, by route.
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	queries  *prometheus.HistogramVec
+	// queriesByRoute holds the queries histogram of every declared route.
+	// It is filled once before the server serves (byRoute) and only read
+	// afterwards, so requests look their route up without a lock.
+	queriesByRoute map[string]prometheus.Observer
 }
+
+// queryBuckets are the upper bounds of the statements-per-request
+// histogram. The first is 0: a warm webhook sends none.
+var queryBuckets = []float64{0, 1, 2, 4, 6, 8, 12, 16, 24, 32, 64}
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	m := &httpMetrics{
@@ -26,8 +35,14 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:    "HTTP request latency by method, declared route and status code.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method", "route", "status"}),
+		queries: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "byoc_db_queries_per_request",
+			Help: "Database statements a request sent (transaction control and a tenant transaction's role switch " +
+				"included), by declared route.",
+			Buckets: queryBuckets,
+		}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.queries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -42,6 +57,25 @@ func (m *httpMetrics) observe(method, route string, status int, elapsed time.Dur
 	method = methodLabel(method)
 	m.requests.WithLabelValues(method, route, code).Inc()
 	m.duration.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
+}
+
+// byRoute makes the queries histogram of each route, and of "unmatched".
+// It must run before the server serves: observeQueries reads the map
+// without a lock.
+func (m *httpMetrics) byRoute(routes []string) {
+	m.queriesByRoute = make(map[string]prometheus.Observer, len(routes)+1)
+	for _, r := range append(routes, "unmatched") {
+		m.queriesByRoute[r] = m.queries.WithLabelValues(r)
+	}
+}
+
+// observeQueries records how many statements one request of route sent.
+func (m *httpMetrics) observeQueries(route string, n int64) {
+	o, ok := m.queriesByRoute[route]
+	if !ok {
+		o = m.queries.WithLabelValues(route)
+	}
+	o.Observe(float64(n))
 }
 
 // methodLabel returns the method as a label value: a constant for the
@@ -67,9 +101,8 @@ type statsCollector struct {
 	creds CredentialCache
 	hooks Webhooks
 
-	hits, misses, items    *prometheus.Desc
-	webhooks, storeCalls   *prometheus.Desc
-	latency, latencyWindow *prometheus.Desc
+	hits, misses, items  *prometheus.Desc
+	webhooks, storeCalls *prometheus.Desc
 }
 
 // Names of the caches in the cache label.
@@ -97,17 +130,12 @@ func newStatsCollector(creds CredentialCache, hooks Webhooks) *statsCollector {
 			[]string{"outcome"}, nil),
 		storeCalls: prometheus.NewDesc("byoc_webhook_store_calls_total",
 			"Calls of the webhook handler into database-backed stores (cache misses, event recording, last-used updates).", nil, nil),
-		latency: prometheus.NewDesc("byoc_webhook_verify_latency_seconds",
-			"Resolution plus signature verification time of the most recent webhooks, by quantile (absent before the first webhook).",
-			[]string{"quantile"}, nil),
-		latencyWindow: prometheus.NewDesc("byoc_webhook_verify_latency_samples",
-			"How many recent webhooks byoc_webhook_verify_latency_seconds summarizes.", nil, nil),
 	}
 }
 
 // Describe sends the descriptions of every metric Collect sends.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.items, c.webhooks, c.storeCalls, c.latency, c.latencyWindow} {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.items, c.webhooks, c.storeCalls} {
 		ch <- d
 	}
 }
@@ -132,13 +160,4 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.webhooks, prometheus.CounterValue, float64(n), outcome)
 	}
 	ch <- prometheus.MustNewConstMetric(c.storeCalls, prometheus.CounterValue, float64(ws.StoreCalls))
-	ch <- prometheus.MustNewConstMetric(c.latencyWindow, prometheus.GaugeValue, float64(ws.Latency.Samples))
-	if ws.Latency.Samples > 0 {
-		for _, q := range []struct {
-			label string
-			value time.Duration
-		}{{"0.5", ws.Latency.P50}, {"0.9", ws.Latency.P90}, {"0.99", ws.Latency.P99}} {
-			ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, q.value.Seconds(), q.label)
-		}
-	}
 }

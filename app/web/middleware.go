@@ -26,8 +26,9 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // observe is the outermost middleware. It gives the request an id (echoed
 // in X-Request-ID) and a context with a deadline, runs the rest of the
 // chain, hands any error to the error handler, then writes the access log
-// line and the metrics. The log never contains bodies, cookies, the query
-// string or the Authorization header.
+// line and the metrics (among them the database statements the request
+// sent, counted through its context). The log never contains bodies,
+// cookies, the query string or the Authorization header.
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
 	id := requestID(c.Get(fiber.HeaderXRequestID))
@@ -36,6 +37,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
+	ctx, queries := app.WithQueryCount(ctx)
 	c.SetUserContext(ctx)
 
 	err := c.Next()
@@ -50,6 +52,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	elapsed := time.Since(start)
 	s.metrics.observe(c.Method(), route, status, elapsed)
+	s.metrics.observeQueries(route, queries.Load())
 
 	level := slog.LevelInfo
 	if route == paths.Healthz || route == paths.Readyz || route == paths.Metrics || route == paths.StaticRoute {

@@ -23,13 +23,13 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/valyala/fasthttp"
 
 	"byoc/app"
 	"byoc/app/attempts"
 	"byoc/app/auth"
 	"byoc/app/integrations"
+	"byoc/app/metrics"
 	"byoc/static"
 )
 
@@ -65,7 +65,8 @@ type Options struct {
 	BodyLimit int
 	// SessionTTL is the absolute lifetime of a sign-in (0: DefaultSessionTTL).
 	SessionTTL time.Duration
-	// Registry receives the HTTP metrics and is served at /metrics. Nil: a
+	// Registry receives the HTTP metrics and is served at /metrics (the
+	// composition root registers the services' metrics in it too). Nil: a
 	// private registry with the Go and process collectors.
 	Registry *prometheus.Registry
 	// Sandbox says the providers are local stand-ins (demo mode): the
@@ -213,8 +214,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	reg := opts.Registry
 	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = metrics.NewRegistry()
 	}
 	metrics, err := newHTTPMetrics(reg)
 	if err != nil {
@@ -268,6 +268,11 @@ func New(opts Options, deps Deps) (*Server, error) {
 	s.app = fiber.New(cfg)
 	s.keepPathOfUnreadRequests()
 	s.routes()
+	routes := make([]string, 0, 64)
+	for _, r := range s.app.GetRoutes() {
+		routes = append(routes, r.Path)
+	}
+	s.metrics.byRoute(routes)
 	return s, nil
 }
 

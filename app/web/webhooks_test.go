@@ -229,9 +229,18 @@ func TestOperatorRoutes(t *testing.T) {
 	})
 	t.Run("webhook stats", func(t *testing.T) {
 		res := ops(http.MethodGet, "/api/debug/webhook-stats", nil, opsToken)
-		outcomes := envelopeData(t, res)["outcomes"].(map[string]any)
+		data := envelopeData(t, res)
+		outcomes := data["outcomes"].(map[string]any)
 		if outcomes["verified"] != 3.0 || outcomes["invalid_signature"] != 1.0 {
 			t.Fatalf("outcomes %v", outcomes)
+		}
+		// The percentiles of the recent webhooks' verification time.
+		lat, _ := data["latency"].(map[string]any)
+		p50, _ := lat["p50Ms"].(float64)
+		p90, _ := lat["p90Ms"].(float64)
+		p99, _ := lat["p99Ms"].(float64)
+		if lat["samples"] != 4.0 || p50 <= 0 || p50 > p90 || p90 > p99 {
+			t.Errorf("latency %v", lat)
 		}
 	})
 	t.Run("cache stats", func(t *testing.T) {

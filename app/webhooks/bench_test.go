@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"byoc/app/metrics"
 	"byoc/app/webhooks"
 )
 
@@ -26,8 +29,15 @@ func body2KiB(b *testing.B, assistantID string) []byte {
 	return body
 }
 
+// quietEnv is an env without logging and with the metrics the server
+// records into, as in production.
 func quietEnv(b *testing.B, opts ...func(*envConfig)) *env {
-	return newEnv(b, append([]func(*envConfig){withOptions(webhooks.Options{Logger: slog.New(slog.DiscardHandler)})}, opts...)...)
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return newEnv(b, append([]func(*envConfig){withOptions(webhooks.Options{Logger: slog.New(slog.DiscardHandler), Metrics: m})},
+		opts...)...)
 }
 
 // BenchmarkWarmPath measures Handle on a warm instance (mapping and secret

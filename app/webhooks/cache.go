@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -131,8 +132,20 @@ func (h *Handler) lookupMapping(ctx context.Context, assistantID string) (orgcac
 // is cached for SecretTTL ("unreadable" for NegativeTTL), owned by the
 // org's Vapi credentials, so a change of the secret or of the HMAC-only
 // setting drops it.
+//
+// Each call is a credential read: counted in Options.Metrics and logged at
+// debug level (the org, whether the cache answered, how long it took).
 func (h *Handler) secret(ctx context.Context, orgID string) (key secretKey, hmacOnly bool, err error) {
-	e, _, err := h.caches.secrets.Load(ctx, orgID, h.caches.fillSecret)
+	var start time.Time
+	debug := h.log.Enabled(ctx, slog.LevelDebug)
+	if debug {
+		start = time.Now()
+	}
+	e, _, hit, err := h.caches.secrets.LoadHit(ctx, orgID, h.caches.fillSecret)
+	h.opts.Metrics.CredentialRead(hit)
+	if debug {
+		h.logRead(ctx, orgID, hit, start, err)
+	}
 	if err != nil {
 		return secretKey{}, false, fmt.Errorf("webhook secret: %w", err)
 	}
@@ -143,6 +156,21 @@ func (h *Handler) secret(ctx context.Context, orgID string) (key secretKey, hmac
 		return e.key, e.hmacOnly, nil
 	}
 	return h.defaultKey, e.hmacOnly, nil
+}
+
+// logRead writes the debug line of one webhook secret read, as the
+// credential service writes it for its reads. Never the secret.
+func (h *Handler) logRead(ctx context.Context, orgID string, hit bool, start time.Time, err error) {
+	cache := "miss"
+	if hit {
+		cache = "hit"
+	}
+	attrs := []slog.Attr{slog.String("org_id", orgID), slog.String("provider", string(app.Vapi)),
+		slog.String("cache", cache), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)}
+	if err != nil {
+		attrs = append(attrs, slog.String("code", app.ErrorCode(err)))
+	}
+	h.log.LogAttrs(ctx, slog.LevelDebug, "credential read", attrs...)
 }
 
 // lookupSecret reads the org's webhook secret and HMAC-only setting from

@@ -110,6 +110,13 @@ func (s *stats) observe(d time.Duration) {
 	s.mu.Unlock()
 }
 
+// observeVerify records how long one resolution plus signature check took:
+// in Stats' window and in Options.Metrics.
+func (h *Handler) observeVerify(d time.Duration) {
+	h.stats.observe(d)
+	h.opts.Metrics.WebhookVerified(d)
+}
+
 // Stats returns the outcome counts, the latency percentiles and the store
 // call count.
 func (h *Handler) Stats() Stats {

@@ -355,9 +355,25 @@ func TestLogsCarryNoSecretsOrPersonalData(t *testing.T) {
 		e.handle(def, b)
 	}
 	logs := e.logs.String()
-	lines := strings.Split(strings.TrimSpace(logs), "\n")
-	if len(lines) != 4*len(bodies) {
-		t.Errorf("%d log lines for %d webhooks, want one each", len(lines), 4*len(bodies))
+	var hooks, reads, other int
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		switch {
+		case strings.Contains(l, `"msg":"vapi webhook"`):
+			hooks++
+		case strings.Contains(l, `"msg":"credential read"`) && strings.Contains(l, `"level":"DEBUG"`) &&
+			strings.Contains(l, `"org_id":"`+o.id+`"`) && strings.Contains(l, `"provider":"vapi"`):
+			reads++
+		default:
+			other++
+		}
+	}
+	if hooks != 4*len(bodies) || other != 0 {
+		t.Errorf("%d webhook log lines (and %d others) for %d webhooks, want one each", hooks, other, 4*len(bodies))
+	}
+	// Every webhook reads its org's secret: the first from the store, the
+	// others from the cache, each with a debug line.
+	if reads != 4*len(bodies) || !strings.Contains(logs, `"cache":"miss"`) || !strings.Contains(logs, `"cache":"hit"`) {
+		t.Errorf("%d credential read lines for %d webhooks, want one each, hits and a miss", reads, 4*len(bodies))
 	}
 	for _, s := range append(personal, o.secret, def, orgTwilio.AuthToken.Reveal()) {
 		if strings.Contains(logs, s) {

@@ -157,7 +157,30 @@ type Options struct {
 	// LatencySamples is how many recent latencies Stats summarizes
 	// (default 4096).
 	LatencySamples int
+	// Metrics receives the duration of every resolution plus signature
+	// check and counts the reads of webhook secrets (nil: only Stats
+	// counts them).
+	Metrics Metrics
 }
+
+// Metrics is what the handler measures besides Stats; *metrics.Metrics
+// implements it. Both methods are called on the warm path and must not
+// block.
+type Metrics interface {
+	// WebhookVerified observes how long one webhook's org resolution and
+	// signature check took (as Stats' latencies).
+	WebhookVerified(d time.Duration)
+	// CredentialRead counts one read of an org's webhook secret, a
+	// credential: hit when the cache answered, a miss when the credential
+	// service was asked.
+	CredentialRead(hit bool)
+}
+
+// noMetrics records nothing.
+type noMetrics struct{}
+
+func (noMetrics) WebhookVerified(time.Duration) {}
+func (noMetrics) CredentialRead(bool)           {}
 
 func (o Options) withDefaults() Options {
 	def := func(d *time.Duration, v time.Duration) {
@@ -195,6 +218,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
 	}
 	return o
 }
@@ -346,7 +372,7 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 	begin := time.Now()
 	orgID, err := h.resolve(ctx, msg.AssistantID)
 	if errors.Is(err, errUnknownAssistant) {
-		h.stats.observe(time.Since(begin))
+		h.observeVerify(time.Since(begin))
 		return respUnknownAssistant, OutcomeUnknownAssistant
 	}
 	if err != nil {
@@ -360,7 +386,7 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 		return respUnavailable, OutcomeError
 	}
 	v := verify(r.Header, r.Body, key, hmacOnly, r.ReceivedAt, h.opts.Tolerance)
-	h.stats.observe(time.Since(begin))
+	h.observeVerify(time.Since(begin))
 	if !v.ok {
 		t.failedCheck = v.failure
 		if v.stale {

@@ -110,8 +110,9 @@ func (d *DB) LegacyOrgIDs(ctx context.Context) ([]string, []string, error) {
 }
 
 // LegacyRows returns the rows of the old platform's tables whose org id (as
-// text, "" for NULL) is one of orgIDs; an agent without a role column or
-// value has Role "".
+// text, "" for NULL) is one of orgIDs, and the agents of other orgs that
+// name one of their assistants (in any letter case); an agent without a
+// role column or value has Role "".
 func (d *DB) LegacyRows(ctx context.Context, orgIDs []string) ([]app.LegacyIntegration, []app.LegacyAgent, error) {
 	var ints []app.LegacyIntegration
 	var agents []app.LegacyAgent
@@ -142,6 +143,8 @@ func (d *DB) LegacyRows(ctx context.Context, orgIDs []string) ([]app.LegacyInteg
 			rows, err := tx.Query(ctx, `
 				select coalesce(org_id::text, ''), coalesce(vapi_assistant_id::text, ''), `+role+`
 				from agents where coalesce(org_id::text, '') = any($1::text[])
+					or lower(vapi_assistant_id::text) in (select lower(vapi_assistant_id::text) from agents
+						where coalesce(org_id::text, '') = any($1::text[]))
 				order by 1, 2`, orgIDs)
 			if err != nil {
 				return err

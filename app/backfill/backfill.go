@@ -38,7 +38,8 @@ type Source interface {
 	// ids (as text, "" for NULL) of their rows, in order.
 	LegacyOrgIDs(ctx context.Context) (tables []string, orgIDs []string, err error)
 	// LegacyRows returns every row of the legacy tables whose org id is one
-	// of orgIDs.
+	// of orgIDs, and the agents of other orgs that name one of their
+	// assistants (so an assistant given to two orgs is seen as such).
 	LegacyRows(ctx context.Context, orgIDs []string) ([]app.LegacyIntegration, []app.LegacyAgent, error)
 }
 
@@ -321,12 +322,20 @@ func (r *run) batch(ctx context.Context, ids []string) error {
 			clear(c.canon)
 		}
 	}()
-	agentRows := make([]*agentRow, len(agents))
+	inBatch := map[string]bool{}
+	for _, id := range ids {
+		inBatch[id] = true
+	}
+	all := make([]*agentRow, len(agents))
+	var agentRows []*agentRow // the batch's own; the others only tell of their assistants
 	for i, a := range agents {
-		agentRows[i] = parseAgent(a)
+		all[i] = parseAgent(a)
+		if inBatch[a.OrgID] {
+			agentRows = append(agentRows, all[i])
+		}
 	}
 	dedupeCredentials(creds)
-	dedupeAgents(agentRows)
+	dedupeAgents(all)
 
 	// What BYOC holds for the orgs and assistants still in play.
 	orgSet, idSet := map[string]bool{}, map[string]bool{}

@@ -659,4 +659,3 @@ func TestBackfillNeedsItsKeys(t *testing.T) {
 		t.Fatal("a run without a keyring")
 	}
 }
-

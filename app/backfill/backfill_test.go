@@ -659,3 +659,6 @@ func TestBackfillNeedsItsKeys(t *testing.T) {
 		t.Fatal("a run without a keyring")
 	}
 }
+
+// newOrg adds an org to BYOC's database.
+func (l *legacy) newOrg(name string) string { return dbtest.SeedOrg(l.t, name) }

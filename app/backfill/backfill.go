@@ -238,7 +238,6 @@ func Run(ctx context.Context, src Source, dst Target, opts Options) (Report, err
 	r := &run{src: src, dst: dst, opts: opts, log: opts.Logger.With("component", "backfill"),
 		rep: Report{DryRun: opts.DryRun, Integrations: newTally(), Agents: newTally()}}
 	start := time.Now()
-	defer func() { r.rep.Elapsed = time.Since(start) }()
 	tables, ids, err := src.LegacyOrgIDs(ctx)
 	if err != nil {
 		return r.rep, fmt.Errorf("backfill: read the legacy tables: %w", err)

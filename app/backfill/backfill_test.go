@@ -49,7 +49,7 @@ func byocKeyring(t testing.TB) *keyring.Keyring {
 // in the test database, read through src (whose search path finds them
 // first, as an operator's would find public.integrations).
 type legacy struct {
-	t      *testing.T
+	t      testing.TB
 	d      *db.DB // where the rows are written
 	schema string
 	src    *db.DB
@@ -57,7 +57,7 @@ type legacy struct {
 
 // newLegacy makes empty legacy tables; withRole gives agents its optional
 // role column.
-func newLegacy(t *testing.T, withRole bool) *legacy {
+func newLegacy(t testing.TB, withRole bool) *legacy {
 	t.Helper()
 	d := dbtest.DB(t)
 	var b [4]byte
@@ -125,12 +125,12 @@ func newID(t testing.TB) string {
 
 // opts are the options of a run with the test keys, small batches and its
 // log in logs.
-func opts(t *testing.T, logs *apptest.LogBuffer) backfill.Options {
+func opts(t testing.TB, logs *apptest.LogBuffer) backfill.Options {
 	return backfill.Options{Legacy: legacyKey(t), Keyring: byocKeyring(t), BatchSize: 2,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }
 
-func mustRun(t *testing.T, src backfill.Source, dst backfill.Target, o backfill.Options) backfill.Report {
+func mustRun(t testing.TB, src backfill.Source, dst backfill.Target, o backfill.Options) backfill.Report {
 	t.Helper()
 	rep, err := backfill.Run(context.Background(), src, dst, o)
 	if err != nil {
@@ -195,7 +195,7 @@ func snapshot(t *testing.T, d *db.DB, orgs []string) string {
 // notifications subscribes to the cache channel and returns a function
 // that collects what was announced meanwhile (waiting briefly for
 // stragglers).
-func notifications(t *testing.T) func() []string {
+func notifications(t testing.TB) func() []string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbtest.URL(t))

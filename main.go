@@ -239,7 +239,7 @@ func backfillLegacy(args []string) error {
 		return err
 	}
 	defer database.Close()
-	if err := database.MigrateUp(ctx, log); err != nil {
+	if err := backfillSchema(ctx, database, *dryRun, log); err != nil {
 		return err
 	}
 	source := database
@@ -267,6 +267,24 @@ func backfillLegacy(args []string) error {
 	}
 	if n := rep.Failed(); n > 0 {
 		return fmt.Errorf("backfill-legacy: %d rows failed (listed above); fix them and run it again", n)
+	}
+	return nil
+}
+
+// backfillSchema brings BYOC's schema up to date before a backfill; a dry
+// run changes nothing, so it only checks that nothing is pending.
+func backfillSchema(ctx context.Context, database *db.DB, dryRun bool, log *slog.Logger) error {
+	if !dryRun {
+		return database.MigrateUp(ctx, log)
+	}
+	st, err := database.MigrationStatuses(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range st {
+		if !m.Applied {
+			return errors.New("backfill-legacy: the database has pending migrations; a dry run changes nothing, so run `byoc migrate up` first")
+		}
 	}
 	return nil
 }

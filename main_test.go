@@ -141,6 +141,10 @@ func TestBackfillLegacyCommand(t *testing.T) {
 	t.Setenv("APP_ENV", "development")
 	t.Setenv("LOG_LEVEL", "error")
 	t.Setenv("LEGACY_ENCRYPTION_KEY", legacyKey)
+	// A dry run changes nothing, not even the schema.
+	if err := run1(t, "backfill-legacy", "--dry-run"); err == nil || !strings.Contains(err.Error(), "pending migrations") {
+		t.Fatalf("a dry run on an unmigrated database: %v", err)
+	}
 	if err := run1(t, "migrate", "up"); err != nil {
 		t.Fatal(err)
 	}

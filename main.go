@@ -266,7 +266,7 @@ func backfillLegacy(args []string) error {
 		return err
 	}
 	if n := rep.Failed(); n > 0 {
-		return fmt.Errorf("backfill-legacy: %d rows failed (listed above); fix them and run it again", n)
+		return fmt.Errorf("backfill-legacy: failed rows: %d (listed above); fix them and run it again", n)
 	}
 	return nil
 }

@@ -195,7 +195,7 @@ func TestBackfillLegacyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = captureStdout(t, func() error { return run1(t, "backfill-legacy") })
-	if err == nil || !strings.Contains(err.Error(), "1 rows failed") || !strings.Contains(out, "not a Vapi assistant id") {
+	if err == nil || !strings.Contains(err.Error(), "failed rows: 1") || !strings.Contains(out, "not a Vapi assistant id") {
 		t.Fatalf("a failed row: %v\n%s", err, out)
 	}
 

@@ -16,6 +16,9 @@
 //	byoc seed [-orgs N]           add N orgs with Vapi credentials and an
 //	                              assistant each, for benchmarks, and write
 //	                              $DATA_DIR/seed-targets.csv (development only)
+//	byoc backfill-legacy [--from DATABASE_URL] [--dry-run] [--verify]
+//	                              bring orgs over from the old platform's
+//	                              integrations and agents tables
 //
 // Configuration comes from the environment and an optional .env.local file;
 // see the README for every variable. main is the only place that knows every
@@ -38,6 +41,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/backfill"
 	"byoc/app/config"
 	"byoc/app/credentials"
 	"byoc/app/keyring"
@@ -73,8 +77,11 @@ func run(args []string) error {
 		return seedOrgs(args)
 	case "check-rls":
 		return checkRLS(args)
+	case "backfill-legacy":
+		return backfillLegacy(args)
 	case "help", "-h", "--help":
-		fmt.Println("usage: byoc [serve] | byoc demo | byoc migrate [up|down|status] | byoc rotate-keys | byoc check-rls | byoc seed [-orgs N]")
+		fmt.Println("usage: byoc [serve] | byoc demo | byoc migrate [up|down|status] | byoc rotate-keys | byoc check-rls | " +
+			"byoc seed [-orgs N] | byoc backfill-legacy [--from DATABASE_URL] [--dry-run] [--verify] [--batch N]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: byoc help)", cmd)
@@ -236,6 +243,86 @@ func seedOrgs(args []string) error {
 		return err
 	}
 	fmt.Println("seed:", rep)
+	return nil
+}
+
+// backfillLegacy brings orgs over from the old platform's tables (see
+// package app/backfill), read from DATABASE_URL or --from, and prints what
+// it did. Rows that failed make it exit non-zero, after the report.
+func backfillLegacy(args []string) error {
+	fs := flag.NewFlagSet("backfill-legacy", flag.ContinueOnError)
+	from := fs.String("from", "", "the old platform's database URL (default: DATABASE_URL)")
+	dryRun := fs.Bool("dry-run", false, "report what would be done; write nothing")
+	verify := fs.Bool("verify", false, "ask each provider to accept the credentials before bringing them over")
+	batch := fs.Int("batch", backfill.DefaultBatchSize, "orgs per transaction")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("backfill-legacy: unexpected argument %q (see byoc help)", fs.Arg(0))
+	}
+	cfg, log, err := setup()
+	if err != nil {
+		return err
+	}
+	legacyKey, err := backfill.ParseLegacyKey(cfg.LegacyEncryptionKey.Reveal())
+	if err != nil {
+		return fmt.Errorf("LEGACY_ENCRYPTION_KEY: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	database, err := db.Open(ctx, cfg.DatabaseURL.Reveal(), db.Options{MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer database.Close()
+	if err := backfillSchema(ctx, database, *dryRun, log); err != nil {
+		return err
+	}
+	source := database
+	if *from != "" {
+		if source, err = db.Open(ctx, *from, db.Options{MaxConns: 2}); err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		defer source.Close()
+	}
+	sys, err := system.Build(cfg, database, system.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	opts := backfill.Options{Legacy: legacyKey, Keyring: sys.Keyring, DryRun: *dryRun, Verify: *verify,
+		BatchSize: *batch, Logger: log, Verifiers: map[app.Provider]backfill.Verifier{}}
+	for p, v := range sys.Verifiers {
+		opts.Verifiers[p] = v
+	}
+	// A legacy grant is not stored yet: Google checks its refresh token.
+	opts.Verifiers[app.GoogleCalendar] = backfill.GoogleGrant(sys.GoogleOAuth)
+	rep, err := backfill.Run(ctx, source, database, opts)
+	fmt.Print(rep)
+	if err != nil {
+		return err
+	}
+	if n := rep.Failed(); n > 0 {
+		return fmt.Errorf("backfill-legacy: failed rows: %d (listed above); fix them and run it again", n)
+	}
+	return nil
+}
+
+// backfillSchema brings BYOC's schema up to date before a backfill; a dry
+// run changes nothing, so it only checks that nothing is pending.
+func backfillSchema(ctx context.Context, database *db.DB, dryRun bool, log *slog.Logger) error {
+	if !dryRun {
+		return database.MigrateUp(ctx, log)
+	}
+	st, err := database.MigrationStatuses(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range st {
+		if !m.Applied {
+			return errors.New("backfill-legacy: the database has pending migrations; a dry run changes nothing, so run `byoc migrate up` first")
+		}
+	}
 	return nil
 }
 

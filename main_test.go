@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -152,23 +156,7 @@ func TestCheckRLSCommand(t *testing.T) {
 // stdoutOf runs one command as run1 does and returns what it printed.
 func stdoutOf(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	saved := os.Stdout
-	os.Stdout = w
-	done := make(chan string)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- string(b)
-	}()
-	runErr := run1(t, args...)
-	os.Stdout = saved
-	w.Close()
-	out := <-done
-	r.Close()
-	return out, runErr
+	return captureStdout(t, func() error { return run1(t, args...) })
 }
 
 func TestRotateKeysFailsOnUndecryptableRows(t *testing.T) {
@@ -210,5 +198,127 @@ func TestRotateKeysFailsOnUndecryptableRows(t *testing.T) {
 	err = run1(t, "rotate-keys")
 	if err == nil || !strings.Contains(err.Error(), "1 row(s) cannot be decrypted") {
 		t.Fatalf("got %v, want the undecryptable row reported as a failure", err)
+	}
+}
+
+// captureStdout runs fn and returns what it printed.
+func captureStdout(t *testing.T, fn func() error) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	err = fn()
+	os.Stdout = old
+	w.Close()
+	return <-done, err
+}
+
+// sealLegacy writes plaintext as the old platform's service did:
+// hex(iv):hex(tag):hex(ciphertext), AES-256-GCM with a 12-byte IV.
+func sealLegacy(t *testing.T, keyHex, plaintext string) string {
+	t.Helper()
+	key, _ := hex.DecodeString(keyHex)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, _ := cipher.NewGCM(block)
+	iv := make([]byte, 12)
+	_, _ = rand.Read(iv)
+	sealed := gcm.Seal(nil, iv, []byte(plaintext), nil)
+	return hex.EncodeToString(iv) + ":" + hex.EncodeToString(sealed[len(sealed)-16:]) + ":" + hex.EncodeToString(sealed[:len(sealed)-16])
+}
+
+func TestBackfillLegacyCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dbURL, drop, err := dbtest.Create(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	defer drop()
+	legacyKey := strings.Repeat("5a", 32)
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("DATA_DIR", t.TempDir())
+	t.Setenv("APP_ENV", "development")
+	t.Setenv("LOG_LEVEL", "error")
+	t.Setenv("LEGACY_ENCRYPTION_KEY", legacyKey)
+	// A dry run changes nothing, not even the schema.
+	if err := run1(t, "backfill-legacy", "--dry-run"); err == nil || !strings.Contains(err.Error(), "pending migrations") {
+		t.Fatalf("a dry run on an unmigrated database: %v", err)
+	}
+	if err := run1(t, "migrate", "up"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const token = "0123456789abcdef0123456789abcdef"
+	var org string
+	if err := conn.QueryRow(ctx, `insert into orgs (name) values ('legacy') returning id::text`).Scan(&org); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`create table integrations (org_id uuid, provider text, encrypted_config text)`,
+		`create table agents (org_id uuid, vapi_assistant_id text, role text)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `insert into integrations values ($1, 'twilio', $2)`, org,
+		sealLegacy(t, legacyKey, `{"account_sid":"AC0123456789abcdef0123456789abcdef","auth_token":"`+token+`","phone_number":"+14155550100"}`)); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() int {
+		var n int
+		if err := conn.QueryRow(ctx, `select count(*) from org_credentials`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	out, err := captureStdout(t, func() error { return run1(t, "backfill-legacy", "--dry-run") })
+	if err != nil || !strings.Contains(out, "dry run") || !strings.Contains(out, "would migrate 1") || stored() != 0 {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	out, err = captureStdout(t, func() error { return run1(t, "backfill-legacy") })
+	if err != nil || !strings.Contains(out, "integrations: 1 rows: migrated 1") || stored() != 1 {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if strings.Contains(out, token) {
+		t.Fatal("the report prints a secret")
+	}
+
+	// A row that fails makes the command fail, after its report.
+	if _, err := conn.Exec(ctx, `insert into agents values ($1, 'not-an-assistant-id', null)`, org); err != nil {
+		t.Fatal(err)
+	}
+	out, err = captureStdout(t, func() error { return run1(t, "backfill-legacy") })
+	if err == nil || !strings.Contains(err.Error(), "failed rows: 1") || !strings.Contains(out, "not a Vapi assistant id") {
+		t.Fatalf("a failed row: %v\n%s", err, out)
+	}
+
+	for _, args := range [][]string{{"backfill-legacy", "extra"}, {"backfill-legacy", "--batch", "x"}} {
+		if err := run1(t, args...); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+	t.Setenv("LEGACY_ENCRYPTION_KEY", "short")
+	if err := run1(t, "backfill-legacy"); err == nil || !strings.Contains(err.Error(), "LEGACY_ENCRYPTION_KEY") {
+		t.Errorf("a bad LEGACY_ENCRYPTION_KEY: %v", err)
 	}
 }

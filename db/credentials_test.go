@@ -315,6 +315,31 @@ func TestListenInvalidations(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no flush after an unreadable payload")
 	}
+
+	// A bulk write names many orgs in one payload: each is heard.
+	other := dbtest.SeedOrg(t, "credentials test, other")
+	if _, err := d.Pool.Exec(bg, `select pg_notify($1, $2)`, db.NotifyChannel,
+		`{"orgs":["`+org+`","`+other+`"],"provider":"twilio"}`); err != nil {
+		t.Fatal(err)
+	}
+	expect("a batch, first org", credNote{org, "twilio"})
+	expect("a batch, second org", credNote{other, "twilio"})
+	// One that names an org both ways, no org, or an empty one is unreadable.
+	for _, payload := range []string{`{"org":"` + org + `","orgs":["` + other + `"]}`, `{"orgs":[]}`, `{"orgs":["` + org + `",""]}`} {
+		if _, err := d.Pool.Exec(bg, `select pg_notify($1, $2)`, db.NotifyChannel, payload); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-reconnects:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no flush after %s", payload)
+		}
+	}
+	select {
+	case got := <-notes:
+		t.Fatalf("an unreadable batch was applied: %+v", got)
+	default:
+	}
 }
 
 // A transaction that rolls back publishes nothing.

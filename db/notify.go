@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,7 +15,8 @@ import (
 // NotifyChannel is the PostgreSQL NOTIFY channel on which every write to
 // cached data announces, in its own transaction, which org (and provider) it
 // changed. The payload is JSON: {"org": "<uuid>", "provider": "vapi"}, where
-// an empty or missing provider means every entry of the org.
+// an empty or missing provider means every entry of the org; a bulk write
+// names many orgs at once: {"orgs": ["<uuid>", ...], "provider": "vapi"}.
 const NotifyChannel = "byoc_cache"
 
 // ListenerApplicationName is the application_name of the connection that
@@ -33,8 +35,9 @@ const (
 )
 
 type invalidation struct {
-	Org      string `json:"org"`
-	Provider string `json:"provider,omitempty"`
+	Org      string   `json:"org,omitempty"`
+	Orgs     []string `json:"orgs,omitempty"`
+	Provider string   `json:"provider,omitempty"`
 }
 
 // notifyCache publishes an invalidation of the org's entries for provider
@@ -51,11 +54,40 @@ func notifyCache(ctx context.Context, tx pgx.Tx, orgID, provider string) error {
 	return nil
 }
 
+// maxNotifyPayload is the size of payload notifyCacheOrgs fills at most,
+// below PostgreSQL's limit of 8000 bytes.
+const maxNotifyPayload = 7000
+
+// notifyCacheOrgs publishes in tx the invalidation of provider's entries
+// ("" for all) of every org of orgs: as few notifications as fit them (about
+// 180 orgs each), sent in one statement, so a bulk write costs every
+// listener one message per batch rather than one per row.
+func notifyCacheOrgs(ctx context.Context, tx pgx.Tx, orgs []string, provider string) error {
+	var payloads []string
+	for len(orgs) > 0 {
+		n := min(len(orgs), maxNotifyPayload/40)
+		payload, err := json.Marshal(invalidation{Orgs: orgs[:n], Provider: provider})
+		if err != nil {
+			return err
+		}
+		payloads = append(payloads, string(payload))
+		orgs = orgs[n:]
+	}
+	if len(payloads) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `select pg_notify('`+NotifyChannel+`', p) from unnest($1::text[]) as p`, payloads); err != nil {
+		return fmt.Errorf("notify %s: %w", NotifyChannel, err)
+	}
+	return nil
+}
+
 // ListenInvalidations listens on NotifyChannel on a dedicated connection
 // (outside the pool, with the pool's settings) and blocks until ctx is done.
 //
 // For every notification it calls onMessage with the org and provider it
-// names (provider "" means every entry of the org). When the connection is
+// names (provider "" means every entry of the org), once per org for a
+// notification that names several. When the connection is
 // lost, or cannot be opened at start, it retries with exponential backoff
 // (100 ms doubling up to 30 s, with jitter) and, once it listens again, calls
 // onReconnect: notifications may have been missed meanwhile, so the caller
@@ -146,12 +178,18 @@ func receive(ctx context.Context, conn *pgx.Conn, onMessage func(orgID, provider
 			continue
 		}
 		var inv invalidation
-		if err := json.Unmarshal([]byte(n.Payload), &inv); err != nil || inv.Org == "" {
+		if err := json.Unmarshal([]byte(n.Payload), &inv); err != nil || (inv.Org == "") == (len(inv.Orgs) == 0) ||
+			slices.Contains(inv.Orgs, "") {
 			log.Warn("unreadable cache invalidation; flushing caches", "payload_bytes", len(n.Payload))
 			onFlush()
 			continue
 		}
-		onMessage(inv.Org, inv.Provider)
+		if inv.Org != "" {
+			onMessage(inv.Org, inv.Provider)
+		}
+		for _, org := range inv.Orgs {
+			onMessage(org, inv.Provider)
+		}
 	}
 }
 

@@ -191,6 +191,21 @@ var rlsTenantTables = []rlsTable{
 		},
 	},
 	{
+		name:       "legacy_imports",
+		set:        "imported_at = now() - interval '1 day'",
+		appendOnly: true,
+		insert: func(s *rlsSeed, org string) (string, []any) {
+			return `insert into legacy_imports (org_id, kind, item) values ($1, 'credentials', $2)`, []any{org, rlsNewItem()}
+		},
+		upserts: []rlsStmt{{
+			name: "B's org and item",
+			build: func(s *rlsSeed, _ string) (string, []any) {
+				return `insert into legacy_imports (org_id, kind, item) values ($1, 'credentials', 'vapi')
+					on conflict (org_id, kind, item) do update set imported_at = now() - interval '1 day'`, []any{s.orgB}
+			},
+		}},
+	},
+	{
 		name: "oauth_states",
 		set:  "session_binding = 'pwned'",
 		insert: func(s *rlsSeed, org string) (string, []any) {
@@ -352,6 +367,18 @@ func rlsNewStateHash() string {
 	return fmt.Sprintf("%x", b[:])
 }
 
+// rlsNewItem returns a random legacy_imports item name (lower-case
+// letters).
+func rlsNewItem() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = 'a' + c%26
+	}
+	return string(out)
+}
+
 // rlsNewID returns a random UUID (version 4).
 func rlsNewID() string {
 	var b [16]byte
@@ -406,6 +433,9 @@ func rlsSeedOrgs(t *testing.T, ctx context.Context, d *db.DB) *rlsSeed {
 			}
 			if err := tx.QueryRow(ctx, `insert into call_events (org_id, call_id, event_type, status, dedup_key)
 				values ($1, 'call-1', 'status-update', 'ended', $2) returning id`, o.org, s.dedupKey[o.org]).Scan(&callID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `insert into legacy_imports (org_id, kind, item) values ($1, 'credentials', 'vapi')`, o.org); err != nil {
 				return err
 			}
 			s.stateHash[o.org] = rlsNewStateHash()

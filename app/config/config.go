@@ -51,6 +51,9 @@ type Config struct {
 	EncryptionKeysPrevious app.Secret
 	JWTSecret              app.Secret
 	SessionSecret          app.Secret
+	// LegacyEncryptionKey (64 hex characters) decrypts the old platform's
+	// stored configs for `byoc backfill-legacy`; EncryptionKey when unset.
+	LegacyEncryptionKey app.Secret
 	// OpsToken enables the operator routes; empty means they are off.
 	OpsToken app.Secret
 	// VapiWebhookSecret verifies webhooks of orgs that set no secret of their own.
@@ -262,6 +265,14 @@ func Load(get Lookup) (*Config, error) {
 		}
 	}
 	c.EncryptionKeysPrevious = app.NewSecret(prev)
+
+	c.LegacyEncryptionKey = app.NewSecret(str("LEGACY_ENCRYPTION_KEY", ""))
+	switch k := c.LegacyEncryptionKey.Reveal(); {
+	case k == "":
+		c.LegacyEncryptionKey = c.EncryptionKey
+	case !hex64.MatchString(k):
+		bad("LEGACY_ENCRYPTION_KEY must be exactly 64 hex characters (32 bytes)")
+	}
 
 	c.OpsToken = app.NewSecret(str("OPS_TOKEN", ""))
 	if t := c.OpsToken.Reveal(); t != "" && len(t) < 16 {

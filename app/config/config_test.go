@@ -191,3 +191,43 @@ func TestAttemptLimits(t *testing.T) {
 		}
 	})
 }
+
+func TestLegacyEncryptionKey(t *testing.T) {
+	base := map[string]string{"DATA_DIR": t.TempDir(), "DATABASE_URL": "postgres://u@db/byoc", "ENCRYPTION_KEY": key64}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for k, v := range base {
+			m[k] = v
+		}
+		return m
+	}
+	t.Run("defaults to ENCRYPTION_KEY", func(t *testing.T) {
+		c, err := Load(lookup(base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.LegacyEncryptionKey.Reveal() != key64 {
+			t.Fatal("LEGACY_ENCRYPTION_KEY unset is not ENCRYPTION_KEY")
+		}
+	})
+	t.Run("its own", func(t *testing.T) {
+		other := strings.Repeat("ab", 32)
+		c, err := Load(lookup(with("LEGACY_ENCRYPTION_KEY", other)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.LegacyEncryptionKey.Reveal() != other || c.EncryptionKey.Reveal() != key64 {
+			t.Fatal("LEGACY_ENCRYPTION_KEY not kept apart from ENCRYPTION_KEY")
+		}
+	})
+	t.Run("refused when not 64 hex", func(t *testing.T) {
+		bad := strings.Repeat("zz", 32)
+		_, err := Load(lookup(with("LEGACY_ENCRYPTION_KEY", bad)))
+		if err == nil || !strings.Contains(err.Error(), "LEGACY_ENCRYPTION_KEY must be exactly 64 hex") {
+			t.Fatalf("got %v", err)
+		}
+		if strings.Contains(err.Error(), bad) {
+			t.Fatal("the error quotes the key")
+		}
+	})
+}

@@ -75,6 +75,9 @@ type System struct {
 	// Caches is the cache group the credential service and the webhook
 	// routing share; the credential service's Invalidate and Flush reach it.
 	Caches *orgcache.Group
+	// Verifiers ask each provider whether it accepts a config (the checks
+	// a save makes); Google Calendar's checks the org's stored grant.
+	Verifiers map[app.Provider]integrations.Verifier
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -147,22 +150,23 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	if opts.Audit != nil {
 		audit = opts.Audit
 	}
+	verifiers := map[app.Provider]integrations.Verifier{
+		app.Vapi:           integrations.VerifyWith(vapiClient.Verify),
+		app.Twilio:         integrations.VerifyWith(twilioClient.Verify),
+		app.Resend:         integrations.VerifyWith(resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout).Verify),
+		app.ElevenLabs:     integrations.VerifyWith(elevenlabs.New(cfg.URLs.ElevenLabs, hc, cfg.ProviderTimeout).Verify),
+		app.GoogleCalendar: calendar,
+	}
 	integ := integrations.New(integrations.Deps{
 		Credentials: creds,
-		Verifiers: map[app.Provider]integrations.Verifier{
-			app.Vapi:           integrations.VerifyWith(vapiClient.Verify),
-			app.Twilio:         integrations.VerifyWith(twilioClient.Verify),
-			app.Resend:         integrations.VerifyWith(resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout).Verify),
-			app.ElevenLabs:     integrations.VerifyWith(elevenlabs.New(cfg.URLs.ElevenLabs, hc, cfg.ProviderTimeout).Verify),
-			app.GoogleCalendar: calendar,
-		},
-		Assistants: vapiClient,
-		Mappings:   database,
-		Audit:      audit,
-		Locker:     database,
-		Google:     oauth,
-		States:     database,
-		Sealer:     kr,
+		Verifiers:   verifiers,
+		Assistants:  vapiClient,
+		Mappings:    database,
+		Audit:       audit,
+		Locker:      database,
+		Google:      oauth,
+		States:      database,
+		Sealer:      kr,
 	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now, Metrics: m})
 
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
@@ -192,7 +196,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
 		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
-		Caches: caches}, nil
+		Caches: caches, Verifiers: verifiers}, nil
 }
 
 // SweepAttempts deletes the attempt limits' expired counts periodically

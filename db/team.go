@@ -304,11 +304,13 @@ func (d *DB) InviteByToken(ctx context.Context, tokenHash string) (app.Invite, s
 	var orgName string
 	err := d.AsService(ctx, func(tx pgx.Tx) error {
 		var role string
-		return tx.QueryRow(ctx, `
+		err := tx.QueryRow(ctx, `
 			select i.id::text, i.org_id::text, i.email, i.role, coalesce(i.invited_by::text, ''), i.created_at, i.expires_at, o.name
 			from invites i join orgs o on o.id = i.org_id
 			where i.token_hash = $1 and i.expires_at > now()`, tokenHash).
 			Scan(&in.ID, &in.OrgID, &in.Email, &role, &in.InvitedBy, &in.CreatedAt, &in.ExpiresAt, &orgName)
+		in.Role = app.Role(role)
+		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return app.Invite{}, "", errNoInvite()

@@ -128,6 +128,11 @@ func TestInviteThroughTheAPI(t *testing.T) {
 		if res.StatusCode != http.StatusOK || testid(res.doc(t), "join-form").Length() != 1 || !strings.Contains(res.body, email) {
 			t.Fatalf("invitation page: %d\n%s", res.StatusCode, res.body)
 		}
+		res = e.do(request(http.MethodGet, path, nil, "Accept", "application/json"))
+		if d := envelopeData(t, res); d["email"] != email || d["orgName"] != "Team Clinic" || d["role"] != "member" {
+			t.Fatalf("invitation as JSON: %s", res.body)
+		}
+		apptest.AssertNoSecret(t, "the log", e.log.String(), token)
 	})
 
 	t.Run("a weak password is refused and the link keeps working", func(t *testing.T) {
@@ -520,7 +525,7 @@ func TestPasswordReset(t *testing.T) {
 	if !ok || m.Subject != "Reset your BYOC password" {
 		t.Fatalf("reset mail: %+v", m)
 	}
-	path, _ := linkIn(t, m.Text)
+	path, token := linkIn(t, m.Text)
 
 	res := e.do(request(http.MethodPost, "/api/auth/password-reset", map[string]string{"email": "not an address"}))
 	if res.StatusCode != http.StatusBadRequest {
@@ -553,6 +558,8 @@ func TestPasswordReset(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("sign in with the new password: %d", res.StatusCode)
 	}
+	apptest.AssertNoSecret(t, "the log", e.log.String(), token, "a brand new passphrase")
+	apptest.AssertNoSecret(t, "the answers", e.bodies.String(), "a brand new passphrase")
 }
 
 func TestPasswordResetLimits(t *testing.T) {

@@ -714,3 +714,61 @@ func TestPlatformMailThroughResend(t *testing.T) {
 		apptest.AssertNoSecret(t, "the answer", res.body, platformKey)
 	})
 }
+
+// TestAccountRoutesInEveryFormat: the pages, their htmx fragments and
+// their JSON answers, and the answers of links that do not work.
+func TestAccountRoutesInEveryFormat(t *testing.T) {
+	e := newEnv(t)
+	b, csrf, _ := e.admin()
+
+	if res := b.get("/settings/team", "HX-Request", "true"); testid(res.doc(t), "team").Length() != 1 || strings.Contains(res.body, "<html") {
+		t.Fatalf("team fragment:\n%s", res.body)
+	}
+	res := b.get("/settings/account")
+	if res.StatusCode != http.StatusOK || testid(res.doc(t), "password-form").Length() != 1 || testid(res.doc(t), "sign-out-everywhere").Length() != 1 {
+		t.Fatalf("account page: %d\n%s", res.StatusCode, res.body)
+	}
+	if res := b.api(http.MethodGet, "/settings/account", nil, csrf); res.StatusCode != http.StatusOK {
+		t.Fatalf("account page for htmx: %d", res.StatusCode)
+	}
+	if res := e.browser().get("/settings/account"); res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), "/login") {
+		t.Fatalf("account page signed out: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if res := e.do(request(http.MethodGet, "/api/team", nil)); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("team API signed out: %d", res.StatusCode)
+	}
+
+	anon := e.browser()
+	page := anon.get("/password-reset")
+	if page.StatusCode != http.StatusOK || testid(page.doc(t), "forgot-form").Length() != 1 {
+		t.Fatalf("forgot page: %d\n%s", page.StatusCode, page.body)
+	}
+	tok := anon.csrf("/password-reset")
+	res = anon.do(request(http.MethodPost, "/password-reset", url.Values{"_csrf": {tok}, "email": {"someone@example.com"}}))
+	if res.StatusCode != http.StatusAccepted || testid(res.doc(t), "reset-requested").Length() != 1 {
+		t.Fatalf("forgot form: %d\n%s", res.StatusCode, res.body)
+	}
+	res = anon.hx(http.MethodPost, "/password-reset", url.Values{"email": {"nope"}}, tok)
+	if res.Header.Get("X-Byoc-Status") != "400" || testid(res.doc(t), "email-error").Length() != 1 {
+		t.Fatalf("forgot form for htmx: %s\n%s", res.Header.Get("X-Byoc-Status"), res.body)
+	}
+
+	bad := "/reset/" + strings.Repeat("A", 43)
+	if res := anon.get(bad); res.StatusCode != http.StatusNotFound || testid(res.doc(t), "link-problem").Length() != 1 {
+		t.Fatalf("unknown reset link page: %d\n%s", res.StatusCode, res.body)
+	}
+	if res := e.do(request(http.MethodGet, bad, nil, "Accept", "application/json")); res.StatusCode != http.StatusNotFound || envelopeError(t, res)["code"] != "not_found" {
+		t.Fatalf("unknown reset link as JSON: %d\n%s", res.StatusCode, res.body)
+	}
+	res = anon.do(request(http.MethodPost, bad, url.Values{"_csrf": {tok}, "password": {password}}))
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown reset link posted: %d\n%s", res.StatusCode, res.body)
+	}
+	if res := anon.get("/invite/nonsense"); res.StatusCode != http.StatusNotFound || testid(res.doc(t), "link-problem").Length() != 1 {
+		t.Fatalf("unknown invitation page: %d\n%s", res.StatusCode, res.body)
+	}
+	res = anon.do(request(http.MethodPost, "/invite/nonsense", url.Values{"_csrf": {tok}, "password": {password}}))
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown invitation posted: %d\n%s", res.StatusCode, res.body)
+	}
+}

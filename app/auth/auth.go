@@ -23,6 +23,7 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"byoc/app"
@@ -104,6 +105,7 @@ type Service struct {
 	publicURL string
 	log       *slog.Logger
 	now       func() time.Time
+	sending   sync.WaitGroup // reset e-mails on their way
 }
 
 // NewService returns the accounts service over store, issuing and checking

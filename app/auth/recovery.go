@@ -83,12 +83,26 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	if err != nil {
 		return err
 	}
+	// The mail goes out after the answer: how long the mail service takes
+	// must not tell which addresses have an account.
 	link := strings.TrimRight(s.publicURL, "/") + paths.Reset(token)
-	if err := s.mailer.Send(ctx, mail.PasswordResetMessage(p.Email, link, ResetTTL)); err != nil {
-		s.log.Warn("password reset e-mail not sent", "user_id", p.UserID, "err", app.ErrorMessage(err))
-	}
+	msg := mail.PasswordResetMessage(p.Email, link, ResetTTL)
+	s.sending.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
+		defer cancel()
+		if err := s.mailer.Send(ctx, msg); err != nil {
+			s.log.Warn("password reset e-mail not sent", "user_id", p.UserID, "err", app.ErrorMessage(err))
+		}
+	})
 	return nil
 }
+
+// mailTimeout bounds the sending of one reset e-mail after the answer.
+const mailTimeout = time.Minute
+
+// WaitForMail waits until the reset e-mails handed over so far are sent
+// (or failed); tests call it before reading the outbox.
+func (s *Service) WaitForMail() { s.sending.Wait() }
 
 // PasswordResetEmail returns the address a pending reset link is for;
 // ENotFound when the link no longer works.

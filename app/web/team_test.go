@@ -40,6 +40,7 @@ func (e *env) call(u apiUser, method, target string, body any) response {
 // mailTo returns the last message the outbox holds for to.
 func (e *env) mailTo(to string) (mail.Message, bool) {
 	e.t.Helper()
+	e.sys.Accounts.WaitForMail()
 	for _, m := range e.sys.Outbox.Messages() {
 		if m.To == to {
 			return m, true
@@ -518,6 +519,7 @@ func TestPasswordReset(t *testing.T) {
 			t.Fatalf("reset %s: %d\n%s", addr, res.StatusCode, res.body)
 		}
 	}
+	e.sys.Accounts.WaitForMail()
 	if len(e.sys.Outbox.Messages()) != 1 {
 		t.Fatalf("outbox holds %d messages, want the one for the account", len(e.sys.Outbox.Messages()))
 	}
@@ -571,6 +573,7 @@ func TestPasswordResetLimits(t *testing.T) {
 			t.Fatalf("request %d: %d", i, res.StatusCode)
 		}
 	}
+	e.sys.Accounts.WaitForMail()
 	if n := len(e.sys.Outbox.Messages()); n != 2 {
 		t.Fatalf("%d mails sent, want 2 (the per-e-mail limit)", n)
 	}
@@ -630,6 +633,7 @@ func TestOutboxIsDevelopmentOnly(t *testing.T) {
 	e := newEnv(t)
 	admin := e.apiAdmin()
 	e.call(admin, http.MethodPost, "/api/auth/password-reset", map[string]string{"email": admin.email})
+	e.sys.Accounts.WaitForMail()
 	res := e.browser().get("/dev/outbox")
 	if res.StatusCode != http.StatusOK || testid(res.doc(t), "outbox-link").Length() != 1 {
 		t.Fatalf("outbox: %d\n%s", res.StatusCode, res.body)
@@ -681,6 +685,7 @@ func TestPlatformMailThroughResend(t *testing.T) {
 		t.Fatalf("invite: %s", res.body)
 	}
 	e.do(request(http.MethodPost, "/api/auth/password-reset", map[string]string{"email": admin.email}))
+	e.sys.Accounts.WaitForMail()
 
 	sent := e.sb.Resend.Sent()
 	if len(sent) != 2 {

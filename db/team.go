@@ -72,7 +72,10 @@ func scanInvite(r pgx.CollectableRow) (app.Invite, error) {
 func (d *DB) CreateInvite(ctx context.Context, p app.Principal, email string, role app.Role, tokenHash string, expiresAt time.Time) (app.Invite, error) {
 	var in app.Invite
 	err := d.teamChange(ctx, p, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `delete from invites where org_id = $1 and lower(email) = lower($2)`, p.OrgID, email); err != nil {
+		// The address's pending invitation is replaced; the org's expired
+		// ones go too, so they never pile up.
+		if _, err := tx.Exec(ctx, `delete from invites where org_id = $1 and (lower(email) = lower($2) or expires_at <= now())`,
+			p.OrgID, email); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `

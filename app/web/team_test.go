@@ -777,3 +777,51 @@ func TestAccountRoutesInEveryFormat(t *testing.T) {
 		t.Fatalf("unknown invitation posted: %d\n%s", res.StatusCode, res.body)
 	}
 }
+
+// TestRemovalEndsSessionsOnEveryInstance: a member removed through one
+// instance is refused at once by another, and the change is audited.
+func TestRemovalEndsSessionsOnEveryInstance(t *testing.T) {
+	e := newEnv(t)
+	other := e.instance()
+	admin := e.apiAdmin()
+	member := e.join(admin, "member")
+	if res := other.call(member, http.MethodGet, "/api/integrations/status", nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("before: %d", res.StatusCode)
+	}
+	if res := e.call(admin, http.MethodPatch, "/api/team/members/"+member.userID, map[string]string{"role": "admin"}); res.StatusCode != http.StatusOK {
+		t.Fatalf("promote: %d", res.StatusCode)
+	}
+	if res := other.call(member, http.MethodPost, "/api/team/invites", map[string]string{"email": "x@example.com", "role": "member"}); res.StatusCode != http.StatusCreated {
+		t.Fatalf("the promoted member invites on the other instance: %d\n%s", res.StatusCode, res.body)
+	}
+	if res := e.call(admin, http.MethodDelete, "/api/team/members/"+member.userID, nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("remove: %d", res.StatusCode)
+	}
+	if res := other.call(member, http.MethodGet, "/api/integrations/status", nil); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the removed member on the other instance: %d, want 401", res.StatusCode)
+	}
+
+	rows, err := e.db.Pool.Query(t.Context(), `select action || ' ' || coalesce(actor_user_id::text, '') || ' ' || coalesce(detail, '')
+		from audit_log where org_id = $1 order by id`, admin.orgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		log = append(log, line)
+	}
+	want := []string{
+		"team.invite " + admin.userID + " invited " + member.email + " as member",
+		"team.join " + member.userID + " " + member.email + " joined as member",
+		"team.role_change " + admin.userID + " made " + member.email + " admin",
+		"team.invite " + member.userID + " invited x@example.com as member",
+		"team.remove " + admin.userID + " removed " + member.email,
+	}
+	if strings.Join(log, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
+	}
+}

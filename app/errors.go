@@ -27,6 +27,7 @@ const (
 	EMethodNotAllowed    = "method_not_allowed"   // 405: the address does not accept the request's method
 	EConflict            = "conflict"             // 409: the write conflicts with existing state
 	EEmailTaken          = "email_taken"          // 409: signup with an email that already has an account
+	ELastAdmin           = "last_admin"           // 409: the change would leave the org without an admin
 	EPayloadTooLarge     = "payload_too_large"    // 413
 	EVerificationFailed  = "verification_failed"  // 422: the provider refused the credentials
 	ERateLimited         = "rate_limited"         // 429

@@ -117,15 +117,21 @@ func (d *DB) BumpSessionVersion(ctx context.Context, userID string) error {
 	if !app.IsUUID(userID) {
 		return app.Errorf(app.ENotFound, "No such user.")
 	}
-	err := d.AsService(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `update users set session_version = session_version + 1 where id = $1`, userID)
-		if err != nil {
-			return fmt.Errorf("db: bump session version: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return app.Errorf(app.ENotFound, "No such user.")
-		}
-		return nil
-	})
+	err := d.AsService(ctx, func(tx pgx.Tx) error { return bumpSessionVersion(ctx, tx, userID) })
 	return err
+}
+
+// bumpSessionVersion is the one way a user's sessions and tokens end:
+// logout, a removed membership, a password reset or change all come
+// through here, in the transaction of the change. ENotFound when the user
+// does not exist.
+func bumpSessionVersion(ctx context.Context, tx pgx.Tx, userID string) error {
+	tag, err := tx.Exec(ctx, `update users set session_version = session_version + 1 where id = $1`, userID)
+	if err != nil {
+		return fmt.Errorf("db: bump session version: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return app.Errorf(app.ENotFound, "No such user.")
+	}
+	return nil
 }

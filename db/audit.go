@@ -12,16 +12,20 @@ import (
 // AppendAudit writes one entry to the org's audit log. The log is
 // append-only for tenants: nothing updates or deletes entries.
 func (d *DB) AppendAudit(ctx context.Context, e app.AuditEntry) error {
-	err := d.InOrg(ctx, e.OrgID, e.ActorID, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `insert into audit_log (org_id, actor_user_id, action, provider, outcome, detail)
-			values ($1, nullif($2, '')::uuid, $3, nullif($4, ''), $5, nullif($6, ''))`,
-			e.OrgID, e.ActorID, e.Action, string(e.Provider), e.Outcome, e.Detail)
-		return err
-	})
+	err := d.InOrg(ctx, e.OrgID, e.ActorID, func(tx pgx.Tx) error { return appendAudit(ctx, tx, e) })
 	if err != nil {
 		return fmt.Errorf("db: append audit: %w", err)
 	}
 	return nil
+}
+
+// appendAudit writes e in tx, so a change and its audit entry commit or
+// roll back together.
+func appendAudit(ctx context.Context, tx pgx.Tx, e app.AuditEntry) error {
+	_, err := tx.Exec(ctx, `insert into audit_log (org_id, actor_user_id, action, provider, outcome, detail)
+		values ($1, nullif($2, '')::uuid, $3, nullif($4, ''), $5, nullif($6, ''))`,
+		e.OrgID, e.ActorID, e.Action, string(e.Provider), e.Outcome, e.Detail)
+	return err
 }
 
 // AuditLog returns the org's most recent audit entries, newest first, at

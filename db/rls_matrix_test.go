@@ -32,6 +32,7 @@ type rlsSeed struct {
 
 	// Keys of each org's seeded rows, by org id.
 	credID, mappingID, assistantID, dedupKey, stateHash map[string]string
+	inviteID, inviteHash, resetHash                     map[string]string
 	auditID, callEventID                                map[string]int64
 }
 
@@ -222,6 +223,51 @@ var rlsTenantTables = []rlsTable{
 			},
 		}},
 	},
+	{
+		name: "invites",
+		set:  "role = 'admin'",
+		insert: func(s *rlsSeed, org string) (string, []any) {
+			return `insert into invites (org_id, email, role, token_hash, expires_at)
+				values ($1, $2, 'member', $3, now() + interval '7 days')`, []any{org, "new-" + rlsNewID() + "@example.test", rlsNewStateHash()}
+		},
+		upserts: []rlsStmt{
+			{
+				name: "own org with B's id",
+				build: func(s *rlsSeed, org string) (string, []any) {
+					return `insert into invites (id, org_id, email, role, token_hash, expires_at)
+						values ($1, $2, 'x@example.test', 'admin', $3, now() + interval '7 days')
+						on conflict (id) do update set org_id = excluded.org_id, role = 'admin'`,
+						[]any{s.inviteID[s.orgB], org, rlsNewStateHash()}
+				},
+			},
+			{
+				name: "own org with B's token hash",
+				build: func(s *rlsSeed, org string) (string, []any) {
+					return `insert into invites (org_id, email, role, token_hash, expires_at)
+						values ($1, 'x@example.test', 'admin', $2, now() + interval '7 days')
+						on conflict (token_hash) do update set org_id = excluded.org_id, role = 'admin'`,
+						[]any{org, s.inviteHash[s.orgB]}
+				},
+			},
+		},
+	},
+	{
+		name: "password_resets",
+		set:  "expires_at = now() + interval '1 year'",
+		insert: func(s *rlsSeed, org string) (string, []any) {
+			return `insert into password_resets (token_hash, org_id, user_id, expires_at)
+				values ($1, $2, $3, now() + interval '30 minutes')`, []any{rlsNewStateHash(), org, s.userA}
+		},
+		upserts: []rlsStmt{{
+			name: "own org with B's token hash",
+			build: func(s *rlsSeed, org string) (string, []any) {
+				return `insert into password_resets (token_hash, org_id, user_id, expires_at)
+					values ($1, $2, $3, now() + interval '1 year')
+					on conflict (token_hash) do update set org_id = excluded.org_id, user_id = excluded.user_id,
+						expires_at = excluded.expires_at`, []any{s.resetHash[s.orgB], org, s.userA}
+			},
+		}},
+	},
 }
 
 // rlsTenant is one way a transaction running as `authenticated` can be
@@ -396,6 +442,7 @@ func rlsSeedOrgs(t *testing.T, ctx context.Context, d *db.DB) *rlsSeed {
 		orgA: rlsNewID(), orgB: rlsNewID(), userA: rlsNewID(), userB: rlsNewID(), loner: rlsNewID(),
 		credID: map[string]string{}, mappingID: map[string]string{}, assistantID: map[string]string{},
 		dedupKey: map[string]string{}, stateHash: map[string]string{}, auditID: map[string]int64{}, callEventID: map[string]int64{},
+		inviteID: map[string]string{}, inviteHash: map[string]string{}, resetHash: map[string]string{},
 	}
 	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 		for _, u := range []string{s.userA, s.userB, s.loner} {
@@ -441,6 +488,18 @@ func rlsSeedOrgs(t *testing.T, ctx context.Context, d *db.DB) *rlsSeed {
 			s.stateHash[o.org] = rlsNewStateHash()
 			if _, err := tx.Exec(ctx, `insert into oauth_states (state_hash, org_id, user_id, session_binding, code_verifier, expires_at)
 				values ($1, $2, $3, 'seed-binding', '\x01'::bytea, now() + interval '10 minutes')`, s.stateHash[o.org], o.org, o.user); err != nil {
+				return err
+			}
+			s.inviteHash[o.org], s.resetHash[o.org] = rlsNewStateHash(), rlsNewStateHash()
+			var inviteID string
+			if err := tx.QueryRow(ctx, `insert into invites (org_id, email, role, token_hash, invited_by, expires_at)
+				values ($1, $2, 'member', $3, $4, now() + interval '7 days') returning id::text`,
+				o.org, "invitee-"+o.name+"@example.test", s.inviteHash[o.org], o.user).Scan(&inviteID); err != nil {
+				return err
+			}
+			s.inviteID[o.org] = inviteID
+			if _, err := tx.Exec(ctx, `insert into password_resets (token_hash, org_id, user_id, expires_at)
+				values ($1, $2, $3, now() + interval '30 minutes')`, s.resetHash[o.org], o.org, o.user); err != nil {
 				return err
 			}
 			s.credID[o.org], s.mappingID[o.org], s.auditID[o.org], s.callEventID[o.org] = credID, mappingID, auditID, callID

@@ -22,9 +22,12 @@ package auth
 
 import (
 	"context"
+	"log/slog"
+	"sync"
 	"time"
 
 	"byoc/app"
+	"byoc/app/mail"
 )
 
 // Store is what the service needs from the database (db.DB implements it).
@@ -41,6 +44,25 @@ type Store interface {
 	LoadSession(ctx context.Context, userID, orgID string) (email, orgName string, role app.Role, sessionVersion int, err error)
 	// BumpSessionVersion revokes every session and token of the user.
 	BumpSessionVersion(ctx context.Context, userID string) error
+
+	// InviteByToken returns a pending invitation and its org's name;
+	// ENotFound when there is none.
+	InviteByToken(ctx context.Context, tokenHash string) (app.Invite, string, error)
+	// JoinByInvite uses an invitation: the invitee's account with
+	// passwordHash and their membership; ENotFound, EEmailTaken.
+	JoinByInvite(ctx context.Context, tokenHash, passwordHash string) (orgID, userID string, err error)
+	// CreatePasswordReset stores a reset link for the member with email;
+	// ENotFound when there is none.
+	CreatePasswordReset(ctx context.Context, email, tokenHash string, expiresAt time.Time) (app.Principal, error)
+	// PasswordResetAccount returns whose a pending reset link is;
+	// ENotFound when it is unknown, used or expired.
+	PasswordResetAccount(ctx context.Context, tokenHash string) (app.Principal, error)
+	// ResetPassword uses a reset link: the new password hash, every
+	// session ended; it returns the new session version.
+	ResetPassword(ctx context.Context, tokenHash, passwordHash string) (userID, orgID string, sessionVersion int, err error)
+	// ChangePassword sets the user's new password hash and ends every
+	// session; it returns the new session version.
+	ChangePassword(ctx context.Context, p app.Principal, passwordHash string) (int, error)
 }
 
 // Account is a signed-in user as the front doors see them: the principal
@@ -63,6 +85,15 @@ type Options struct {
 	// BcryptCost is the bcrypt work factor for new password hashes
 	// (0: DefaultBcryptCost). Tests lower it to bcrypt.MinCost.
 	BcryptCost int
+	// Mailer sends the password reset links (nil: none can be sent).
+	Mailer mail.Mailer
+	// PublicURL is where the links in e-mails point.
+	PublicURL string
+	// Logger receives what goes wrong with a reset e-mail (nil:
+	// slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 }
 
 // Service is the accounts service. It is safe for concurrent use.
@@ -70,12 +101,27 @@ type Service struct {
 	store     Store
 	tokens    *Tokens
 	passwords *passwords
+	mailer    mail.Mailer
+	publicURL string
+	log       *slog.Logger
+	now       func() time.Time
+	sending   sync.WaitGroup // reset e-mails on their way
 }
 
 // NewService returns the accounts service over store, issuing and checking
 // bearer tokens with tokens.
 func NewService(store Store, tokens *Tokens, opts Options) *Service {
-	return &Service{store: store, tokens: tokens, passwords: newPasswords(opts.BcryptCost)}
+	if opts.Mailer == nil {
+		opts.Mailer = mail.New(mail.Options{})
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{store: store, tokens: tokens, passwords: newPasswords(opts.BcryptCost),
+		mailer: opts.Mailer, publicURL: opts.PublicURL, log: opts.Logger, now: opts.Now}
 }
 
 // SignupInput is what a new customer enters: the org's name, the admin's

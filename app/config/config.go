@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -67,6 +68,10 @@ type Config struct {
 	// Limits are the attempt limits of sign-in, signup and provider calls.
 	Limits Limits
 
+	// Mail is the platform's own e-mail sender (invitations, password
+	// resets).
+	Mail Mail
+
 	Google          GoogleOAuth
 	ProviderTimeout time.Duration
 	URLs            ProviderURLs
@@ -90,6 +95,17 @@ type Limits struct {
 	ProviderCallsPerOrg int
 	ProviderCallsPerIP  int
 }
+
+// Mail is the platform's Resend account, which sends BYOC's own e-mail:
+// MAIL_RESEND_API_KEY and MAIL_FROM (an address on a domain verified at
+// Resend), both or neither. Never an org's credentials.
+type Mail struct {
+	ResendAPIKey app.Secret
+	From         string
+}
+
+// Configured reports whether both the key and the sender are set.
+func (m Mail) Configured() bool { return !m.ResendAPIKey.IsZero() && m.From != "" }
 
 // GoogleOAuth is the server's own OAuth client at Google. Configured reports
 // whether the Google Calendar connect flow can be offered.
@@ -307,6 +323,16 @@ func Load(get Lookup) (*Config, error) {
 	}
 	if (c.Google.ClientID == "") != c.Google.ClientSecret.IsZero() {
 		bad("GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set together")
+	}
+
+	c.Mail = Mail{ResendAPIKey: app.NewSecret(str("MAIL_RESEND_API_KEY", "")), From: str("MAIL_FROM", "")}
+	if c.Mail.ResendAPIKey.IsZero() != (c.Mail.From == "") {
+		bad("MAIL_RESEND_API_KEY and MAIL_FROM must be set together")
+	}
+	if c.Mail.From != "" {
+		if _, err := mail.ParseAddress(c.Mail.From); err != nil {
+			bad("MAIL_FROM must be an e-mail address such as BYOC <noreply@example.com>")
+		}
 	}
 
 	urls := []struct {

@@ -231,3 +231,31 @@ func TestLegacyEncryptionKey(t *testing.T) {
 		}
 	})
 }
+
+func TestPlatformMail(t *testing.T) {
+	base := map[string]string{"DATABASE_URL": "postgres://localhost/byoc", "DATA_DIR": t.TempDir()}
+	load := func(extra map[string]string) (*Config, error) {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range extra {
+			env[k] = v
+		}
+		return Load(func(name string) (string, bool) { v, ok := env[name]; return v, ok })
+	}
+	c, err := load(map[string]string{"MAIL_RESEND_API_KEY": "re_platform", "MAIL_FROM": "BYOC <noreply@example.com>"})
+	if err != nil || !c.Mail.Configured() || c.Mail.ResendAPIKey.Reveal() != "re_platform" {
+		t.Fatalf("both set: %+v %v", c, err)
+	}
+	if c, err := load(nil); err != nil || c.Mail.Configured() {
+		t.Fatalf("neither set: %v", err)
+	}
+	for _, bad := range []map[string]string{{"MAIL_RESEND_API_KEY": "re_x"}, {"MAIL_FROM": "a@example.com"},
+		{"MAIL_RESEND_API_KEY": "re_x", "MAIL_FROM": "not an address"}} {
+		_, err := load(bad)
+		if err == nil || !strings.Contains(err.Error(), "MAIL_") || strings.Contains(err.Error(), "re_x") {
+			t.Fatalf("%v: %v", bad, err)
+		}
+	}
+}

@@ -16,7 +16,33 @@ const (
 
 	// DashboardPrefix is the signed-in area of the browser.
 	DashboardPrefix = "/dashboard"
+
+	// SettingsPrefix is the signed-in settings area: the team and the
+	// user's own account.
+	SettingsPrefix = "/settings"
+	Team           = SettingsPrefix + "/team"
+	Account        = SettingsPrefix + "/account"
+
+	// PasswordReset asks for a reset link; the link leads to Reset.
+	PasswordReset = "/password-reset"
+
+	// TokenParam is the name of the link token parameter in InviteRoute
+	// and ResetRoute.
+	TokenParam   = "token"
+	InviteRoute  = invitePrefix + ":" + TokenParam
+	ResetRoute   = resetPrefix + ":" + TokenParam
+	invitePrefix = "/invite/"
+	resetPrefix  = "/reset/"
+
+	// DevOutbox shows the mail kept instead of sent (development only).
+	DevOutbox = "/dev/outbox"
 )
+
+// Invite is the page of an invitation link, such as "/invite/<token>".
+func Invite(token string) string { return invitePrefix + token }
+
+// Reset is the page of a password reset link, such as "/reset/<token>".
+func Reset(token string) string { return resetPrefix + token }
 
 // Operations.
 const (
@@ -37,6 +63,27 @@ const (
 
 	APISignup = "/api/auth/signup"
 	APIToken  = "/api/auth/token"
+
+	// APIAcceptInvite joins an org by invitation; APIPasswordReset asks
+	// for a password reset link.
+	APIAcceptInvite  = "/api/auth/accept-invite"
+	APIPasswordReset = "/api/auth/password-reset"
+
+	// TeamPrefix is the team API: the members and invitations
+	// (APITeam), inviting (TeamInvites), revoking (TeamInviteRoute) and
+	// changing or removing a member (TeamMemberRoute).
+	TeamPrefix      = "/api/team"
+	APITeam         = TeamPrefix
+	TeamInvites     = TeamPrefix + "/invites"
+	TeamMembers     = TeamPrefix + "/members"
+	IDParam         = "id"
+	TeamInviteRoute = TeamInvites + "/:" + IDParam
+	TeamMemberRoute = TeamMembers + "/:" + IDParam
+
+	// AccountPrefix is the signed-in user's own account;
+	// AccountPassword changes the password.
+	AccountPrefix   = "/api/account"
+	AccountPassword = AccountPrefix + "/password"
 
 	// IntegrationsPrefix is the integrations API: the status, and the
 	// actions on one provider (Integration, IntegrationVerify).
@@ -84,3 +131,9 @@ func IntegrationConnect(provider string) string { return Integration(provider) +
 // StaticFile is the path of an embedded static file, such as
 // "/static/css/app.css".
 func StaticFile(name string) string { return staticPrefix + name }
+
+// TeamInvite is the path of one invitation, such as "/api/team/invites/<id>".
+func TeamInvite(id string) string { return TeamInvites + "/" + id }
+
+// TeamMember is the path of one member, such as "/api/team/members/<id>".
+func TeamMember(userID string) string { return TeamMembers + "/" + userID }

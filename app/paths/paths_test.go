@@ -17,6 +17,15 @@ func TestBuiltPaths(t *testing.T) {
 		{paths.StaticRoute, "/static/*"},
 		{paths.StaticFile("css/app.css"), "/static/css/app.css"},
 		{paths.DebugInvalidateCache, "/api/debug/invalidate-cache"},
+		{paths.Invite("tok"), "/invite/tok"},
+		{paths.InviteRoute, "/invite/:token"},
+		{paths.Reset("tok"), "/reset/tok"},
+		{paths.ResetRoute, "/reset/:token"},
+		{paths.TeamInvite("x"), "/api/team/invites/x"},
+		{paths.TeamInviteRoute, "/api/team/invites/:id"},
+		{paths.TeamMember("u"), "/api/team/members/u"},
+		{paths.TeamMemberRoute, "/api/team/members/:id"},
+		{paths.AccountPassword, "/api/account/password"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

@@ -1,8 +1,13 @@
 package sandbox
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/mail"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Resend stands in for Resend's API: GET /domains with
@@ -14,16 +19,45 @@ import (
 // answers); a key containing "invalid" 403 invalid_api_key (as Resend's error
 // reference lists it), and so is one containing "echo" (with Echo's
 // message); a key containing "restricted" is a valid sending-only
-// key: 401 restricted_api_key. "down", "ratelimit" and "slow" behave as the
-// package describes.
+// key: 401 restricted_api_key on every route but sending. "down",
+// "ratelimit" and "slow" behave as the package describes.
+//
+// POST /emails sends a message as Resend's send contract describes it:
+// a JSON body with from, to (an address or a list of at most 50), subject
+// and html or text, answered 200 {"id"}. A missing field is 422
+// missing_required_field, a from that is not an address 422
+// invalid_from_address, more than 50 recipients or neither html nor text
+// 422 validation_error, and a sender whose domain is not verified (every
+// domain but SendingDomain and its subdomains) 403 validation_error. Sent
+// messages are kept (Sent) so tests can read them.
 type Resend struct {
 	mux *http.ServeMux
+
+	mu   sync.Mutex
+	sent []SentEmail
+}
+
+// SendingDomain is the domain the stand-in treats as verified for sending.
+const SendingDomain = "sandbox.example.com"
+
+// SentEmail is a message the Resend stand-in accepted, with the key it was
+// sent with.
+type SentEmail struct {
+	ID      string
+	Key     string
+	From    string
+	To      []string
+	Subject string
+	Text    string
+	HTML    string
+	At      time.Time
 }
 
 // NewResend returns a Resend stand-in.
 func NewResend() *Resend {
 	r := &Resend{mux: http.NewServeMux()}
 	r.mux.HandleFunc("GET /domains", r.domains)
+	r.mux.HandleFunc("POST /emails", r.send)
 	r.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		resendError(w, http.StatusNotFound, "not_found", "The requested endpoint does not exist.")
 	})
@@ -50,7 +84,7 @@ func (rs *Resend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resendError(w, http.StatusForbidden, "invalid_api_key", "API key is invalid")
 	case has(key, "echo"):
 		resendError(w, http.StatusForbidden, "invalid_api_key", Echo(key))
-	case has(key, "restricted"):
+	case has(key, "restricted") && !(r.Method == http.MethodPost && r.URL.Path == "/emails"):
 		resendError(w, http.StatusUnauthorized, "restricted_api_key", "This API key is restricted to only send emails")
 	default:
 		rs.mux.ServeHTTP(w, r)
@@ -74,4 +108,77 @@ func (rs *Resend) domains(w http.ResponseWriter, r *http.Request) {
 // resendError answers Resend's error shape.
 func resendError(w http.ResponseWriter, status int, name, msg string) {
 	writeJSON(w, status, map[string]any{"statusCode": status, "message": msg, "name": name})
+}
+
+// Sent returns the messages sent so far, oldest first.
+func (rs *Resend) Sent() []SentEmail {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return append([]SentEmail(nil), rs.sent...)
+}
+
+func (rs *Resend) send(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		From    string          `json:"from"`
+		To      json.RawMessage `json:"to"`
+		Subject string          `json:"subject"`
+		Text    string          `json:"text"`
+		HTML    string          `json:"html"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
+		resendError(w, http.StatusUnprocessableEntity, "validation_error", "Invalid JSON body.")
+		return
+	}
+	var to []string
+	if len(body.To) > 0 {
+		var one string
+		if json.Unmarshal(body.To, &one) == nil {
+			to = []string{one}
+		} else if json.Unmarshal(body.To, &to) != nil {
+			resendError(w, http.StatusUnprocessableEntity, "validation_error", "The `to` field must be a string or an array of strings.")
+			return
+		}
+	}
+	for _, f := range []struct{ name, value string }{{"from", body.From}, {"subject", body.Subject}} {
+		if strings.TrimSpace(f.value) == "" {
+			resendError(w, http.StatusUnprocessableEntity, "missing_required_field", fmt.Sprintf("Missing `%s` field.", f.name))
+			return
+		}
+	}
+	if len(to) == 0 {
+		resendError(w, http.StatusUnprocessableEntity, "missing_required_field", "Missing `to` field.")
+		return
+	}
+	if len(to) > 50 {
+		resendError(w, http.StatusUnprocessableEntity, "validation_error", "Too many recipients: at most 50.")
+		return
+	}
+	for _, a := range to {
+		if _, err := mail.ParseAddress(a); err != nil {
+			resendError(w, http.StatusUnprocessableEntity, "validation_error", "Invalid `to` field.")
+			return
+		}
+	}
+	if body.Text == "" && body.HTML == "" {
+		resendError(w, http.StatusUnprocessableEntity, "validation_error", "Missing `html` or `text` field.")
+		return
+	}
+	from, err := mail.ParseAddress(body.From)
+	if err != nil {
+		resendError(w, http.StatusUnprocessableEntity, "invalid_from_address",
+			"Invalid `from` field. The email address needs to follow the `email@example.com` or `Name <email@example.com>` format.")
+		return
+	}
+	domain := strings.ToLower(from.Address[strings.LastIndexByte(from.Address, '@')+1:])
+	if domain != SendingDomain && !strings.HasSuffix(domain, "."+SendingDomain) {
+		resendError(w, http.StatusForbidden, "validation_error",
+			fmt.Sprintf("The %s domain is not verified. Please, add and verify your domain.", domain))
+		return
+	}
+	m := SentEmail{ID: newUUID(), Key: apiKeyOf(r), From: body.From, To: to, Subject: body.Subject, Text: body.Text,
+		HTML: body.HTML, At: time.Now()}
+	rs.mu.Lock()
+	rs.sent = append(rs.sent, m)
+	rs.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"id": m.ID})
 }

@@ -19,6 +19,7 @@ import (
 	"byoc/app/credentials"
 	"byoc/app/integrations"
 	"byoc/app/keyring"
+	"byoc/app/mail"
 	"byoc/app/metrics"
 	"byoc/app/orgcache"
 	"byoc/app/providers/elevenlabs"
@@ -26,6 +27,7 @@ import (
 	"byoc/app/providers/resend"
 	"byoc/app/providers/twilio"
 	"byoc/app/providers/vapi"
+	"byoc/app/team"
 	"byoc/app/web"
 	"byoc/app/webhooks"
 	"byoc/db"
@@ -50,6 +52,9 @@ type Options struct {
 	Sandbox bool
 	// Accounts tunes the accounts service (tests lower the bcrypt cost).
 	Accounts auth.Options
+	// Mailer replaces the mailer the configuration calls for (nil: the
+	// configured one).
+	Mailer mail.Mailer
 	// Web tunes the web server beyond what the configuration says (body
 	// size, timeouts, the sign-in delay, the metrics registry); its
 	// Production, SessionSecret, Logger, Sandbox, OpsToken, TrustedProxies
@@ -78,6 +83,12 @@ type System struct {
 	// Verifiers ask each provider whether it accepts a config (the checks
 	// a save makes); Google Calendar's checks the org's stored grant.
 	Verifiers map[app.Provider]integrations.Verifier
+	// Team manages the orgs' members and invitations.
+	Team *team.Service
+	// Mailer sends the platform's own e-mail; Outbox is it when mail is
+	// kept for the development outbox page (nil otherwise).
+	Mailer mail.Mailer
+	Outbox *mail.Outbox
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -173,7 +184,18 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	accounts := auth.NewService(database, tokens, opts.Accounts)
+	// The platform's own mail: Resend with the platform's key, else the
+	// development outbox, else none (production says so where it matters).
+	mailer := opts.Mailer
+	if mailer == nil {
+		mailer = mail.New(mail.Options{APIKey: cfg.Mail.ResendAPIKey, From: cfg.Mail.From,
+			Client: resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout), Outbox: !cfg.Production(), Logger: log, Now: opts.Now})
+	}
+	ao := opts.Accounts
+	ao.Mailer, ao.PublicURL, ao.Logger, ao.Now = mailer, cfg.PublicURL, log, opts.Now
+	accounts := auth.NewService(database, tokens, ao)
+	teams := team.New(database, mailer, team.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now})
+	outbox, _ := mailer.(*mail.Outbox)
 	limiter, err := attempts.New(database, []byte(cfg.SessionSecret.Reveal()), attempts.Options{Now: opts.Now, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("SESSION_SECRET: %w", err)
@@ -189,14 +211,18 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	wo.TrustedProxies = cfg.TrustedProxies
 	wo.AttemptsPerIP, wo.AttemptsPerEmail, wo.AttemptWindow = cfg.Limits.AttemptsPerIP, cfg.Limits.AttemptsPerEmail, cfg.Limits.AttemptWindow
 	wo.ProviderCallsPerOrg, wo.ProviderCallsPerIP = cfg.Limits.ProviderCallsPerOrg, cfg.Limits.ProviderCallsPerIP
-	srv, err := web.New(wo, web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
-		Credentials: creds, Limiter: limiter})
+	deps := web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
+		Credentials: creds, Limiter: limiter, Team: teams}
+	if outbox != nil {
+		deps.Outbox = outbox
+	}
+	srv, err := web.New(wo, deps)
 	if err != nil {
 		return nil, err
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
 		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
-		Caches: caches, Verifiers: verifiers}, nil
+		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox}, nil
 }
 
 // SweepAttempts deletes the attempt limits' expired counts periodically

@@ -28,6 +28,7 @@ var statusByCode = map[string]int{
 	app.EUnknownAssistant:    http.StatusNotFound,
 	app.EMethodNotAllowed:    http.StatusMethodNotAllowed,
 	app.EEmailTaken:          http.StatusConflict,
+	app.ELastAdmin:           http.StatusConflict,
 	app.EConflict:            http.StatusConflict,
 	app.EPayloadTooLarge:     http.StatusRequestEntityTooLarge,
 	app.EVerificationFailed:  http.StatusUnprocessableEntity,

@@ -58,7 +58,7 @@ type tokenData struct {
 // sign-in hands out a bearer token instead of a session.
 func tokenRoute(c *fiber.Ctx) bool {
 	p := c.Route().Path
-	return p == paths.APISignup || p == paths.APIToken
+	return p == paths.APISignup || p == paths.APIToken || p == paths.APIAcceptInvite
 }
 
 // signupPage shows the signup form (signed-in users go to the dashboard).

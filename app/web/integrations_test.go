@@ -53,8 +53,8 @@ func (e *env) admin() (*browser, string, string) {
 	return b, token, orgID
 }
 
-// member adds a user with the member role to the org (there is no
-// invitation flow yet, so the rows are inserted directly), signs them in
+// member adds a user with the member role to the org (the rows are
+// inserted directly, past the invitation flow team_test.go covers), signs them in
 // through the login form and returns their browser and CSRF token.
 func (e *env) member(orgID string) (*browser, string) {
 	t := e.t

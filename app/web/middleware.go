@@ -61,7 +61,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	attrs := []slog.Attr{
 		slog.String("request_id", id),
 		slog.String("method", c.Method()),
-		slog.String("path", c.Path()),
+		slog.String("path", loggedPath(c, route)),
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
@@ -73,6 +73,16 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	s.log.LogAttrs(context.Background(), level, "request", attrs...)
 	return nil
+}
+
+// loggedPath is the request's path as the access log shows it: the route's
+// pattern instead for the routes whose path holds a link's token (an
+// invitation, a password reset), which is a credential until it is used.
+func loggedPath(c *fiber.Ctx, route string) string {
+	if route == paths.InviteRoute || route == paths.ResetRoute {
+		return route
+	}
+	return c.Path()
 }
 
 // routeLabel names the route that answered, as declared (never the raw

@@ -39,6 +39,10 @@ func (s *Server) routes() {
 	// e-mail (ratelimit.go).
 	a.Post(paths.APISignup, s.limitSignups, s.signup)
 	a.Post(paths.APIToken, s.login)
+	// The same for joining by invitation and asking for a password reset
+	// link (counted per address and e-mail like sign-ins).
+	a.Post(paths.APIAcceptInvite, s.acceptInvite)
+	a.Post(paths.APIPasswordReset, s.requestReset)
 
 	// Everything below knows who is asking (bearer token or session cookie).
 	a.Use(s.authenticate)
@@ -54,6 +58,9 @@ func (s *Server) routes() {
 	// in (401, or the login page) rather than that a form expired (403).
 	a.Use(paths.DashboardPrefix, s.requireUser)
 	a.Use(paths.IntegrationsPrefix, s.requireUser)
+	a.Use(paths.SettingsPrefix, s.requireUser)
+	a.Use(paths.TeamPrefix, s.requireUser)
+	a.Use(paths.AccountPrefix, s.requireUser)
 
 	// State-changing browser requests need the CSRF token.
 	a.Use(s.csrf)
@@ -74,4 +81,27 @@ func (s *Server) routes() {
 	a.Post(paths.IntegrationVerifyRoute, s.limitProviderCalls, s.verifyIntegration)
 	a.Delete(paths.IntegrationRoute, s.disconnectIntegration)
 	a.Post(paths.VapiWebhookSigning, s.setWebhookSigning)
+
+	// Members and invitations (settings area and API), joining by
+	// invitation, password reset by e-mail and the user's own account.
+	a.Get(paths.Team, s.teamPage)
+	a.Get(paths.APITeam, s.teamPage)
+	a.Post(paths.TeamInvites, s.invite)
+	a.Delete(paths.TeamInviteRoute, s.revokeInvite)
+	a.Patch(paths.TeamMemberRoute, s.setMemberRole)
+	a.Delete(paths.TeamMemberRoute, s.removeMember)
+	a.Get(paths.InviteRoute, s.joinPage)
+	a.Post(paths.InviteRoute, s.acceptInvite)
+	a.Get(paths.PasswordReset, s.forgotPage)
+	a.Post(paths.PasswordReset, s.requestReset)
+	a.Get(paths.ResetRoute, s.resetPage)
+	a.Post(paths.ResetRoute, s.resetPassword)
+	a.Get(paths.Account, s.accountPage)
+	a.Post(paths.AccountPassword, s.changePassword)
+
+	// The development outbox: only without a mail key, never in
+	// production.
+	if s.deps.Outbox != nil && !s.opts.Production {
+		a.Get(paths.DevOutbox, s.outbox)
+	}
 }

@@ -29,7 +29,9 @@ import (
 	"byoc/app/attempts"
 	"byoc/app/auth"
 	"byoc/app/integrations"
+	"byoc/app/mail"
 	"byoc/app/metrics"
+	"byoc/app/team"
 	"byoc/static"
 )
 
@@ -108,6 +110,30 @@ type Accounts interface {
 	ResolveSession(ctx context.Context, userID, orgID string, version int) (auth.Account, error)
 	ResolveToken(ctx context.Context, token string) (auth.Account, error)
 	IssueToken(a auth.Account) (auth.Token, error)
+
+	// Invitations, password reset and change (see package auth).
+	Invitation(ctx context.Context, token string) (auth.Invitation, error)
+	AcceptInvite(ctx context.Context, token, password string) (auth.Account, error)
+	RequestPasswordReset(ctx context.Context, email string) error
+	PasswordResetEmail(ctx context.Context, token string) (string, error)
+	ResetPassword(ctx context.Context, token, password string) (auth.Account, error)
+	ChangePassword(ctx context.Context, a auth.Account, current, next string) (auth.Account, error)
+}
+
+// Team is what the web layer needs from the team service (*team.Service
+// implements it).
+type Team interface {
+	Team(ctx context.Context, p app.Principal) (team.Team, error)
+	Invite(ctx context.Context, p app.Principal, email, role string) (team.Invited, error)
+	RevokeInvite(ctx context.Context, p app.Principal, inviteID string) error
+	SetRole(ctx context.Context, p app.Principal, userID, role string) (app.Member, error)
+	Remove(ctx context.Context, p app.Principal, userID string) (app.Member, error)
+}
+
+// Outbox is the development outbox the page /dev/outbox shows
+// (*mail.Outbox implements it).
+type Outbox interface {
+	Messages() []mail.Message
 }
 
 // Pinger reports whether the database answers (*db.DB implements it).
@@ -143,6 +169,11 @@ type Deps struct {
 	Credentials CredentialCache
 	// Limiter keeps the attempt limits' counts, shared by every instance.
 	Limiter Limiter
+	// Team manages the org's members and invitations.
+	Team Team
+	// Outbox, when set (development without a mail key), is served at
+	// /dev/outbox; production never serves it.
+	Outbox Outbox
 }
 
 // Limiter counts attempts for the limits (*attempts.Limiter implements
@@ -171,8 +202,8 @@ type Server struct {
 // options are unusable (a short session secret) or a dependency is missing.
 func New(opts Options, deps Deps) (*Server, error) {
 	if deps.Accounts == nil || deps.DB == nil || deps.Integrations == nil || deps.Webhooks == nil || deps.Credentials == nil ||
-		deps.Limiter == nil {
-		return nil, errors.New("web: Deps.Accounts, DB, Integrations, Webhooks, Credentials and Limiter are required")
+		deps.Limiter == nil || deps.Team == nil {
+		return nil, errors.New("web: Deps.Accounts, DB, Integrations, Webhooks, Credentials, Limiter and Team are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

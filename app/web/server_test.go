@@ -435,7 +435,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	e := newEnv(t)
 	d, integ := e.db, e.sys.Integrations
 	deps := web.Deps{Accounts: e.sys.Accounts, DB: d, Integrations: integ, Webhooks: e.sys.Webhooks, Credentials: e.sys.Credentials,
-		Limiter: e.sys.Limiter}
+		Limiter: e.sys.Limiter, Team: e.sys.Team}
 	if _, err := web.New(web.Options{SessionSecret: []byte("too short a secret")}, deps); err == nil {
 		t.Error("New accepted a session secret of 18 bytes")
 	}

@@ -97,3 +97,62 @@ func (c *Client) Verify(ctx context.Context, cfg app.ResendConfig) (app.Verifica
 	}
 	return app.Verification{}, c.call.Unexpected(resp)
 }
+
+// Email is one message to send through Resend's POST /emails: the sender
+// (an address on a domain verified in the key's account), one recipient,
+// the subject and a plain-text body.
+type Email struct {
+	From    string
+	To      string
+	Subject string
+	Text    string
+}
+
+// sendReasons say in BYOC's words why Resend refused to send.
+var sendReasons = map[string]string{
+	"invalid_api_key":        "the key is not valid",
+	"validation_error":       "the message or its sender was refused (is the sender's domain verified?)",
+	"missing_api_key":        "no key was received",
+	"missing_required_field": "a required field was missing",
+	"invalid_from_address":   "the sender address is not valid",
+	"restricted_api_key":     "the key may not send e-mail",
+}
+
+// Send sends m with key through POST /emails and returns the id Resend
+// gives the message. A refusal (4xx) is EVerificationFailed in BYOC's
+// words, never with Resend's text; Resend not reachable, limiting or
+// failing is EProviderUnavailable.
+func (c *Client) Send(ctx context.Context, key app.Secret, m Email) (string, error) {
+	body, err := json.Marshal(map[string]any{"from": m.From, "to": []string{m.To}, "subject": m.Subject, "text": m.Text})
+	if err != nil {
+		return "", app.Internal(err)
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+strings.TrimSpace(key.Reveal()))
+	h.Set("Content-Type", "application/json")
+	resp, err := c.call.Do(ctx, providers.Request{Method: http.MethodPost, URL: providers.JoinURL(c.base, "/emails"), Header: h, Body: body})
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode == http.StatusOK {
+		var out struct {
+			ID string `json:"id"`
+		}
+		if err := c.call.DecodeJSON(resp, &out); err != nil {
+			return "", err
+		}
+		return out.ID, nil
+	}
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+		var e struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(resp.Body, &e)
+		msg := fmt.Sprintf("Resend refused to send the e-mail (%s).", resp.Status())
+		if reason := sendReasons[e.Name]; reason != "" {
+			msg = fmt.Sprintf("Resend refused to send the e-mail (%s): %s.", resp.Status(), reason)
+		}
+		return "", &app.Error{Code: app.EVerificationFailed, Message: msg}
+	}
+	return "", c.call.Unexpected(resp)
+}

@@ -75,3 +75,62 @@ func TestVerify(t *testing.T) {
 		})
 	}
 }
+
+func TestSend(t *testing.T) {
+	sb := sandbox.New()
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	standIn := sb.BaseURLs(srv.URL).Resend
+	good := resend.Email{From: "BYOC <noreply@sandbox.example.com>", To: "ann@example.com", Subject: "Hello", Text: "Body https://x.example/a"}
+
+	tests := []struct {
+		name     string
+		key      string
+		mutate   func(*resend.Email)
+		wantCode string
+		wantMsg  string
+	}{
+		{"sent", "re_9xK2mQ7vL4pT", nil, "", ""},
+		{"a sending-only key sends", "re_restricted_9xK2mQ7v", nil, "", ""},
+		{"invalid key", "re_invalid_9xK2mQ7v", nil, app.EVerificationFailed, "Resend refused to send the e-mail (403 Forbidden): the key is not valid."},
+		{"key echoed back", "re_echo_9xK2mQ7vL4pT", nil, app.EVerificationFailed, "the key is not valid"},
+		{"unverified sender domain", "re_9xK2mQ7vL4pT", func(m *resend.Email) { m.From = "noreply@example.org" }, app.EVerificationFailed,
+			"(403 Forbidden): the message or its sender was refused"},
+		{"sender not an address", "re_9xK2mQ7vL4pT", func(m *resend.Email) { m.From = "nobody" }, app.EVerificationFailed,
+			"(422 Unprocessable Entity): the sender address is not valid"},
+		{"no subject", "re_9xK2mQ7vL4pT", func(m *resend.Email) { m.Subject = "" }, app.EVerificationFailed, "a required field was missing"},
+		{"no body", "re_9xK2mQ7vL4pT", func(m *resend.Email) { m.Text = "" }, app.EVerificationFailed, "(422 Unprocessable Entity)"},
+		{"provider down", "re_down_9xK2mQ7v", nil, app.EProviderUnavailable, "503 Service Unavailable"},
+		{"rate limited", "re_ratelimit_9xK2mQ7v", nil, app.EProviderUnavailable, "429 Too Many Requests"},
+		{"slow provider", "re_slow_9xK2mQ7v", nil, app.EProviderUnavailable, "timed out"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := good
+			if tt.mutate != nil {
+				tt.mutate(&m)
+			}
+			before := len(sb.Resend.Sent())
+			id, err := resend.New(standIn, nil, timeout).Send(context.Background(), app.NewSecret(tt.key), m)
+			if got := app.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("code = %q, want %q (err %v)", got, tt.wantCode, err)
+			}
+			if err != nil {
+				if !strings.Contains(app.ErrorMessage(err), tt.wantMsg) {
+					t.Fatalf("message %q, want it to contain %q", app.ErrorMessage(err), tt.wantMsg)
+				}
+				apptest.AssertNoFragment(t, "the error", err.Error(), tt.key)
+				if len(sb.Resend.Sent()) != before {
+					t.Fatal("a refused message was kept as sent")
+				}
+				return
+			}
+			sent := sb.Resend.Sent()
+			last := sent[len(sent)-1]
+			if id == "" || last.ID != id || last.Key != tt.key || last.From != m.From || len(last.To) != 1 || last.To[0] != m.To ||
+				last.Subject != m.Subject || last.Text != m.Text {
+				t.Fatalf("sent %+v with id %q", last, id)
+			}
+		})
+	}
+}

@@ -11,8 +11,14 @@ BEGIN
   FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
       -- NOLOGIN NOBYPASSRLS: reachable only through SET ROLE, and always
-      -- subject to row level security.
-      EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT NOBYPASSRLS', r);
+      -- subject to row level security. Roles belong to the whole cluster:
+      -- a migration of another database running at the same moment may
+      -- create the role first, which is as good.
+      BEGIN
+        EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT NOBYPASSRLS', r);
+      EXCEPTION WHEN unique_violation OR duplicate_object THEN
+        NULL;
+      END;
     END IF;
     -- The connecting role must be able to SET ROLE to each of them. A
     -- superuser can already; anyone else needs membership.

@@ -94,6 +94,9 @@ var Expected = []Table{
 	}},
 	{Name: "users", Policies: []Policy{
 		{Name: "users_select", Command: "SELECT", Role: RoleAuthenticated, Using: eq("id", userCall)},
+		// Teammates: the members of the org the tenant acts for.
+		{Name: "users_select_teammates", Command: "SELECT", Role: RoleAuthenticated,
+			Using: "(id IN ( SELECT m.user_id\n   FROM org_members m\n  WHERE (m.org_id = " + orgCall + ")))"},
 		service("users"),
 	}},
 	tenantTable("org_members"),
@@ -108,6 +111,13 @@ var Expected = []Table{
 	tenantTable("call_events"),
 	tenantTable("oauth_states"),
 	{Name: "attempt_counts", Policies: []Policy{service("attempt_counts")}},
+	tenantTable("invites"),
+	tenantTable("password_resets"),
+	{Name: "legacy_imports", Denied: []string{"UPDATE", "DELETE"}, Policies: []Policy{
+		{Name: "legacy_imports_select", Command: "SELECT", Role: RoleAuthenticated, Using: eq("org_id", orgCall)},
+		{Name: "legacy_imports_insert", Command: "INSERT", Role: RoleAuthenticated, WithCheck: eq("org_id", orgCall)},
+		service("legacy_imports"),
+	}},
 }
 
 // Function is an expected SQL function of the tenant policies: every one

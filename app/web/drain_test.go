@@ -69,7 +69,10 @@ func TestIdleConnectionClosedWithoutAnswer(t *testing.T) {
 	}
 	silent, partial := make(chan result, 1), make(chan result, 1)
 	go func() { got, err := read(""); silent <- result{got, err} }()
-	go func() { got, err := read("GET /api/integrations/status HTTP/1.1\r\nHost: byoc.test\r\n"); partial <- result{got, err} }()
+	go func() {
+		got, err := read("GET /api/integrations/status HTTP/1.1\r\nHost: byoc.test\r\n")
+		partial <- result{got, err}
+	}()
 
 	if r := <-silent; r.err != nil || r.got != "" {
 		t.Errorf("a connection that sent nothing got %q (err %v), want it closed without an answer", r.got, r.err)

@@ -246,15 +246,17 @@ func (c *Cluster) Stop() {
 // Start runs the instance and waits until its /readyz answers 200.
 func (a *Instance) Start(ctx context.Context) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.proc != nil && !a.proc.exited() {
+		a.mu.Unlock()
 		return fmt.Errorf("%s is running", a.Name)
 	}
 	p, err := startProcess(a.bin, []string{"serve"}, a.env, a.dir, a.log)
 	if err != nil {
+		a.mu.Unlock()
 		return fmt.Errorf("%s: %w", a.Name, err)
 	}
 	a.proc = p
+	a.mu.Unlock()
 	if err := waitReady(ctx, a.URL, p, 1, time.Minute); err != nil {
 		return fmt.Errorf("%s: %w (log: %s)", a.Name, err, a.log)
 	}

@@ -12,11 +12,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -665,7 +667,73 @@ func TestWebhookRetriedToAnotherInstanceIsHandledOnce(t *testing.T) {
 	t.Log(tbl.String())
 }
 
+// Connections to HAProxy that go quiet are closed without an answer: one
+// that never sent a request when timeout http-request (10 s) strikes, one
+// idle after its answer when timeout http-keep-alive (10 s) does. It runs
+// beside the rolling restart, which it does not disturb.
+func TestQuietConnectionsGetNoUnsolicitedAnswer(t *testing.T) {
+	t.Parallel()
+	addr := strings.TrimPrefix(cl.URL, "http://")
+	read := func(first string) (rest []byte, took time.Duration, err error) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer conn.Close()
+		start := time.Now()
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		br := bufio.NewReader(conn)
+		if first != "" {
+			if _, err := io.WriteString(conn, first); err != nil {
+				return nil, 0, err
+			}
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return nil, 0, err
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return nil, 0, fmt.Errorf("GET /healthz answered %d", res.StatusCode)
+			}
+			start = time.Now()
+		}
+		rest, err = io.ReadAll(br)
+		return rest, time.Since(start), err
+	}
+	type result struct {
+		rest []byte
+		took time.Duration
+		err  error
+	}
+	cases := map[string]string{
+		"never sent a request": "",
+		"idle after an answer": "GET /healthz HTTP/1.1\r\nHost: byoc.test\r\n\r\n",
+	}
+	results := map[string]chan result{}
+	for name, first := range cases {
+		ch := make(chan result, 1)
+		results[name] = ch
+		go func() { rest, took, err := read(first); ch <- result{rest, took, err} }()
+	}
+	var tbl strings.Builder
+	tbl.WriteString("Quiet connections to HAProxy:\n| connection | closed after (s) | bytes sent unasked |\n|---|---|---|")
+	for _, name := range []string{"never sent a request", "idle after an answer"} {
+		r := <-results[name]
+		if r.err != nil {
+			t.Errorf("%s: %v", name, r.err)
+			continue
+		}
+		fmt.Fprintf(&tbl, "\n| %s | %.1f | %d |", name, r.took.Seconds(), len(r.rest))
+		if len(r.rest) != 0 {
+			t.Errorf("%s: HAProxy sent %q unasked", name, r.rest)
+		}
+	}
+	t.Log(tbl.String())
+}
+
 func TestRollingRestartUnderLoad(t *testing.T) {
+	t.Parallel()
 	o := newOrg(t)
 	o.connectVapi(t, cl.URL)
 

@@ -788,6 +788,41 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		}()
 	}
 
+	// One client changes a credential setting over and over, one change
+	// at a time, so the last acknowledged value is the one that must stay.
+	var lastAcked atomic.Int32 // 0: none yet, 1: false, 2: true
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stopLoad:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			want := i%2 == 0
+			start := time.Now()
+			oc := outcome{kind: "credential change (write)"}
+			var b []byte
+			oc.status, b, oc.err = call(context.Background(), http.MethodPost, cl.URL+"/api/integrations/vapi/webhook-signing",
+				map[string]bool{"hmacOnly": want}, o.header())
+			oc.elapsed = time.Since(start)
+			if oc.err == nil && oc.status == http.StatusOK {
+				var env struct {
+					Data struct {
+						HMACOnly *bool `json:"hmacOnly"`
+					} `json:"data"`
+				}
+				if json.Unmarshal(b, &env) == nil && env.Data.HMACOnly != nil && *env.Data.HMACOnly == want {
+					lastAcked.Store(map[bool]int32{false: 1, true: 2}[want])
+				}
+			}
+			mu.Lock()
+			results = append(results, oc)
+			mu.Unlock()
+		}
+	}()
+
 	time.Sleep(time.Second) // steady load before the first restart
 	rollStart := time.Now()
 	var steps []string
@@ -870,5 +905,16 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	}
 	if lost != 0 {
 		t.Errorf("%d acknowledged webhook events are missing from call_events", lost)
+	}
+	// The last acknowledged credential change is what every instance shows.
+	if lastAcked.Load() == 0 {
+		t.Fatal("no credential change was acknowledged during the roll")
+	}
+	want := lastAcked.Load() == 2
+	for _, a := range cl.Apps {
+		got, err := o.hmacOnly(t.Context(), t, a.URL)
+		if err != nil || got != want {
+			t.Errorf("%s after the roll: webhookHmacOnly %v (%v), want the last acknowledged %v", a.Name, got, err, want)
+		}
 	}
 }

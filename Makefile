@@ -104,6 +104,33 @@ smoke: ## The end-to-end API run against a server: make smoke URL=http://127.0.0
 	@test -n "$(URL)" || { echo "usage: make smoke URL=http://host:port"; exit 1; }
 	$(GO) run ./e2e/smoke -url "$(URL)"
 
+## ---- Cluster ----
+
+CLUSTER_DIR := .data/cluster
+
+.PHONY: cluster
+cluster: build haproxy ## Three instances behind HAProxy on the private PostgreSQL (database byoc_cluster), providers stood in; Ctrl-C stops it all
+	@$(GO) build -o bin/byoc-cluster ./e2e/cluster
+	@BYOC_PG_DB=byoc_cluster $(WITH_DB) ./bin/byoc-cluster -bin $(BIN) -data $(CLUSTER_DIR)
+
+.PHONY: haproxy
+haproxy: ## Make sure HAProxy is installed (for make cluster and the cluster tests)
+	@if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's haproxy for the cluster..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+		else \
+			echo "HAProxy not found. Install it (sudo apt-get install haproxy)."; exit 1; \
+		fi; \
+	fi
+
+.PHONY: test-cluster
+test-cluster: haproxy ## The cluster tests: three instances behind HAProxy (needs DATABASE_URL; make test provides it)
+	@test -n "$$DATABASE_URL" || { echo "DATABASE_URL is not set: use 'make test'"; exit 1; }
+	$(GO) vet -tags cluster ./e2e/cluster/
+	BYOC_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -tags cluster -v ./e2e/cluster/ 2>&1 | \
+		grep -vE '^=== (RUN|PAUSE|CONT)' ; exit $${PIPESTATUS[0]}
+
 ## ---- Benchmarks ----
 
 ORGS      ?= 10000
@@ -136,6 +163,7 @@ test: build ## Everything: lint, Go tests on a real PostgreSQL, fuzz smoke runs,
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory test-rules
 	@BYOC_PG_FAST=1 $(WITH_DB) $(MAKE) --no-print-directory test-go test-fuzz e2e-run
+	@BYOC_PG_FAST=1 $(WITH_DB) $(MAKE) --no-print-directory test-cluster
 
 .PHONY: test-go
 test-go: ## Go unit and integration tests (needs DATABASE_URL; make test provides it)

@@ -371,6 +371,17 @@ func serve(sandboxed bool) error {
 		return err
 	case <-ctx.Done():
 	}
+	if cfg.ShutdownDrain > 0 {
+		// Health checks see 503 now; requests are still served until the
+		// load balancer has stopped sending them.
+		log.Info("draining before shutdown", "drain", cfg.ShutdownDrain)
+		srv.Drain()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(cfg.ShutdownDrain):
+		}
+	}
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -76,6 +76,11 @@ type Config struct {
 	ProviderTimeout time.Duration
 	URLs            ProviderURLs
 
+	// ShutdownDrain is how long a stopping server keeps serving while its
+	// /readyz already answers 503, so that a load balancer takes it out of
+	// rotation before it stops accepting connections (SHUTDOWN_DRAIN).
+	ShutdownDrain time.Duration
+
 	// Generated lists the secrets made up for this development setup (and
 	// kept in DataDir); main warns about them.
 	Generated []string
@@ -218,6 +223,11 @@ func Load(get Lookup) (*Config, error) {
 	c.ProviderTimeout, err = time.ParseDuration(str("PROVIDER_TIMEOUT", "10s"))
 	if err != nil || c.ProviderTimeout <= 0 || c.ProviderTimeout > 2*time.Minute {
 		bad("PROVIDER_TIMEOUT must be a Go duration between 1ms and 2m, such as 10s")
+	}
+
+	c.ShutdownDrain, err = time.ParseDuration(str("SHUTDOWN_DRAIN", "0s"))
+	if err != nil || c.ShutdownDrain < 0 || c.ShutdownDrain > time.Minute {
+		bad("SHUTDOWN_DRAIN must be a Go duration between 0s and 1m, such as 3s")
 	}
 
 	count := func(name string, def int) int {

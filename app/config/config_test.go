@@ -43,7 +43,7 @@ func TestDevelopmentGeneratesSecretsOnceAndKeepsThem(t *testing.T) {
 		second.SessionSecret.Reveal() != first.SessionSecret.Reveal() {
 		t.Fatal("a restart must reuse the generated development secrets")
 	}
-	if first.Port != 3000 || first.PublicURL != "http://localhost:3000" || first.ProviderTimeout.String() != "10s" ||
+	if first.ShutdownDrain != 0 || first.Port != 3000 || first.PublicURL != "http://localhost:3000" || first.ProviderTimeout.String() != "10s" ||
 		first.URLs.Vapi != "https://api.vapi.ai" || first.Google.CallbackURL != "http://localhost:3000/api/auth/google-calendar/callback" {
 		t.Fatalf("defaults: %+v", first)
 	}
@@ -74,10 +74,11 @@ func TestRefusedStartListsEveryProblem(t *testing.T) {
 				"PORT": "seventy", "PROVIDER_TIMEOUT": "soon", "VAPI_BASE_URL": "not a url",
 				"ENCRYPTION_KEYS_PREVIOUS": key64 + ",zz", "APP_ENV": "staging", "GOOGLE_CLIENT_ID": "id-only",
 				"WEBHOOK_DEBUG": "verbose", "TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal",
+				"SHUTDOWN_DRAIN": "-1s",
 			},
 			want: []string{"DATABASE_URL", "ENCRYPTION_KEY must be exactly 64 hex", "PORT", "PROVIDER_TIMEOUT",
 				"VAPI_BASE_URL", "ENCRYPTION_KEYS_PREVIOUS item 2", "APP_ENV", "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET",
-				"WEBHOOK_DEBUG", "TRUSTED_PROXIES item \"proxy.internal\""},
+				"WEBHOOK_DEBUG", "TRUSTED_PROXIES item \"proxy.internal\"", "SHUTDOWN_DRAIN"},
 		},
 	}
 	for _, tt := range tests {

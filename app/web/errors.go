@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -116,6 +117,15 @@ func unreadRequestPath(err error) (string, bool) {
 	}
 	path, _, _ := strings.Cut(fields[1], "?")
 	return path, true
+}
+
+// nothingRead reports whether err is fasthttp's read timeout on a
+// connection that sent no byte of its first request: fasthttp passes the
+// bare network error then, and wraps it ("error when reading request
+// headers") once part of a request arrived.
+func nothingRead(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && error(op) == err && op.Op == "read" && op.Timeout()
 }
 
 // titles are the headings of error pages by status.

@@ -18,9 +18,13 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
-// readyz answers 200 when the database answers and 503 otherwise
-// (readiness: take the instance out of the load balancer).
+// readyz answers 200 when the database answers and 503 otherwise, or
+// while the server drains before a shutdown (readiness: take the instance
+// out of the load balancer).
 func (s *Server) readyz(c *fiber.Ctx) error {
+	if s.draining.Load() {
+		return c.Status(http.StatusServiceUnavailable).JSON(fiber.Map{"status": "draining"})
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
 	defer cancel()
 	if err := s.deps.DB.Ping(ctx); err != nil {

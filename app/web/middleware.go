@@ -49,6 +49,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		}
 	}
 
+	if s.draining.Load() {
+		c.Context().SetConnectionClose()
+	}
 	status := c.Response().StatusCode()
 	elapsed := time.Since(start)
 	s.metrics.observe(c.Method(), route, status, elapsed)

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -196,6 +197,9 @@ type Server struct {
 	registry *prometheus.Registry
 	proxies  []netip.Prefix
 	limits   limitRules
+	// draining is set by Drain: /readyz answers 503 and every answer
+	// closes its connection.
+	draining atomic.Bool
 }
 
 // New builds the server with every route (see routes.go). It fails when the
@@ -312,10 +316,20 @@ func New(opts Options, deps Deps) (*Server, error) {
 // is answered in the format of its path (JSON under /api/) like any other.
 // fasthttp clears such a request before Fiber's handler sees it; only the
 // start of what it read, quoted in its error, still holds the request line.
+//
+// A connection on which no byte of a request arrived before the read
+// timeout is closed without an answer: fasthttp would otherwise write an
+// error page nobody asked for, which a client or proxy that opened the
+// connection ahead of time would read as the answer to the request it
+// sends next.
 func (s *Server) keepPathOfUnreadRequests() {
 	srv := s.app.Server()
 	answer := srv.ErrorHandler
 	srv.ErrorHandler = func(fctx *fasthttp.RequestCtx, err error) {
+		if nothingRead(err) {
+			_ = fctx.Conn().Close()
+			return
+		}
 		if path, ok := unreadRequestPath(err); ok {
 			fctx.Request.SetRequestURI(path)
 		}
@@ -332,6 +346,12 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // Shutdown stops accepting connections and waits for running requests to
 // finish, or for ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+// Drain prepares a Shutdown behind a load balancer: from now on /readyz
+// answers 503 (so health checks take the instance out of rotation) and
+// every answer closes its connection (so no idle connection to this
+// instance stays pooled), while requests are still served as usual.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // account returns the signed-in account of the request, if any.
 func account(c *fiber.Ctx) (auth.Account, bool) {

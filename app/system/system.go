@@ -74,6 +74,9 @@ type System struct {
 	// Caches is the cache group the credential service and the webhook
 	// routing share; the credential service's Invalidate and Flush reach it.
 	Caches *orgcache.Group
+	// Sessions caches the sign-ins of the accounts service; it serves them
+	// only while ListenInvalidations receives the database's changes.
+	Sessions *auth.SessionCache
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -152,7 +155,11 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	accounts := auth.NewService(database, tokens, opts.Accounts)
+	// Sign-ins are cached in the same group, dropped by the changes the
+	// database announces (see auth.SessionCache); ListenInvalidations
+	// turns the cache on while it receives them.
+	sessions := auth.NewSessionCache(database, caches, 0)
+	accounts := auth.NewService(sessions, tokens, opts.Accounts)
 	limiter, err := attempts.New(database, []byte(cfg.SessionSecret.Reveal()), attempts.Options{Now: opts.Now, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("SESSION_SECRET: %w", err)
@@ -174,7 +181,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
 		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
-		Caches: caches}, nil
+		Caches: caches, Sessions: sessions}, nil
 }
 
 // SweepAttempts deletes the attempt limits' expired counts periodically
@@ -184,9 +191,10 @@ func (s *System) SweepAttempts(ctx context.Context) { s.Limiter.Run(ctx, 0) }
 // ListenInvalidations applies every instance's credential changes to this
 // instance's caches until ctx ends: each notification goes to the credential
 // service (which passes it on to every cache), and after a lost connection,
-// when notifications may have been missed, everything is flushed.
+// when notifications may have been missed, everything is flushed. The
+// sign-in cache is used only while it listens.
 func (s *System) ListenInvalidations(ctx context.Context) {
-	s.DB.ListenInvalidations(ctx,
+	s.DB.ListenInvalidationsReporting(ctx,
 		func(orgID, provider string) { s.Credentials.Invalidate(orgID, provider) },
-		s.Credentials.Flush)
+		s.Credentials.Flush, s.Sessions.Listening)
 }

@@ -333,7 +333,7 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 	if len(r.Body) > h.opts.MaxBodyBytes {
 		return respTooLarge, OutcomeBadRequest
 	}
-	msg, err := parsePayload(r.Body)
+	msg, err := readPayload(r.Body)
 	if err != nil {
 		return respMalformed, OutcomeBadRequest
 	}

@@ -55,6 +55,14 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if route == paths.Healthz || route == paths.Readyz || route == paths.Metrics || route == paths.StaticRoute {
 		level = slog.LevelDebug
 	}
+	if route == paths.Webhooks && err == nil {
+		// The webhook handler logs each delivery itself, with this request
+		// id: one line per delivery.
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(context.Background(), level) {
+		return nil
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", id),
 		slog.String("method", c.Method()),

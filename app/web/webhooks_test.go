@@ -267,3 +267,45 @@ func TestOperatorRoutes(t *testing.T) {
 		}
 	})
 }
+
+// A delivery is logged in one line at the info level, the webhook's own,
+// carrying the request id and client address the access log would have
+// had; the access line is at debug.
+func TestVapiWebhookLoggedOnce(t *testing.T) {
+	e := newEnv(t)
+	secret := "whsec-" + apptest.RandomHex(16)
+	_, _, key, assistant := connectVapiKey(t, e, secret)
+	for _, typ := range []string{"speech-update", "status-update"} {
+		id := "deliv-" + apptest.RandomHex(8)
+		body := vapiEvent(assistant, typ)
+		h, err := e.sb.Vapi.EventHeaders(key, assistant, []byte(body), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		headers := []string{"X-Request-ID", id}
+		for k := range h {
+			headers = append(headers, k, h.Get(k))
+		}
+		if res := e.do(request(http.MethodPost, "/api/webhooks/vapi", body, headers...)); res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", typ, res.StatusCode, res.body)
+		}
+		var lines []map[string]any
+		for _, line := range strings.Split(e.log.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil || m["request_id"] != id {
+				continue
+			}
+			if m["level"] != "DEBUG" {
+				lines = append(lines, m)
+			}
+		}
+		if len(lines) != 1 {
+			t.Fatalf("%s: %d lines above debug for the delivery, want 1: %v", typ, len(lines), lines)
+		}
+		got := lines[0]
+		if got["msg"] != "vapi webhook" || got["assistant_id"] != assistant || got["outcome"] != "verified" ||
+			got["ip"] == "" || got["ip"] == nil {
+			t.Fatalf("%s: the delivery's line %v", typ, got)
+		}
+	}
+}

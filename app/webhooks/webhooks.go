@@ -209,6 +209,9 @@ type Request struct {
 	Body []byte
 	// ReceivedAt is when the request arrived; the zero time means now.
 	ReceivedAt time.Time
+	// RequestID and ClientIP name the HTTP request in the delivery's log
+	// line (the one line a delivery is logged with); either may be empty.
+	RequestID, ClientIP string
 }
 
 // Response is the answer to write back: Status and Body encoded as JSON.
@@ -291,6 +294,7 @@ func errorResponse(status int, code, message string) Response {
 
 // trace is what the log line of one webhook says.
 type trace struct {
+	requestID, clientIP     string
 	assistantID, orgID, typ string
 	mode, failedCheck       string
 	tools                   []string
@@ -322,7 +326,7 @@ func (h *Handler) Handle(ctx context.Context, r Request) Response {
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = h.opts.Now()
 	}
-	t := trace{start: start}
+	t := trace{start: start, requestID: r.RequestID, clientIP: r.ClientIP}
 	resp, outcome := h.handle(ctx, r, &t)
 	h.stats.count(outcome)
 	h.logLine(ctx, &t, outcome, resp.Status, time.Since(start))
@@ -547,7 +551,13 @@ func (h *Handler) logLine(ctx context.Context, t *trace, outcome string, status 
 	if !h.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 14)
+	if t.requestID != "" {
+		attrs = append(attrs, slog.String("request_id", t.requestID))
+	}
+	if t.clientIP != "" {
+		attrs = append(attrs, slog.String("ip", t.clientIP))
+	}
 	attrs = append(attrs,
 		slog.String("assistant_id", t.assistantID),
 		slog.String("org_id", t.orgID),

@@ -132,3 +132,17 @@ func (c *SessionCache) revokedSince(userID string, read time.Time) bool {
 	v, ok := c.revoked.Load(userID)
 	return ok && !v.(time.Time).Before(read)
 }
+
+// CacheStats counts the sign-in lookups the cache answered (Hits) and those
+// that read the database while it could be used (Misses) since it was made,
+// and the sign-ins it holds now.
+type CacheStats struct {
+	Hits, Misses uint64
+	Items        int
+}
+
+// Stats returns the cache's counts.
+func (c *SessionCache) Stats() CacheStats {
+	st := c.rows.Stats()
+	return CacheStats{Hits: st.Hits, Misses: st.Misses, Items: st.Items}
+}

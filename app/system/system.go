@@ -175,7 +175,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	wo.AttemptsPerIP, wo.AttemptsPerEmail, wo.AttemptWindow = cfg.Limits.AttemptsPerIP, cfg.Limits.AttemptsPerEmail, cfg.Limits.AttemptWindow
 	wo.ProviderCallsPerOrg, wo.ProviderCallsPerIP = cfg.Limits.ProviderCallsPerOrg, cfg.Limits.ProviderCallsPerIP
 	srv, err := web.New(wo, web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
-		Credentials: creds, Limiter: limiter})
+		Credentials: creds, Limiter: limiter, SignIns: sessions})
 	if err != nil {
 		return nil, err
 	}

@@ -142,6 +142,15 @@ type Deps struct {
 	Credentials CredentialCache
 	// Limiter keeps the attempt limits' counts, shared by every instance.
 	Limiter Limiter
+	// SignIns is the sign-in cache the operator routes report on; nil
+	// leaves it out.
+	SignIns SignInCache
+}
+
+// SignInCache is the accounts' sign-in cache as operators see it;
+// *auth.SessionCache implements it.
+type SignInCache interface {
+	Stats() auth.CacheStats
 }
 
 // Limiter counts attempts for the limits (*attempts.Limiter implements

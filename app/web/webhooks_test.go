@@ -236,7 +236,7 @@ func TestOperatorRoutes(t *testing.T) {
 	})
 	t.Run("cache stats", func(t *testing.T) {
 		data := envelopeData(t, ops(http.MethodGet, "/api/debug/cache-stats", nil, opsToken))
-		for _, k := range []string{"credentialConfigs", "credentialStatuses", "webhookMappings", "webhookSecrets", "webhookDeliveries"} {
+		for _, k := range []string{"credentialConfigs", "credentialStatuses", "webhookMappings", "webhookSecrets", "webhookDeliveries", "signIns"} {
 			c, ok := data[k].(map[string]any)
 			if !ok {
 				t.Fatalf("no %s in %v", k, data)

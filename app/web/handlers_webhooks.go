@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"byoc/app"
 	"byoc/app/webhooks"
 )
 
@@ -33,5 +34,10 @@ func (s *Server) vapiWebhook(c *fiber.Ctx) error {
 		RequestID:  id,
 		ClientIP:   s.clientIP(c),
 	})
-	return c.Status(res.Status).JSON(res.Body)
+	body, err := res.JSON()
+	if err != nil {
+		return app.Internal(err)
+	}
+	c.Status(res.Status).Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
 }

@@ -145,3 +145,19 @@ func FuzzScan(f *testing.F) {
 		checkScan(t, body, r, err)
 	})
 }
+
+// The answers encoded once say exactly what encoding them each time would.
+func TestConstantAnswersEncodeAsTheirBody(t *testing.T) {
+	for _, r := range []Response{respInvalidSignature, respUnknownAssistant, respUnavailable, respTooLarge,
+		respMalformed, respNoAssistant, respReceived, respDuplicate} {
+		got, err := r.JSON()
+		want, werr := json.Marshal(r.Body)
+		if err != nil || werr != nil || string(got) != string(want) || r.encoded == nil {
+			t.Errorf("%d: %s, want %s (%v, %v)", r.Status, got, want, err, werr)
+		}
+	}
+	dynamic := Response{Status: 200, Body: map[string]any{"results": []int{1}}}
+	if got, err := dynamic.JSON(); err != nil || string(got) != `{"results":[1]}` {
+		t.Errorf("a dynamic answer: %s, %v", got, err)
+	}
+}

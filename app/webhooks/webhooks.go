@@ -322,9 +322,9 @@ type trace struct {
 	tools                   []string
 	// acked: verified and not recorded until now (a delivery that is
 	// recorded clears it when it gets there).
-	acked bool
-	err, touchErr           error
-	start                   time.Time // when Handle started
+	acked         bool
+	err, touchErr error
+	start         time.Time // when Handle started
 }
 
 // Handle answers one delivery:

@@ -147,5 +147,10 @@ func (s *Server) setHeaders(c *fiber.Ctx) {
 	if s.opts.Production {
 		h.Set("Strict-Transport-Security", "max-age="+strconv.Itoa(2*365*24*3600)+"; includeSubDomains")
 	}
-	c.Vary(hxRequest, fiber.HeaderAccept)
+	// Set rather than c.Vary, which parses what is there: nothing else
+	// sets Vary, and the error handler sets the same value again.
+	h.Set(fiber.HeaderVary, varyOn)
 }
+
+// varyOn is the Vary header of every answer.
+const varyOn = hxRequest + ", " + fiber.HeaderAccept

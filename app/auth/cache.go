@@ -20,12 +20,15 @@ const DefaultSessionTTL = 10 * time.Second
 // signed-in request makes no database round trip while its sign-in is
 // cached. Every other method is the wrapped Store's.
 //
-// It never serves a sign-in that was changed, on this instance or another:
+// A sign-in changed anywhere stops being served as soon as this instance
+// hears of the change:
 //   - The database announces every change of what LoadSession reads (a
 //     membership or role, a user's session version or email, an org's name)
 //     on the cache channel as app.AccountScope for each org concerned, by
-//     triggers, whatever code made the change. The invalidation listener
-//     passes it to the cache group, which drops the org's sign-ins.
+//     triggers, whatever code made the change, when it commits. The
+//     invalidation listener passes it to the cache group, which drops the
+//     org's sign-ins (on every instance, typically within a millisecond or
+//     two of the commit).
 //   - The cache is used only while that listener receives (Listening(true)):
 //     before it first listens, and from the moment its connection is found
 //     lost until it listens again (the group is flushed then), every

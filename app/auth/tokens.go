@@ -69,11 +69,11 @@ type Tokens struct {
 	verified map[string]verifiedToken
 }
 
-// verifiedToken is a token that passed every check, and the span of time
-// (from, until) in which it passes them.
+// verifiedToken is a token that passed every check, and the span of time in
+// which it passes them.
 type verifiedToken struct {
-	claims      Claims
-	from, until time.Time
+	claims Claims
+	span   validSpan
 }
 
 // NewTokens returns a token issuer and checker for secret, which must be at
@@ -169,14 +169,14 @@ func (t *Tokens) Parse(token string) (Claims, error) {
 	t.mu.RLock()
 	v, ok := t.verified[token]
 	t.mu.RUnlock()
-	if ok && !now.Before(v.from) && now.Before(v.until) {
+	if ok && v.span.holds(now) {
 		return v.claims, nil
 	}
 	claims, span, err := t.verify(token)
 	if err != nil {
 		return Claims{}, err
 	}
-	t.remember(token, verifiedToken{claims: claims, from: span.from, until: span.until}, now)
+	t.remember(token, verifiedToken{claims: claims, span: span}, now)
 	return claims, nil
 }
 
@@ -188,7 +188,7 @@ func (t *Tokens) remember(token string, v verifiedToken, now time.Time) {
 	defer t.mu.Unlock()
 	if len(t.verified) >= maxVerified {
 		for k, old := range t.verified {
-			if !now.Before(old.until) {
+			if !now.Before(old.span.until) {
 				delete(t.verified, k)
 			}
 		}
@@ -204,6 +204,8 @@ func (t *Tokens) remember(token string, v verifiedToken, now time.Time) {
 // MaxUnversionedTokenAge after its iat, if that comes first), each widened
 // by the leeway.
 type validSpan struct{ from, until time.Time }
+
+func (s validSpan) holds(now time.Time) bool { return !now.Before(s.from) && now.Before(s.until) }
 
 // verify checks token in full, as Parse promises, and returns its claims and
 // the span in which they stay valid.

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -339,4 +340,53 @@ func TestSessionCacheAttacks(t *testing.T) {
 			t.Fatalf("after the rename: %q, %v", got.OrgName, err)
 		}
 	})
+}
+
+// Many requests at once while the user logs out on the same instance: every
+// request that starts after Logout returned is refused, none before it
+// fails for another reason (run under -race too).
+func TestSessionCacheConcurrentLogout(t *testing.T) {
+	d := dbtest.DB(t)
+	noListener(t, d)
+	in := newInstance(t, d, nil)
+	ctx := context.Background()
+	acct := signup(t, in.svc)
+	tok := issue(t, in.svc, acct)
+	var loggedOut atomic.Bool
+	errs := make(chan error, 64)
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				after := loggedOut.Load()
+				_, err := in.svc.ResolveToken(ctx, tok)
+				switch {
+				case after && app.ErrorCode(err) != app.EUnauthorized:
+					errs <- fmt.Errorf("a request after the logout: %v, want unauthorized", err)
+					return
+				case !after && err != nil && app.ErrorCode(err) != app.EUnauthorized:
+					errs <- fmt.Errorf("a request around the logout: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := in.svc.Logout(ctx, acct.Principal.UserID); err != nil {
+		t.Fatal(err)
+	}
+	loggedOut.Store(true)
+	time.Sleep(100 * time.Millisecond)
+	close(done)
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

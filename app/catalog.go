@@ -219,6 +219,13 @@ func init() {
 // assistant mappings) keep their entries, only statuses are dropped.
 const StatusScope Provider = "~status"
 
+// AccountScope is the pseudo-provider of a change to what a sign-in is
+// checked against (a membership or its role, a user's session version or
+// email, an org's name), announced by the database itself for each org
+// concerned: caches of sign-ins drop the org's entries, caches of what the
+// credentials hold keep theirs.
+const AccountScope Provider = "~accounts"
+
 // The five providers.
 const (
 	Vapi           Provider = "vapi"

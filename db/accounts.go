@@ -82,25 +82,26 @@ func (d *DB) FindUserByEmail(ctx context.Context, email string) (p app.Principal
 // LoadSession returns what validating a signed-in request needs: the user's
 // email, the org's name, the user's role in the org and the current session
 // version. It runs as the user in the org (row level security lets a tenant
-// read its own org, its members and its own user row). It returns ENotFound
-// when the user does not exist or is not a member of the org (malformed ids
-// included).
+// read its own org, its members and its own user row), in one round trip
+// (see readInOrg). It returns ENotFound when the user does not exist or is
+// not a member of the org (malformed ids included).
+//
+// What it returns is announced as changed (app.AccountScope, for every org
+// concerned) by triggers on users, orgs and org_members (migration 00010),
+// so a cache of it is dropped by any write, made through any code path.
 func (d *DB) LoadSession(ctx context.Context, userID, orgID string) (email, orgName string, role app.Role, sessionVersion int, err error) {
 	if !app.IsUUID(userID) || !app.IsUUID(orgID) {
 		return "", "", "", 0, app.Errorf(app.ENotFound, "No such membership.")
 	}
-	err = d.InOrg(ctx, orgID, userID, func(tx pgx.Tx) error {
-		var r string
-		err := tx.QueryRow(ctx, `
+	var r string
+	err = d.readInOrg(ctx, orgID, userID, `
 			select u.email, o.name, m.role, u.session_version
 			from org_members m
 			join users u on u.id = m.user_id
 			join orgs o on o.id = m.org_id
-			where m.user_id = $1 and m.org_id = $2`, userID, orgID).
-			Scan(&email, &orgName, &r, &sessionVersion)
-		role = app.Role(r)
-		return err
-	})
+			where m.user_id = $1 and m.org_id = $2`, []any{userID, orgID},
+		&email, &orgName, &r, &sessionVersion)
+	role = app.Role(r)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", "", 0, app.Errorf(app.ENotFound, "No such membership.")
 	}

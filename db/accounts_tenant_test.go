@@ -64,4 +64,15 @@ func TestLoadSessionRunsAsTheTenant(t *testing.T) {
 			t.Errorf("%s: err = %v, want not found", c.name, err)
 		}
 	}
+
+	// And it reads as the tenant role, not as the connecting user (who may
+	// be a superuser, past every policy): with the tenant role refused every
+	// membership row, the membership is not found.
+	if _, err := d.Pool.Exec(ctx, `create policy test_no_tenant_reads on org_members
+		as restrictive for select to authenticated using (false)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := d.LoadSession(ctx, userID, orgID); app.ErrorCode(err) != app.ENotFound {
+		t.Errorf("with the tenant role refused: err = %v, want not found", err)
+	}
 }

@@ -96,6 +96,20 @@ func notifyCacheOrgs(ctx context.Context, tx pgx.Tx, orgs []string, provider str
 // Callbacks run on the listener's goroutine, one at a time, and must not
 // block for long. Failures are logged with slog.Default (no payloads).
 func (d *DB) ListenInvalidations(ctx context.Context, onMessage func(orgID, provider string), onReconnect func()) {
+	d.ListenInvalidationsReporting(ctx, onMessage, onReconnect, nil)
+}
+
+// ListenInvalidationsReporting is ListenInvalidations that also tells
+// listening (when not nil) whether notifications are being received: true
+// once LISTEN succeeded (after onReconnect, when it reconnected), false as
+// soon as the connection is found lost and when ctx ends. It starts out
+// false. A cache that must never serve what another instance changed (the
+// sign-ins) is used only while it is true.
+func (d *DB) ListenInvalidationsReporting(ctx context.Context, onMessage func(orgID, provider string), onReconnect func(), listening func(bool)) {
+	if listening == nil {
+		listening = func(bool) {}
+	}
+	defer listening(false)
 	log := slog.Default().With("component", "cache_listener", "channel", NotifyChannel)
 	backoff := listenMinBackoff
 	missed := false // whether notifications may have been missed since the last successful LISTEN
@@ -118,8 +132,10 @@ func (d *DB) ListenInvalidations(ctx context.Context, onMessage func(orgID, prov
 			onReconnect()
 			missed = false
 		}
+		listening(true)
 		started := time.Now()
 		err = receive(ctx, conn, onMessage, onReconnect, log)
+		listening(false)
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		_ = conn.Close(closeCtx)
 		cancel()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -47,12 +48,32 @@ type TokenOptions struct {
 	Now func() time.Time
 }
 
+// maxVerified bounds how many verified tokens Tokens remembers (about
+// 0.5 KB each).
+const maxVerified = 4096
+
 // Tokens issues and checks HS256 JWTs signed with JWT_SECRET. It is safe for
 // concurrent use.
+//
+// It remembers the tokens it verified, by their exact text, with the span of
+// time in which the checks that depend on the clock (exp, nbf, iat, the age
+// of a token without a session version) pass: a token seen again within
+// that span passes Parse without its signature and claims being checked
+// again, and outside it is checked in full (and refused when expired).
 type Tokens struct {
 	secret []byte
 	opts   TokenOptions
 	parser *jwt.Parser
+
+	mu       sync.RWMutex
+	verified map[string]verifiedToken
+}
+
+// verifiedToken is a token that passed every check, and the span of time in
+// which it passes them.
+type verifiedToken struct {
+	claims Claims
+	span   validSpan
 }
 
 // NewTokens returns a token issuer and checker for secret, which must be at
@@ -82,7 +103,8 @@ func NewTokens(secret []byte, opts TokenOptions) (*Tokens, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(opts.Now),
 	)
-	return &Tokens{secret: append([]byte(nil), secret...), opts: opts, parser: parser}, nil
+	return &Tokens{secret: append([]byte(nil), secret...), opts: opts, parser: parser,
+		verified: map[string]verifiedToken{}}, nil
 }
 
 // Claims is what a valid token says. SessionVersion is 0 when the token
@@ -143,34 +165,90 @@ func (t *Tokens) Issue(p app.Principal, sessionVersion int) (Token, error) {
 // at most MaxUnversionedTokenAge ago (give or take the leeway). Any other
 // token is EUnauthorized.
 func (t *Tokens) Parse(token string) (Claims, error) {
+	now := t.opts.Now()
+	t.mu.RLock()
+	v, ok := t.verified[token]
+	t.mu.RUnlock()
+	if ok && v.span.holds(now) {
+		return v.claims, nil
+	}
+	claims, span, err := t.verify(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	t.remember(token, verifiedToken{claims: claims, span: span}, now)
+	return claims, nil
+}
+
+// remember keeps v for token. When maxVerified tokens are remembered, it
+// forgets the ones that no longer pass, and everything when that is not
+// enough.
+func (t *Tokens) remember(token string, v verifiedToken, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.verified) >= maxVerified {
+		for k, old := range t.verified {
+			if !now.Before(old.span.until) {
+				delete(t.verified, k)
+			}
+		}
+		if len(t.verified) >= maxVerified {
+			clear(t.verified)
+		}
+	}
+	t.verified[token] = v
+}
+
+// validSpan is when a token's clock-dependent checks pass: from its iat or
+// nbf, whichever is later, until its exp (or, without a session version,
+// MaxUnversionedTokenAge after its iat, if that comes first), each widened
+// by the leeway.
+type validSpan struct{ from, until time.Time }
+
+func (s validSpan) holds(now time.Time) bool { return !now.Before(s.from) && now.Before(s.until) }
+
+// verify checks token in full, as Parse promises, and returns its claims and
+// the span in which they stay valid.
+func (t *Tokens) verify(token string) (Claims, validSpan, error) {
 	var c jwtClaims
 	_, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil })
 	if err != nil {
-		return Claims{}, errBadToken(err)
+		return Claims{}, validSpan{}, errBadToken(err)
 	}
 	if c.Role != PostgresRole {
-		return Claims{}, errBadToken(fmt.Errorf("role claim %q", c.Role))
+		return Claims{}, validSpan{}, errBadToken(fmt.Errorf("role claim %q", c.Role))
 	}
 	org := c.OrgID
 	if org == "" && c.AppMetadata != nil {
 		org = c.AppMetadata.OrgID
 	}
 	if !app.IsUUID(c.Subject) {
-		return Claims{}, errBadToken(errors.New("sub is not a UUID"))
+		return Claims{}, validSpan{}, errBadToken(errors.New("sub is not a UUID"))
 	}
 	if !app.IsUUID(org) {
-		return Claims{}, errBadToken(errors.New("org_id is missing or not a UUID"))
+		return Claims{}, validSpan{}, errBadToken(errors.New("org_id is missing or not a UUID"))
 	}
 	if c.SessionVersion < 0 {
-		return Claims{}, errBadToken(errors.New("negative session version"))
+		return Claims{}, validSpan{}, errBadToken(errors.New("negative session version"))
 	}
 	if c.SessionVersion == 0 {
 		switch {
 		case c.IssuedAt == nil:
-			return Claims{}, errBadToken(errors.New("no session version and no iat"))
+			return Claims{}, validSpan{}, errBadToken(errors.New("no session version and no iat"))
 		case t.opts.Now().After(c.IssuedAt.Add(MaxUnversionedTokenAge + t.opts.Leeway)):
-			return Claims{}, errBadToken(errors.New("no session version and issued too long ago"))
+			return Claims{}, validSpan{}, errBadToken(errors.New("no session version and issued too long ago"))
 		}
+	}
+	leeway := t.opts.Leeway
+	span := validSpan{until: c.ExpiresAt.Add(leeway)}
+	if c.IssuedAt != nil {
+		span.from = c.IssuedAt.Add(-leeway)
+		if c.SessionVersion == 0 {
+			span.until = minTime(span.until, c.IssuedAt.Add(MaxUnversionedTokenAge+leeway))
+		}
+	}
+	if c.NotBefore != nil && c.NotBefore.Add(-leeway).After(span.from) {
+		span.from = c.NotBefore.Add(-leeway)
 	}
 	return Claims{
 		UserID:         strings.ToLower(c.Subject),
@@ -178,7 +256,14 @@ func (t *Tokens) Parse(token string) (Claims, error) {
 		Email:          c.Email,
 		SessionVersion: c.SessionVersion,
 		ExpiresAt:      c.ExpiresAt.Time,
-	}, nil
+	}, span, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func errBadToken(cause error) error {

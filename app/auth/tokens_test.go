@@ -210,3 +210,73 @@ func TestNewTokensRefusesShortSecret(t *testing.T) {
 		t.Fatal("NewTokens accepted a 5-byte secret")
 	}
 }
+
+// A token Parse accepted is remembered, but only for the span in which its
+// checks pass: seen again later it is refused as it would be the first time,
+// and only its exact text is remembered.
+func TestTokensRememberedTokensStillExpire(t *testing.T) {
+	now := testNow
+	tk, err := auth.NewTokens(testSecret, auth.TokenOptions{Issuer: "https://byoc.example", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	versioned, err := tk.Issue(app.Principal{UserID: testUser, OrgID: testOrg}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unversioned := sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) {
+		c["iat"] = testNow.Unix()
+		c["exp"] = testNow.Add(48 * time.Hour).Unix()
+	}))
+	future := sign(t, jwt.SigningMethodHS256, testSecret, with(func(c jwt.MapClaims) {
+		c["nbf"] = testNow.Add(-time.Minute).Unix()
+		c["session_version"] = 1
+	}))
+	tests := []struct {
+		name   string
+		token  string
+		at     time.Duration // from testNow
+		accept bool
+	}{
+		{"versioned, first seen", versioned.Value, 0, true},
+		{"versioned, seen again", versioned.Value, 30 * time.Minute, true},
+		{"versioned, within the leeway after exp", versioned.Value, auth.DefaultTokenTTL + 20*time.Second, true},
+		{"versioned, after exp and the leeway", versioned.Value, auth.DefaultTokenTTL + 31*time.Second, false},
+		{"versioned, the clock set back before its iat", versioned.Value, -time.Minute, false},
+		{"unversioned, first seen", unversioned, 0, true},
+		{"unversioned, seen again", unversioned, 50 * time.Minute, true},
+		{"unversioned, older than the limit", unversioned, auth.MaxUnversionedTokenAge + 31*time.Second, false},
+		{"nbf, first seen", future, 0, true},
+		{"nbf, the clock set back before it", future, -2 * time.Minute, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now = testNow.Add(tc.at)
+			_, err := tk.Parse(tc.token)
+			if tc.accept && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.accept && app.ErrorCode(err) != app.EUnauthorized {
+				t.Fatalf("err = %v, want unauthorized", err)
+			}
+		})
+	}
+
+	now = testNow
+	if _, err := tk.Parse(versioned.Value); err != nil {
+		t.Fatal(err)
+	}
+	sig := versioned.Value[strings.LastIndexByte(versioned.Value, '.')+1:]
+	flipped := []byte(sig)
+	flipped[len(flipped)/2] ^= 1
+	for name, bad := range map[string]string{
+		"signature changed": strings.TrimSuffix(versioned.Value, sig) + string(flipped),
+		"signature removed": strings.TrimSuffix(versioned.Value, sig),
+		"another secret": sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdef-0123456789"),
+			with(func(c jwt.MapClaims) { c["session_version"] = 3; c["iss"] = "https://byoc.example" })),
+	} {
+		if _, err := tk.Parse(bad); app.ErrorCode(err) != app.EUnauthorized {
+			t.Errorf("%s: err = %v, want unauthorized", name, err)
+		}
+	}
+}

@@ -89,6 +89,9 @@ type System struct {
 	// kept for the development outbox page (nil otherwise).
 	Mailer mail.Mailer
 	Outbox *mail.Outbox
+	// Sessions caches the sign-ins of the accounts service; it serves them
+	// only while ListenInvalidations receives the database's changes.
+	Sessions *auth.SessionCache
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -184,6 +187,10 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
+	// Sign-ins are cached in the same group, dropped by the changes the
+	// database announces (see auth.SessionCache); ListenInvalidations
+	// turns the cache on while it receives them.
+	sessions := auth.NewSessionCache(database, caches, 0)
 	// The platform's own mail: Resend with the platform's key, else the
 	// development outbox, else none (production says so where it matters).
 	mailer := opts.Mailer
@@ -193,7 +200,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 	ao := opts.Accounts
 	ao.Mailer, ao.PublicURL, ao.Logger, ao.Now = mailer, cfg.PublicURL, log, opts.Now
-	accounts := auth.NewService(database, tokens, ao)
+	accounts := auth.NewService(sessions, tokens, ao)
 	teams := team.New(database, mailer, team.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now})
 	outbox, _ := mailer.(*mail.Outbox)
 	limiter, err := attempts.New(database, []byte(cfg.SessionSecret.Reveal()), attempts.Options{Now: opts.Now, Logger: log})
@@ -212,7 +219,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	wo.AttemptsPerIP, wo.AttemptsPerEmail, wo.AttemptWindow = cfg.Limits.AttemptsPerIP, cfg.Limits.AttemptsPerEmail, cfg.Limits.AttemptWindow
 	wo.ProviderCallsPerOrg, wo.ProviderCallsPerIP = cfg.Limits.ProviderCallsPerOrg, cfg.Limits.ProviderCallsPerIP
 	deps := web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
-		Credentials: creds, Limiter: limiter, Team: teams}
+		Credentials: creds, Limiter: limiter, Team: teams, SignIns: sessions}
 	if outbox != nil {
 		deps.Outbox = outbox
 	}
@@ -222,7 +229,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
 		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
-		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox}, nil
+		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox, Sessions: sessions}, nil
 }
 
 // SweepAttempts deletes the attempt limits' expired counts periodically
@@ -232,9 +239,10 @@ func (s *System) SweepAttempts(ctx context.Context) { s.Limiter.Run(ctx, 0) }
 // ListenInvalidations applies every instance's credential changes to this
 // instance's caches until ctx ends: each notification goes to the credential
 // service (which passes it on to every cache), and after a lost connection,
-// when notifications may have been missed, everything is flushed.
+// when notifications may have been missed, everything is flushed. The
+// sign-in cache is used only while it listens.
 func (s *System) ListenInvalidations(ctx context.Context) {
-	s.DB.ListenInvalidations(ctx,
+	s.DB.ListenInvalidationsReporting(ctx,
 		func(orgID, provider string) { s.Credentials.Invalidate(orgID, provider) },
-		s.Credentials.Flush)
+		s.Credentials.Flush, s.Sessions.Listening)
 }

@@ -72,13 +72,18 @@ func credentialCacheStat(cs credentials.CacheStats) cacheStat {
 func (s *Server) cacheStats(c *fiber.Ctx) error {
 	cs := s.deps.Credentials.Stats()
 	hs := s.deps.Webhooks.CacheStats()
-	return sendJSON(c, fiber.StatusOK, map[string]any{
+	out := map[string]any{
 		"credentialConfigs":  credentialCacheStat(cs.Configs),
 		"credentialStatuses": credentialCacheStat(cs.Statuses),
 		"webhookMappings":    hs.Mappings,
 		"webhookSecrets":     hs.Secrets,
 		"webhookDeliveries":  hs.Deliveries,
-	})
+	}
+	if s.deps.SignIns != nil {
+		ss := s.deps.SignIns.Stats()
+		out["signIns"] = credentialCacheStat(credentials.CacheStats{Hits: ss.Hits, Misses: ss.Misses, Items: ss.Items})
+	}
+	return sendJSON(c, fiber.StatusOK, out)
 }
 
 // invalidateInput is the body of POST /api/debug/invalidate-cache.

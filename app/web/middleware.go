@@ -61,6 +61,14 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if route == paths.Healthz || route == paths.Readyz || route == paths.Metrics || route == paths.StaticRoute {
 		level = slog.LevelDebug
 	}
+	if route == paths.Webhooks && err == nil {
+		// The webhook handler logs each delivery itself, with this request
+		// id: one line per delivery.
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(context.Background(), level) {
+		return nil
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", id),
 		slog.String("method", c.Method()),
@@ -155,5 +163,10 @@ func (s *Server) setHeaders(c *fiber.Ctx) {
 	if s.opts.Production {
 		h.Set("Strict-Transport-Security", "max-age="+strconv.Itoa(2*365*24*3600)+"; includeSubDomains")
 	}
-	c.Vary(hxRequest, fiber.HeaderAccept)
+	// Set rather than c.Vary, which parses what is there: nothing else
+	// sets Vary, and the error handler sets the same value again.
+	h.Set(fiber.HeaderVary, varyOn)
 }
+
+// varyOn is the Vary header of every answer.
+const varyOn = hxRequest + ", " + fiber.HeaderAccept

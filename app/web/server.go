@@ -175,6 +175,15 @@ type Deps struct {
 	// Outbox, when set (development without a mail key), is served at
 	// /dev/outbox; production never serves it.
 	Outbox Outbox
+	// SignIns is the sign-in cache the operator routes report on; nil
+	// leaves it out.
+	SignIns SignInCache
+}
+
+// SignInCache is the accounts' sign-in cache as operators see it;
+// *auth.SessionCache implements it.
+type SignInCache interface {
+	Stats() auth.CacheStats
 }
 
 // Limiter counts attempts for the limits (*attempts.Limiter implements

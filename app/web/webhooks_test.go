@@ -245,7 +245,7 @@ func TestOperatorRoutes(t *testing.T) {
 	})
 	t.Run("cache stats", func(t *testing.T) {
 		data := envelopeData(t, ops(http.MethodGet, "/api/debug/cache-stats", nil, opsToken))
-		for _, k := range []string{"credentialConfigs", "credentialStatuses", "webhookMappings", "webhookSecrets", "webhookDeliveries"} {
+		for _, k := range []string{"credentialConfigs", "credentialStatuses", "webhookMappings", "webhookSecrets", "webhookDeliveries", "signIns"} {
 			c, ok := data[k].(map[string]any)
 			if !ok {
 				t.Fatalf("no %s in %v", k, data)
@@ -275,4 +275,50 @@ func TestOperatorRoutes(t *testing.T) {
 			t.Fatalf("dropped %v, want the org's cached mapping at least", data["dropped"])
 		}
 	})
+}
+
+// A delivery is logged in one line, the webhook's own, carrying the request
+// id and client address the access log would have had (the access line is
+// at debug): at info for a delivery that is recorded, at debug for an event
+// that is only acknowledged (many per call).
+func TestVapiWebhookLoggedOnce(t *testing.T) {
+	e := newEnv(t)
+	secret := "whsec-" + apptest.RandomHex(16)
+	_, _, key, assistant := connectVapiKey(t, e, secret)
+	for _, tc := range []struct{ typ, level string }{{"speech-update", "DEBUG"}, {"status-update", "INFO"}} {
+		id := "deliv-" + apptest.RandomHex(8)
+		body := vapiEvent(assistant, tc.typ)
+		h, err := e.sb.Vapi.EventHeaders(key, assistant, []byte(body), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		headers := []string{"X-Request-ID", id}
+		for k := range h {
+			headers = append(headers, k, h.Get(k))
+		}
+		if res := e.do(request(http.MethodPost, "/api/webhooks/vapi", body, headers...)); res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", tc.typ, res.StatusCode, res.body)
+		}
+		var above []map[string]any
+		var line map[string]any
+		for _, l := range strings.Split(e.log.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) != nil || m["request_id"] != id {
+				continue
+			}
+			if m["level"] != "DEBUG" {
+				above = append(above, m)
+			}
+			if m["msg"] == "vapi webhook" {
+				line = m
+			}
+		}
+		if want := map[string]int{"DEBUG": 0, "INFO": 1}[tc.level]; len(above) != want {
+			t.Fatalf("%s: %d lines above debug for the delivery, want %d: %v", tc.typ, len(above), want, above)
+		}
+		if line == nil || line["level"] != tc.level || line["assistant_id"] != assistant || line["outcome"] != "verified" ||
+			line["ip"] == "" || line["ip"] == nil {
+			t.Fatalf("%s: the delivery's line %v, want it at %s", tc.typ, line, tc.level)
+		}
+	}
 }

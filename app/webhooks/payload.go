@@ -88,6 +88,24 @@ type wireMessage struct {
 // errMalformed means the body is not JSON at all.
 var errMalformed = errors.New("webhooks: body is not valid JSON")
 
+// readPayload reads what handling body needs: the whole message for the
+// types that are recorded (parsePayload), and for every other type only its
+// type and assistant id, which is all that acknowledging it needs (scan,
+// which also checks the body is JSON; a body scan cannot decide alone is
+// parsed in full). Either way the answer is parsePayload's, as far as the
+// handler reads it.
+func readPayload(body []byte) (message, error) {
+	r, err := scan(body)
+	if err != nil {
+		return message{}, err
+	}
+	switch {
+	case !r.exact, r.typ == TypeStatusUpdate, r.typ == TypeEndOfCallReport, r.typ == TypeToolCalls:
+		return parsePayload(body)
+	}
+	return message{Type: r.typ, AssistantID: r.assistantID}, nil
+}
+
 // parsePayload reads a webhook body. It fails only when body is not valid
 // JSON; a value of an unexpected type leaves its field empty.
 func parsePayload(body []byte) (message, error) {

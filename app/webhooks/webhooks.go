@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -235,12 +236,36 @@ type Request struct {
 	Body []byte
 	// ReceivedAt is when the request arrived; the zero time means now.
 	ReceivedAt time.Time
+	// RequestID and ClientIP name the HTTP request in the delivery's log
+	// line (the one line a delivery is logged with); either may be empty.
+	RequestID, ClientIP string
 }
 
 // Response is the answer to write back: Status and Body encoded as JSON.
 type Response struct {
 	Status int
 	Body   any
+	// encoded is Body already encoded, for the answers that never change.
+	encoded []byte
+}
+
+// JSON returns Body encoded as JSON (the constant answers are encoded once,
+// when the package loads).
+func (r Response) JSON() ([]byte, error) {
+	if r.encoded != nil {
+		return r.encoded, nil
+	}
+	return json.Marshal(r.Body)
+}
+
+// encoded returns r with its body encoded once for all.
+func encoded(r Response) Response {
+	b, err := json.Marshal(r.Body)
+	if err != nil {
+		panic(err) // a constant answer that does not encode is a bug
+	}
+	r.encoded = b
+	return r
 }
 
 // Handler answers Vapi webhooks. It is safe for concurrent use; create one
@@ -297,13 +322,13 @@ var (
 	respUnavailable      = errorResponse(http.StatusServiceUnavailable, app.EUnavailable, "The webhook could not be handled right now. Please retry.")
 	respTooLarge         = errorResponse(http.StatusRequestEntityTooLarge, app.EPayloadTooLarge, "The request is too large.")
 	respMalformed        = errorResponse(http.StatusBadRequest, app.EValidation, "The webhook body is not valid JSON.")
-	respNoAssistant      = Response{Status: http.StatusBadRequest, Body: app.ErrorEnvelope{Error: app.ErrorBody{
+	respNoAssistant      = encoded(Response{Status: http.StatusBadRequest, Body: app.ErrorEnvelope{Error: app.ErrorBody{
 		Code:    app.EValidation,
 		Message: "The webhook names no assistant.",
 		Fields:  map[string]string{"message.call.assistantId": "Required (or message.assistant.id)."},
-	}}}
-	respReceived  = Response{Status: http.StatusOK, Body: received{Received: true}}
-	respDuplicate = Response{Status: http.StatusOK, Body: received{Received: true, Duplicate: true}}
+	}}})
+	respReceived  = encoded(Response{Status: http.StatusOK, Body: received{Received: true}})
+	respDuplicate = encoded(Response{Status: http.StatusOK, Body: received{Received: true, Duplicate: true}})
 )
 
 type received struct {
@@ -312,16 +337,20 @@ type received struct {
 }
 
 func errorResponse(status int, code, message string) Response {
-	return Response{Status: status, Body: app.ErrorEnvelope{Error: app.ErrorBody{Code: code, Message: message}}}
+	return encoded(Response{Status: status, Body: app.ErrorEnvelope{Error: app.ErrorBody{Code: code, Message: message}}})
 }
 
 // trace is what the log line of one webhook says.
 type trace struct {
+	requestID, clientIP     string
 	assistantID, orgID, typ string
 	mode, failedCheck       string
 	tools                   []string
-	err, touchErr           error
-	start                   time.Time // when Handle started
+	// acked: verified and not recorded until now (a delivery that is
+	// recorded clears it when it gets there).
+	acked         bool
+	err, touchErr error
+	start         time.Time // when Handle started
 }
 
 // Handle answers one delivery:
@@ -348,7 +377,7 @@ func (h *Handler) Handle(ctx context.Context, r Request) Response {
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = h.opts.Now()
 	}
-	t := trace{start: start}
+	t := trace{start: start, requestID: r.RequestID, clientIP: r.ClientIP}
 	resp, outcome := h.handle(ctx, r, &t)
 	h.stats.count(outcome)
 	h.logLine(ctx, &t, outcome, resp.Status, time.Since(start))
@@ -359,7 +388,7 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 	if len(r.Body) > h.opts.MaxBodyBytes {
 		return respTooLarge, OutcomeBadRequest
 	}
-	msg, err := parsePayload(r.Body)
+	msg, err := readPayload(r.Body)
 	if err != nil {
 		return respMalformed, OutcomeBadRequest
 	}
@@ -395,10 +424,12 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 		return respInvalidSignature, OutcomeInvalidSignature
 	}
 	t.mode = v.mode
+	t.acked = true
 
 	switch msg.Type {
 	case TypeStatusUpdate, TypeEndOfCallReport, TypeToolCalls:
 		dedup := dedupKey(&msg, r.Body)
+		t.acked = false
 		return h.once(orgID, dedup, v.signature, func() (Response, string) {
 			return h.deliver(ctx, orgID, dedup, &msg, r, t)
 		})
@@ -565,6 +596,13 @@ func replay(e *deliveryEntry) Response {
 func (h *Handler) logLine(ctx context.Context, t *trace, outcome string, status int, d time.Duration) {
 	level := slog.LevelInfo
 	switch outcome {
+	case OutcomeVerified:
+		if t.acked {
+			// An event acknowledged without a write (speech and
+			// conversation updates, many per call): the metrics count
+			// them, the log shows them at debug.
+			level = slog.LevelDebug
+		}
 	case OutcomeError:
 		level = slog.LevelError
 	case OutcomeInvalidSignature, OutcomeStaleTimestamp, OutcomeUnknownAssistant, OutcomeBadRequest:
@@ -573,7 +611,13 @@ func (h *Handler) logLine(ctx context.Context, t *trace, outcome string, status 
 	if !h.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 14)
+	if t.requestID != "" {
+		attrs = append(attrs, slog.String("request_id", t.requestID))
+	}
+	if t.clientIP != "" {
+		attrs = append(attrs, slog.String("ip", t.clientIP))
+	}
 	attrs = append(attrs,
 		slog.String("assistant_id", t.assistantID),
 		slog.String("org_id", t.orgID),

@@ -190,7 +190,7 @@ func (b *bencher) run(ctx context.Context) error {
 	fewS := &series{name: "warm webhook: the same, random orgs of " + thousands(int64(few)), proc: srv, byoc: true,
 		tr: webhooks(srv.base, b.targets, randomIn(0, few)), caches: hooks, webhook: true}
 	statusS := &series{name: "status API: GET " + statusPath + ", JWT", proc: srv, byoc: true,
-		tr: get(srv.base, statusPath, token), caches: []string{"credentialStatuses"}}
+		tr: get(srv.base, statusPath, token), caches: []string{"credentialStatuses", "signIns"}}
 	if err := b.interleave(ctx, ceilS, hookS, fewS, statusS); err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (b *bencher) run(ctx context.Context) error {
 	b.note("Statements are counted with pg_stat_statements: every statement the bench database ran during a row's slices "+
 		"(the probe's own left out), divided by their requests.%s Webhook store calls are the server's "+
 		"byoc_webhook_store_calls_total (calls into database-backed stores, cache misses included). Hit rates come from "+
-		"/api/debug/cache-stats: webhook mappings and secrets for webhooks, credential statuses for the status API. RSS is VmRSS "+
+		"/api/debug/cache-stats: webhook mappings and secrets for webhooks, credential statuses and sign-ins for the status API. RSS is VmRSS "+
 		"of the process after the row's last slice.", b.statementsNote())
 	b.note("The machine is shared with other work: absolute figures are noisy. The rows of each group take turns in short " +
 		"slices, so that a change of the background load falls on all of them alike: the ratios are what compares.")

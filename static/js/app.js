@@ -413,15 +413,22 @@
   });
 
   // autoclose closes dialog data-autoclose ms after its success panel
-  // appeared, but never while the pointer is over the panel or the user is
-  // working in it (a key pressed, a click, focus moved within it): then it
-  // waits until the pointer and focus have left.
+  // appeared, but never while the pointer is over the panel (moved there
+  // since it appeared) or the user is working in it (a key pressed, a
+  // click, focus moved within it): it waits until they have left it.
   function autoclose(dialog, success) {
     var ms = parseInt(success.getAttribute("data-autoclose"), 10) || 2000;
+    var pointer = false;
     var inUse = false;
     var mark = function () {
       inUse = true;
     };
+    success.addEventListener("pointermove", function () {
+      pointer = true;
+    });
+    success.addEventListener("pointerleave", function () {
+      pointer = false;
+    });
     success.addEventListener("keydown", mark);
     success.addEventListener("pointerdown", mark);
     window.setTimeout(function () {
@@ -436,7 +443,7 @@
       if (!dialog.open || !success.isConnected) {
         return;
       }
-      if (inUse || success.matches(":hover")) {
+      if (inUse || pointer) {
         window.setTimeout(check, ms);
         return;
       }

@@ -63,7 +63,7 @@ func checkA11y(t *testing.T, page playwright.Page, what string) {
 }
 
 func TestAccessibilityOfErrorPages(t *testing.T) {
-	page := newPage(t)
+	page := newPage(t, "the server responded with a status of 404", "the server responded with a status of 405")
 	for _, path := range []string{"/no-such-page"} {
 		if _, err := page.Goto(path); err != nil {
 			t.Fatal(err)

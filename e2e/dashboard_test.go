@@ -169,7 +169,7 @@ func TestRefusedSaveKeepsWhatWasTyped(t *testing.T) {
 
 	// The secret can be shown and hidden again.
 	token := dialog.GetByTestId("twilio-authToken-input")
-	toggle := dialog.GetByTestId("twilio-authToken-input-toggle")
+	toggle := dialog.GetByTestId("twilio-authToken-toggle")
 	must(t, toggle.Click())
 	integCheck(t, "shown", integExpect.Locator(token).ToHaveAttribute("type", "text"))
 	integCheck(t, "pressed", integExpect.Locator(toggle).ToHaveAttribute("aria-pressed", "true"))

@@ -224,6 +224,12 @@ func TestStatusShowsChecksAndScope(t *testing.T) {
 	if !checked.After(verified) {
 		t.Errorf("lastChecked %v is not after lastVerified %v", checked, verified)
 	}
+	// The card says both: when it last passed, and that a check since failed.
+	d := b.get("/dashboard/integrations").doc(t)
+	if testid(d, "card-elevenlabs-verified").Length() != 1 || testid(d, "card-elevenlabs-checked").Length() != 1 ||
+		testid(d, "card-elevenlabs-error").Length() != 1 {
+		t.Error("the card does not tell the last pass, the last check and its failure apart")
+	}
 }
 
 func TestUpdateDialog(t *testing.T) {

@@ -203,6 +203,11 @@ func TestLimitedKeyStaysVisible(t *testing.T) {
 	integCheck(t, "amber notice in the success panel", integExpect.Locator(dialog.GetByTestId("success-limited")).ToContainText("Sending-only"))
 	integCheck(t, "closes by itself", integExpect.Locator(dialog).ToBeHidden())
 	integCheck(t, "badge", integExpect.Locator(page.GetByTestId("card-resend-limited")).ToHaveText("Limited"))
+	// Without a reload, the dialog has become the Update dialog.
+	dialog = integOpen(t, page, "resend")
+	integCheck(t, "now an update", integExpect.Locator(dialog.Locator("#dialog-resend-title")).ToHaveText("Update Resend"))
+	integCheck(t, "the stored key named", integExpect.Locator(dialog.Locator("#resend-apiKey-hint")).ToContainText("Leave blank"))
+	must(t, page.Keyboard().Press("Escape"))
 
 	reload(t, page)
 	integCheck(t, "badge after a reload", integExpect.Locator(page.GetByTestId("card-resend-limited")).ToHaveText("Limited"))

@@ -15,9 +15,11 @@ import (
 type Values map[string]string
 
 // HelpItem is one line of a provider's "where to find these" help: Term in
-// bold (may be empty), then Text.
+// bold (may be empty), then Text, then a link to URL, the provider's own
+// page where the value is found ("" for none).
 type HelpItem struct {
 	Term, Text string
+	URL        string
 }
 
 // Spec describes one provider once: how the dashboard presents it, the
@@ -42,6 +44,9 @@ type Spec struct {
 	ManagesAssistants bool
 	Fields            []Field
 	Help              []HelpItem
+	// Disconnect says in plain words what stops working when the
+	// connection is disconnected.
+	Disconnect string
 
 	// config builds the typed config from checked values; values is its
 	// inverse (stored fields only).
@@ -338,10 +343,11 @@ var catalog = []*Spec{
 			{Name: "webhookCredentialId", Label: "Webhook signing credential", Kind: FieldText, FormHidden: true, Mask: MaskHidden},
 		},
 		Help: []HelpItem{
-			{"Private API key", "Vapi Dashboard → API Keys → copy the private key (the public key is refused)."},
-			{"Webhook secret", "optional: BYOC makes one when you leave it empty. Your assistants sign every event with it (an HMAC credential named \"BYOC webhook signing\" in your Vapi account), so BYOC can tell the events are really from Vapi."},
-			{"", "Saving creates an inbound and an outbound assistant in your Vapi account, or reuses the ones BYOC made before."},
+			{"Private API key", "Vapi Dashboard → API Keys → copy the private key (the public key is refused).", "https://dashboard.vapi.ai/org/api-keys"},
+			{"Webhook secret", "optional: BYOC makes one when you leave it empty. Your assistants sign every event with it (an HMAC credential named \"BYOC webhook signing\" in your Vapi account), so BYOC can tell the events are really from Vapi.", ""},
+			{"", "Saving creates an inbound and an outbound assistant in your Vapi account, or reuses the ones BYOC made before.", "https://dashboard.vapi.ai/assistants"},
 		},
+		Disconnect: "Calls to your Vapi assistants stop reaching BYOC (no more call events, bookings or messages from them). The assistants stay in your Vapi account.",
 		config: func(v Values) Config {
 			return VapiConfig{APIKey: NewSecret(v["apiKey"]), WebhookSecret: NewSecret(v["webhookSecret"]), Region: VapiRegion(v["region"]),
 				WebhookCredentialID: v["webhookCredentialId"]}
@@ -371,10 +377,11 @@ var catalog = []*Spec{
 			{Name: "whatsappNumber", Label: "WhatsApp number", Kind: FieldPhone, Mask: MaskNumber},
 		},
 		Help: []HelpItem{
-			{"Account SID and Auth Token", "Twilio Console → Account Info, on the Console's home page. The SID starts with AC."},
-			{"SMS number", "a number of this account (Phone Numbers → Manage → Active numbers)."},
-			{"WhatsApp number", "your WhatsApp sender in Twilio, if you use WhatsApp."},
+			{"Account SID and Auth Token", "Twilio Console → Account Info, on the Console's home page. The SID starts with AC.", "https://console.twilio.com/"},
+			{"SMS number", "a number of this account (Phone Numbers → Manage → Active numbers).", "https://console.twilio.com/us1/develop/phone-numbers/manage/incoming"},
+			{"WhatsApp number", "your WhatsApp sender in Twilio, if you use WhatsApp.", "https://console.twilio.com/us1/develop/sms/senders/whatsapp-senders"},
 		},
+		Disconnect: "Your assistants can no longer send SMS or WhatsApp messages from your Twilio numbers.",
 		config: func(v Values) Config {
 			return TwilioConfig{AccountSID: v["accountSid"], AuthToken: NewSecret(v["authToken"]),
 				PhoneNumber: v["phoneNumber"], WhatsAppNumber: v["whatsappNumber"]}
@@ -388,6 +395,7 @@ var catalog = []*Spec{
 	{
 		Provider: GoogleCalendar, Title: "Google Calendar", Description: "Appointments in your calendar",
 		Initial: "G", Accent: "bg-sky-600", OAuth: true,
+		Disconnect: "Your assistants can no longer check availability or book appointments in your calendar; BYOC's access is revoked at Google.",
 		Fields: []Field{
 			{Name: "email", Label: "Google account", Kind: FieldEmail, FormHidden: true},
 		},
@@ -419,10 +427,11 @@ var catalog = []*Spec{
 				Invalid: "Enter a sender address such as hello@example.com."},
 		},
 		Help: []HelpItem{
-			{"API key", "Resend dashboard → API Keys → Create API key. It starts with re_. A full-access key lets BYOC check your domains; a sending-only key works too."},
-			{"Sender", "the address e-mails come from, on a domain you verified in Resend (Domains)."},
+			{"API key", "Resend dashboard → API Keys → Create API key. It starts with re_. A full-access key lets BYOC check your domains; a sending-only key works too.", "https://resend.com/api-keys"},
+			{"Sender", "the address e-mails come from, on a domain you verified in Resend (Domains).", "https://resend.com/domains"},
 		},
-		config: func(v Values) Config { return ResendConfig{APIKey: NewSecret(v["apiKey"]), FromEmail: v["fromEmail"]} },
+		Disconnect: "BYOC can no longer send e-mail from your Resend account.",
+		config:     func(v Values) Config { return ResendConfig{APIKey: NewSecret(v["apiKey"]), FromEmail: v["fromEmail"]} },
 		values: func(c Config) Values {
 			cfg := c.(ResendConfig)
 			return Values{"apiKey": cfg.APIKey.Reveal(), "fromEmail": cfg.FromEmail}
@@ -438,10 +447,11 @@ var catalog = []*Spec{
 				Invalid: "A voice ID has only letters and digits, such as 21m00Tcm4TlvDq8ikWAM."},
 		},
 		Help: []HelpItem{
-			{"API key", "ElevenLabs → Profile → API keys (keys start with sk_)."},
-			{"Voice ID", "Voices → choose a voice → copy its ID, if your assistants should use one voice."},
+			{"API key", "ElevenLabs → Profile → API keys (keys start with sk_).", "https://elevenlabs.io/app/settings/api-keys"},
+			{"Voice ID", "Voices → choose a voice → copy its ID, if your assistants should use one voice.", "https://elevenlabs.io/app/voice-library"},
 		},
-		config: func(v Values) Config { return ElevenLabsConfig{APIKey: NewSecret(v["apiKey"]), VoiceID: v["voiceId"]} },
+		Disconnect: "Your assistants can no longer speak with your ElevenLabs voices.",
+		config:     func(v Values) Config { return ElevenLabsConfig{APIKey: NewSecret(v["apiKey"]), VoiceID: v["voiceId"]} },
 		values: func(c Config) Values {
 			cfg := c.(ElevenLabsConfig)
 			return Values{"apiKey": cfg.APIKey.Reveal(), "voiceId": cfg.VoiceID}

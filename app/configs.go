@@ -17,9 +17,17 @@ func (s Status) ReconnectNeeded() bool { return s.VerificationCode == ReasonReco
 // Status is what the dashboard and the status API show of one provider for
 // one org. It never holds a secret: Details are already masked.
 type Status struct {
-	Provider          Provider
-	Connected         bool
-	LastVerified      *time.Time
+	Provider  Provider
+	Connected bool
+	// LastVerified is the last check the provider passed; LastChecked the
+	// last check of either outcome (nil: never).
+	LastVerified *time.Time
+	LastChecked  *time.Time
+	// Limited is set when the provider accepted the credentials with a
+	// narrower scope than full access; Warning says in plain words what
+	// they cannot do.
+	Limited           bool
+	Warning           string
 	VerificationError string
 	// VerificationCode is the stable reason of VerificationError, such as
 	// ReasonReconnect; "" for none or an ordinary failed check.

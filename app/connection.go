@@ -1,6 +1,11 @@
 package app
 
-import "time"
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Connection is one provider connection of an org as it is saved: the
 // credentials and the rows that only make sense with them. The credential
@@ -11,6 +16,10 @@ type Connection struct {
 	// VerifiedAt is when the provider accepted Config; the zero time means
 	// never verified.
 	VerifiedAt time.Time
+	// Limited and Warning are what that verification found of the
+	// credentials' scope (see Verification and Status.Limited).
+	Limited bool
+	Warning string
 	// Assistants are the Vapi assistant mappings to record, each replacing
 	// the org's mapping of its role (providers whose Spec manages
 	// assistants).
@@ -42,6 +51,24 @@ func (c TwilioConfig) OutboundNumber() string { return c.PhoneNumber }
 type Verification struct {
 	Limited bool
 	Detail  string
+}
+
+// Warning is what a status shows of a limited verification: its Detail as
+// a sentence; "" when the credentials have full access.
+func (v Verification) Warning() string {
+	if !v.Limited {
+		return ""
+	}
+	d := strings.TrimSpace(v.Detail)
+	if d == "" {
+		return "These credentials work with limited access."
+	}
+	r, n := utf8.DecodeRuneInString(d)
+	d = string(unicode.ToUpper(r)) + d[n:]
+	if !strings.HasSuffix(d, ".") {
+		d += "."
+	}
+	return d
 }
 
 // OAuthToken is what an OAuth token endpoint granted: the tokens, when the

@@ -12,9 +12,17 @@ type CredentialRecord struct {
 	// IsActive is false when the credentials are kept but switched off; the
 	// platform then acts as if none were stored.
 	IsActive bool
-	// LastVerifiedAt is when the provider last accepted (or refused) the
-	// credentials; nil when they were never checked.
+	// LastVerifiedAt is when the provider last accepted the credentials;
+	// nil when it never did.
 	LastVerifiedAt *time.Time
+	// LastCheckedAt is when the credentials were last checked with the
+	// provider, whatever the outcome; nil when they never were.
+	LastCheckedAt *time.Time
+	// Limited says the provider accepted the credentials with a narrower
+	// scope than full access; Warning says what that means in plain words
+	// ("" when not limited). A failed check leaves both as they were.
+	Limited bool
+	Warning string
 	// VerificationError is the user-facing reason the last check failed; ""
 	// when it passed or never ran.
 	VerificationError string
@@ -28,4 +36,15 @@ type CredentialRecord struct {
 	WebhookHMACOnly bool
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+}
+
+// CheckOutcome is the outcome of one check of stored credentials with their
+// provider, as it is recorded: when it ran, the user-facing reason it
+// failed and that reason's code ("" when it passed) and, for a check that
+// passed, whether the credentials are limited and what that means.
+type CheckOutcome struct {
+	At          time.Time
+	Error, Code string
+	Limited     bool
+	Warning     string
 }

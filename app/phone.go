@@ -35,6 +35,17 @@ func NormalizeE164(input, defaultRegion string) (string, error) {
 	return phonenumbers.Format(num, phonenumbers.E164), nil
 }
 
+// FormatPhone returns an E.164 number grouped the way its country writes
+// it internationally ("+44 20 7183 8750", "+33 6 12 34 56 78"); a value
+// that is not a valid number comes back unchanged.
+func FormatPhone(e164 string) string {
+	num, err := phonenumbers.Parse(e164, "")
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return e164
+	}
+	return phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
+}
+
 // MaskPhone shows an E.164 number with its middle hidden: the country code
 // and the next three digits stay, every further digit but the last four
 // becomes "•", as in "+1202•••1234". A value that is not an E.164 number

@@ -65,3 +65,19 @@ func TestMaskPhone(t *testing.T) {
 		})
 	}
 }
+
+func TestFormatPhone(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"+442071838750", "+44 20 7183 8750"},
+		{"+33612345678", "+33 6 12 34 56 78"},
+		{"+12025550123", "+1 202-555-0123"},
+		{"+4930123456", "+49 30 123456"},
+		{"not a number", "not a number"},
+		{"+1011", "+1011"},
+	}
+	for _, tt := range tests {
+		if got := app.FormatPhone(tt.in); got != tt.want {
+			t.Errorf("FormatPhone(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

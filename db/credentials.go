@@ -17,25 +17,29 @@ import (
 // transaction, so other instances hear of it exactly when it commits.
 
 const credentialColumns = `org_id::text, provider, encrypted_config, is_active, last_verified_at,
-	coalesce(verification_error, ''), coalesce(verification_code, ''), webhook_hmac_only, created_at, updated_at`
+	coalesce(verification_error, ''), coalesce(verification_code, ''), webhook_hmac_only, created_at, updated_at,
+	last_checked_at, limited, coalesce(warning, '')`
 
 // upsertCredential stores rec; rec.WebhookHMACOnly only applies to a new
 // row (a stored row keeps its setting).
 func upsertCredential(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord) (app.CredentialRecord, error) {
 	row := tx.QueryRow(ctx, `
 		insert into org_credentials (org_id, provider, encrypted_config, is_active, last_verified_at,
-			verification_error, verification_code, webhook_hmac_only)
-		values ($1, $2, $3, true, $4, nullif($5, ''), nullif($6, ''), $7)
+			verification_error, verification_code, webhook_hmac_only, last_checked_at, limited, warning)
+		values ($1, $2, $3, true, $4, nullif($5, ''), nullif($6, ''), $7, $4, $8, nullif($9, ''))
 		on conflict (org_id, provider) do update set
 			encrypted_config   = excluded.encrypted_config,
 			is_active          = true,
 			last_verified_at   = excluded.last_verified_at,
+			last_checked_at    = excluded.last_checked_at,
 			verification_error = excluded.verification_error,
 			verification_code  = excluded.verification_code,
+			limited            = excluded.limited,
+			warning            = excluded.warning,
 			updated_at         = now()
 		returning `+credentialColumns,
 		rec.OrgID, string(rec.Provider), rec.Ciphertext, rec.LastVerifiedAt, rec.VerificationError, rec.VerificationCode,
-		rec.WebhookHMACOnly)
+		rec.WebhookHMACOnly, rec.Limited, rec.Warning)
 	return scanCredential(row)
 }
 
@@ -102,21 +106,34 @@ func deleteCredential(ctx context.Context, tx pgx.Tx, orgID string, p app.Provid
 	return tag.RowsAffected() > 0, nil
 }
 
-// RecordVerification stores the outcome of checking the org's credentials for
-// provider p with the provider: when it ran, the user-facing reason it
-// failed and that reason's code ("" and "" when it passed), and returns the
-// row as it now is. The ciphertext and updated_at are left alone, so the
-// notification it publishes is for app.StatusScope. It returns
-// ENotConfigured when nothing is stored for p.
+// RecordVerification records a check of the org's credentials for provider
+// p with full access when it passed: RecordCheck without a scope.
 func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationError, code string) (app.CredentialRecord, error) {
+	return d.RecordCheck(ctx, orgID, p, app.CheckOutcome{At: at, Error: verificationError, Code: code})
+}
+
+// RecordCheck stores the outcome of checking the org's credentials for
+// provider p with the provider: when it ran (last_checked_at, and
+// last_verified_at when it passed), the user-facing reason it failed and
+// that reason's code ("" and "" when it passed) and, when it passed,
+// whether the credentials are limited and what that means (a failed check
+// keeps both), and returns the row as it now is. The ciphertext and
+// updated_at are left alone, so the notification it publishes is for
+// app.StatusScope. It returns ENotConfigured when nothing is stored for p.
+func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (app.CredentialRecord, error) {
 	var out app.CredentialRecord
 	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
 		row := tx.QueryRow(ctx, `
-			update org_credentials set last_verified_at = $3, verification_error = nullif($4, ''),
-				verification_code = nullif($5, '')
+			update org_credentials set
+				last_checked_at    = $3,
+				last_verified_at   = case when $4 = '' then $3 else last_verified_at end,
+				verification_error = nullif($4, ''),
+				verification_code  = nullif($5, ''),
+				limited            = case when $4 = '' then $6 else limited end,
+				warning            = case when $4 = '' then nullif($7, '') else warning end
 			where org_id = $1 and provider = $2
 			returning `+credentialColumns,
-			orgID, string(p), at, verificationError, code)
+			orgID, string(p), o.At, o.Error, o.Code, o.Limited, o.Warning)
 		var err error
 		out, err = scanCredential(row)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -168,7 +185,8 @@ func scanCredential(row pgx.Row) (app.CredentialRecord, error) {
 	var rec app.CredentialRecord
 	var provider string
 	err := row.Scan(&rec.OrgID, &provider, &rec.Ciphertext, &rec.IsActive, &rec.LastVerifiedAt,
-		&rec.VerificationError, &rec.VerificationCode, &rec.WebhookHMACOnly, &rec.CreatedAt, &rec.UpdatedAt)
+		&rec.VerificationError, &rec.VerificationCode, &rec.WebhookHMACOnly, &rec.CreatedAt, &rec.UpdatedAt,
+		&rec.LastCheckedAt, &rec.Limited, &rec.Warning)
 	rec.Provider = app.Provider(provider)
 	return rec, err
 }

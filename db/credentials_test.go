@@ -62,13 +62,14 @@ func TestCredentialsCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.VerificationError != "key revoked" || got.VerificationCode != app.ReasonReconnect || !got.LastVerifiedAt.Equal(failedAt) {
+	if got.VerificationError != "key revoked" || got.VerificationCode != app.ReasonReconnect || !got.LastCheckedAt.Equal(failedAt) ||
+		!got.LastVerifiedAt.Equal(verified) {
 		t.Fatalf("after RecordVerification: %+v", got)
 	}
 	// RecordVerification returns the row as it now is, its ciphertext and
 	// updated_at untouched.
 	if recorded.VerificationError != got.VerificationError || recorded.VerificationCode != got.VerificationCode ||
-		recorded.LastVerifiedAt == nil || !recorded.LastVerifiedAt.Equal(failedAt) || string(recorded.Ciphertext) != "first" ||
+		recorded.LastCheckedAt == nil || !recorded.LastCheckedAt.Equal(failedAt) || string(recorded.Ciphertext) != "first" ||
 		!recorded.UpdatedAt.Equal(saved.UpdatedAt) || !recorded.CreatedAt.Equal(saved.CreatedAt) || recorded.OrgID != org ||
 		recorded.Provider != app.Vapi || !recorded.IsActive {
 		t.Fatalf("RecordVerification returned %+v, stored %+v", recorded, got)

@@ -103,11 +103,12 @@ func TestIntegrationsVapiFlow(t *testing.T) {
 	}
 
 	// Refused by Vapi: the server's message shows in the dialog; the key
-	// field comes back empty.
-	must(t, key.Fill("vk_live_invalid_"+apptest.RandomHex(8)))
+	// typed stays in its field (the server never sends it back).
+	refusedKey := "vk_live_invalid_" + apptest.RandomHex(8)
+	must(t, key.Fill(refusedKey))
 	must(t, dialog.GetByTestId("form-vapi-submit").Click())
 	integCheck(t, "refusal shown", integExpect.Locator(dialog.GetByTestId("form-error")).ToContainText("Vapi"))
-	integCheck(t, "key emptied", integExpect.Locator(dialog.GetByTestId("vapi-apiKey-input")).ToHaveValue(""))
+	integCheck(t, "key kept", integExpect.Locator(dialog.GetByTestId("vapi-apiKey-input")).ToHaveValue(refusedKey))
 	if n := posts.Load(); n != 1 {
 		t.Errorf("%d requests, want 1", n)
 	}
@@ -172,7 +173,7 @@ func TestIntegrationsVapiFlow(t *testing.T) {
 	apptest.AssertNoSecret(t, "the server log", serverLog.String(), good)
 }
 
-func TestIntegrationsTwilioFormatsThePhoneNumber(t *testing.T) {
+func TestIntegrationsTwilioReadsThePhoneNumber(t *testing.T) {
 	page := newPage(t)
 	signUp(t, page, "Twilio Clinic")
 
@@ -181,9 +182,10 @@ func TestIntegrationsTwilioFormatsThePhoneNumber(t *testing.T) {
 	must(t, dialog.GetByTestId("twilio-accountSid-input").Fill("AC"+apptest.RandomHex(16)))
 	authToken := apptest.RandomHex(16)
 	must(t, dialog.GetByTestId("twilio-authToken-input").Fill(authToken))
+	// The number stays as typed: the server reads it with its own rules.
 	phone := dialog.GetByTestId("twilio-phoneNumber-input")
 	must(t, phone.PressSequentially("2025550142"))
-	integCheck(t, "formatted as typed", integExpect.Locator(phone).ToHaveValue("(202) 555-0142"))
+	integCheck(t, "kept as typed", integExpect.Locator(phone).ToHaveValue("2025550142"))
 
 	// A bad SID pattern is refused by the browser.
 	sid := dialog.GetByTestId("twilio-accountSid-input")
@@ -206,6 +208,10 @@ func TestIntegrationsTwilioFormatsThePhoneNumber(t *testing.T) {
 	if tw := integEntry(t, integStatus(t, page), "twilio"); tw["phoneNumber"] != "+1202•••0142" {
 		t.Errorf("status: %v", tw)
 	}
+
+	// Opened again, the stored number is grouped as its country writes it.
+	dialog = integOpen(t, page, "twilio")
+	integCheck(t, "grouped", integExpect.Locator(dialog.GetByTestId("twilio-phoneNumber-input")).ToHaveValue("+1 202-555-0142"))
 	apptest.AssertNoSecret(t, "the server log", serverLog.String(), authToken)
 }
 

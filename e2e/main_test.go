@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -170,8 +171,10 @@ func freePort() (int, error) {
 }
 
 // newPage opens a page in a browser context of its own. The test fails if
-// the page logs an error to the console or throws.
-func newPage(t *testing.T) playwright.Page {
+// the page logs an error to the console or throws, unless the console
+// error contains one of expected (such as the failed load of an error page
+// a test opens on purpose).
+func newPage(t *testing.T, expected ...string) playwright.Page {
 	t.Helper()
 	bctx, err := browser.NewContext(playwright.BrowserNewContextOptions{BaseURL: playwright.String(baseURL)})
 	if err != nil {
@@ -185,7 +188,7 @@ func newPage(t *testing.T) playwright.Page {
 	var mu sync.Mutex
 	var problems []string
 	page.OnConsole(func(m playwright.ConsoleMessage) {
-		if m.Type() == "error" {
+		if m.Type() == "error" && !slices.ContainsFunc(expected, func(s string) bool { return strings.Contains(m.Text(), s) }) {
 			mu.Lock()
 			problems = append(problems, "console error: "+m.Text())
 			mu.Unlock()

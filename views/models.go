@@ -45,6 +45,8 @@ const (
 	FlashSuccess = "success"
 	FlashInfo    = "info"
 	FlashError   = "error"
+	// FlashWarning is an outcome that worked with a caveat (amber).
+	FlashWarning = "warning"
 )
 
 // Flash is a one-time message shown at the top of the next page.
@@ -105,8 +107,10 @@ type field struct {
 	Error        string
 	Autofocus    bool
 	Optional     bool
-	Placeholder  string
-	Attrs        templ.Attributes
+	// Secret inputs get a show/hide toggle.
+	Secret      bool
+	Placeholder string
+	Attrs       templ.Attributes
 }
 
 func (f field) errorID() string { return f.ID + "-error" }
@@ -131,6 +135,8 @@ func flashClass(kind string) string {
 		return "alert alert-success"
 	case FlashError:
 		return "alert alert-error"
+	case FlashWarning:
+		return "alert alert-warning"
 	}
 	return "alert alert-info"
 }
@@ -165,6 +171,16 @@ type Card struct {
 	// OOB marks the card for an out-of-band swap (hx-swap-oob), when it
 	// travels along with another fragment.
 	OOB bool
+	// Announce, when set, is what the page's live region says about the
+	// action that re-rendered the card.
+	Announce string
+	// Assistants are the org's assistants and WebhookURL the address they
+	// send their events to (providers that manage assistants).
+	Assistants []app.AssistantMapping
+	WebhookURL string
+	// NextForm, when set, becomes the provider's settings dialog's form
+	// (the Configure form again after a disconnect).
+	NextForm *ConfigureForm
 }
 
 // Notice is a one-line outcome; Kind is one of the Flash* kinds.
@@ -180,8 +196,13 @@ type Notice struct {
 type ConfigureForm struct {
 	Spec      *app.Spec
 	CSRFToken string
+	// Update marks the form of a stored connection: it sends only a
+	// change (PATCH), a blank secret keeping the stored one.
+	Update bool
 	// Values holds the non-secret fields by their form names.
 	Values map[string]string
+	// Secrets are the stored secrets by field name, masked (Update only).
+	Secrets map[string]string
 	// Message is a form-wide error (the provider refused the credentials or
 	// could not be reached), shown above the fields.
 	Message string
@@ -194,14 +215,19 @@ type ConfigureSuccess struct {
 	Provider app.Provider
 	// Detail says in plain words what the verification found.
 	Detail string
-	// Limited is set for credentials that are valid with limited scope.
+	// Limited is set for credentials that are valid with limited scope;
+	// Warning says what they cannot do.
 	Limited bool
+	Warning string
 	// InboundAssistantID and OutboundAssistantID are the org's Vapi
 	// assistants (Vapi only).
 	InboundAssistantID, OutboundAssistantID string
 	// MaskedPhone is the SMS number with its middle hidden (Twilio only).
 	MaskedPhone string
 	Card        Card
+	// Next, when set, is the form the dialog shows from now on (the Update
+	// form of the connection just saved).
+	Next *ConfigureForm
 }
 
 // Card states, as data-state values.
@@ -245,6 +271,10 @@ func (c Card) hasActions() bool {
 	}
 	return !c.Spec.OAuth || c.SignInReady || c.stored()
 }
+
+// ID is the id of the card ("card-<provider>") or, with a suffix, of one of
+// its parts ("card-<provider>-<suffix>").
+func (c Card) ID(suffix string) string { return c.id(suffix) }
 
 func (c Card) id(suffix string) string {
 	if suffix == "" {
@@ -334,6 +364,62 @@ func (c Card) verifiedDatetime() string {
 	return c.Status.LastVerified.UTC().Format(time.RFC3339)
 }
 
+// limited reports whether the card shows the Limited badge: a connection
+// whose last passed check found limited access, and no failure since.
+func (c Card) limited() bool {
+	return c.Status.Connected && !c.Status.NeedsAttention && c.Status.Limited
+}
+
+// checkedSinceVerified reports whether the last check came after the last
+// passed one (so it failed).
+func (c Card) checkedSinceVerified() bool {
+	lc, lv := c.Status.LastChecked, c.Status.LastVerified
+	return lc != nil && (lv == nil || lc.After(*lv))
+}
+
+func (c Card) checkedTitle() string { return c.Status.LastChecked.UTC().Format("2006-01-02 15:04 UTC") }
+
+func (c Card) checkedDatetime() string { return c.Status.LastChecked.UTC().Format(time.RFC3339) }
+
+func (c Card) checkedAgo() string {
+	cc := c
+	cc.Status.LastVerified = c.Status.LastChecked
+	return cc.verifiedAgo()
+}
+
+// disconnectQuestion is the question the Disconnect button asks first.
+func (c Card) disconnectQuestion() string {
+	q := "Disconnect " + c.Spec.Title + "?"
+	if c.Spec.Disconnect != "" {
+		q += " " + c.Spec.Disconnect
+	}
+	return q + " The stored credentials are deleted; connect again to undo."
+}
+
+// assistant is one of the org's assistants as a card lists it.
+type assistant struct{ Label, ID, Role string }
+
+func (c Card) assistants() []assistant {
+	var out []assistant
+	for _, m := range c.Assistants {
+		label := "Outbound assistant"
+		if m.Role == app.Inbound {
+			label = "Inbound assistant"
+		}
+		out = append(out, assistant{label, m.VapiAssistantID, string(m.Role)})
+	}
+	return out
+}
+
+// Title is the form's heading: "Update Vapi" for a stored connection,
+// "Connect Vapi" otherwise.
+func (f ConfigureForm) Title() string {
+	if f.Update {
+		return "Update " + f.Spec.Title
+	}
+	return "Connect " + f.Spec.Title
+}
+
 func (f ConfigureForm) provider() app.Provider { return f.Spec.Provider }
 
 func (f ConfigureForm) id(suffix string) string {
@@ -355,6 +441,15 @@ func (f ConfigureForm) input(sf app.Field) field {
 	if !sf.Secret() {
 		fl.Value = f.Values[sf.Name]
 	}
+	if stored := f.Secrets[sf.Name]; f.Update && sf.Secret() {
+		// A blank secret keeps the stored one.
+		fl.Optional = true
+		if stored != "" {
+			fl.Hint = "Stored: " + storedLabel(stored) + ". Leave blank to keep it."
+		} else {
+			fl.Hint = "Leave blank to keep what is stored."
+		}
+	}
 	if sf.MinLength > 0 {
 		fl.Attrs["minlength"] = strconv.Itoa(sf.MinLength)
 	}
@@ -369,14 +464,17 @@ func (f ConfigureForm) input(sf app.Field) field {
 	}
 	switch sf.Kind {
 	case app.FieldSecret:
-		fl.Type = "password"
+		fl.Type, fl.Secret = "password", true
 		fl.Attrs["spellcheck"], fl.Attrs["autocapitalize"] = "false", "off"
 	case app.FieldPhone:
-		// static/js/app.js formats it as it is typed (data-phone) and sends
-		// digits with an optional leading +.
+		// The server reads the number with its own rules (any spacing or
+		// punctuation) and shows a stored one in its country's grouping.
 		fl.Type = "tel"
-		fl.Placeholder = "+1 (202) 555-0142"
-		fl.Attrs["inputmode"], fl.Attrs["data-phone"], fl.Attrs["maxlength"] = "tel", true, "24"
+		fl.Placeholder = "+44 20 7183 8750"
+		fl.Attrs["inputmode"], fl.Attrs["maxlength"] = "tel", "32"
+		if f.Update && f.Values[sf.Name] != "" && f.Errors == nil && f.Message == "" {
+			fl.Value = app.FormatPhone(fl.Value)
+		}
 	case app.FieldEmail:
 		fl.Type = "email"
 		if fl.Placeholder == "" {
@@ -414,12 +512,22 @@ func describedBy(id string, hint, err bool) string {
 	return strings.Join(ids, " ")
 }
 
+// storedLabel is how the form names a stored secret's mask.
+func storedLabel(mask string) string {
+	if mask == app.SecretSet {
+		return "a secret is set"
+	}
+	return mask
+}
+
 func noticeClass(kind string) string {
 	switch kind {
 	case FlashSuccess:
 		return "notice notice-success"
 	case FlashError:
 		return "notice notice-error"
+	case FlashWarning:
+		return "notice notice-warning"
 	}
 	return "notice notice-info"
 }
@@ -428,4 +536,12 @@ func noticeClass(kind string) string {
 func oob(c Card) Card {
 	c.OOB = true
 	return c
+}
+
+// helpSubject names what a help item's link leads to.
+func helpSubject(it app.HelpItem) string {
+	if it.Term != "" {
+		return it.Term
+	}
+	return "this"
 }

@@ -347,7 +347,14 @@ func TestConfigureFormFollowsTheDescription(t *testing.T) {
 				if h.Term != "" {
 					want = h.Term + ": " + h.Text
 				}
-				if got := strings.TrimSpace(li.Text()); got != want {
+				link := li.Find("a")
+				if href, _ := link.Attr("href"); href != h.URL || (h.URL != "" && (link.AttrOr("target", "") != "_blank" ||
+					!strings.Contains(link.AttrOr("rel", ""), "noopener"))) {
+					t.Errorf("help %d links to %q (%s), want %q in a new tab", i, href, link.AttrOr("rel", ""), h.URL)
+				}
+				text := li.Clone()
+				text.Find("a").Remove()
+				if got := strings.TrimSpace(text.Text()); got != want {
 					t.Errorf("help %d reads %q, want %q", i, got, want)
 				}
 				if got := li.Find("strong").Text(); got != h.Term {

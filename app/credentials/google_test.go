@@ -312,7 +312,7 @@ func (h *googleHarness) wantReconnectRecorded(msg string) {
 	h.t.Helper()
 	st := h.status()
 	if !st.Connected || !st.NeedsAttention || st.VerificationError != msg || st.VerificationCode != app.ReasonReconnect ||
-		!st.ReconnectNeeded() || st.LastVerified == nil || !st.LastVerified.Equal(h.now()) {
+		!st.ReconnectNeeded() || st.LastChecked == nil || !st.LastChecked.Equal(h.now()) {
 		h.t.Fatalf("status %+v; want connected, needing attention, with %q and the reconnect code, checked now", st, msg)
 	}
 	rec, err := h.d.GetCredential(context.Background(), h.org, app.GoogleCalendar)

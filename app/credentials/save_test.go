@@ -386,7 +386,8 @@ func TestRecordVerificationKeepsTheReason(t *testing.T) {
 			for what, v := range map[string]app.Status{"returned": st, "listed": all[2]} {
 				if v.Provider != app.GoogleCalendar || !v.Connected || v.NeedsAttention != tt.attention ||
 					v.VerificationError != tt.wantMsg || v.VerificationCode != tt.wantCode ||
-					v.ReconnectNeeded() != (tt.wantCode == app.ReasonReconnect) || !v.LastVerified.Equal(at) ||
+					v.ReconnectNeeded() != (tt.wantCode == app.ReasonReconnect) || !v.LastChecked.Equal(at) ||
+					(tt.err == nil) != v.LastVerified.Equal(at) ||
 					v.Details["email"] != "owner@example.com" {
 					t.Errorf("%s status %+v; want message %q, code %q", what, v, tt.wantMsg, tt.wantCode)
 				}

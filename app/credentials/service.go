@@ -35,8 +35,7 @@ type Store interface {
 	DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error)
 	GetCredential(ctx context.Context, orgID string, p app.Provider) (app.CredentialRecord, error)
 	ListCredentials(ctx context.Context, orgID string) ([]app.CredentialRecord, error)
-	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time,
-		verificationError, code string) (app.CredentialRecord, error)
+	RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (app.CredentialRecord, error)
 	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.CredentialRecord, error)
 }
 
@@ -194,7 +193,11 @@ func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error
 	if err != nil {
 		return app.Status{}, app.Internal(fmt.Errorf("credentials: seal %s config: %w", p, err))
 	}
-	rec := app.CredentialRecord{OrgID: c.OrgID, Provider: p, Ciphertext: ct, WebhookHMACOnly: c.WebhookHMACOnly}
+	rec := app.CredentialRecord{OrgID: c.OrgID, Provider: p, Ciphertext: ct, WebhookHMACOnly: c.WebhookHMACOnly,
+		Limited: c.Limited, Warning: c.Warning}
+	if !c.Limited {
+		rec.Warning = ""
+	}
 	if !c.VerifiedAt.IsZero() {
 		rec.LastVerifiedAt = &c.VerifiedAt
 	}
@@ -381,29 +384,38 @@ func getTyped[T app.Config](ctx context.Context, s *Service, orgID string, p app
 }
 
 // RecordVerification stores the outcome of checking the org's stored
-// credentials for p at time at: verificationErr nil means they passed;
-// otherwise its user-facing message (app.ErrorMessage, never its cause) and
-// its reason (app.ErrorReason) are kept and shown in the status. It returns
-// the provider's new status, built from the row it updated. Only the
-// cached statuses are dropped (app.StatusScope): the decrypted configs,
-// webhook secrets and mappings stay warm. It returns ENotConfigured when
-// nothing is stored.
+// credentials for p at time at, as RecordCheck does, for a check that
+// found full access when it passed.
 func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) (app.Status, error) {
+	return s.RecordCheck(ctx, orgID, p, at, app.Verification{}, verificationErr)
+}
+
+// RecordCheck stores the outcome of checking the org's stored credentials
+// for p at time at: verificationErr nil means they passed, with the scope
+// v found (Status.Limited and Status.Warning); otherwise its user-facing
+// message (app.ErrorMessage, never its cause) and its reason
+// (app.ErrorReason) are kept and shown in the status, and the scope found
+// by the last passed check stays. Every check sets Status.LastChecked, a
+// passed one Status.LastVerified too. It returns the provider's new status,
+// built from the row it updated. Only the cached statuses are dropped
+// (app.StatusScope): the decrypted configs, webhook secrets and mappings
+// stay warm. It returns ENotConfigured when nothing is stored.
+func (s *Service) RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification, verificationErr error) (app.Status, error) {
 	if _, err := app.Describe(p); err != nil {
 		return app.Status{}, err
 	}
-	msg, code := "", ""
+	o := app.CheckOutcome{At: at, Limited: v.Limited, Warning: v.Warning()}
 	if verificationErr != nil {
-		msg, code = app.ErrorMessage(verificationErr), app.ErrorReason(verificationErr)
+		o = app.CheckOutcome{At: at, Error: app.ErrorMessage(verificationErr), Code: app.ErrorReason(verificationErr)}
 	}
-	rec, err := s.store.RecordVerification(ctx, orgID, p, at, msg, code)
+	rec, err := s.store.RecordCheck(ctx, orgID, p, o)
 	// What the credentials hold did not change, only their status.
 	s.Invalidate(orgID, string(app.StatusScope))
 	if err != nil {
 		return app.Status{}, app.AsError(err)
 	}
 	s.log.InfoContext(ctx, "credentials verification recorded", "org_id", orgID, "provider", p,
-		"verified", verificationErr == nil, "code", app.ErrorCode(verificationErr))
+		"verified", verificationErr == nil, "limited", o.Limited, "code", app.ErrorCode(verificationErr))
 	return s.status(ctx, rec), nil
 }
 

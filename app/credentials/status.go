@@ -60,8 +60,8 @@ func (s *Service) status(ctx context.Context, rec app.CredentialRecord) app.Stat
 // statusOf is the status of rec, whose config is cfg (nil when it is not
 // usable: inactive or unreadable).
 func statusOf(rec app.CredentialRecord, cfg app.Config) app.Status {
-	st := app.Status{Provider: rec.Provider, LastVerified: rec.LastVerifiedAt, UpdatedAt: rec.UpdatedAt,
-		WebhookHMACOnly: rec.WebhookHMACOnly}
+	st := app.Status{Provider: rec.Provider, LastVerified: rec.LastVerifiedAt, LastChecked: rec.LastCheckedAt,
+		UpdatedAt: rec.UpdatedAt, WebhookHMACOnly: rec.WebhookHMACOnly}
 	if cfg == nil {
 		return st
 	}
@@ -69,6 +69,7 @@ func statusOf(rec app.CredentialRecord, cfg app.Config) app.Status {
 	st.VerificationError = rec.VerificationError
 	st.VerificationCode = rec.VerificationCode
 	st.NeedsAttention = rec.VerificationError != ""
+	st.Limited, st.Warning = rec.Limited, rec.Warning
 	st.Details = app.MustDescribe(rec.Provider).Masked(cfg)
 	return st
 }
@@ -79,6 +80,10 @@ func cloneStatuses(in []app.Status) []app.Status {
 		if st.LastVerified != nil {
 			t := *st.LastVerified
 			st.LastVerified = &t
+		}
+		if st.LastChecked != nil {
+			t := *st.LastChecked
+			st.LastChecked = &t
 		}
 		st.Details = maps.Clone(st.Details)
 		out[i] = st

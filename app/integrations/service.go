@@ -57,7 +57,7 @@ type Credentials interface {
 	Delete(ctx context.Context, orgID string, p app.Provider) error
 	Get(ctx context.Context, orgID string, p app.Provider) (app.Config, error)
 	Statuses(ctx context.Context, orgID string) ([]app.Status, error)
-	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) (app.Status, error)
+	RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification, verificationErr error) (app.Status, error)
 	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.Status, error)
 }
 
@@ -229,8 +229,11 @@ type VerifyResult struct {
 	Provider   app.Provider
 	Verified   bool
 	VerifiedAt time.Time
-	Detail     string
-	Status     app.Status
+	// Limited is set when the credentials work with limited scope; the
+	// status's Warning says what they cannot do.
+	Limited bool
+	Detail  string
+	Status  app.Status
 }
 
 // Service connects, tests and disconnects an org's provider credentials. It
@@ -332,32 +335,85 @@ func (s *Service) Status(ctx context.Context, p app.Principal, provider app.Prov
 // Save checks in against the provider's description (field names as in its
 // JSON body; national phone numbers read in Options.DefaultPhoneRegion),
 // verifies the config with the provider and stores it, with the rows that
-// belong to it, in one transaction. For a provider that manages assistants,
-// the org's assistants are made sure of first (see saveWithAssistants). A
-// config that carries an outbound number records it with the org's
-// outbound agent. Errors as every save (see the package documentation); an
-// OAuth provider answers EValidation (it connects through its sign-in).
+// belong to it, in one transaction, replacing whatever was stored. For a
+// provider that manages assistants, the org's assistants are made sure of
+// first (see saveWithAssistants). A config that carries an outbound number
+// records it with the org's outbound agent. Errors as every save (see the
+// package documentation); an OAuth provider answers EValidation (it
+// connects through its sign-in).
 func (s *Service) Save(ctx context.Context, p app.Principal, provider app.Provider, in app.Values) (SaveResult, error) {
-	if err := checkOrg(p); err != nil {
-		return SaveResult{}, err
-	}
-	spec, err := app.Describe(provider)
+	spec, err := s.keyedSpec(p, provider)
 	if err != nil {
 		return SaveResult{}, err
 	}
+	cfg, invalid := spec.Config(in, s.phoneRegion)
+	return s.save(ctx, p, spec, invalid, func(context.Context) (app.Config, error) { return cfg, nil })
+}
+
+// Update changes the org's stored connection of provider: the fields in
+// in replace the stored ones, every other field keeps its stored value,
+// and a secret field given empty keeps the stored secret too (a form
+// leaves it blank to keep it). The merged config is then checked, verified
+// and stored exactly as Save does, with the same errors; nothing is stored
+// unless all of it passes. It returns ENotConfigured when nothing usable is
+// stored for provider.
+func (s *Service) Update(ctx context.Context, p app.Principal, provider app.Provider, in app.Values) (SaveResult, error) {
+	spec, err := s.keyedSpec(p, provider)
+	if err != nil {
+		return SaveResult{}, err
+	}
+	return s.save(ctx, p, spec, nil, func(ctx context.Context) (app.Config, error) {
+		stored, err := s.creds.Get(ctx, p.OrgID, provider)
+		if err != nil {
+			return nil, err
+		}
+		merged := spec.Values(stored)
+		for _, f := range spec.FormFields() {
+			v, ok := in[f.Name]
+			if !ok || (f.Secret() && strings.TrimSpace(v) == "") {
+				continue
+			}
+			merged[f.Name] = v
+		}
+		return spec.Config(merged, s.phoneRegion)
+	})
+}
+
+// keyedSpec is the spec of provider for a save by p: EUnauthorized without
+// an org, EUnknownProvider, or EValidation for a provider that connects
+// through its own sign-in.
+func (s *Service) keyedSpec(p app.Principal, provider app.Provider) (*app.Spec, error) {
+	if err := checkOrg(p); err != nil {
+		return nil, err
+	}
+	spec, err := app.Describe(provider)
+	if err != nil {
+		return nil, err
+	}
 	if spec.OAuth {
-		return SaveResult{}, app.Errorf(app.EValidation,
+		return nil, app.Errorf(app.EValidation,
 			"%s is connected through its own sign-in, not with a key: open %s in a browser.", spec.Title, paths.IntegrationConnect(string(provider)))
 	}
-	cfg, invalid := spec.Config(in, s.phoneRegion)
+	return spec, nil
+}
+
+// save is the one audited save of Save and Update: invalid refuses it
+// before anything else runs, config gives the config to verify and store.
+func (s *Service) save(ctx context.Context, p app.Principal, spec *app.Spec, invalid error,
+	config func(context.Context) (app.Config, error)) (SaveResult, error) {
+	provider := spec.Provider
 	var res SaveResult
-	err = s.mutate(ctx, p, ActionSave, provider, invalid, func(ctx context.Context, now time.Time) (string, error) {
+	err := s.mutate(ctx, p, ActionSave, provider, invalid, func(ctx context.Context, now time.Time) (string, error) {
+		cfg, err := config(ctx)
+		if err != nil {
+			return "", err
+		}
 		v, err := s.verifiers[provider].Verify(ctx, p.OrgID, cfg)
 		s.countVerification(provider, TriggerSave, v, err)
 		if err != nil {
 			return "", err
 		}
-		conn := app.Connection{OrgID: p.OrgID, Config: cfg, VerifiedAt: now}
+		conn := app.Connection{OrgID: p.OrgID, Config: cfg, VerifiedAt: now, Limited: v.Limited, Warning: v.Warning()}
 		res = SaveResult{Provider: provider, LastVerified: now, Limited: v.Limited, Detail: v.Detail}
 		if n, ok := cfg.(app.OutboundNumberer); ok {
 			conn.Outbound = &app.OutboundAgent{OrgID: p.OrgID, PhoneNumber: n.OutboundNumber()}
@@ -375,6 +431,62 @@ func (s *Service) Save(ctx context.Context, p app.Principal, provider app.Provid
 	}
 	return res, nil
 }
+
+// Editable is what the Update form of a stored connection shows: the
+// stored value of every non-secret field, and each stored secret masked.
+type Editable struct {
+	// Values are the non-secret form fields by name, as stored.
+	Values app.Values
+	// Secrets are the stored secret fields by name, masked (never a
+	// secret).
+	Secrets map[string]string
+}
+
+// Editable returns what the Update form of the org's stored provider
+// connection shows (see Editable). It requires an admin (EForbidden), and
+// returns ENotConfigured when nothing usable is stored and EValidation for
+// a provider that connects through its own sign-in.
+func (s *Service) Editable(ctx context.Context, p app.Principal, provider app.Provider) (Editable, error) {
+	spec, err := s.keyedSpec(p, provider)
+	if err != nil {
+		return Editable{}, err
+	}
+	if !p.IsAdmin() {
+		return Editable{}, errNotAdmin(provider)
+	}
+	cfg, err := s.creds.Get(ctx, p.OrgID, provider)
+	if err != nil {
+		return Editable{}, err
+	}
+	vals, masked := spec.Values(cfg), spec.Masked(cfg)
+	out := Editable{Values: app.Values{}, Secrets: map[string]string{}}
+	for _, f := range spec.FormFields() {
+		switch {
+		case f.Secret() && masked[f.Name] != "":
+			out.Secrets[f.Name] = masked[f.Name]
+		case !f.Secret() && vals[f.Name] != "":
+			out.Values[f.Name] = vals[f.Name]
+		}
+	}
+	return out, nil
+}
+
+// Assistants returns the org's assistant mappings (inbound first); any
+// member may read them.
+func (s *Service) Assistants(ctx context.Context, p app.Principal) ([]app.AssistantMapping, error) {
+	if err := checkOrg(p); err != nil {
+		return nil, err
+	}
+	ms, err := s.mappings.AssistantMappings(ctx, p.OrgID)
+	if err != nil {
+		return nil, app.AsError(err)
+	}
+	slices.SortFunc(ms, func(a, b app.AssistantMapping) int { return strings.Compare(string(a.Role), string(b.Role)) })
+	return ms, nil
+}
+
+// WebhookURL is the address BYOC's assistants send their webhooks to.
+func (s *Service) WebhookURL() string { return s.webhookURL }
 
 // Verify re-tests the org's stored credentials for provider with the
 // provider and records the outcome: last_verified_at on success, the
@@ -402,18 +514,18 @@ func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Prov
 		switch app.ErrorCode(err) {
 		case "":
 		case app.EVerificationFailed:
-			if _, rerr := s.creds.RecordVerification(ctx, p.OrgID, provider, now, err); rerr != nil {
+			if _, rerr := s.creds.RecordCheck(ctx, p.OrgID, provider, now, app.Verification{}, err); rerr != nil {
 				return "", rerr
 			}
 			return "", err
 		default:
 			return "", err
 		}
-		st, err := s.creds.RecordVerification(ctx, p.OrgID, provider, now, nil)
+		st, err := s.creds.RecordCheck(ctx, p.OrgID, provider, now, v, nil)
 		if err != nil {
 			return "", err
 		}
-		res = VerifyResult{Provider: provider, Verified: true, VerifiedAt: now, Detail: v.Detail, Status: st}
+		res = VerifyResult{Provider: provider, Verified: true, VerifiedAt: now, Limited: v.Limited, Detail: v.Detail, Status: st}
 		return v.Detail, nil
 	})
 	if err != nil {

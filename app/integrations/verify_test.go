@@ -38,7 +38,8 @@ func TestVerifySuccessRecordsLastVerified(t *testing.T) {
 				t.Errorf("result = %+v", res)
 			}
 			st := e.statusOf(t, admin, call.provider)
-			if !st.Connected || st.NeedsAttention || st.LastVerified == nil || !st.LastVerified.Equal(later) {
+			if !st.Connected || st.NeedsAttention || st.LastVerified == nil || !st.LastVerified.Equal(later) ||
+				st.LastChecked == nil || !st.LastChecked.Equal(later) {
 				t.Errorf("status = %+v, want connected and verified at %v", st, later)
 			}
 			if !reflect.DeepEqual(res.Status, st) {
@@ -86,7 +87,7 @@ func TestVerifyRefusalRecordsTheReason(t *testing.T) {
 			}
 			st := e.statusOf(t, admin, provider)
 			if !st.Connected || !st.NeedsAttention || st.VerificationError != app.ErrorMessage(err) ||
-				st.LastVerified == nil || !st.LastVerified.Equal(later) {
+				st.LastChecked == nil || !st.LastChecked.Equal(later) || st.LastVerified == nil || !st.LastVerified.Equal(earlier) {
 				t.Errorf("status = %+v, want needs attention with %q", st, app.ErrorMessage(err))
 			}
 			var stored string

@@ -33,28 +33,67 @@ func (s *Server) integrations(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	f := negotiate(c)
 	d := views.Integrations{OrgName: a.OrgName, CanManage: a.Principal.IsAdmin()}
-	for _, st := range sts {
-		d.Cards = append(d.Cards, s.card(a, st, nil))
+	if f != formatJSON {
+		for _, st := range sts {
+			d.Cards = append(d.Cards, s.card(c, a, st, nil))
+		}
 	}
-	if d.CanManage && negotiate(c) == formatPage {
-		for _, spec := range app.Specs() {
-			if !spec.OAuth {
-				d.Forms = append(d.Forms, views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c)})
+	if d.CanManage && f == formatPage {
+		for _, st := range sts {
+			spec := app.MustDescribe(st.Provider)
+			if spec.OAuth {
+				continue
 			}
+			form, err := s.configureForm(c, a, spec, st.Connected)
+			if err != nil {
+				return err
+			}
+			d.Forms = append(d.Forms, form)
 		}
 	}
 	return s.reply(c, http.StatusOK, answer{Data: statusData(sts),
 		view: view{Title: "Integrations", Page: views.IntegrationsPage(d), Fragment: views.IntegrationCards(d)}})
 }
 
+// configureForm is the empty Configure form of spec's provider or, for a
+// stored connection (update), its Update form filled in with the stored
+// non-secret values and naming the stored secrets, masked.
+func (s *Server) configureForm(c *fiber.Ctx, a auth.Account, spec *app.Spec, update bool) (views.ConfigureForm, error) {
+	f := views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c)}
+	if !update {
+		return f, nil
+	}
+	ed, err := s.deps.Integrations.Editable(c.UserContext(), a.Principal, spec.Provider)
+	if err != nil {
+		return f, err
+	}
+	f.Update, f.Values, f.Secrets = true, ed.Values, ed.Secrets
+	return f, nil
+}
+
 // saveIntegration checks the provider's form or JSON body against its
-// description, verifies it with the provider and stores it (POST
-// /api/integrations/:provider). A success answers saveData, or for htmx the
-// success panel with the provider's new card out of band. A refused save
-// answers the error, or for HTML the form again with the messages (never a
-// secret value).
-func (s *Server) saveIntegration(c *fiber.Ctx) error {
+// description, verifies it with the provider and stores it in place of
+// whatever was stored (POST /api/integrations/:provider); see
+// storeIntegration.
+func (s *Server) saveIntegration(c *fiber.Ctx) error { return s.storeIntegration(c, false) }
+
+// updateIntegration changes the stored connection (PATCH
+// /api/integrations/:provider): the fields given replace the stored ones,
+// every other field (and a secret given empty) keeps its stored value, and
+// the merged configuration is checked and verified before it replaces the
+// stored one. It answers as saveIntegration does; 404 not_configured when
+// nothing is stored.
+func (s *Server) updateIntegration(c *fiber.Ctx) error { return s.storeIntegration(c, true) }
+
+// storeIntegration saves (or, with update, updates) a provider's
+// connection. A success answers saveData, or for htmx the success panel
+// with the provider's new card out of band and the Update form that the
+// dialog shows next. A refused save answers the error, or for HTML the
+// form again with the messages (never a secret value; the dialog's script
+// takes only the messages from it, keeping what was typed).
+func (s *Server) storeIntegration(c *fiber.Ctx, update bool) error {
 	a, _ := account(c)
 	provider, err := app.ParseProvider(c.Params("provider"))
 	if err != nil {
@@ -64,22 +103,41 @@ func (s *Server) saveIntegration(c *fiber.Ctx) error {
 	in, err := bindValues(c, spec.FormFields())
 	var res integrations.SaveResult
 	if err == nil {
-		res, err = s.deps.Integrations.Save(c.UserContext(), a.Principal, provider, in)
+		if update {
+			res, err = s.deps.Integrations.Update(c.UserContext(), a.Principal, provider, in)
+		} else {
+			res, err = s.deps.Integrations.Save(c.UserContext(), a.Principal, provider, in)
+		}
 	}
 	if err != nil {
 		code := app.ErrorCode(err)
-		if spec.OAuth || negotiate(c) == formatJSON || code == app.EInternal || code == app.EUnauthorized {
+		if spec.OAuth || negotiate(c) == formatJSON || code == app.EInternal || code == app.EUnauthorized ||
+			code == app.EForbidden || (update && code == app.ENotConfigured) {
 			return err
 		}
-		f := views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c), Values: kept(spec, in),
-			Message: app.ErrorMessage(err), Errors: app.ErrorFields(err)}
+		f := views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c)}
+		if update {
+			// The stored secrets are named again; a failure to read them
+			// only leaves them out.
+			if ff, ferr := s.configureForm(c, a, spec, true); ferr == nil {
+				f = ff
+			}
+		}
+		f.Values, f.Message, f.Errors = kept(spec, in), app.ErrorMessage(err), app.ErrorFields(err)
 		return s.reply(c, statusOf(code), answer{
-			view: view{Title: "Connect " + spec.Title, Page: views.ConfigurePage(f), Fragment: views.ConfigureFormFragment(f)}})
+			view: view{Title: f.Title(), Page: views.ConfigurePage(f), Fragment: views.ConfigureFormFragment(f)}})
 	}
 	success := views.ConfigureSuccess{
-		Provider: provider, Detail: res.Detail, Limited: res.Limited,
+		Provider: provider, Detail: res.Detail, Limited: res.Limited, Warning: res.Status.Warning,
 		InboundAssistantID: res.InboundAssistantID, OutboundAssistantID: res.OutboundAssistantID,
-		MaskedPhone: res.MaskedPhone, Card: s.card(a, res.Status, nil),
+		MaskedPhone: res.MaskedPhone, Card: s.card(c, a, res.Status, nil),
+	}
+	if negotiate(c) == formatFragment {
+		next, err := s.configureForm(c, a, spec, true)
+		if err != nil {
+			return err
+		}
+		success.Next = &next
 	}
 	return s.changed(c, http.StatusOK, newSaveData(res), views.ConfigureSuccessFragment(success),
 		defaultLanding, views.FlashSuccess, strings.TrimSpace(spec.Title+" is connected. "+res.Detail))
@@ -110,13 +168,21 @@ func (s *Server) verifyIntegration(c *fiber.Ctx) error {
 	if err != nil {
 		return s.cardError(c, a, provider, err)
 	}
-	msg := "Connection verified."
-	if res.Detail != "" {
-		msg += " " + res.Detail
+	notice := &views.Notice{Kind: views.FlashSuccess, Message: "Connection verified."}
+	if res.Limited {
+		// The card's Limited notice says what the key cannot do.
+		notice = &views.Notice{Kind: views.FlashWarning, Message: "Connection verified, with limited access."}
+	} else if res.Detail != "" {
+		notice.Message += " " + res.Detail
 	}
-	card := s.card(a, res.Status, &views.Notice{Kind: views.FlashSuccess, Message: msg})
-	return s.changed(c, http.StatusOK, verifyData{Provider: provider, Verified: res.Verified, LastVerified: res.VerifiedAt.UTC(), Detail: res.Detail},
-		views.IntegrationCard(card), defaultLanding, views.FlashSuccess, provider.Title()+": "+msg)
+	card := s.card(c, a, res.Status, notice)
+	card.Announce = provider.Title() + ": " + notice.Message
+	if res.Limited {
+		card.Announce += " " + res.Status.Warning
+	}
+	return s.changed(c, http.StatusOK, verifyData{Provider: provider, Verified: res.Verified, LastVerified: res.VerifiedAt.UTC(),
+		Limited: res.Limited, Warning: nullable(res.Status.Warning), Detail: res.Detail},
+		views.IntegrationCard(card), defaultLanding, views.FlashSuccess, card.Announce)
 }
 
 // disconnectIntegration deletes the stored credentials (DELETE
@@ -134,7 +200,12 @@ func (s *Server) disconnectIntegration(c *fiber.Ctx) error {
 		return s.cardError(c, a, provider, err)
 	}
 	msg := provider.Title() + " disconnected."
-	card := s.card(a, st, &views.Notice{Kind: views.FlashInfo, Message: msg})
+	card := s.card(c, a, st, &views.Notice{Kind: views.FlashInfo, Message: msg})
+	card.Announce = msg
+	if spec := app.MustDescribe(provider); !spec.OAuth && a.Principal.IsAdmin() {
+		// The dialog offers a fresh Configure form from now on.
+		card.NextForm = &views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c)}
+	}
 	return s.changed(c, http.StatusOK, disconnectData{Provider: provider, Connected: false},
 		views.IntegrationCard(card), defaultLanding, views.FlashSuccess, msg)
 }
@@ -160,7 +231,8 @@ func (s *Server) setWebhookSigning(c *fiber.Ctx) error {
 		return s.cardError(c, a, app.Vapi, err)
 	}
 	msg := integrations.WebhookSigningDetail(st.WebhookHMACOnly)
-	card := s.card(a, st, &views.Notice{Kind: views.FlashSuccess, Message: msg})
+	card := s.card(c, a, st, &views.Notice{Kind: views.FlashSuccess, Message: msg})
+	card.Announce = "Vapi: " + msg
 	return s.changed(c, http.StatusOK, webhookSigningData{Provider: app.Vapi, HMACOnly: st.WebhookHMACOnly},
 		views.IntegrationCard(card), defaultLanding, views.FlashSuccess, "Vapi: "+msg)
 }
@@ -186,25 +258,52 @@ func (s *Server) cardError(c *fiber.Ctx, a auth.Account, provider app.Provider, 
 	if serr != nil {
 		return err
 	}
+	var notice *views.Notice
 	if code == app.EVerificationFailed && st.VerificationError != "" {
-		msg = "The connection test failed."
+		// The card shows the recorded reason: one message, not two.
+		msg = st.VerificationError
+	} else {
+		notice = &views.Notice{Kind: views.FlashError, Message: msg}
 	}
-	card := s.card(a, st, &views.Notice{Kind: views.FlashError, Message: msg})
+	card := s.card(c, a, st, notice)
+	card.Announce = provider.Title() + ": " + msg
 	return renderHTML(c, statusOf(code), views.IntegrationCard(card))
 }
 
-// card builds a provider's card for the request's account.
-func (s *Server) card(a auth.Account, st app.Status, result *views.Notice) views.Card {
-	return views.Card{
+// card builds a provider's card for the request's account. A stored
+// connection of a provider that manages assistants lists them and the
+// webhook URL they call (a failure to read them is logged and leaves them
+// out: the card still tells the state).
+func (s *Server) card(c *fiber.Ctx, a auth.Account, st app.Status, result *views.Notice) views.Card {
+	card := views.Card{
 		Spec: app.MustDescribe(st.Provider), Status: st, CanManage: a.Principal.IsAdmin(),
 		SignInReady: s.deps.Integrations.GoogleReady(), Now: time.Now(), Result: result,
 	}
+	if card.Spec.ManagesAssistants && (st.Connected || st.NeedsAttention) {
+		card.WebhookURL = s.deps.Integrations.WebhookURL()
+		ms, err := s.deps.Integrations.Assistants(c.UserContext(), a.Principal)
+		if err != nil {
+			s.log.ErrorContext(c.UserContext(), "reading the assistants for the card failed", "org_id", a.Principal.OrgID, "err", err)
+		}
+		card.Assistants = ms
+	}
+	return card
+}
+
+// nullable is s, or nil when it is empty (a JSON null).
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // statusData is the JSON status object: one entry per provider, keyed by
 // its JSON key (vapi, twilio, googleCalendar, resend, elevenlabs). Each
-// entry has connected, needsAttention, lastVerified (RFC 3339 or null),
-// verificationError (a string or null), verificationCode (null, or a stable
+// entry has connected, needsAttention, lastVerified (the last check that
+// passed: RFC 3339 or null), lastChecked (the last check of either outcome),
+// limited (the provider accepted the credentials with limited scope),
+// warning (what that means in plain words, or null), verificationError (a string or null), verificationCode (null, or a stable
 // code such as "reconnect_needed") and the masked details flattened in
 // ("apiKey": "••••abcd", "phoneNumber": "+1202•••1234"); a stored
 // connection of a provider whose assistants BYOC configures (Vapi) adds
@@ -230,6 +329,12 @@ func statusData(sts []app.Status) map[string]map[string]any {
 		if st.LastVerified != nil {
 			e["lastVerified"] = st.LastVerified.UTC()
 		}
+		e["lastChecked"] = nil
+		if st.LastChecked != nil {
+			e["lastChecked"] = st.LastChecked.UTC()
+		}
+		e["limited"] = st.Limited
+		e["warning"] = nullable(st.Warning)
 		e["verificationError"] = nil
 		if st.VerificationError != "" {
 			e["verificationError"] = st.VerificationError
@@ -275,7 +380,10 @@ type verifyData struct {
 	Provider     app.Provider `json:"provider"`
 	Verified     bool         `json:"verified"`
 	LastVerified time.Time    `json:"lastVerified"`
-	Detail       string       `json:"detail"`
+	// Limited and Warning as in the status entry.
+	Limited bool   `json:"limited"`
+	Warning any    `json:"warning"`
+	Detail  string `json:"detail"`
 }
 
 // webhookSigningData is the JSON answer of a change of the HMAC-only

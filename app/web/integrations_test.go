@@ -230,7 +230,7 @@ func TestDashboardPage(t *testing.T) {
 		{"#vapi-apiKey", "required", ""},
 		{"#twilio-accountSid", "pattern", "AC[0-9a-fA-F]{32}"},
 		{"#twilio-phoneNumber", "type", "tel"},
-		{"#twilio-phoneNumber", "data-phone", ""},
+		{"#twilio-phoneNumber", "inputmode", "tel"},
 		{"#resend-fromEmail", "type", "email"},
 		{"#elevenlabs-apiKey", "type", "password"},
 	}
@@ -365,13 +365,13 @@ func TestStatusJSONShape(t *testing.T) {
 	for _, k := range providerKeys {
 		en := entry(t, st, k)
 		for field, v := range map[string]any{"connected": false, "needsAttention": false, "lastVerified": nil, "verificationError": nil,
-			"verificationCode": nil} {
+			"verificationCode": nil, "lastChecked": nil, "limited": false, "warning": nil} {
 			got, ok := en[field]
 			if !ok || got != v {
 				t.Errorf("%s.%s = %v (present %v), want %v", k, field, got, ok, v)
 			}
 		}
-		if len(en) != 5 {
+		if len(en) != 8 {
 			t.Errorf("%s has extra fields: %v", k, en)
 		}
 	}
@@ -950,7 +950,7 @@ func TestVerify(t *testing.T) {
 			kind     string
 		}{
 			{"vapi", 200, "Connected", "Connection verified", "status"},
-			{"twilio", 422, "Needs attention", "connection test failed", "alert"},
+			{"twilio", 422, "Needs attention", "", ""},
 			{"resend", 502, "Connected", "not available", "alert"},
 			{"elevenlabs", 404, "Not configured", "", "alert"},
 		}
@@ -971,8 +971,16 @@ func TestVerify(t *testing.T) {
 				if role, _ := result.Attr("role"); !strings.Contains(result.Text(), tt.result) || role != tt.kind {
 					t.Errorf("result %q (role %s), want %q (%s)", result.Text(), role, tt.result, tt.kind)
 				}
-				if tt.provider == "twilio" && testid(d, "card-twilio-error").Text() == "" {
-					t.Error("the card does not show the provider's reason")
+				announced := d.Find("article").AttrOr("data-announce", "")
+				if !strings.Contains(announced, tt.result) || !strings.HasPrefix(announced, app.Provider(tt.provider).Title()+": ") {
+					t.Errorf("announces %q, want the outcome %q", announced, tt.result)
+				}
+				if tt.provider == "twilio" {
+					// One message per outcome: the recorded reason, once.
+					reason := testid(d, "card-twilio-error").Text()
+					if reason == "" || result.Length() != 0 || !strings.Contains(announced, "Twilio rejected") {
+						t.Errorf("the card shows %q and result %q, announces %q; want the provider's reason once", reason, result.Text(), announced)
+					}
 				}
 			})
 		}

@@ -194,8 +194,8 @@ func bind(c *fiber.Ctx, dst any) error {
 }
 
 // bindValues reads the named fields of the request body (JSON, or an
-// urlencoded or multipart form) as strings; other keys are ignored, a JSON
-// null or a missing field reads as "". A field that is not a string, a body
+// urlencoded or multipart form) as strings; other keys are ignored, and a
+// JSON null or a missing field is left out (reading as ""). A field that is not a string, a body
 // that cannot be decoded, or text no field may hold (see checkText) is an
 // EValidation error.
 func bindValues(c *fiber.Ctx, fields []app.Field) (app.Values, error) {
@@ -226,7 +226,9 @@ func bindValues(c *fiber.Ctx, fields []app.Field) (app.Values, error) {
 	case ct == fiber.MIMEApplicationForm:
 		args := c.Request().PostArgs()
 		for _, f := range fields {
-			out[f.Name] = string(args.Peek(f.Name))
+			if args.Has(f.Name) {
+				out[f.Name] = string(args.Peek(f.Name))
+			}
 		}
 	case ct == fiber.MIMEMultipartForm:
 		form, err := c.MultipartForm()

@@ -78,6 +78,7 @@ func (s *Server) routes() {
 	a.Get(paths.Dashboard, s.integrations)
 	a.Get(paths.APIStatus, s.integrations)
 	a.Post(paths.IntegrationRoute, s.limitProviderCalls, s.saveIntegration)
+	a.Patch(paths.IntegrationRoute, s.limitProviderCalls, s.updateIntegration)
 	a.Post(paths.IntegrationVerifyRoute, s.limitProviderCalls, s.verifyIntegration)
 	a.Delete(paths.IntegrationRoute, s.disconnectIntegration)
 	a.Post(paths.VapiWebhookSigning, s.setWebhookSigning)

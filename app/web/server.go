@@ -149,6 +149,10 @@ type Integrations interface {
 	Statuses(ctx context.Context, p app.Principal) ([]app.Status, error)
 	Status(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
 	Save(ctx context.Context, p app.Principal, provider app.Provider, in app.Values) (integrations.SaveResult, error)
+	Update(ctx context.Context, p app.Principal, provider app.Provider, in app.Values) (integrations.SaveResult, error)
+	Editable(ctx context.Context, p app.Principal, provider app.Provider) (integrations.Editable, error)
+	Assistants(ctx context.Context, p app.Principal) ([]app.AssistantMapping, error)
+	WebhookURL() string
 	Verify(ctx context.Context, p app.Principal, provider app.Provider) (integrations.VerifyResult, error)
 	Disconnect(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
 	SetWebhookHMACOnly(ctx context.Context, p app.Principal, hmacOnly *bool) (app.Status, error)

@@ -16,85 +16,208 @@
     if (token) {
       evt.detail.headers["X-CSRF-Token"] = token;
     }
-    // Phone fields are sent without their display formatting: a leading +
-    // and digits. The server normalizes them to E.164.
-    var elt = evt.detail.elt;
-    if (elt && elt.querySelectorAll && evt.detail.formData) {
-      elt.querySelectorAll("input[data-phone]").forEach(function (input) {
-        if (input.name && evt.detail.formData.has(input.name)) {
-          evt.detail.formData.set(input.name, phoneDigits(input.value));
-        }
-      });
+  });
+
+  // ---- The live region ----
+
+  // announce says msg through the page's live region (#flashes), in a
+  // visually hidden line of its own.
+  function announce(msg) {
+    var region = document.getElementById("flashes");
+    if (!region || !msg) {
+      return;
+    }
+    var line = region.querySelector("[data-announcement]");
+    if (!line) {
+      line = document.createElement("p");
+      line.className = "sr-only";
+      line.setAttribute("role", "status");
+      line.setAttribute("data-announcement", "");
+      line.setAttribute("data-testid", "announcement");
+      region.appendChild(line);
+    }
+    line.textContent = "";
+    window.setTimeout(function () {
+      line.textContent = msg;
+    }, 50);
+  }
+
+  // ---- Secret fields: show / hide ----
+
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target instanceof Element ? evt.target.closest("[data-secret-toggle]") : null;
+    if (!btn) {
+      return;
+    }
+    var input = document.getElementById(btn.getAttribute("data-secret-toggle"));
+    if (!input) {
+      return;
+    }
+    var show = input.type === "password";
+    input.type = show ? "text" : "password";
+    btn.setAttribute("aria-pressed", show ? "true" : "false");
+    if (btn.firstChild && btn.firstChild.nodeType === Node.TEXT_NODE) {
+      btn.firstChild.nodeValue = show ? "Hide" : "Show";
     }
   });
 
-  // ---- Phone numbers: formatted as they are typed ----
+  // ---- Copy buttons ----
 
-  // phoneDigits keeps a leading + and the digits.
-  function phoneDigits(value) {
-    var v = String(value || "").trim();
-    var plus = v.charAt(0) === "+";
-    var digits = v.replace(/\D/g, "");
-    return (plus ? "+" : "") + digits;
-  }
-
-  // formatPhone groups a number for reading: North American numbers as
-  // (202) 555-0142 or +1 (202) 555-0142, others in groups after the +.
-  function formatPhone(value) {
-    var raw = phoneDigits(value);
-    var plus = raw.charAt(0) === "+";
-    var d = raw.replace("+", "");
-    if (!d) {
-      return plus ? "+" : "";
-    }
-    if (plus && d.charAt(0) === "1") {
-      return "+1" + (d.length > 1 ? " " + nanp(d.slice(1, 11)) : "") + rest(d, 11);
-    }
-    if (!plus && d.length <= 10) {
-      return nanp(d);
-    }
-    if (!plus && d.charAt(0) === "1" && d.length <= 11) {
-      return "1 " + nanp(d.slice(1));
-    }
-    // International: the country code is unknown here, so group loosely.
-    var groups = [];
-    for (var i = 0; i < d.length; i += i < 2 ? 2 : 3) {
-      groups.push(d.slice(i, i < 2 ? i + 2 : i + 3));
-    }
-    return (plus ? "+" : "") + groups.join(" ");
-  }
-
-  function nanp(d) {
-    if (d.length <= 3) {
-      return d.length === 3 ? "(" + d + ")" : d;
-    }
-    if (d.length <= 6) {
-      return "(" + d.slice(0, 3) + ") " + d.slice(3);
-    }
-    return "(" + d.slice(0, 3) + ") " + d.slice(3, 6) + "-" + d.slice(6, 10);
-  }
-
-  function rest(d, from) {
-    return d.length > from ? " " + d.slice(from) : "";
-  }
-
-  document.addEventListener("input", function (evt) {
-    var input = evt.target;
-    if (!(input instanceof HTMLInputElement) || !input.hasAttribute("data-phone")) {
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target instanceof Element ? evt.target.closest("[data-copy]") : null;
+    if (!btn) {
       return;
     }
-    // Deleting a formatting character must not be undone at once.
-    if (evt.inputType && evt.inputType.indexOf("delete") === 0) {
+    var source = document.getElementById(btn.getAttribute("data-copy"));
+    if (!source) {
       return;
     }
-    var atEnd = input.selectionStart === input.value.length;
-    var formatted = formatPhone(input.value);
-    if (formatted !== input.value) {
-      input.value = formatted;
-      if (atEnd) {
-        input.setSelectionRange(formatted.length, formatted.length);
+    var text = source.textContent.trim();
+    var done = function () {
+      btn.textContent = "Copied";
+      announce("Copied to the clipboard.");
+      window.setTimeout(function () {
+        btn.textContent = "Copy";
+      }, 2000);
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(done, function () {
+        selectText(source);
+        announce("Press Ctrl+C to copy the selected text.");
+      });
+    } else {
+      selectText(source);
+      announce("Press Ctrl+C to copy the selected text.");
+    }
+  });
+
+  function selectText(el) {
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  // ---- Settings forms: messages only ----
+
+  // clearMessages removes a form's messages: a new attempt starts clean.
+  function clearMessages(form) {
+    var box = form.querySelector("[data-form-messages]");
+    if (box) {
+      box.replaceChildren();
+    }
+    form.querySelectorAll(".field-error").forEach(function (p) {
+      p.remove();
+    });
+    form.querySelectorAll('[aria-invalid="true"]').forEach(function (control) {
+      control.removeAttribute("aria-invalid");
+      control.classList.remove("input-invalid");
+      var hint = document.getElementById(control.id + "-hint");
+      if (hint) {
+        control.setAttribute("aria-describedby", hint.id);
+      } else {
+        control.removeAttribute("aria-describedby");
       }
+    });
+  }
+
+  // takeMessages puts the messages of fresh, the form as the server
+  // re-rendered it, into form, leaving every input as the user left it
+  // (the server never sends a secret back, so swapping the inputs would
+  // lose what was typed).
+  function takeMessages(form, fresh) {
+    clearMessages(form);
+    var box = form.querySelector("[data-form-messages]");
+    var freshBox = fresh.querySelector("[data-form-messages]");
+    if (box && freshBox) {
+      box.replaceChildren.apply(box, Array.prototype.slice.call(document.importNode(freshBox, true).childNodes));
     }
+    fresh.querySelectorAll("[data-field]").forEach(function (freshField) {
+      var name = freshField.getAttribute("data-field");
+      var field = form.querySelector('[data-field="' + CSS.escape(name) + '"]');
+      var freshError = freshField.querySelector(".field-error");
+      if (!field || !freshError) {
+        return;
+      }
+      var control = field.querySelector("input, select, textarea");
+      var freshControl = freshField.querySelector("input, select, textarea");
+      if (control && freshControl) {
+        control.setAttribute("aria-invalid", "true");
+        control.classList.add("input-invalid");
+        var describedBy = freshControl.getAttribute("aria-describedby");
+        if (describedBy) {
+          control.setAttribute("aria-describedby", describedBy);
+        }
+      }
+      field.appendChild(document.importNode(freshError, true));
+    });
+    var first = form.querySelector('[aria-invalid="true"]') || form.querySelector('[role="alert"]');
+    if (first) {
+      if (!first.matches("input, select, textarea")) {
+        first.setAttribute("tabindex", "-1");
+      }
+      first.focus();
+    }
+  }
+
+  // A refused save answers the form again: only its messages are taken.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var elt = evt.detail.requestConfig && evt.detail.requestConfig.elt;
+    if (!(elt instanceof HTMLFormElement) || !elt.hasAttribute("data-configure-form") || !elt.isConnected) {
+      return;
+    }
+    var tpl = document.createElement("template");
+    tpl.innerHTML = evt.detail.serverResponse || "";
+    var fresh = tpl.content.querySelector("form[data-configure-form]");
+    if (!fresh || fresh.id !== elt.id) {
+      return;
+    }
+    evt.detail.shouldSwap = false;
+    takeMessages(elt, tpl.content);
+    markDirty(elt);
+  });
+
+  // Remembers which control of which card started a request, to give
+  // focus back to it (or to the card's heading) once the card is replaced.
+  var cardAction = null;
+
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var elt = evt.detail.elt;
+    if (!(elt instanceof Element)) {
+      return;
+    }
+    if (elt instanceof HTMLFormElement && elt.hasAttribute("data-configure-form")) {
+      clearMessages(elt);
+      return;
+    }
+    var card = elt.closest(".provider-card");
+    if (card) {
+      card.querySelectorAll('[data-testid="' + card.id + '-result"]').forEach(function (n) {
+        n.remove();
+      });
+      cardAction = { card: card.id, control: elt.id };
+    }
+  });
+
+  // After a card was replaced: its result goes to the live region, focus to
+  // the control that was used (or the card's heading when it is gone).
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll(".provider-card[data-announce]").forEach(function (card) {
+      announce(card.getAttribute("data-announce"));
+      card.removeAttribute("data-announce");
+      if (cardAction && cardAction.card === card.id) {
+        var control = cardAction.control && document.getElementById(cardAction.control);
+        if (!control || control.disabled || !card.contains(control)) {
+          control = document.getElementById(card.id + "-title");
+        }
+        if (control && !document.querySelector("dialog[open]")) {
+          control.focus();
+        }
+        cardAction = null;
+      }
+    });
+    adoptNextForms();
   });
 
   // ---- Dialogs ----
@@ -135,9 +258,37 @@
     }
     body.replaceChildren.apply(body, Array.prototype.slice.call(pristine.get(body).cloneNode(true).childNodes));
     body.removeAttribute("data-dirty");
+    var form = body.querySelector("form[data-title]");
+    var title = dialog.querySelector("[data-form-title]");
+    if (form && title) {
+      title.textContent = form.getAttribute("data-title");
+    }
     if (window.htmx) {
       window.htmx.process(body);
     }
+  }
+
+  // adoptNextForms makes each <template data-next-form="<body id>"> the
+  // form that dialog body shows from now on (the Update form after a save,
+  // the Configure form after a disconnect): at once when its dialog is
+  // closed, else when it closes.
+  function adoptNextForms() {
+    document.querySelectorAll("template[data-next-form]").forEach(function (tpl) {
+      var body = document.getElementById(tpl.getAttribute("data-next-form"));
+      tpl.remove();
+      if (!body) {
+        return;
+      }
+      var copy = body.cloneNode(false);
+      copy.removeAttribute("style");
+      copy.replaceChildren(document.importNode(tpl.content, true));
+      pristine.set(body, copy);
+      body.setAttribute("data-dirty", "");
+      var dialog = body.closest("dialog");
+      if (dialog && !dialog.open) {
+        resetDialog(dialog);
+      }
+    });
   }
 
   // A dialog body is dirty once anything was typed into it or swapped in.
@@ -249,12 +400,7 @@
       if (done) {
         done.focus();
       }
-      var ms = parseInt(success.getAttribute("data-autoclose"), 10) || 2000;
-      window.setTimeout(function () {
-        if (dialog.open && success.isConnected) {
-          dialog.close("done");
-        }
-      }, ms);
+      autoclose(dialog, success);
       return;
     }
     var invalid = target.querySelector('[aria-invalid="true"]') || target.querySelector('[role="alert"]');
@@ -265,6 +411,46 @@
       invalid.focus();
     }
   });
+
+  // autoclose closes dialog data-autoclose ms after its success panel
+  // appeared, but never while the pointer is over the panel (moved there
+  // since it appeared) or the user is working in it (a key pressed, a
+  // click, focus moved within it): it waits until they have left it.
+  function autoclose(dialog, success) {
+    var ms = parseInt(success.getAttribute("data-autoclose"), 10) || 2000;
+    var pointer = false;
+    var inUse = false;
+    var mark = function () {
+      inUse = true;
+    };
+    success.addEventListener("pointermove", function () {
+      pointer = true;
+    });
+    success.addEventListener("pointerleave", function () {
+      pointer = false;
+    });
+    success.addEventListener("keydown", mark);
+    success.addEventListener("pointerdown", mark);
+    window.setTimeout(function () {
+      success.addEventListener("focusin", mark);
+    }, 0);
+    success.addEventListener("focusout", function (evt) {
+      if (!evt.relatedTarget || !success.contains(evt.relatedTarget)) {
+        inUse = false;
+      }
+    });
+    var check = function () {
+      if (!dialog.open || !success.isConnected) {
+        return;
+      }
+      if (inUse || pointer) {
+        window.setTimeout(check, ms);
+        return;
+      }
+      dialog.close("done");
+    };
+    window.setTimeout(check, ms);
+  }
 
   // ---- Confirmation ----
 

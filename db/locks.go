@@ -123,25 +123,26 @@ func (l *lockPool) close() {
 // doubling up to 200 ms). A lock may be taken inside fn for another
 // (orgID, name); the same one would wait for itself until ctx ends.
 //
-// It returns fn's error unchanged, or an error wrapping ctx.Err() when ctx
-// ends while waiting, or a database error.
+// It returns fn's error unchanged, or an EUnavailable error wrapping
+// ctx.Err() when ctx ends while waiting, or a database error (EUnavailable
+// when the database cannot be used).
 func (d *DB) WithOrgLock(ctx context.Context, orgID, name string, fn func(context.Context) error) error {
 	key := orgID + "/" + name
 	if err := d.locks.get(ctx, d); err != nil {
-		return fmt.Errorf("db: lock %s: %w", name, err)
+		return unavailable(fmt.Errorf("db: lock %s: %w", name, err))
 	}
 	backoff := lockMinBackoff
 	for {
 		lc, err := d.locks.tryLock(ctx, key)
 		if err != nil {
-			return fmt.Errorf("db: lock %s: %w", name, err)
+			return unavailable(fmt.Errorf("db: lock %s: %w", name, err))
 		}
 		if lc != nil {
 			defer d.locks.unlock(ctx, lc, key)
 			return fn(ctx)
 		}
 		if !sleepCtx(ctx, jitter(backoff)) {
-			return fmt.Errorf("db: lock %s: %w", name, ctx.Err())
+			return unavailable(fmt.Errorf("db: lock %s: %w", name, ctx.Err()))
 		}
 		backoff = min(2*backoff, lockMaxBackoff)
 	}

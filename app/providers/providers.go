@@ -90,10 +90,20 @@ func NewCaller(name string, hc *http.Client, timeout time.Duration) Caller {
 // Do sends req and reads the answer. Whatever the status, a received answer
 // is returned without error, except 429 and 5xx, which return
 // EProviderUnavailable. A network failure, a timeout (Timeout or the
-// context's deadline), a cancelled context or an oversized body also return
-// EProviderUnavailable. The error's cause never holds a credential: URLs are
+// context's deadline), a context cancelled during the call or an oversized
+// body also return EProviderUnavailable; a context that ended before the
+// call returns EUnavailable and sends nothing. The error's cause never holds a credential: URLs are
 // reported without user info and query.
 func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
+	if err := parent.Err(); err != nil {
+		// The caller's time was up (or it gave up) before the call:
+		// nothing is sent, and the provider is not to blame.
+		msg := "The server could not finish the request in time. Please try again."
+		if errors.Is(err, context.Canceled) {
+			msg = "The request was cancelled before it could finish. Please try again."
+		}
+		return nil, &app.Error{Code: app.EUnavailable, Message: msg, Cause: err}
+	}
 	ctx, cancel := context.WithTimeout(parent, c.Timeout)
 	defer cancel()
 

@@ -65,7 +65,9 @@ func TestCallerDo(t *testing.T) {
 		{"429 is unavailable", context.Background(), 0, srv.URL + "/busy", 0, app.EProviderUnavailable, "Acme is limiting requests right now (429 Too Many Requests). Try again in a minute."},
 		{"oversized body is refused", context.Background(), 0, srv.URL + "/huge", 0, app.EProviderUnavailable, "Acme sent a larger answer than expected. Try again."},
 		{"own timeout", context.Background(), 0, srv.URL + "/hang", 0, app.EProviderUnavailable, "Acme could not be reached (timed out after 200ms). Try again."},
-		{"caller's earlier deadline", nil, 50 * time.Millisecond, srv.URL + "/hang", 0, app.EProviderUnavailable, "Acme could not be reached (timed out). Try again."},
+		// A caller that leaves the provider less than its timeout ran out
+		// of its own time.
+		{"caller's earlier deadline", nil, 50 * time.Millisecond, srv.URL + "/hang", 0, app.EUnavailable, "The server could not finish the request in time. Please try again."},
 		// A caller whose time is up before the call sends nothing, and the
 		// provider is not blamed.
 		{"caller's time already up", expired, 0, srv.URL + "/ok", 0, app.EUnavailable, "The server could not finish the request in time. Please try again."},

@@ -20,6 +20,7 @@ const (
 	kindCold     = "cold webhook"     // an assistant id no instance has cached: a lookup
 	kindVapiSave = "API write (Vapi)" // saves under the org's advisory lock
 	slowPool     = 4                  // the slow instance's pool: fewer connections than workers
+	slowWorkers  = 1                  // workers per kind of request (five kinds need the database)
 	slowMargin   = 1 * time.Second    // how far past its deadline a request may end (scheduling, -race)
 	slowAfter    = 10 * time.Second   // how long pool connections may take to come back
 )
@@ -56,7 +57,7 @@ func TestDrillSlowDatabase(t *testing.T) {
 	var seq atomic.Int64
 	run := apptest.RandomHex(4)
 	worker := func(kind string, fn func(k int) answer) {
-		for range p.workers {
+		for range slowWorkers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -135,8 +136,8 @@ func TestDrillSlowDatabase(t *testing.T) {
 	}
 
 	r := func(figure, format string, args ...any) { report.add(slowName, figure, format, args...) }
-	r("set-up", "every answer of PostgreSQL delayed %s; deadline %s; pool %d; %d workers per kind for %s",
-		p.slowDelay, p.slowDeadline, slowPool, p.workers, p.slowFor)
+	r("set-up", "every answer of PostgreSQL delayed %s; deadline %s; pool %d; %d worker per kind for %s",
+		p.slowDelay, p.slowDeadline, slowPool, slowWorkers, p.slowFor)
 	for _, kind := range []string{kindWarm, kindCold, kindEvent, kindStatus, kindSave, kindVapiSave} {
 		f := summarize(rec.select_(kind, time.Time{}, time.Time{}))
 		r(kind, "%d: %s; %s", f.n, f.statusText(), f.latencyText())

@@ -13,7 +13,8 @@
 //     instances leave one row and one assistant pair.
 //
 // `make test` runs a short form; `make drills` runs the full one and prints
-// the table of figures. The cluster is db/pg.sh's "drills" cluster of the
+// the table of figures. The browser tests' run (build tag e2e) leaves them
+// out: `make test` runs them once, in the race-enabled Go tests. The cluster is db/pg.sh's "drills" cluster of the
 // checkout (BYOC_PG_CLUSTER=drills, on a free port), so the tests that use
 // the main cluster are never disturbed; it is stopped when the drills end.
 package drills

@@ -54,6 +54,7 @@ func TestDrillSlowDatabase(t *testing.T) {
 
 	proxy.setDelay(p.slowDelay)
 	rec := &recorder{}
+	stalls := startStallMeter()
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var seq atomic.Int64
@@ -96,10 +97,11 @@ func TestDrillSlowDatabase(t *testing.T) {
 	time.Sleep(p.slowFor)
 	stopLoad()
 	wg.Wait()
+	stall := stalls.end()
 	proxy.setDelay(0)
 
 	all := rec.select_("", time.Time{}, time.Time{})
-	withinDeadline(t, "slow database", all, p.slowDeadline, slowMargin)
+	withinDeadline(t, "slow database", all, p.slowDeadline, slowMargin, stall)
 	onlyStatuses(t, "slow database", all, http.StatusOK, http.StatusNotFound, http.StatusServiceUnavailable)
 	onlyStatuses(t, "warm webhooks on a slow database", rec.select_(kindWarm, time.Time{}, time.Time{}), http.StatusOK)
 	for _, s := range all {
@@ -145,7 +147,8 @@ func TestDrillSlowDatabase(t *testing.T) {
 		r(kind, "%d: %s; %s", f.n, f.statusText(), f.latencyText())
 	}
 	fa := summarize(all)
-	r("slowest request", "%s (%s, status %d), deadline %s", ms(fa.max), fa.slowest.kind, fa.slowest.status, p.slowDeadline)
+	r("slowest request", "%s (%s, status %d), deadline %s; the test process's longest stall %s",
+		ms(fa.max), fa.slowest.kind, fa.slowest.status, p.slowDeadline, ms(stall))
 	r("pool after the load", "%s", pool)
 	r("lock pool after the load", "%s", locks)
 	r("after the slowdown", "stored webhook %d, Vapi save answered in time", after.status)

@@ -147,6 +147,16 @@ bench-run:
 	DATA_DIR=$(BENCH_DIR) ./$(BIN) seed -orgs $(ORGS)
 	./bin/byoc-bench -bin $(BIN) -data $(BENCH_DIR) $(BENCH_FLAGS)
 
+## ---- Fault drills ----
+
+DRILLS_OUT := .data/drills/results.md
+
+.PHONY: drills
+drills: ## Fault drills (a minute): PostgreSQL stopped under load, a slow database, concurrent saves; table in .data/drills/results.md
+	@rm -f $(DRILLS_OUT)
+	$(GO) test -count=1 -timeout 15m ./e2e/drills/ -args -drills.full -drills.out $(CURDIR)/$(DRILLS_OUT)
+	@cat $(DRILLS_OUT)
+
 ## ---- Quality ----
 
 .PHONY: lint
@@ -166,9 +176,20 @@ test: build ## Everything: lint, Go tests on a real PostgreSQL, fuzz smoke runs,
 	@BYOC_PG_FAST=1 $(WITH_DB) $(MAKE) --no-print-directory test-cluster
 
 .PHONY: test-go
-test-go: ## Go unit and integration tests (needs DATABASE_URL; make test provides it)
+test-go: cc ## Go unit and integration tests with the race detector (needs DATABASE_URL; make test provides it)
 	@test -n "$$DATABASE_URL" || { echo "DATABASE_URL is not set: use 'make test'"; exit 1; }
-	$(GO) test -count=1 ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+.PHONY: cc
+cc: ## Make sure the C compiler the race detector needs is installed
+	@if ! command -v $${CC:-gcc} >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's gcc for the race detector..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; \
+		else \
+			echo "The race detector needs a C compiler. Install it (sudo apt-get install gcc) or set CC."; exit 1; \
+		fi; \
+	fi
 
 FUZZTIME ?= 5s
 .PHONY: test-fuzz

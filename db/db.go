@@ -113,6 +113,10 @@ var ErrNoOrg = errors.New("db: tenant transaction without a valid org id")
 // org. userID may be empty (a webhook acting for the org). The transaction
 // commits when fn returns nil and rolls back otherwise; either way the role
 // and the claims end with it, so the pooled connection carries nothing over.
+// When the database cannot be used (down, restarting, the connection lost,
+// or ctx's deadline passed while waiting for it) the error is EUnavailable,
+// whatever fn made of it, unless fn returned a domain error; AsService does
+// the same.
 func (d *DB) InOrg(ctx context.Context, orgID, userID string, fn func(pgx.Tx) error) error {
 	if !app.IsUUID(orgID) || (userID != "" && !app.IsUUID(userID)) {
 		return ErrNoOrg
@@ -136,7 +140,7 @@ func (d *DB) inRole(ctx context.Context, role string, claims map[string]string, 
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+	return unavailable(pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 		// One round trip sets both, and `true` makes them transaction-local.
 		if _, err := tx.Exec(ctx,
 			`select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`,
@@ -144,7 +148,7 @@ func (d *DB) inRole(ctx context.Context, role string, claims map[string]string, 
 			return fmt.Errorf("db: enter %s: %w", role, err)
 		}
 		return fn(tx)
-	})
+	}))
 }
 
 // readInOrg reads one row as InOrg would, in one round trip instead of four

@@ -96,6 +96,16 @@ func newLockPool(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error
 	return pgxpool.NewWithConfig(ctx, c)
 }
 
+// LockStat returns the figures of the pool that holds WithOrgLock's
+// advisory locks (AcquiredConns counts the connections holding a lock or
+// running a lock query), or nil when that pool cannot be made.
+func (d *DB) LockStat() *pgxpool.Stat {
+	if d.locks.get(context.Background(), d) != nil {
+		return nil
+	}
+	return d.locks.pool.Stat()
+}
+
 func (l *lockPool) init(p *pgxpool.Pool) { l.once.Do(func() { l.pool = p }) }
 
 func (l *lockPool) get(ctx context.Context, d *DB) error {
@@ -123,27 +133,74 @@ func (l *lockPool) close() {
 // doubling up to 200 ms). A lock may be taken inside fn for another
 // (orgID, name); the same one would wait for itself until ctx ends.
 //
-// It returns fn's error unchanged, or an error wrapping ctx.Err() when ctx
-// ends while waiting, or a database error.
+// It returns fn's error unchanged, or an EUnavailable error wrapping
+// ctx.Err() when ctx ends while waiting, or a database error (EUnavailable
+// when the database cannot be used). It never waits for the database past
+// ctx's end: a lock query still running then finishes (and its lock is
+// released) in the background.
 func (d *DB) WithOrgLock(ctx context.Context, orgID, name string, fn func(context.Context) error) error {
 	key := orgID + "/" + name
 	if err := d.locks.get(ctx, d); err != nil {
-		return fmt.Errorf("db: lock %s: %w", name, err)
+		return unavailable(fmt.Errorf("db: lock %s: %w", name, err))
 	}
 	backoff := lockMinBackoff
 	for {
-		lc, err := d.locks.tryLock(ctx, key)
+		lc, err := d.locks.tryLockWithin(ctx, key)
 		if err != nil {
-			return fmt.Errorf("db: lock %s: %w", name, err)
+			return unavailable(fmt.Errorf("db: lock %s: %w", name, err))
 		}
 		if lc != nil {
-			defer d.locks.unlock(ctx, lc, key)
+			defer d.locks.unlockWithin(ctx, lc, key)
 			return fn(ctx)
 		}
 		if !sleepCtx(ctx, jitter(backoff)) {
-			return fmt.Errorf("db: lock %s: %w", name, ctx.Err())
+			return unavailable(fmt.Errorf("db: lock %s: %w", name, ctx.Err()))
 		}
 		backoff = min(2*backoff, lockMaxBackoff)
+	}
+}
+
+// tryLockWithin is tryLock within ctx's time: when ctx ends first, it
+// returns ctx's error at once, and a lock the query still takes is released
+// as soon as it is taken. (The query itself is not cancelled: that would
+// break the connection and end every lock held on it.)
+func (l *lockPool) tryLockWithin(ctx context.Context, key string) (*lockConn, error) {
+	type result struct {
+		lc  *lockConn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		lc, err := l.tryLock(ctx, key)
+		done <- result{lc, err}
+	}()
+	select {
+	case r := <-done:
+		return r.lc, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.lc != nil {
+				l.unlock(ctx, r.lc, key)
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// unlockWithin is unlock, waited for only while ctx lasts: when ctx ends
+// first, the lock is released in the background (within lockUnlockTimeout)
+// and the caller goes on, so a slow database never holds a request past
+// its deadline. Until then, a caller asking for the same lock waits as for
+// any taken lock.
+func (l *lockPool) unlockWithin(ctx context.Context, lc *lockConn, key string) {
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		l.unlock(ctx, lc, key)
+	}()
+	select {
+	case <-released:
+	case <-ctx.Done():
 	}
 }
 

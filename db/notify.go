@@ -25,11 +25,14 @@ const NotifyChannel = "byoc_cache"
 const ListenerApplicationName = "byoc-cache-listener"
 
 // Listener timings: how long the connection may stay silent before it is
-// pinged, and the bounds of the reconnect backoff.
+// pinged, and the bounds of the reconnect backoff. The longest pause is
+// short: until the listener is back, changes other instances make are not
+// seen here, so it must follow a database that returns within seconds, and
+// one connection attempt per instance every 2 s costs a database nothing.
 const (
 	listenHealthCheck = 30 * time.Second
 	listenMinBackoff  = 100 * time.Millisecond
-	listenMaxBackoff  = 30 * time.Second
+	listenMaxBackoff  = 2 * time.Second
 	listenStable      = time.Minute
 	listenDialTimeout = 10 * time.Second
 )
@@ -89,7 +92,7 @@ func notifyCacheOrgs(ctx context.Context, tx pgx.Tx, orgs []string, provider str
 // names (provider "" means every entry of the org), once per org for a
 // notification that names several. When the connection is
 // lost, or cannot be opened at start, it retries with exponential backoff
-// (100 ms doubling up to 30 s, with jitter) and, once it listens again, calls
+// (100 ms doubling up to 2 s, with jitter) and, once it listens again, calls
 // onReconnect: notifications may have been missed meanwhile, so the caller
 // must drop everything it caches. A payload it cannot read is treated the same
 // way. A connection silent for 30 s is pinged, so a dead peer is noticed.

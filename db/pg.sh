@@ -14,6 +14,14 @@
 # pg_stat_statements, so `make bench` can count statements (both only take
 # effect when this call starts the cluster).
 #
+# BYOC_PG_CLUSTER=NAME (lower-case letters, digits and dashes) works on
+# another cluster of the same checkout instead, with files of its own under
+# .data/pg-NAME and a port of its own (the fault drills stop and start one
+# without disturbing the tests that use the main cluster).
+# BYOC_PG_STOP_MODE=immediate makes stop end the server the way a crash
+# does (no checkpoint; the next start recovers from the WAL); the default is
+# PostgreSQL's "fast" shutdown.
+#
 # The cluster lives in .data/postgres under the checkout. PostgreSQL refuses
 # to run as root, so as root it runs as the `postgres` user; when that user
 # cannot reach the checkout (a checkout under a private home folder), the
@@ -24,10 +32,21 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dbname=${BYOC_PG_DB:-byoc}
-tag=$(printf '%s' "$root" | cksum | cut -d' ' -f1)
-port=${BYOC_PG_PORT:-$((54000 + tag % 900))}
 
 die() { echo "db/pg.sh: $*" >&2; exit 1; }
+
+cluster=${BYOC_PG_CLUSTER:-}
+case "$cluster" in
+*[!a-z0-9-]*) die "BYOC_PG_CLUSTER may hold only lower-case letters, digits and dashes" ;;
+esac
+stop_mode=${BYOC_PG_STOP_MODE:-fast}
+case "$stop_mode" in
+fast | immediate) ;;
+*) die "BYOC_PG_STOP_MODE must be fast or immediate" ;;
+esac
+
+tag=$(printf '%s' "$root${cluster:+#$cluster}" | cksum | cut -d' ' -f1)
+port=${BYOC_PG_PORT:-$((54000 + tag % 900))}
 
 bindir=""
 for d in "$(dirname "$(readlink -f "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/x)")")" /usr/lib/postgresql/*/bin; do
@@ -39,7 +58,7 @@ as_root=0
 [ "$(id -u)" = 0 ] && as_root=1
 
 # Where the cluster lives.
-base="$root/.data"
+base="$root/.data${cluster:+/pg-$cluster}"
 if [ "$as_root" = 1 ]; then
 	id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' system user (it comes with Debian's postgresql package)"
 	mkdir -p "$base"
@@ -84,7 +103,11 @@ start() {
 			tail -20 "$log" >&2 || true
 			die "PostgreSQL did not start (log: $log)"
 		fi
-		echo "PostgreSQL is running on 127.0.0.1:$port (stop it with: make db-stop)" >&2
+		if [ -n "$cluster" ]; then
+			echo "PostgreSQL ($cluster) is running on 127.0.0.1:$port (stop it with: BYOC_PG_CLUSTER=$cluster db/pg.sh stop)" >&2
+		else
+			echo "PostgreSQL is running on 127.0.0.1:$port (stop it with: make db-stop)" >&2
+		fi
 	fi
 	if ! run_pg "$bindir/psql" -h "$sock" -p "$port" -U postgres -d postgres -Atqc \
 		"select 1 from pg_database where datname = '$dbname'" | grep -q 1; then
@@ -94,7 +117,7 @@ start() {
 
 stop() {
 	if [ -s "$data/PG_VERSION" ] && running; then
-		run_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+		run_pg "$bindir/pg_ctl" -D "$data" -m "$stop_mode" -w stop >/dev/null
 		echo "PostgreSQL stopped." >&2
 	fi
 }

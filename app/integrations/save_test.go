@@ -436,6 +436,51 @@ func TestAuditFailureDoesNotFailTheOperation(t *testing.T) {
 	e.assertNoLeak(t, admin.OrgID, []string{key}, res)
 }
 
+// slowAudit is an audit store that answers only once released, and then
+// hands each entry it wrote to written.
+type slowAudit struct {
+	release chan struct{}
+	written chan app.AuditEntry
+}
+
+func (a slowAudit) AppendAudit(ctx context.Context, e app.AuditEntry) error {
+	select {
+	case <-a.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	a.written <- e
+	return nil
+}
+
+// A slow audit store never holds the answer past the request's deadline,
+// and the entry is still written once it answers.
+func TestSlowAuditDoesNotHoldTheAnswer(t *testing.T) {
+	audit := slowAudit{release: make(chan struct{}), written: make(chan app.AuditEntry, 1)}
+	e := newEnv(t, func(c *envConfig) { c.audit = audit })
+	admin, _ := seedOrg(t, "Patient Dental")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := e.svc.Save(ctx, admin, app.Resend, app.Values{"apiKey": resendKey()})
+	took := time.Since(start)
+	if err != nil || !res.Status.Connected {
+		t.Fatalf("save = %+v, %v", res, err)
+	}
+	if took > 2*time.Second {
+		t.Errorf("the save answered after %v: it waited for the audit store past its 500 ms deadline", took)
+	}
+	close(audit.release)
+	select {
+	case got := <-audit.written:
+		if got.OrgID != admin.OrgID || got.Action != integrations.ActionSave || got.Outcome != app.OutcomeSuccess {
+			t.Errorf("audit entry = %+v", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the audit entry was never written")
+	}
+}
+
 // Values that are not the provider's fields are ignored: not checked (even
 // when another provider would refuse them), not stored, not shown, not
 // logged.

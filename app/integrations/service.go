@@ -652,12 +652,22 @@ func (s *Service) audit(ctx context.Context, p app.Principal, action string, pro
 		e.Outcome = app.OutcomeFailure
 		e.Detail = auditDetail(err)
 	}
-	// The entry is written even when the request was cancelled meanwhile.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if aerr := s.audits.AppendAudit(actx, e); aerr != nil {
-		s.log.ErrorContext(ctx, "audit log write failed", "org_id", p.OrgID, "user_id", p.UserID,
-			"action", action, "provider", provider, "outcome", e.Outcome, "err", aerr)
+	// The entry is written even when the request's time is up: then in
+	// the background, so that a slow database never holds the answer past
+	// the request's deadline.
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if aerr := s.audits.AppendAudit(actx, e); aerr != nil {
+			s.log.ErrorContext(actx, "audit log write failed", "org_id", p.OrgID, "user_id", p.UserID,
+				"action", action, "provider", provider, "outcome", e.Outcome, "err", aerr)
+		}
+	}()
+	select {
+	case <-written:
+	case <-ctx.Done():
 	}
 }
 

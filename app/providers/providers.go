@@ -90,10 +90,27 @@ func NewCaller(name string, hc *http.Client, timeout time.Duration) Caller {
 // Do sends req and reads the answer. Whatever the status, a received answer
 // is returned without error, except 429 and 5xx, which return
 // EProviderUnavailable. A network failure, a timeout (Timeout or the
-// context's deadline), a cancelled context or an oversized body also return
-// EProviderUnavailable. The error's cause never holds a credential: URLs are
+// context's deadline, when it left the provider its whole Timeout), a
+// context cancelled during the call or an oversized body also return
+// EProviderUnavailable. The caller's own time running out is EUnavailable:
+// a context that ended before the call (nothing is sent), or whose
+// deadline, shorter than Timeout, passed during it. The error's cause never holds a credential: URLs are
 // reported without user info and query.
 func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
+	if err := parent.Err(); err != nil {
+		// The caller's time was up (or it gave up) before the call:
+		// nothing is sent, and the provider is not to blame.
+		msg := "The server could not finish the request in time. Please try again."
+		if errors.Is(err, context.Canceled) {
+			msg = "The request was cancelled before it could finish. Please try again."
+		}
+		return nil, &app.Error{Code: app.EUnavailable, Message: msg, Cause: err}
+	}
+	// Whether the caller leaves the provider less than its whole Timeout:
+	// then a call its deadline cuts short is the caller's time running
+	// out, not the provider's fault.
+	d, ok := parent.Deadline()
+	callerBound := ok && time.Until(d) < c.Timeout
 	ctx, cancel := context.WithTimeout(parent, c.Timeout)
 	defer cancel()
 
@@ -112,12 +129,12 @@ func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
 
 	resp, err := c.HTTP.Do(hreq)
 	if err != nil {
-		return nil, c.unreachable(parent, ctx, err)
+		return nil, c.unreachable(parent, ctx, callerBound, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
-		return nil, c.unreachable(parent, ctx, err)
+		return nil, c.unreachable(parent, ctx, callerBound, err)
 	}
 	if len(data) > MaxBody {
 		return nil, &app.Error{
@@ -143,10 +160,15 @@ func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
 }
 
 // unreachable turns a transport error into EProviderUnavailable with a short,
-// safe reason.
+// safe reason, or into EUnavailable when the caller's deadline (callerBound:
+// shorter than c.Timeout) ended the call.
 // parent is the caller's context, ctx the one bounded by c.Timeout: when
 // only ctx is done, it was this call's own timeout that fired.
-func (c Caller) unreachable(parent, ctx context.Context, err error) error {
+func (c Caller) unreachable(parent, ctx context.Context, callerBound bool, err error) error {
+	if callerBound && errors.Is(parent.Err(), context.DeadlineExceeded) {
+		return &app.Error{Code: app.EUnavailable, Message: "The server could not finish the request in time. Please try again.",
+			Cause: fmt.Errorf("%s: the caller's deadline passed during the call: %w", c.Name, ScrubURLError(err))}
+	}
 	reason := TransportReason(err)
 	switch {
 	case errors.Is(parent.Err(), context.Canceled):

@@ -45,32 +45,46 @@ func TestCallerDo(t *testing.T) {
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	shortDeadline, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	t.Cleanup(cancel2)
 
 	tests := []struct {
-		name        string
-		ctx         context.Context
+		name string
+		ctx  context.Context
+		// deadline, when set, gives the call a context with this deadline
+		// from the start of the subtest, instead of ctx.
+		deadline    time.Duration
 		url         string
 		wantStatus  int
 		wantCode    string
 		wantMessage string
 	}{
-		{"answer is returned", context.Background(), srv.URL + "/ok", 200, "", ""},
-		{"4xx is returned for the client to read", context.Background(), srv.URL + "/missing", 404, "", ""},
-		{"5xx is unavailable", context.Background(), srv.URL + "/boom", 0, app.EProviderUnavailable, "Acme is not available right now (502 Bad Gateway). Try again."},
-		{"429 is unavailable", context.Background(), srv.URL + "/busy", 0, app.EProviderUnavailable, "Acme is limiting requests right now (429 Too Many Requests). Try again in a minute."},
-		{"oversized body is refused", context.Background(), srv.URL + "/huge", 0, app.EProviderUnavailable, "Acme sent a larger answer than expected. Try again."},
-		{"own timeout", context.Background(), srv.URL + "/hang", 0, app.EProviderUnavailable, "Acme could not be reached (timed out after 200ms). Try again."},
-		{"caller's earlier deadline", shortDeadline, srv.URL + "/hang", 0, app.EProviderUnavailable, "Acme could not be reached (timed out). Try again."},
-		{"caller cancelled", cancelled, srv.URL + "/ok", 0, app.EProviderUnavailable, "Acme could not be reached (request cancelled). Try again."},
-		{"connection refused", context.Background(), closed + "/ok", 0, app.EProviderUnavailable, "Acme could not be reached (connection refused). Try again."},
+		{"answer is returned", context.Background(), 0, srv.URL + "/ok", 200, "", ""},
+		{"4xx is returned for the client to read", context.Background(), 0, srv.URL + "/missing", 404, "", ""},
+		{"5xx is unavailable", context.Background(), 0, srv.URL + "/boom", 0, app.EProviderUnavailable, "Acme is not available right now (502 Bad Gateway). Try again."},
+		{"429 is unavailable", context.Background(), 0, srv.URL + "/busy", 0, app.EProviderUnavailable, "Acme is limiting requests right now (429 Too Many Requests). Try again in a minute."},
+		{"oversized body is refused", context.Background(), 0, srv.URL + "/huge", 0, app.EProviderUnavailable, "Acme sent a larger answer than expected. Try again."},
+		{"own timeout", context.Background(), 0, srv.URL + "/hang", 0, app.EProviderUnavailable, "Acme could not be reached (timed out after 200ms). Try again."},
+		// A caller that leaves the provider less than its timeout ran out
+		// of its own time.
+		{"caller's earlier deadline", nil, 50 * time.Millisecond, srv.URL + "/hang", 0, app.EUnavailable, "The server could not finish the request in time. Please try again."},
+		// A caller whose time is up before the call sends nothing, and the
+		// provider is not blamed.
+		{"caller's time already up", expired, 0, srv.URL + "/ok", 0, app.EUnavailable, "The server could not finish the request in time. Please try again."},
+		{"caller cancelled", cancelled, 0, srv.URL + "/ok", 0, app.EUnavailable, "The request was cancelled before it could finish. Please try again."},
+		{"connection refused", context.Background(), 0, closed + "/ok", 0, app.EProviderUnavailable, "Acme could not be reached (connection refused). Try again."},
 	}
 	c := providers.NewCaller("Acme", nil, 200*time.Millisecond)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{"X-Key": {"k-123456"}}
-			resp, err := c.Do(tt.ctx, providers.Request{Method: http.MethodGet, URL: tt.url, Header: h})
+			ctx := tt.ctx
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(context.Background(), tt.deadline)
+				defer cancel()
+			}
+			resp, err := c.Do(ctx, providers.Request{Method: http.MethodGet, URL: tt.url, Header: h})
 			if got := app.ErrorCode(err); got != tt.wantCode {
 				t.Fatalf("code = %q, want %q (err %v)", got, tt.wantCode, err)
 			}

@@ -74,6 +74,33 @@ func TestStatusUpdateAndEndOfCallRecorded(t *testing.T) {
 	}
 }
 
+// The last_used_at write is bookkeeping: when it does not answer, the
+// delivery is still stored and acknowledged after a short wait, not when
+// the request's time is up (a tool-calls delivery would have none left for
+// its tools).
+func TestStuckTouchDoesNotHoldTheDelivery(t *testing.T) {
+	e := newEnv(t)
+	e.mappings.stuckTouch.Store(true)
+	o := e.newOrg("stuck-touch-secret-1234")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	got := e.h.Handle(ctx, req(msg("status-update", o.assistant, map[string]any{"status": "ringing"}),
+		header{"X-Vapi-Secret": o.secret}, time.Now()))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the delivery waited %v for its last_used_at write", took)
+	}
+	if got.Status != http.StatusOK {
+		t.Fatalf("status %d, want 200", got.Status)
+	}
+	if n := callEventCount(t, o.id); n != 1 {
+		t.Errorf("%d events stored, want 1", n)
+	}
+	if !strings.Contains(e.logs.String(), "touch_err") {
+		t.Errorf("the failed last_used_at write is not in the log:\n%s", e.logs.String())
+	}
+}
+
 func TestNULInPayloadStillRecorded(t *testing.T) {
 	e := newEnv(t)
 	o := e.newOrg("nul-secret-1234567890")

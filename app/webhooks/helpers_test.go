@@ -57,6 +57,9 @@ func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 type countingMappings struct {
 	inner            webhooks.MappingResolver
 	resolves, touchs atomic.Int64
+	// stuckTouch makes TouchAssistant wait until its context ends, as on
+	// a database that does not answer.
+	stuckTouch atomic.Bool
 }
 
 func (c *countingMappings) ResolveAssistant(ctx context.Context, id string) (app.AssistantMapping, error) {
@@ -66,6 +69,10 @@ func (c *countingMappings) ResolveAssistant(ctx context.Context, id string) (app
 
 func (c *countingMappings) TouchAssistant(ctx context.Context, orgID, id string, at time.Time) (bool, error) {
 	c.touchs.Add(1)
+	if c.stuckTouch.Load() {
+		<-ctx.Done()
+		return false, ctx.Err()
+	}
 	return c.inner.TouchAssistant(ctx, orgID, id, at)
 }
 

@@ -491,13 +491,21 @@ func (h *Handler) record(ctx context.Context, orgID, dedup string, msg *message,
 	return inserted, nil
 }
 
+// touchTimeout bounds the last_used_at write of a delivery: a bookkeeping
+// write that must not take the time of the delivery's tools or hold its
+// answer when the database is slow.
+const touchTimeout = 250 * time.Millisecond
+
 // touch writes the org's assistant's last_used_at unless this instance did so
-// within TouchEvery. A failure is logged and does not fail the webhook.
+// within TouchEvery, waiting at most touchTimeout. A failure is logged and
+// does not fail the webhook.
 func (h *Handler) touch(ctx context.Context, orgID, assistantID string, t *trace) {
 	if h.caches.touched.Add(assistantID, struct{}{}, h.opts.TouchEvery) != nil {
 		return
 	}
 	h.stats.storeCalls.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, touchTimeout)
+	defer cancel()
 	if _, err := h.deps.Mappings.TouchAssistant(ctx, orgID, assistantID, h.opts.Now()); err != nil {
 		h.caches.touched.Delete(assistantID)
 		t.touchErr = err

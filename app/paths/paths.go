@@ -61,6 +61,9 @@ const (
 	// to JSON.
 	APIPrefix = "/api/"
 
+	// OpenAPI is the JSON API's OpenAPI description.
+	OpenAPI = "/api/openapi.json"
+
 	APISignup = "/api/auth/signup"
 	APIToken  = "/api/auth/token"
 

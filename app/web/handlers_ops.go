@@ -39,3 +39,9 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 func (s *Server) metricsHandler() fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 }
+
+// openAPIDoc serves the JSON API's OpenAPI description (app/openapi).
+func (s *Server) openAPIDoc(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(s.openAPI)
+}

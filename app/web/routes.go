@@ -23,6 +23,10 @@ func (s *Server) routes() {
 	// session, so no CSRF token either.
 	a.Post(paths.Webhooks, s.vapiWebhook)
 
+	// The JSON API's OpenAPI description: public, like the routes it
+	// describes.
+	a.Get(paths.OpenAPI, s.openAPIDoc)
+
 	// Operator routes, behind OPS_TOKEN (absent without it). The check
 	// covers the whole area, so without the token no path or method under
 	// it is told apart.

@@ -32,6 +32,7 @@ import (
 	"byoc/app/integrations"
 	"byoc/app/mail"
 	"byoc/app/metrics"
+	"byoc/app/openapi"
 	"byoc/app/team"
 	"byoc/static"
 )
@@ -213,6 +214,8 @@ type Server struct {
 	// draining is set by Drain: /readyz answers 503 and every answer
 	// closes its connection.
 	draining atomic.Bool
+	// openAPI is the JSON API's OpenAPI description, served as it is.
+	openAPI []byte
 }
 
 // New builds the server with every route (see routes.go). It fails when the
@@ -275,6 +278,10 @@ func New(opts Options, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: load static files: %w", err)
 	}
+	openAPI, err := openapi.JSON()
+	if err != nil {
+		return nil, fmt.Errorf("web: the OpenAPI document: %w", err)
+	}
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
@@ -285,6 +292,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		registry: reg,
 		proxies:  proxies,
 		limits:   newLimitRules(opts),
+		openAPI:  openAPI,
 	}
 	for _, name := range []string{cssFile, htmxFile} {
 		if !assets.has(name) {

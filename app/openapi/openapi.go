@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -27,20 +28,22 @@ import (
 //go:embed openapi.yaml paths/*.yaml
 var files embed.FS
 
-// browserOnly are the routes under paths.APIPrefix that only a browser
-// uses: the document leaves them out. Google sends the browser back to its
-// callback, which answers with a redirect to the dashboard.
-var browserOnly = map[string]bool{
-	"GET " + paths.GoogleCallback: true,
+// BrowserOnly are the routes under paths.APIPrefix, as "METHOD pattern",
+// that only a browser uses: the document leaves them out. Google sends the
+// browser back to its callback, which answers with a redirect to the
+// dashboard.
+var BrowserOnly = []string{
+	"GET " + paths.GoogleCallback,
 }
 
-// outsideAPI are the routes outside paths.APIPrefix that the document
-// describes: the health, readiness and metrics routes that machines call.
-// The pages and forms of the browser (the rest) are left out.
-var outsideAPI = map[string]bool{
-	"GET " + paths.Healthz: true,
-	"GET " + paths.Readyz:  true,
-	"GET " + paths.Metrics: true,
+// OutsideAPI are the routes outside paths.APIPrefix, as "METHOD pattern",
+// that the document describes: the health, readiness and metrics routes
+// that machines call. The pages and forms of the browser (the rest) are
+// left out.
+var OutsideAPI = []string{
+	"GET " + paths.Healthz,
+	"GET " + paths.Readyz,
+	"GET " + paths.Metrics,
 }
 
 // Described reports whether the document describes the route method route
@@ -50,9 +53,9 @@ var outsideAPI = map[string]bool{
 func Described(method, route string) bool {
 	key := method + " " + route
 	if strings.HasPrefix(route, paths.APIPrefix) {
-		return !browserOnly[key]
+		return !slices.Contains(BrowserOnly, key)
 	}
-	return outsideAPI[key]
+	return slices.Contains(OutsideAPI, key)
 }
 
 // Template is the OpenAPI path template of a router pattern:

@@ -184,6 +184,7 @@ func (e *env) do(req *http.Request) response {
 		e.t.Fatal(err)
 	}
 	_, _ = e.bodies.Write(b)
+	checkContract(e.t, req, res, b)
 	return response{Response: res, body: string(b)}
 }
 

@@ -26,6 +26,7 @@ func TestBuiltPaths(t *testing.T) {
 		{paths.TeamMember("u"), "/api/team/members/u"},
 		{paths.TeamMemberRoute, "/api/team/members/:id"},
 		{paths.AccountPassword, "/api/account/password"},
+		{paths.OpenAPI, "/api/openapi.json"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

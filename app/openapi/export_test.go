@@ -1,0 +1,4 @@
+package openapi
+
+// Assemble is assemble, for the tests.
+var Assemble = assemble

@@ -165,6 +165,13 @@ func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
 // parent is the caller's context, ctx the one bounded by c.Timeout: when
 // only ctx is done, it was this call's own timeout that fired.
 func (c Caller) unreachable(parent, ctx context.Context, callerBound bool, err error) error {
+	var own *app.Error
+	if parent.Err() != nil && errors.As(context.Cause(parent), &own) {
+		// The caller stopped the call for a reason of its own (its user
+		// cancelled, the server is restarting): not the provider's fault.
+		return &app.Error{Code: own.Code, Message: own.Message,
+			Cause: fmt.Errorf("%s: the caller stopped the call: %w", c.Name, ScrubURLError(err))}
+	}
 	if callerBound && errors.Is(parent.Err(), context.DeadlineExceeded) {
 		return &app.Error{Code: app.EUnavailable, Message: "The server could not finish the request in time. Please try again.",
 			Cause: fmt.Errorf("%s: the caller's deadline passed during the call: %w", c.Name, ScrubURLError(err))}

@@ -159,7 +159,7 @@ func landOnErrorAt(c *fiber.Ctx, landing string) { c.Locals(localErrorLanding, l
 // provider's fault, and any tenant can bring it about with a key that
 // makes the provider fail; the message names the provider.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
-	e := toAppError(err)
+	e := toAppError(ownStop(c.UserContext(), err))
 	status := statusOf(e.Code)
 	id, _ := c.Locals(localRequestID).(string)
 	switch {

@@ -1,10 +1,17 @@
 package web_test
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"byoc/app"
 )
 
 // An htmx request that meets an ended session sends the whole page to the
@@ -126,4 +133,135 @@ func TestLoginRefusesUnsafeReturnPaths(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withProviderTimeout lets each provider call last up to d.
+func withProviderTimeout(d time.Duration) envOption {
+	return func(s *envSetup) { s.cfg.ProviderTimeout = d }
+}
+
+// A save held up by a slow provider is cancelled by its own browser: the
+// save answers that nothing was saved, and nothing was. Nobody else can
+// cancel it.
+func TestCancelARunningSave(t *testing.T) {
+	// The provider call may last far longer than the test: only the cancel
+	// can end it early.
+	e := newEnv(t, withProviderTimeout(time.Minute))
+	b, token, orgID := e.admin()
+	attempt := "a1b2c3d4-e5f6-4789-9abc-def012345678"
+	cancelPath := "/api/integrations/attempts/" + attempt + "/cancel"
+
+	other, otherToken, _ := e.admin()
+	if res := other.hx(http.MethodPost, cancelPath, nil, otherToken); res.Header.Get("X-Byoc-Status") != "404" {
+		t.Fatalf("cancel of nothing: %d %q, want 404", res.StatusCode, res.Header.Get("X-Byoc-Status"))
+	}
+
+	save := request(http.MethodPost, "/api/integrations/resend",
+		url.Values{"apiKey": {resendKey("slow")}, "fromEmail": {"team@example.com"}},
+		"HX-Request", "true", "X-CSRF-Token", token, "X-Byoc-Attempt", attempt)
+	save.AddCookie(&http.Cookie{Name: "byoc_session", Value: b.cookies["byoc_session"].Value})
+	done := make(chan *http.Response, 1)
+	go func() {
+		res, err := e.srv.Test(save)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+
+	// Another user and a request without the CSRF token cannot cancel it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if res := other.hx(http.MethodPost, cancelPath, nil, otherToken); res.Header.Get("X-Byoc-Status") != "404" {
+			t.Fatalf("another org's admin: %d %q, want 404", res.StatusCode, res.Header.Get("X-Byoc-Status"))
+		}
+		if res := b.do(request(http.MethodPost, cancelPath, nil, "HX-Request", "true")); res.Header.Get("X-Byoc-Status") != "403" {
+			t.Fatalf("without the CSRF token: %d %q, want 403", res.StatusCode, res.Header.Get("X-Byoc-Status"))
+		}
+		res := b.hx(http.MethodPost, cancelPath, nil, token)
+		if res.StatusCode == http.StatusAccepted {
+			break
+		}
+		if res.Header.Get("X-Byoc-Status") != "404" || time.Now().After(deadline) {
+			t.Fatalf("cancel: %d %q\n%s", res.StatusCode, res.Header.Get("X-Byoc-Status"), res.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	res := <-done
+	if res == nil {
+		t.FailNow()
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if got := res.Header.Get("X-Byoc-Status"); got != "409" {
+		t.Fatalf("the cancelled save answered %q, want 409\n%s", got, body)
+	}
+	if !strings.Contains(string(body), "Cancelled: nothing was saved") || strings.Contains(string(body), "could not be reached") {
+		t.Fatalf("the cancelled save says\n%s", body)
+	}
+	if _, err := e.creds.Get(context.Background(), orgID, app.Resend); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("after the cancel: %v, want nothing stored", err)
+	}
+	if res := b.hx(http.MethodPost, cancelPath, nil, token); res.Header.Get("X-Byoc-Status") != "404" {
+		t.Fatalf("a second cancel: %q, want 404", res.Header.Get("X-Byoc-Status"))
+	}
+	if strings.Contains(e.log.String(), "provider unavailable") {
+		t.Fatal("the cancel was logged as the provider's failure")
+	}
+}
+
+// A save still running when the server stops answers that the server is
+// restarting (503 unavailable), never that the provider could not be
+// reached, and stores nothing.
+func TestShutdownNeverBlamesTheProvider(t *testing.T) {
+	e := newEnv(t, withProviderTimeout(time.Minute))
+	b, token, orgID := e.admin()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ln) }()
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/api/integrations/twilio",
+		strings.NewReader(url.Values{"accountSid": {twilioSID()}, "authToken": {twilioToken("slow")},
+			"phoneNumber": {"+14155550100"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-CSRF-Token", token)
+	req.AddCookie(&http.Cookie{Name: "byoc_session", Value: b.cookies["byoc_session"].Value})
+	answered := make(chan *http.Response, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- res
+	}()
+	// The save is waiting for the provider once the stand-in holds it.
+	time.Sleep(500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	_ = e.srv.Shutdown(ctx)
+
+	res := <-answered
+	if res == nil {
+		t.FailNow()
+	}
+	defer res.Body.Close()
+	var env app.ErrorEnvelope
+	if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusServiceUnavailable || env.Error.Code != app.EUnavailable ||
+		!strings.Contains(env.Error.Message, "restarting") || strings.Contains(env.Error.Message, "Twilio") {
+		t.Fatalf("%d %+v, want 503 unavailable saying the server is restarting", res.StatusCode, env.Error)
+	}
+	if _, err := e.creds.Get(context.Background(), orgID, app.Twilio); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("after the stop: %v, want nothing stored", err)
+	}
+	if strings.Contains(e.log.String(), "provider unavailable") {
+		t.Fatal("the stop was logged as the provider's failure")
+	}
+	<-served
 }

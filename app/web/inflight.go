@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +74,9 @@ func (s *Server) cancellable(c *fiber.Ctx) error {
 	if id == "" || !ok || !validAttemptID(id) {
 		return c.Next()
 	}
-	key := attemptKey{user: p.UserID, id: id}
+	// A copy: Fiber's strings share the request buffer's memory, which
+	// the server reuses for another request.
+	key := attemptKey{user: p.UserID, id: strings.Clone(id)}
 	ctx, cancel := context.WithCancelCause(c.UserContext())
 	defer cancel(nil)
 	s.attempts.mu.Lock()

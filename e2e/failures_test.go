@@ -117,7 +117,7 @@ func TestCancelASlowSave(t *testing.T) {
 		_ = route.Continue()
 	}))
 	dialog = integOpen(t, page, "elevenlabs")
-	must(t, dialog.GetByTestId("elevenlabs-apiKey-input").Fill("sk_" + apptest.RandomHex(12)))
+	must(t, dialog.GetByTestId("elevenlabs-apiKey-input").Fill("sk_"+apptest.RandomHex(12)))
 	must(t, dialog.GetByTestId("form-elevenlabs-submit").Click())
 	integCheck(t, "the save runs", integExpect.Locator(dialog.GetByTestId("form-elevenlabs-cancel-request")).ToBeVisible())
 	must(t, page.Keyboard().Press("Escape"))
@@ -134,7 +134,7 @@ func TestCancelASlowSave(t *testing.T) {
 		_ = route.Continue()
 	}))
 	dialog = integOpen(t, page, "resend")
-	must(t, dialog.GetByTestId("resend-apiKey-input").Fill("re_invalid_" + apptest.RandomHex(10)))
+	must(t, dialog.GetByTestId("resend-apiKey-input").Fill("re_invalid_"+apptest.RandomHex(10)))
 	must(t, dialog.GetByTestId("form-resend-submit").Click())
 	integCheck(t, "the save runs", integExpect.Locator(dialog.GetByTestId("form-resend-cancel-request")).ToBeVisible())
 	must(t, dialog.GetByTestId("dialog-resend-close").Click())
@@ -145,4 +145,21 @@ func TestCancelASlowSave(t *testing.T) {
 		t.Fatal("the notice repeats the key")
 	}
 	integState(t, page, "resend", "Not configured")
+
+	// A card's Test connection has a Cancel beside it while it runs; one
+	// that comes too late (here the request is still held in the browser,
+	// so the server has nothing to stop) says so, and the outcome follows.
+	release = make(chan struct{})
+	must(t, page.Unroute("**/api/integrations/resend"))
+	must(t, page.Route("**/api/integrations/elevenlabs/verify", func(route playwright.Route) {
+		<-release
+		_ = route.Continue()
+	}))
+	must(t, page.GetByTestId("card-elevenlabs-verify").Click())
+	cancelTest := page.GetByTestId("card-elevenlabs-verify-cancel")
+	must(t, cancelTest.Click())
+	integCheck(t, "too late to stop", integExpect.Locator(page.GetByTestId("notice-error")).ToContainText("could not be stopped"))
+	integCheck(t, "the Cancel goes", integExpect.Locator(cancelTest).ToHaveCount(0))
+	close(release)
+	integCheck(t, "the outcome follows", integExpect.Locator(page.GetByTestId("card-elevenlabs-result")).ToContainText("Connection verified"))
 }

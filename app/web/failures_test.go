@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -264,4 +265,50 @@ func TestShutdownNeverBlamesTheProvider(t *testing.T) {
 		t.Fatal("the stop was logged as the provider's failure")
 	}
 	<-served
+}
+
+// A Test connection held up by a slow provider is cancelled the same way:
+// the card says so, and the check records nothing.
+func TestCancelARunningTest(t *testing.T) {
+	e := newEnv(t, withProviderTimeout(time.Minute))
+	b, token, orgID := e.admin()
+	e.store(orgID, app.ResendConfig{APIKey: app.NewSecret(resendKey("slow"))})
+	before := b.status(token)["resend"]
+	attempt := "0123456789abcdef-verify"
+
+	verify := request(http.MethodPost, "/api/integrations/resend/verify", nil,
+		"HX-Request", "true", "X-CSRF-Token", token, "X-Byoc-Attempt", attempt)
+	verify.AddCookie(&http.Cookie{Name: "byoc_session", Value: b.cookies["byoc_session"].Value})
+	done := make(chan *http.Response, 1)
+	go func() {
+		res, err := e.srv.Test(verify)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res := b.hx(http.MethodPost, "/api/integrations/attempts/"+attempt+"/cancel", nil, token)
+		if res.StatusCode == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cancel: %d %q", res.StatusCode, res.Header.Get("X-Byoc-Status"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res := <-done
+	if res == nil {
+		t.FailNow()
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.Header.Get("X-Byoc-Status") != "409" || !strings.Contains(string(body), `data-testid="card-resend-result"`) ||
+		!strings.Contains(string(body), "Cancelled") || strings.Contains(string(body), "could not be reached") {
+		t.Fatalf("the cancelled test answered %q\n%s", res.Header.Get("X-Byoc-Status"), body)
+	}
+	after := b.status(token)["resend"]
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("the cancelled test changed the status:\nbefore %v\nafter  %v", before, after)
+	}
 }

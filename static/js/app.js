@@ -150,33 +150,66 @@
       .join("");
   }
 
+  // isSettingsForm and isVerify tell the cancellable requests: a settings
+  // form's save, a card's Test connection.
+  function isSettingsForm(elt) {
+    return elt instanceof HTMLFormElement && elt.hasAttribute("data-configure-form");
+  }
+  function isVerify(elt) {
+    return elt instanceof HTMLButtonElement && /\/verify$/.test(elt.getAttribute("hx-post") || "") && !!elt.closest(".provider-card");
+  }
+
   document.addEventListener("htmx:configRequest", function (evt) {
     var elt = evt.detail.elt;
-    if (elt instanceof HTMLFormElement && elt.hasAttribute("data-configure-form")) {
+    if (isSettingsForm(elt) || isVerify(elt)) {
       var id = newAttemptID();
       evt.detail.headers["X-Byoc-Attempt"] = id;
       elt.setAttribute("data-attempt", id);
     }
   });
 
-  function resetCancel(form) {
-    form.removeAttribute("data-attempt");
-    form.querySelectorAll("[data-attempt-cancel]").forEach(function (btn) {
+  // A card's Test connection gets a Cancel beside it while it runs (the
+  // settings forms have theirs in the dialog's footer). The cancel route
+  // is the one the page's dialogs name.
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var elt = evt.detail.elt;
+    var route = document.querySelector("[data-attempt-cancel]");
+    if (!isVerify(elt) || !elt.id || !route) {
+      return;
+    }
+    var btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "btn btn-sm btn-secondary";
+    btn.textContent = "Cancel";
+    btn.setAttribute("data-attempt-cancel", route.getAttribute("data-attempt-cancel"));
+    btn.setAttribute("data-attempt-for", elt.id);
+    btn.setAttribute("data-testid", elt.id + "-cancel");
+    elt.insertAdjacentElement("afterend", btn);
+  });
+
+  function resetCancel(owner) {
+    owner.removeAttribute("data-attempt");
+    owner.querySelectorAll("[data-attempt-cancel]").forEach(function (btn) {
       btn.disabled = false;
       btn.textContent = "Cancel";
     });
+    if (owner.id) {
+      document.querySelectorAll('[data-attempt-for="' + CSS.escape(owner.id) + '"]').forEach(function (btn) {
+        btn.remove();
+      });
+    }
   }
 
   document.addEventListener("htmx:afterRequest", function (evt) {
     var elt = evt.detail.requestConfig && evt.detail.requestConfig.elt;
-    if (elt instanceof HTMLFormElement && elt.hasAttribute("data-configure-form")) {
+    if (isSettingsForm(elt) || isVerify(elt)) {
       resetCancel(elt);
     }
   });
 
   document.addEventListener("click", function (evt) {
     var btn = evt.target instanceof Element ? evt.target.closest("[data-attempt-cancel]") : null;
-    var form = btn && btn.closest("form");
+    var form = btn && (btn.hasAttribute("data-attempt-for") ? document.getElementById(btn.getAttribute("data-attempt-for")) : btn.closest("form"));
     var id = form && form.getAttribute("data-attempt");
     if (!id || !form.classList.contains("htmx-request")) {
       return;
@@ -188,7 +221,7 @@
       if (form.getAttribute("data-attempt") === id) {
         resetCancel(form);
         form.setAttribute("data-attempt", id);
-        notify("error", "The save could not be stopped: it is finishing, and its outcome will show here.", form);
+        notify("error", "It could not be stopped any more: it is finishing, and its outcome will show here.", form);
       }
     };
     window

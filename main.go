@@ -341,9 +341,13 @@ func serve(sandboxed bool) error {
 		if cfg.Production() {
 			return errors.New("demo mode (provider stand-ins) is refused when APP_ENV=production")
 		}
-		if err := useSandbox(ctx, cfg, log); err != nil {
+		closeSandbox, err := useSandbox(cfg, log)
+		if err != nil {
 			return err
 		}
+		// The stand-ins outlive the server, so a save still running at
+		// shutdown is not cut off by its provider going away first.
+		defer closeSandbox()
 	}
 
 	database, err := db.Open(ctx, cfg.DatabaseURL.Reveal(), db.Options{}) // pool size: DATABASE_URL's pool_max_conns, else db.DefaultMaxConns
@@ -391,15 +395,16 @@ func serve(sandboxed bool) error {
 	return nil
 }
 
-// useSandbox serves the provider stand-ins on a free loopback port until ctx
-// ends and points every provider URL of cfg at them. Without a Google client
+// useSandbox serves the provider stand-ins on a free loopback port until
+// the returned function closes them, and points every provider URL of cfg
+// at them. Without a Google client
 // of its own, the demo uses the stand-in's registered client. One sandbox
 // serves the process, so what a flow creates (assistants, sent messages,
 // calendar events) stays visible to the next.
-func useSandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func useSandbox(cfg *config.Config, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	root := "http://" + ln.Addr().String()
 
@@ -426,10 +431,6 @@ func useSandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	mux.Handle("/", sb.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
 	log.Warn("sandbox mode: every provider is a local stand-in; nothing reaches a real provider", "stand_ins", root)
-	return nil
+	return func() { _ = srv.Close() }, nil
 }

@@ -100,6 +100,12 @@ const (
 	IntegrationVerifyRoute = IntegrationRoute + verifySuffix
 	verifySuffix           = "/verify"
 
+	// AttemptsPrefix names the running saves and connection tests a
+	// browser may cancel; AttemptCancelRoute cancels one by the id its
+	// browser gave it.
+	AttemptsPrefix     = IntegrationsPrefix + "/attempts"
+	AttemptCancelRoute = AttemptsPrefix + "/:attempt/cancel"
+
 	// VapiWebhookSigning turns the org's HMAC-only setting of Vapi's
 	// webhooks on or off.
 	VapiWebhookSigning = IntegrationsPrefix + "/vapi/webhook-signing"

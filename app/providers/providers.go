@@ -94,12 +94,20 @@ func NewCaller(name string, hc *http.Client, timeout time.Duration) Caller {
 // context cancelled during the call or an oversized body also return
 // EProviderUnavailable. The caller's own time running out is EUnavailable:
 // a context that ended before the call (nothing is sent), or whose
-// deadline, shorter than Timeout, passed during it. The error's cause never holds a credential: URLs are
-// reported without user info and query.
+// deadline, shorter than Timeout, passed during it. A context cancelled
+// with an *app.Error as its cause (context.WithCancelCause: the caller's
+// user cancelled, the server is restarting), before or during the call,
+// returns that error's code and message: the provider is not to blame.
+// The error's cause never holds a credential: URLs are reported without
+// user info and query.
 func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
 	if err := parent.Err(); err != nil {
 		// The caller's time was up (or it gave up) before the call:
 		// nothing is sent, and the provider is not to blame.
+		var own *app.Error
+		if errors.As(context.Cause(parent), &own) {
+			return nil, &app.Error{Code: own.Code, Message: own.Message, Cause: err}
+		}
 		msg := "The server could not finish the request in time. Please try again."
 		if errors.Is(err, context.Canceled) {
 			msg = "The request was cancelled before it could finish. Please try again."
@@ -165,6 +173,13 @@ func (c Caller) Do(parent context.Context, req Request) (*Response, error) {
 // parent is the caller's context, ctx the one bounded by c.Timeout: when
 // only ctx is done, it was this call's own timeout that fired.
 func (c Caller) unreachable(parent, ctx context.Context, callerBound bool, err error) error {
+	var own *app.Error
+	if parent.Err() != nil && errors.As(context.Cause(parent), &own) {
+		// The caller stopped the call for a reason of its own (its user
+		// cancelled, the server is restarting): not the provider's fault.
+		return &app.Error{Code: own.Code, Message: own.Message,
+			Cause: fmt.Errorf("%s: the caller stopped the call: %w", c.Name, ScrubURLError(err))}
+	}
 	if callerBound && errors.Is(parent.Err(), context.DeadlineExceeded) {
 		return &app.Error{Code: app.EUnavailable, Message: "The server could not finish the request in time. Please try again.",
 			Cause: fmt.Errorf("%s: the caller's deadline passed during the call: %w", c.Name, ScrubURLError(err))}

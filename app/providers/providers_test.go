@@ -223,3 +223,31 @@ func FuzzCleanReason(f *testing.F) {
 		}
 	})
 }
+
+// A call its caller stops for a reason of its own (a cancel by the user, the
+// server restarting) answers that reason, before or during the call, never
+// that the provider could not be reached.
+func TestCallerStoppedByItsCaller(t *testing.T) {
+	started := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	reason := &app.Error{Code: app.EUnavailable, Message: "The server is restarting."}
+	c := providers.NewCaller("Twilio", nil, time.Minute)
+
+	for _, during := range []bool{false, true} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		if during {
+			go func() { <-started; cancel(reason) }()
+		} else {
+			cancel(reason)
+		}
+		_, err := c.Do(ctx, providers.Request{Method: http.MethodGet, URL: srv.URL + "/x"})
+		if app.ErrorCode(err) != app.EUnavailable || app.ErrorMessage(err) != reason.Message {
+			t.Fatalf("during %v: %v (%s), want the caller's reason", during, err, app.ErrorCode(err))
+		}
+		cancel(nil)
+	}
+}

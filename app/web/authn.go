@@ -80,7 +80,16 @@ func (s *Server) requireUser(c *fiber.Ctx) error {
 	if _, ok := account(c); ok {
 		return c.Next()
 	}
-	if negotiate(c) == formatJSON || isHTMX(c) {
+	if isHTMX(c) {
+		// A page that was open when its session ended: the sign-in page
+		// says why (one message, in place of the ended session's own)
+		// and brings the user back afterwards (see handleError).
+		sess := s.session(c)
+		sess.Flashes = []views.Flash{{Kind: views.FlashInfo, Message: sessionExpired}}
+		s.saveSession(c)
+		return app.Errorf(app.EUnauthorized, "Please sign in.")
+	}
+	if negotiate(c) == formatJSON {
 		return app.Errorf(app.EUnauthorized, "Please sign in.")
 	}
 	next := c.OriginalURL()
@@ -88,6 +97,34 @@ func (s *Server) requireUser(c *fiber.Ctx) error {
 		next = ""
 	}
 	return c.Redirect(loginURL(next), fiber.StatusFound)
+}
+
+// sessionExpired is what the sign-in page says to a user whose page sent
+// an htmx request after the session ended (expired, signed out elsewhere,
+// removed from the org).
+const sessionExpired = "Your session expired. Please sign in again."
+
+// htmxReturnPath is where an htmx request that met an ended session comes
+// back to after signing in: the page a boosted GET asked for, else the page
+// the request was sent from (HX-Current-URL, a full URL: only its path and
+// query are kept, and only when safeNext accepts them), else the dashboard.
+func htmxReturnPath(c *fiber.Ctx) string {
+	hx := htmxOf(c)
+	if hx.Boosted && c.Method() == fiber.MethodGet {
+		if next := safeNext(c.OriginalURL()); next != "" {
+			return next
+		}
+	}
+	if u, err := url.Parse(c.Get(hxCurrentURL)); err == nil && u.Path != "" {
+		next := u.EscapedPath()
+		if u.RawQuery != "" {
+			next += "?" + u.RawQuery
+		}
+		if next = safeNext(next); next != "" {
+			return next
+		}
+	}
+	return defaultLanding
 }
 
 // loginURL is the login page, coming back to next (when it is local) after
@@ -103,15 +140,51 @@ func loginURL(next string) string {
 const defaultLanding = paths.Dashboard
 
 // safeNext returns next when it is a path on this site, and "" otherwise,
-// so the login page cannot be used to send users elsewhere.
+// so the login page cannot be used to send users elsewhere. It refuses
+// what a browser or a proxy could read as another host: a scheme, "//",
+// backslashes, control characters and white space, dot segments, and the
+// same hidden behind percent-encoding (decoded repeatedly, so "%2F%2F",
+// "%5C" and "%252F" are refused too).
 func safeNext(next string) string {
-	if next == "" || len(next) > 512 || !strings.HasPrefix(next, "/") ||
-		strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n\t") {
+	if next == "" || len(next) > 512 || !strings.HasPrefix(next, "/") {
 		return ""
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return ""
 	}
-	return next
+	path := u.EscapedPath()
+	for range 4 {
+		if !plainPath(path) {
+			return ""
+		}
+		decoded, err := url.PathUnescape(path)
+		if err != nil {
+			return ""
+		}
+		if decoded == path {
+			return next
+		}
+		path = decoded
+	}
+	return ""
+}
+
+// plainPath reports whether path starts with exactly one slash and holds
+// no backslash, control character, space, empty segment or dot segment.
+func plainPath(path string) bool {
+	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") {
+		return false
+	}
+	for _, r := range path {
+		if r == '\\' || r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	for _, seg := range strings.Split(path[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return !strings.Contains(path, "//")
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"byoc/app"
-	"byoc/app/paths"
 	"byoc/views"
 )
 
@@ -160,7 +159,7 @@ func landOnErrorAt(c *fiber.Ctx, landing string) { c.Locals(localErrorLanding, l
 // provider's fault, and any tenant can bring it about with a key that
 // makes the provider fail; the message names the provider.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
-	e := toAppError(err)
+	e := toAppError(ownStop(c.UserContext(), err))
 	status := statusOf(e.Code)
 	id, _ := c.Locals(localRequestID).(string)
 	switch {
@@ -182,15 +181,18 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.flash(c, views.FlashError, message)
 		return c.Redirect(landing, fiber.StatusSeeOther)
 	}
+	if status == http.StatusUnauthorized && e.Code == app.EUnauthorized && isHTMX(c) {
+		// The page's session ended: the whole page goes to the sign-in
+		// page, which comes back here afterwards. No page is rendered
+		// here, so the sign-in page's flash stays for it.
+		htmxResponse{Redirect: loginURL(htmxReturnPath(c))}.set(c)
+		return renderHTML(c, status, views.ErrorAlert(views.ErrorView{Status: status, Message: message, RequestID: id}))
+	}
 	switch negotiate(c) {
 	case formatJSON:
 		return c.Status(status).JSON(app.ErrorEnvelope{Error: app.ErrorBody{Code: e.Code, Message: message, Fields: e.Fields}})
 	case formatFragment:
-		hx := htmxResponse{Retarget: "#flashes", Reswap: "innerHTML"}
-		if status == http.StatusUnauthorized {
-			hx.Redirect = paths.Login
-		}
-		hx.set(c)
+		htmxResponse{Retarget: "#flashes", Reswap: "innerHTML"}.set(c)
 		return renderHTML(c, status, views.ErrorAlert(views.ErrorView{Status: status, Message: message, RequestID: id}))
 	}
 	title, ok := titles[status]

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -110,6 +111,7 @@ func (s *Server) storeIntegration(c *fiber.Ctx, update bool) error {
 		}
 	}
 	if err != nil {
+		err = ownStop(c.UserContext(), err)
 		code := app.ErrorCode(err)
 		if spec.OAuth || negotiate(c) == formatJSON || code == app.EInternal || code == app.EUnauthorized ||
 			code == app.EForbidden || (update && code == app.ENotConfigured) {
@@ -243,6 +245,7 @@ func (s *Server) setWebhookSigning(c *fiber.Ctx) error {
 // page request goes to the dashboard with the reason as a flash. Errors that
 // are not about the provider go to the error handler.
 func (s *Server) cardError(c *fiber.Ctx, a auth.Account, provider app.Provider, err error) error {
+	err = ownStop(c.UserContext(), err)
 	code := app.ErrorCode(err)
 	f := negotiate(c)
 	if f == formatJSON || code == app.EInternal || code == app.EUnauthorized || code == app.EUnknownProvider {
@@ -253,8 +256,15 @@ func (s *Server) cardError(c *fiber.Ctx, a auth.Account, provider app.Provider, 
 		s.flash(c, views.FlashError, msg)
 		return redirect(c, defaultLanding)
 	}
-	// The card shows the state after the refusal, so it is read again.
-	st, serr := s.deps.Integrations.Status(c.UserContext(), a.Principal, provider)
+	// The card shows the state after the refusal, so it is read again
+	// (briefly past the request's end when the request was stopped).
+	ctx := c.UserContext()
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		defer cancel()
+	}
+	st, serr := s.deps.Integrations.Status(ctx, a.Principal, provider)
 	if serr != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ const (
 	hxRequest        = "HX-Request"
 	hxBoosted        = "HX-Boosted"
 	hxHistoryRestore = "HX-History-Restore-Request"
+	hxCurrentURL     = "HX-Current-URL"
 	hxRedirect       = "HX-Redirect"
 	hxRetarget       = "HX-Retarget"
 	hxReswap         = "HX-Reswap"

@@ -1072,7 +1072,9 @@ func TestIntegrationsNeedSignIn(t *testing.T) {
 				t.Errorf("JSON: %d %s", res.StatusCode, res.body)
 			}
 			res = e.do(request(r.method, r.path, nil, "HX-Request", "true"))
-			if htmxStatus(t, res, true) != http.StatusUnauthorized || res.Header.Get("HX-Redirect") != "/login" {
+			// No page named (HX-Current-URL): back to the dashboard after
+			// signing in.
+			if htmxStatus(t, res, true) != http.StatusUnauthorized || res.Header.Get("HX-Redirect") != "/login?next=%2Fdashboard%2Fintegrations" {
 				t.Errorf("htmx: %s HX-Redirect %q", res.Header.Get("X-Byoc-Status"), res.Header.Get("HX-Redirect"))
 			}
 			res = e.do(request(r.method, r.path, nil, "Authorization", "Bearer not-a-token"))

@@ -35,7 +35,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	c.Locals(localRequestID, id)
 	c.Set(fiber.HeaderXRequestID, id)
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(s.stopping, s.opts.RequestTimeout)
 	defer cancel()
 	ctx, queries := app.WithQueryCount(ctx)
 	c.SetUserContext(ctx)

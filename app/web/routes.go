@@ -81,9 +81,11 @@ func (s *Server) routes() {
 	// testing call the provider: they count per org and address.
 	a.Get(paths.Dashboard, s.integrations)
 	a.Get(paths.APIStatus, s.integrations)
-	a.Post(paths.IntegrationRoute, s.limitProviderCalls, s.saveIntegration)
-	a.Patch(paths.IntegrationRoute, s.limitProviderCalls, s.updateIntegration)
-	a.Post(paths.IntegrationVerifyRoute, s.limitProviderCalls, s.verifyIntegration)
+	// A browser may cancel its own running save or test (inflight.go).
+	a.Post(paths.IntegrationRoute, s.limitProviderCalls, s.cancellable, s.saveIntegration)
+	a.Patch(paths.IntegrationRoute, s.limitProviderCalls, s.cancellable, s.updateIntegration)
+	a.Post(paths.IntegrationVerifyRoute, s.limitProviderCalls, s.cancellable, s.verifyIntegration)
+	a.Post(paths.AttemptCancelRoute, s.cancelAttempt)
 	a.Delete(paths.IntegrationRoute, s.disconnectIntegration)
 	a.Post(paths.VapiWebhookSigning, s.setWebhookSigning)
 

@@ -216,6 +216,12 @@ type Server struct {
 	draining atomic.Bool
 	// openAPI is the JSON API's OpenAPI description, served as it is.
 	openAPI []byte
+	// stopping is the parent of every request's context; halt cancels it
+	// (with errRestarting) shortly before Shutdown's deadline.
+	stopping context.Context
+	halt     context.CancelCauseFunc
+	// attempts are the requests their users may cancel (inflight.go).
+	attempts inflight
 }
 
 // New builds the server with every route (see routes.go). It fails when the
@@ -293,7 +299,9 @@ func New(opts Options, deps Deps) (*Server, error) {
 		proxies:  proxies,
 		limits:   newLimitRules(opts),
 		openAPI:  openAPI,
+		attempts: inflight{m: map[attemptKey]context.CancelCauseFunc{}},
 	}
+	s.stopping, s.halt = context.WithCancelCause(context.Background())
 	for _, name := range []string{cssFile, htmxFile} {
 		if !assets.has(name) {
 			s.log.Warn("static file missing: build it before `go build` (make css)", "file", "static/"+name)
@@ -365,8 +373,17 @@ func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits for running requests to
-// finish, or for ctx to end.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// finish, or for ctx to end. When ctx has a deadline, the requests still
+// running shortly before it are stopped (shutdownMargin): each then answers
+// 503 unavailable saying the server is restarting, rather than being cut
+// off or blaming a provider for our own stop.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		t := time.AfterFunc(time.Until(d)-shutdownMargin, func() { s.halt(errRestarting) })
+		defer t.Stop()
+	}
+	return s.app.ShutdownWithContext(ctx)
+}
 
 // Drain prepares a Shutdown behind a load balancer: from now on /readyz
 // answers 503 (so health checks take the instance out of rotation) and

@@ -239,7 +239,7 @@ func TestNegotiation(t *testing.T) {
 			hx       string
 		}{
 			{nil, http.StatusFound, "/login?next=%2Fdashboard%2Fintegrations", ""},
-			{[]string{"HX-Request", "true"}, http.StatusUnauthorized, "", "/login"},
+			{[]string{"HX-Request", "true"}, http.StatusUnauthorized, "", "/login?next=%2Fdashboard%2Fintegrations"},
 			{[]string{"Accept", "application/json"}, http.StatusUnauthorized, "", ""},
 		}
 		for _, c := range cases {

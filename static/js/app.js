@@ -42,6 +42,232 @@
     }, 50);
   }
 
+  // ---- Failures: always told ----
+
+  // notify shows msg in the page's notification area (#flashes), visibly,
+  // in place of the previous message this script put there: kind "error"
+  // as an alert, "success" as a status. A request sent from an open
+  // dialog also gets the message in its form, which the dialog covers the
+  // page with.
+  function notify(kind, msg, form) {
+    var region = document.getElementById("flashes");
+    if (!region || !msg) {
+      return;
+    }
+    var make = function () {
+      var box = document.createElement("div");
+      box.className = "alert " + (kind === "error" ? "alert-error" : "alert-success");
+      box.setAttribute("role", kind === "error" ? "alert" : "status");
+      box.setAttribute("data-client-notice", "");
+      box.setAttribute("data-testid", "notice-" + kind);
+      box.textContent = msg;
+      return box;
+    };
+    clearNotices(region);
+    region.appendChild(make());
+    var box = form && form.isConnected && form.closest("dialog[open]") && form.querySelector("[data-form-messages]");
+    if (box) {
+      box.replaceChildren(make());
+    }
+  }
+
+  function clearNotices(root) {
+    root.querySelectorAll("[data-client-notice]").forEach(function (n) {
+      n.remove();
+    });
+  }
+
+  // failureMessage says what a request the server never answered means
+  // (what: "could not be reached", ...): a change may or may not have been
+  // made.
+  function failureMessage(verb, what) {
+    if (!verb || verb.toLowerCase() === "get") {
+      return "The server " + what + ". Check your connection and try again.";
+    }
+    return (
+      "The server " + what + ", so this change may not have been made. " +
+      "Check your connection, then reload the page to see what is stored before trying again."
+    );
+  }
+
+  // A request the browser could not complete (unreachable, timed out,
+  // aborted) is told, and its control (re-enabled by htmx) gets focus
+  // back when the disabled control had lost it.
+  ["htmx:sendError", "htmx:timeout", "htmx:sendAbort"].forEach(function (name) {
+    document.addEventListener(name, function (evt) {
+      var cfg = evt.detail.requestConfig || {};
+      var elt = cfg.elt || evt.detail.elt;
+      var form = elt instanceof HTMLFormElement ? elt : null;
+      notify("error", failureMessage(cfg.verb, name === "htmx:timeout" ? "did not answer in time" : "could not be reached"), form);
+      cardAction = null;
+      var control = form ? form.querySelector('button[type="submit"]') : elt;
+      var active = document.activeElement;
+      if (control instanceof HTMLElement && control.isConnected && (!active || active === document.body)) {
+        if (!control.closest("dialog") || control.closest("dialog[open]")) {
+          control.focus();
+        }
+      }
+    });
+  });
+
+  // An error answer that is not the server's own (a proxy's 502 or 504
+  // page while the server restarts) replaces nothing: it is told instead.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (!xhr || xhr.status < 400 || xhr.getResponseHeader("X-Byoc-Status")) {
+      return;
+    }
+    evt.detail.shouldSwap = false;
+    evt.detail.isError = false;
+    var cfg = evt.detail.requestConfig || {};
+    var elt = cfg.elt;
+    notify("error", failureMessage(cfg.verb, "could not answer (status " + xhr.status + ")"), elt instanceof HTMLFormElement ? elt : null);
+  });
+
+  document.addEventListener("htmx:beforeRequest", function () {
+    var region = document.getElementById("flashes");
+    if (region) {
+      clearNotices(region);
+    }
+  });
+
+  // ---- Cancelling a running save ----
+
+  // Each settings form's request carries an id of its own (X-Byoc-Attempt),
+  // by which its Cancel button asks the server to stop it; the request's
+  // own answer then says that nothing was saved (or that it was, when the
+  // save had finished first).
+  function newAttemptID() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    var b = new Uint8Array(16);
+    window.crypto.getRandomValues(b);
+    return Array.prototype.map
+      .call(b, function (x) {
+        return ("0" + x.toString(16)).slice(-2);
+      })
+      .join("");
+  }
+
+  // isSettingsForm and isVerify tell the cancellable requests: a settings
+  // form's save, a card's Test connection.
+  function isSettingsForm(elt) {
+    return elt instanceof HTMLFormElement && elt.hasAttribute("data-configure-form");
+  }
+  function isVerify(elt) {
+    return elt instanceof HTMLButtonElement && /\/verify$/.test(elt.getAttribute("hx-post") || "") && !!elt.closest(".provider-card");
+  }
+
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var elt = evt.detail.elt;
+    if (isSettingsForm(elt) || isVerify(elt)) {
+      var id = newAttemptID();
+      evt.detail.headers["X-Byoc-Attempt"] = id;
+      elt.setAttribute("data-attempt", id);
+    }
+  });
+
+  // A card's Test connection gets a Cancel beside it while it runs (the
+  // settings forms have theirs in the dialog's footer). The cancel route
+  // is the one the page's dialogs name.
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var elt = evt.detail.elt;
+    var route = document.querySelector("[data-attempt-cancel]");
+    if (!isVerify(elt) || !elt.id || !route) {
+      return;
+    }
+    var btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "btn btn-sm btn-secondary";
+    btn.textContent = "Cancel";
+    btn.setAttribute("data-attempt-cancel", route.getAttribute("data-attempt-cancel"));
+    btn.setAttribute("data-attempt-for", elt.id);
+    btn.setAttribute("data-testid", elt.id + "-cancel");
+    elt.insertAdjacentElement("afterend", btn);
+  });
+
+  function resetCancel(owner) {
+    owner.removeAttribute("data-attempt");
+    owner.querySelectorAll("[data-attempt-cancel]").forEach(function (btn) {
+      btn.disabled = false;
+      btn.textContent = "Cancel";
+    });
+    if (owner.id) {
+      document.querySelectorAll('[data-attempt-for="' + CSS.escape(owner.id) + '"]').forEach(function (btn) {
+        btn.remove();
+      });
+    }
+  }
+
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var elt = evt.detail.requestConfig && evt.detail.requestConfig.elt;
+    if (isSettingsForm(elt) || isVerify(elt)) {
+      resetCancel(elt);
+    }
+  });
+
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target instanceof Element ? evt.target.closest("[data-attempt-cancel]") : null;
+    var form = btn && (btn.hasAttribute("data-attempt-for") ? document.getElementById(btn.getAttribute("data-attempt-for")) : btn.closest("form"));
+    var id = form && form.getAttribute("data-attempt");
+    if (!id || !form.classList.contains("htmx-request")) {
+      return;
+    }
+    evt.preventDefault();
+    btn.disabled = true;
+    btn.textContent = "Cancelling…";
+    var unknown = function () {
+      if (form.getAttribute("data-attempt") === id) {
+        resetCancel(form);
+        form.setAttribute("data-attempt", id);
+        notify("error", "It could not be stopped any more: it is finishing, and its outcome will show here.", form);
+      }
+    };
+    window
+      .fetch(btn.getAttribute("data-attempt-cancel") + "/" + encodeURIComponent(id) + "/cancel", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrfToken(), "HX-Request": "true" },
+      })
+      .then(function (res) {
+        if (res.status !== 202) {
+          unknown();
+        }
+      }, unknown);
+  });
+
+  // ---- Outcomes of a dialog closed while its save runs ----
+
+  // follow tells the outcome of form's running save in the notification
+  // area once it arrives: its dialog was closed (and its form replaced by
+  // a fresh one) meanwhile. The request's own element hears it even when
+  // it is no longer in the page.
+  function follow(form, name) {
+    form.addEventListener(
+      "htmx:afterRequest",
+      function (evt) {
+        var xhr = evt.detail.xhr;
+        if (!xhr || !xhr.status) {
+          return; // told by the failure handler above
+        }
+        var tpl = document.createElement("template");
+        tpl.innerHTML = xhr.responseText || "";
+        var ok = tpl.content.querySelector("[data-configure-success]");
+        if (ok) {
+          var head = ok.querySelector(".font-semibold");
+          notify("success", (head ? head.textContent.trim() : name + " is connected") + ".");
+          return;
+        }
+        var msgs = tpl.content.querySelector("[data-form-messages]");
+        var field = tpl.content.querySelector(".field-error");
+        var msg = (msgs && msgs.textContent.trim()) || (field && field.textContent.trim()) || "see the form for details.";
+        notify("error", name + " was not saved: " + msg);
+      },
+      { once: true }
+    );
+  }
+
   // ---- Secret fields: show / hide ----
 
   document.addEventListener("click", function (evt) {
@@ -372,6 +598,10 @@
       if (!(dialog instanceof HTMLDialogElement)) {
         return;
       }
+      dialog.querySelectorAll("form[data-configure-form].htmx-request").forEach(function (form) {
+        var title = document.getElementById(dialog.id.replace(/^dialog-/, "card-") + "-title");
+        follow(form, title ? title.textContent.trim() : "The connection");
+      });
       resetDialog(dialog);
       var id = openers.get(dialog);
       var opener = id && document.getElementById(id);

@@ -1,0 +1,132 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"byoc/app"
+)
+
+// A browser may cancel a provider-calling request it is waiting for (a
+// save or a Test connection held up by a slow provider). It names the
+// request with an id of its own in headerAttempt; the Cancel button posts
+// that id to the cancel route, which cancels the request's context. The
+// request then ends the way every request ends: what it had not stored
+// stays unstored, and its own answer tells the outcome (the cancellation,
+// or the success that came first). fasthttp never tells a handler that its
+// client went away, so aborting in the browser alone would leave the save
+// running and free to succeed after the user was told it did not.
+//
+// The attempts are kept in memory: a cancel that reaches another instance
+// than the request finds nothing (404) and the request runs to its end.
+
+// headerAttempt names a cancellable request.
+const headerAttempt = "X-Byoc-Attempt"
+
+// errCancelled ends a request its user cancelled; nothing the request had
+// not finished is stored.
+var errCancelled = &app.Error{Code: app.EConflict,
+	Message: "Cancelled: nothing was saved, and the stored connection is unchanged."}
+
+// errRestarting ends the requests still running when the server stops
+// (see Shutdown): the server's own restart, never the provider's fault.
+var errRestarting = &app.Error{Code: app.EUnavailable,
+	Message: "The server is restarting and stopped the request: nothing was saved. Please try again in a moment."}
+
+// shutdownMargin is how long before Shutdown's deadline the requests still
+// running are stopped (errRestarting), so they can still answer.
+const shutdownMargin = 2 * time.Second
+
+// inflight holds this instance's cancellable requests by user and id.
+type inflight struct {
+	mu sync.Mutex
+	m  map[attemptKey]context.CancelCauseFunc
+}
+
+type attemptKey struct{ user, id string }
+
+// validAttemptID reports whether id is an acceptable attempt id: 16 to 64
+// letters, digits and dashes (a UUID fits).
+func validAttemptID(id string) bool {
+	if len(id) < 16 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// cancellable makes a signed-in request that names an attempt
+// (headerAttempt) cancellable by its user until it ends. A request naming
+// no attempt, or one that is already running, runs as usual.
+func (s *Server) cancellable(c *fiber.Ctx) error {
+	id := c.Get(headerAttempt)
+	p, ok := principal(c)
+	if id == "" || !ok || !validAttemptID(id) {
+		return c.Next()
+	}
+	// A copy: Fiber's strings share the request buffer's memory, which
+	// the server reuses for another request.
+	key := attemptKey{user: p.UserID, id: strings.Clone(id)}
+	ctx, cancel := context.WithCancelCause(c.UserContext())
+	defer cancel(nil)
+	s.attempts.mu.Lock()
+	if _, taken := s.attempts.m[key]; taken {
+		s.attempts.mu.Unlock()
+		return c.Next()
+	}
+	s.attempts.m[key] = cancel
+	s.attempts.mu.Unlock()
+	defer func() {
+		s.attempts.mu.Lock()
+		delete(s.attempts.m, key)
+		s.attempts.mu.Unlock()
+	}()
+	c.SetUserContext(ctx)
+	return c.Next()
+}
+
+// cancelAttempt cancels the user's running request named by the route's
+// attempt id (POST /api/integrations/attempts/:attempt/cancel): 202 with
+// {cancelled: true}; the request itself answers its outcome. 404 not_found
+// when no such request runs here (it already ended, or runs on another
+// instance).
+func (s *Server) cancelAttempt(c *fiber.Ctx) error {
+	a, _ := account(c)
+	key := attemptKey{user: a.Principal.UserID, id: c.Params("attempt")}
+	s.attempts.mu.Lock()
+	cancel, ok := s.attempts.m[key]
+	s.attempts.mu.Unlock()
+	if !ok {
+		return app.Errorf(app.ENotFound, "That request is not running any more: its answer tells what happened.")
+	}
+	cancel(errCancelled)
+	if negotiate(c) == formatJSON {
+		return sendJSON(c, http.StatusAccepted, map[string]bool{"cancelled": true})
+	}
+	return c.SendStatus(http.StatusAccepted)
+}
+
+// ownStop returns why this server stopped the request early (its user
+// cancelled it, or the server is restarting), or err when it did not:
+// whatever failed after such a stop failed because of it, and must not be
+// reported as a provider's or the database's fault.
+func ownStop(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	var own *app.Error
+	if errors.As(context.Cause(ctx), &own) {
+		return &app.Error{Code: own.Code, Message: own.Message, Cause: err}
+	}
+	return err
+}

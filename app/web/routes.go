@@ -82,6 +82,8 @@ func (s *Server) routes() {
 	a.Post(paths.IntegrationVerifyRoute, s.limitProviderCalls, s.verifyIntegration)
 	a.Delete(paths.IntegrationRoute, s.disconnectIntegration)
 	a.Post(paths.VapiWebhookSigning, s.setWebhookSigning)
+	a.Post(paths.VapiWebhookSecretRotate, s.limitProviderCalls, s.rotateWebhookSecret)
+	a.Post(paths.VapiWebhookSecretReveal, s.revealWebhookSecret)
 
 	// Members and invitations (settings area and API), joining by
 	// invitation, password reset by e-mail and the user's own account.

@@ -105,6 +105,9 @@ func (d *DB) LoadSession(ctx context.Context, userID, orgID string) (email, orgN
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", "", 0, app.Errorf(app.ENotFound, "No such membership.")
 	}
+	if errors.As(err, new(*app.Error)) {
+		return "", "", "", 0, err
+	}
 	if err != nil {
 		return "", "", "", 0, fmt.Errorf("db: load session: %w", err)
 	}

@@ -176,7 +176,11 @@ func (t *Tokens) Parse(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	t.remember(token, verifiedToken{claims: claims, span: span}, now)
+	// The text is copied before it becomes a key: the caller's string may
+	// share memory with a request buffer that the server reuses for the
+	// next request (Fiber's strings do), which would turn this key into
+	// another token's text while it stays mapped to these claims.
+	t.remember(strings.Clone(token), verifiedToken{claims: claims, span: span}, now)
 	return claims, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -278,5 +279,37 @@ func TestTokensRememberedTokensStillExpire(t *testing.T) {
 		if _, err := tk.Parse(bad); app.ErrorCode(err) != app.EUnauthorized {
 			t.Errorf("%s: err = %v, want unauthorized", name, err)
 		}
+	}
+}
+
+// A server hands Parse strings that share memory with its request buffer,
+// which it reuses for the next request. Parse must remember a copy of the
+// text: remembering the caller's string would let the next request's token
+// in that buffer be taken for the earlier one, signed in as its user.
+func TestTokensRememberedTextIsNotTheCallersBuffer(t *testing.T) {
+	tk := newTokens(t)
+	a, err := tk.Issue(app.Principal{UserID: testUser, OrgID: testOrg, Email: "a@example.com", Role: app.RoleAdmin}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const otherUser, otherOrg = "22222222-2222-4222-8222-222222222222", "33333333-3333-4333-8333-333333333333"
+	b, err := tk.Issue(app.Principal{UserID: otherUser, OrgID: otherOrg, Email: "b@example.com", Role: app.RoleAdmin}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Value) != len(b.Value) {
+		t.Fatalf("the two tokens differ in length (%d, %d): the test needs them equal", len(a.Value), len(b.Value))
+	}
+	buf := []byte(a.Value)
+	if _, err := tk.Parse(unsafe.String(&buf[0], len(buf))); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, b.Value) // the next request arrives in the same buffer
+	c, err := tk.Parse(unsafe.String(&buf[0], len(buf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UserID != otherUser || c.OrgID != otherOrg {
+		t.Fatalf("the second token was read as user %s of org %s", c.UserID, c.OrgID)
 	}
 }

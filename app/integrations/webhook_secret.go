@@ -93,17 +93,21 @@ func (s *Service) rotate(ctx context.Context, p app.Principal, now time.Time) (R
 		return RotationResult{}, err
 	}
 	var changed []string
-	undo := func() {
+	undo := func(err error) error {
 		// Without the request's deadline: the undo must run even when the
 		// request timed out, bounded by its own.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		s.undoRotation(uctx, p.OrgID, stored, next, changed)
+		if stuck := s.undoRotation(uctx, p.OrgID, stored, next, changed); stuck != "" {
+			return &app.Error{Code: app.ErrorCode(err), Fields: app.ErrorFields(err), Cause: err,
+				Message: app.ErrorMessage(err) + " Vapi could not be told to go back to the current secret for assistant " +
+					stuck + ", whose events are refused until a rotation succeeds: rotate again once Vapi answers."}
+		}
+		return err
 	}
 	for _, id := range ids {
 		if _, err := s.assistants.UpdateAssistantServer(ctx, next, id, vapi.Server{URL: s.webhookURL, CredentialID: next.WebhookCredentialID}); err != nil {
-			undo()
-			return RotationResult{}, rotationRefused(id, err)
+			return RotationResult{}, undo(rotationRefused(id, err))
 		}
 		changed = append(changed, id)
 	}
@@ -115,8 +119,7 @@ func (s *Service) rotate(ctx context.Context, p app.Principal, now time.Time) (R
 	}
 	st, err := s.creds.ReplaceVapiWebhook(ctx, p.OrgID, next)
 	if err != nil {
-		undo()
-		return RotationResult{}, err
+		return RotationResult{}, undo(app.AsError(err))
 	}
 	// The credential of the secret before the replaced one: no call can
 	// still need it once its grace is over, and a rotation inside it
@@ -153,10 +156,14 @@ func (s *Service) assistantIDs(ctx context.Context, orgID string) ([]string, err
 
 // undoRotation points the assistants a failed rotation already changed
 // back at the stored signing credential and deletes the credential it
-// made, so the stored secret stays the only one Vapi signs with. Failures
-// are logged: they leave an assistant signing with a secret BYOC refuses,
-// until a save or a rotation succeeds.
-func (s *Service) undoRotation(ctx context.Context, orgID string, stored, next app.VapiConfig, changed []string) {
+// made, so the stored secret stays the only one Vapi signs with. It
+// returns the id of an assistant it could not point back ("" when all
+// went back): that assistant keeps signing with the new credential, which
+// is then kept (deleting it would leave the assistant signing with
+// nothing), and its events are refused until a rotation or a save
+// succeeds. Failures are logged.
+func (s *Service) undoRotation(ctx context.Context, orgID string, stored, next app.VapiConfig, changed []string) string {
+	stuck := ""
 	for _, id := range changed {
 		srv := vapi.Server{URL: s.webhookURL, CredentialID: stored.WebhookCredentialID}
 		if srv.CredentialID == "" {
@@ -165,9 +172,13 @@ func (s *Service) undoRotation(ctx context.Context, orgID string, stored, next a
 		if _, err := s.assistants.UpdateAssistantServer(ctx, stored, id, srv); err != nil {
 			s.log.ErrorContext(ctx, "pointing a vapi assistant back at its signing credential failed", "org_id", orgID,
 				"assistant_id", id, "err", err)
+			stuck = id
 		}
 	}
-	s.retireSigningCredential(ctx, orgID, next)
+	if stuck == "" {
+		s.retireSigningCredential(ctx, orgID, next)
+	}
+	return stuck
 }
 
 // rotationRefused says in plain words why Vapi refused to change the

@@ -256,5 +256,3 @@ func TestRotateFailsClosed(t *testing.T) {
 		}
 	})
 }
-
-

@@ -261,8 +261,10 @@ type VapiConfig struct {
 	WebhookCredentialID string
 	// PreviousWebhookSecret is the secret a rotation replaced: it still
 	// verifies the org's webhooks until PreviousWebhookSecretUntil, so
-	// calls that began before the rotation are not refused. Zero when no
-	// rotation left one. PreviousWebhookCredentialID is the signing
+	// calls that began before the rotation are not refused. Zero with an
+	// end set: the org had no secret of its own before, and the server's
+	// shared secret (VAPI_WEBHOOK_SECRET) is the one still accepted. Both
+	// zero when no rotation left one. PreviousWebhookCredentialID is the signing
 	// credential made from it, kept in the org's Vapi account for those
 	// calls until the next rotation or save deletes it.
 	PreviousWebhookSecret       Secret
@@ -270,10 +272,10 @@ type VapiConfig struct {
 	PreviousWebhookCredentialID string
 }
 
-// PreviousSecretValid reports whether cfg's previous webhook secret still
-// verifies webhooks at now.
+// PreviousSecretValid reports whether cfg's previous webhook secret (its
+// own, or the server's shared one) still verifies webhooks at now.
 func (c VapiConfig) PreviousSecretValid(now time.Time) bool {
-	return !c.PreviousWebhookSecret.IsZero() && now.Before(c.PreviousWebhookSecretUntil)
+	return !c.PreviousWebhookSecretUntil.IsZero() && now.Before(c.PreviousWebhookSecretUntil)
 }
 
 // VapiWebhook is what verifies an org's Vapi webhooks: the secret they are
@@ -283,7 +285,8 @@ type VapiWebhook struct {
 	Secret   Secret
 	HMACOnly bool
 	// Previous is the secret a rotation replaced, which verifies webhooks
-	// too until PreviousUntil (zero: none).
+	// too until PreviousUntil (both zero: none; Previous zero before a set
+	// PreviousUntil: the server's shared secret).
 	Previous      Secret
 	PreviousUntil time.Time
 }
@@ -379,7 +382,7 @@ var catalog = []*Spec{
 			if until, err := time.Parse(time.RFC3339Nano, v["previousWebhookSecretUntil"]); err == nil {
 				cfg.PreviousWebhookSecretUntil = until
 			} else {
-				// Without a readable end the previous secret verifies nothing.
+				// Without a readable end no previous secret verifies anything.
 				cfg.PreviousWebhookSecret = Secret{}
 			}
 			return cfg

@@ -328,7 +328,7 @@ func (s *Service) VapiWebhook(ctx context.Context, orgID string) (app.VapiWebhoo
 		return app.VapiWebhook{}, app.Internal(fmt.Errorf("credentials: vapi config has type %T", cfg))
 	}
 	w := app.VapiWebhook{Secret: vc.WebhookSecret, HMACOnly: rec.WebhookHMACOnly}
-	if !vc.PreviousWebhookSecret.IsZero() && !vc.WebhookSecret.IsZero() {
+	if !vc.PreviousWebhookSecretUntil.IsZero() && !vc.WebhookSecret.IsZero() {
 		w.Previous, w.PreviousUntil = vc.PreviousWebhookSecret, vc.PreviousWebhookSecretUntil
 	}
 	return w, nil

@@ -19,8 +19,8 @@ const DefaultWebhookSecretGrace = 24 * time.Hour
 type RotationResult struct {
 	// Secret is the new secret, shown this once.
 	Secret app.Secret
-	// PreviousUntil is when the replaced secret stops being accepted (zero
-	// when the org had no secret of its own before).
+	// PreviousUntil is when the replaced secret (the server's shared one,
+	// for an org that had none of its own) stops being accepted.
 	PreviousUntil time.Time
 	// Status is Vapi's new card state (masked details only).
 	Status app.Status
@@ -60,9 +60,6 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, p app.Principal) (Rot
 		})
 		if err != nil {
 			return "", err
-		}
-		if res.PreviousUntil.IsZero() {
-			return "Webhook secret rotated.", nil
 		}
 		return "Webhook secret rotated; the previous one is accepted until " +
 			res.PreviousUntil.UTC().Format(time.RFC3339) + ".", nil
@@ -111,12 +108,12 @@ func (s *Service) rotate(ctx context.Context, p app.Principal, now time.Time) (R
 		}
 		changed = append(changed, id)
 	}
-	next.PreviousWebhookSecret, next.PreviousWebhookSecretUntil, next.PreviousWebhookCredentialID = app.Secret{}, time.Time{}, ""
-	if !stored.WebhookSecret.IsZero() {
-		next.PreviousWebhookSecret = stored.WebhookSecret
-		next.PreviousWebhookSecretUntil = now.Add(s.grace)
-		next.PreviousWebhookCredentialID = stored.WebhookCredentialID
-	}
+	// The replaced secret stays accepted for the grace period; an org that
+	// had none of its own keeps the server's shared secret that long (an
+	// empty previous secret with an end).
+	next.PreviousWebhookSecret = stored.WebhookSecret
+	next.PreviousWebhookSecretUntil = now.Add(s.grace)
+	next.PreviousWebhookCredentialID = stored.WebhookCredentialID
 	st, err := s.creds.ReplaceVapiWebhook(ctx, p.OrgID, next)
 	if err != nil {
 		return RotationResult{}, undo(app.AsError(err))

@@ -207,8 +207,12 @@ func (h *Handler) lookupSecret(ctx context.Context, orgID string) (orgcache.Entr
 	switch {
 	case err == nil && !w.Secret.IsZero():
 		e := &secretEntry{own: true, hmacOnly: w.HMACOnly, key: newSecretKey(w.Secret.Reveal())}
-		if !w.Previous.IsZero() {
+		switch {
+		case !w.Previous.IsZero():
 			e.previous, e.previousUntil = newSecretKey(w.Previous.Reveal()), w.PreviousUntil
+		case !w.PreviousUntil.IsZero():
+			// The org had no secret of its own before its rotation.
+			e.previous, e.previousUntil = h.defaultKey, w.PreviousUntil
 		}
 		return orgcache.Entry[*secretEntry]{Owner: owner, Value: e}, nil
 	case errors.Is(err, app.ErrUndecryptable):

@@ -154,3 +154,40 @@ func TestRotationOnAnotherInstance(t *testing.T) {
 		t.Errorf("the old secret within the grace period: %d, want 200", got)
 	}
 }
+
+// TestRotationFromTheSharedSecret: an org verified with the server's
+// shared secret (none of its own) that rotates keeps the shared secret
+// accepted for the grace period, and only that long.
+func TestRotationFromTheSharedSecret(t *testing.T) {
+	const shared = "server-shared-secret-for-rotation"
+	start := time.Now().UTC().Truncate(time.Second)
+	clock := apptest.NewClock(start)
+	e := newEnv(t, withOptions(webhooks.Options{Now: clock.Now, DefaultSecret: app.NewSecret(shared)}))
+	o := e.newOrg("")
+	e.setVapi(o.id, "")
+	send := func(secret string, at time.Time) int {
+		body := msg("speech-update", o.assistant, nil)
+		clock.Set(at)
+		return e.h.Handle(context.Background(), webhooks.Request{Header: hmacHeaders(secret, at.Unix(), body).canonical().Get,
+			Body: body}).Status
+	}
+	if got := send(shared, start); got != 200 {
+		t.Fatalf("before the rotation: %d", got)
+	}
+	next := "new-secret-" + apptest.RandomHex(12)
+	until := start.Add(time.Hour)
+	e.rotate(e.creds, o, next, until) // o.secret is "": the shared one was in use
+	for _, tt := range []struct {
+		name, secret string
+		at           time.Time
+		want         int
+	}{
+		{"the new secret", next, start, 200},
+		{"the shared secret within the grace period", shared, until.Add(-time.Second), 200},
+		{"the shared secret after it", shared, until, 401},
+	} {
+		if got := send(tt.secret, tt.at); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

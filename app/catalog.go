@@ -259,6 +259,23 @@ type VapiConfig struct {
 	// that BYOC's assistants sign their webhooks with (made from
 	// WebhookSecret by the last save); "" before BYOC made one.
 	WebhookCredentialID string
+	// PreviousWebhookSecret is the secret a rotation replaced: it still
+	// verifies the org's webhooks until PreviousWebhookSecretUntil, so
+	// calls that began before the rotation are not refused. Zero with an
+	// end set: the org had no secret of its own before, and the server's
+	// shared secret (VAPI_WEBHOOK_SECRET) is the one still accepted. Both
+	// zero when no rotation left one. PreviousWebhookCredentialID is the signing
+	// credential made from it, kept in the org's Vapi account for those
+	// calls until the next rotation or save deletes it.
+	PreviousWebhookSecret       Secret
+	PreviousWebhookSecretUntil  time.Time
+	PreviousWebhookCredentialID string
+}
+
+// PreviousSecretValid reports whether cfg's previous webhook secret (its
+// own, or the server's shared one) still verifies webhooks at now.
+func (c VapiConfig) PreviousSecretValid(now time.Time) bool {
+	return !c.PreviousWebhookSecretUntil.IsZero() && now.Before(c.PreviousWebhookSecretUntil)
 }
 
 // VapiWebhook is what verifies an org's Vapi webhooks: the secret they are
@@ -267,6 +284,11 @@ type VapiConfig struct {
 type VapiWebhook struct {
 	Secret   Secret
 	HMACOnly bool
+	// Previous is the secret a rotation replaced, which verifies webhooks
+	// too until PreviousUntil (both zero: none; Previous zero before a set
+	// PreviousUntil: the server's shared secret).
+	Previous      Secret
+	PreviousUntil time.Time
 }
 
 // TwilioConfig is an org's Twilio account and the numbers it sends from (E.164).
@@ -341,6 +363,11 @@ var catalog = []*Spec{
 				Invalid: `Choose the region of your Vapi organization: "us" or "eu".`,
 				Hint:    "A key works only in the region of the Vapi organization that made it."},
 			{Name: "webhookCredentialId", Label: "Webhook signing credential", Kind: FieldText, FormHidden: true, Mask: MaskHidden},
+			// What a rotation replaced, kept for its grace period; never
+			// entered, never shown.
+			{Name: "previousWebhookSecret", Label: "Previous webhook secret", Kind: FieldSecret, FormHidden: true, Mask: MaskHidden},
+			{Name: "previousWebhookSecretUntil", Label: "Previous webhook secret valid until", Kind: FieldText, FormHidden: true, Mask: MaskHidden},
+			{Name: "previousWebhookCredentialId", Label: "Previous webhook signing credential", Kind: FieldText, FormHidden: true, Mask: MaskHidden},
 		},
 		Help: []HelpItem{
 			{"Private API key", "Vapi Dashboard → API Keys → copy the private key (the public key is refused).", "https://dashboard.vapi.ai/org/api-keys"},
@@ -349,13 +376,26 @@ var catalog = []*Spec{
 		},
 		Disconnect: "Calls to your Vapi assistants stop reaching BYOC (no more call events, bookings or messages from them). The assistants stay in your Vapi account.",
 		config: func(v Values) Config {
-			return VapiConfig{APIKey: NewSecret(v["apiKey"]), WebhookSecret: NewSecret(v["webhookSecret"]), Region: VapiRegion(v["region"]),
-				WebhookCredentialID: v["webhookCredentialId"]}
+			cfg := VapiConfig{APIKey: NewSecret(v["apiKey"]), WebhookSecret: NewSecret(v["webhookSecret"]), Region: VapiRegion(v["region"]),
+				WebhookCredentialID: v["webhookCredentialId"], PreviousWebhookSecret: NewSecret(v["previousWebhookSecret"]),
+				PreviousWebhookCredentialID: v["previousWebhookCredentialId"]}
+			if until, err := time.Parse(time.RFC3339Nano, v["previousWebhookSecretUntil"]); err == nil {
+				cfg.PreviousWebhookSecretUntil = until
+			} else {
+				// Without a readable end no previous secret verifies anything.
+				cfg.PreviousWebhookSecret = Secret{}
+			}
+			return cfg
 		},
 		values: func(c Config) Values {
 			cfg := c.(VapiConfig)
-			return Values{"apiKey": cfg.APIKey.Reveal(), "webhookSecret": cfg.WebhookSecret.Reveal(), "region": string(cfg.Region),
-				"webhookCredentialId": cfg.WebhookCredentialID}
+			v := Values{"apiKey": cfg.APIKey.Reveal(), "webhookSecret": cfg.WebhookSecret.Reveal(), "region": string(cfg.Region),
+				"webhookCredentialId": cfg.WebhookCredentialID, "previousWebhookSecret": cfg.PreviousWebhookSecret.Reveal(),
+				"previousWebhookCredentialId": cfg.PreviousWebhookCredentialID}
+			if !cfg.PreviousWebhookSecretUntil.IsZero() {
+				v["previousWebhookSecretUntil"] = cfg.PreviousWebhookSecretUntil.UTC().Format(time.RFC3339Nano)
+			}
+			return v
 		},
 	},
 	{

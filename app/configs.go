@@ -40,5 +40,22 @@ type Status struct {
 	// WebhookHMACOnly is the stored row's CredentialRecord.WebhookHMACOnly
 	// (Vapi only).
 	WebhookHMACOnly bool
-	UpdatedAt       time.Time
+	// WebhookSecret describes the org's Vapi webhook secret (Vapi only,
+	// when connected); never the secret itself.
+	WebhookSecret *WebhookSecretState
+	UpdatedAt     time.Time
+}
+
+// WebhookSecretState is what the dashboard and the status API show of an
+// org's Vapi webhook secret.
+type WebhookSecretState struct {
+	// Own says the org has a secret of its own (otherwise the server's
+	// shared VAPI_WEBHOOK_SECRET verifies its webhooks).
+	Own bool
+	// RevealedAt is when the current secret was shown (nil: not yet; it
+	// can be revealed once).
+	RevealedAt *time.Time
+	// PreviousUntil is when the secret a rotation replaced stops being
+	// accepted (nil: none is accepted any more, as of the status's read).
+	PreviousUntil *time.Time
 }

@@ -31,6 +31,9 @@ type Connection struct {
 	// starts with (set for a connection whose assistants BYOC configures
 	// to sign with HMAC); saving over a stored row keeps the row's setting.
 	WebhookHMACOnly bool
+	// WebhookSecretNew says Config holds a webhook secret other than the
+	// stored one (see CredentialRecord.WebhookSecretNew).
+	WebhookSecretNew bool
 }
 
 // OutboundNumberer is implemented by configs that carry the number the

@@ -34,8 +34,16 @@ type CredentialRecord struct {
 	// X-Vapi-Secret and Authorization: Bearer credentials are refused. It is
 	// kept beside the ciphertext, not sealed in it.
 	WebhookHMACOnly bool
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// WebhookSecretRevealedAt (Vapi rows only) is when the current webhook
+	// secret was shown to an admin, by a reveal or by the rotation that
+	// made it; nil while it has not been. A secret is shown at most once.
+	WebhookSecretRevealedAt *time.Time
+	// WebhookSecretNew, on a save only, says the saved config holds a
+	// webhook secret other than the stored one, so it has not been shown
+	// yet (WebhookSecretRevealedAt is cleared); otherwise a save keeps it.
+	WebhookSecretNew bool
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // CheckOutcome is the outcome of one check of stored credentials with their

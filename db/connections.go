@@ -45,7 +45,7 @@ func (d *DB) SaveConnection(ctx context.Context, rec app.CredentialRecord, mappi
 			}
 		}
 		var err error
-		if out, err = upsertCredential(ctx, tx, rec); err != nil {
+		if out, err = upsertCredential(ctx, tx, rec, rec.WebhookSecretNew); err != nil {
 			return err
 		}
 		return notifyCache(ctx, tx, rec.OrgID, string(rec.Provider))

@@ -18,11 +18,13 @@ import (
 
 const credentialColumns = `org_id::text, provider, encrypted_config, is_active, last_verified_at,
 	coalesce(verification_error, ''), coalesce(verification_code, ''), webhook_hmac_only, created_at, updated_at,
-	last_checked_at, limited, coalesce(warning, '')`
+	last_checked_at, limited, coalesce(warning, ''), webhook_secret_revealed_at`
 
 // upsertCredential stores rec; rec.WebhookHMACOnly only applies to a new
-// row (a stored row keeps its setting).
-func upsertCredential(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord) (app.CredentialRecord, error) {
+// row (a stored row keeps its setting). A stored row keeps its
+// webhook_secret_revealed_at unless newSecret says the save changed the
+// webhook secret, which then has not been shown yet.
+func upsertCredential(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord, newSecret bool) (app.CredentialRecord, error) {
 	row := tx.QueryRow(ctx, `
 		insert into org_credentials (org_id, provider, encrypted_config, is_active, last_verified_at,
 			verification_error, verification_code, webhook_hmac_only, last_checked_at, limited, warning)
@@ -36,10 +38,11 @@ func upsertCredential(ctx context.Context, tx pgx.Tx, rec app.CredentialRecord) 
 			verification_code  = excluded.verification_code,
 			limited            = excluded.limited,
 			warning            = excluded.warning,
+			webhook_secret_revealed_at = case when $10 then null else org_credentials.webhook_secret_revealed_at end,
 			updated_at         = now()
 		returning `+credentialColumns,
 		rec.OrgID, string(rec.Provider), rec.Ciphertext, rec.LastVerifiedAt, rec.VerificationError, rec.VerificationCode,
-		rec.WebhookHMACOnly, rec.Limited, rec.Warning)
+		rec.WebhookHMACOnly, rec.Limited, rec.Warning, newSecret)
 	return scanCredential(row)
 }
 
@@ -181,12 +184,75 @@ func (d *DB) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app
 	return out, nil
 }
 
+// ReplaceVapiWebhookSecret stores ciphertext, the org's Vapi config with a
+// rotated webhook secret, in place of the stored one, marks the new secret
+// as shown (the rotation answers it) and returns the row as it now is. The
+// row's verification state, HMAC-only setting and mappings are left alone;
+// the notification it publishes is for Vapi, whose caches hold the secret.
+// It returns ENotConfigured when no active Vapi credentials are stored.
+func (d *DB) ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphertext []byte) (app.CredentialRecord, error) {
+	var out app.CredentialRecord
+	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
+		row := tx.QueryRow(ctx, `
+			update org_credentials set encrypted_config = $2, webhook_secret_revealed_at = now(), updated_at = now()
+			where org_id = $1 and provider = 'vapi' and is_active
+			returning `+credentialColumns,
+			orgID, ciphertext)
+		var err error
+		out, err = scanCredential(row)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notConfigured(app.Vapi)
+		}
+		if err != nil {
+			return err
+		}
+		return notifyCache(ctx, tx, orgID, string(app.Vapi))
+	})
+	if err != nil {
+		return app.CredentialRecord{}, wrapCredentialErr("rotate the webhook secret of", app.Vapi, err)
+	}
+	return out, nil
+}
+
+// ClaimWebhookSecretReveal marks the org's current Vapi webhook secret as
+// shown and returns the row it was read from, in one statement, so that of
+// any number of concurrent claims on any instance exactly one succeeds. It
+// returns ENotConfigured when no active Vapi credentials are stored and
+// EConflict when the current secret was already shown. Only the status
+// changes (its notification is app.StatusScope): the cached secrets stay.
+func (d *DB) ClaimWebhookSecretReveal(ctx context.Context, orgID string) (app.CredentialRecord, error) {
+	var out app.CredentialRecord
+	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
+		row := tx.QueryRow(ctx, `
+			update org_credentials set webhook_secret_revealed_at = now()
+			where org_id = $1 and provider = 'vapi' and is_active and webhook_secret_revealed_at is null
+			returning `+credentialColumns,
+			orgID)
+		var err error
+		out, err = scanCredential(row)
+		if errors.Is(err, pgx.ErrNoRows) {
+			if rec, gerr := getCredential(ctx, tx, orgID, app.Vapi); gerr != nil || !rec.IsActive {
+				return notConfigured(app.Vapi)
+			}
+			return app.Errorf(app.EConflict, "The webhook secret was already shown once. Rotate it to get a new one.")
+		}
+		if err != nil {
+			return err
+		}
+		return notifyCache(ctx, tx, orgID, string(app.StatusScope))
+	})
+	if err != nil {
+		return app.CredentialRecord{}, wrapCredentialErr("reveal the webhook secret of", app.Vapi, err)
+	}
+	return out, nil
+}
+
 func scanCredential(row pgx.Row) (app.CredentialRecord, error) {
 	var rec app.CredentialRecord
 	var provider string
 	err := row.Scan(&rec.OrgID, &provider, &rec.Ciphertext, &rec.IsActive, &rec.LastVerifiedAt,
 		&rec.VerificationError, &rec.VerificationCode, &rec.WebhookHMACOnly, &rec.CreatedAt, &rec.UpdatedAt,
-		&rec.LastCheckedAt, &rec.Limited, &rec.Warning)
+		&rec.LastCheckedAt, &rec.Limited, &rec.Warning, &rec.WebhookSecretRevealedAt)
 	rec.Provider = app.Provider(provider)
 	return rec, err
 }

@@ -181,6 +181,9 @@ type Card struct {
 	// NextForm, when set, becomes the provider's settings dialog's form
 	// (the Configure form again after a disconnect).
 	NextForm *ConfigureForm
+	// ShownSecret is the webhook secret a rotation or reveal answers, shown
+	// on the card this once with a copy button; zero otherwise.
+	ShownSecret app.Secret
 }
 
 // Notice is a one-line outcome; Kind is one of the Flash* kinds.
@@ -317,6 +320,40 @@ func (c Card) details() []detail {
 // setting: for a stored connection of a provider whose assistants BYOC
 // configures.
 func (c Card) webhookSigning() bool { return c.Spec.ManagesAssistants && c.stored() }
+
+// webhookSecret reports whether the card shows the webhook secret's state
+// and controls (a stored connection of a provider that manages
+// assistants).
+func (c Card) webhookSecret() bool {
+	return c.Spec.ManagesAssistants && c.Status.Connected && c.Status.WebhookSecret != nil
+}
+
+// secretOwn says whether the org has a webhook secret of its own.
+func (c Card) secretOwn() bool { return c.Status.WebhookSecret != nil && c.Status.WebhookSecret.Own }
+
+// canReveal says whether the current secret may still be revealed: an
+// own secret that was never shown.
+func (c Card) canReveal() bool {
+	return c.secretOwn() && c.Status.WebhookSecret.RevealedAt == nil && c.ShownSecret.IsZero()
+}
+
+// secretRevealedWhen is when the current secret was shown, for the card
+// ("" when it was not).
+func (c Card) secretRevealedWhen() string {
+	if c.Status.WebhookSecret == nil || c.Status.WebhookSecret.RevealedAt == nil {
+		return ""
+	}
+	return c.Status.WebhookSecret.RevealedAt.UTC().Format("2 Jan 2006 15:04 MST")
+}
+
+// previousUntil is when the secret a rotation replaced stops being
+// accepted ("" when none is).
+func (c Card) previousUntil() string {
+	if c.Status.WebhookSecret == nil || c.Status.WebhookSecret.PreviousUntil == nil {
+		return ""
+	}
+	return c.Status.WebhookSecret.PreviousUntil.UTC().Format("2 Jan 2006 15:04 MST")
+}
 
 // hmacOnlyAttr is the setting as an attribute value, "true" or "false".
 func (c Card) hmacOnlyAttr() string { return strconv.FormatBool(c.Status.WebhookHMACOnly) }

@@ -81,6 +81,11 @@ type Config struct {
 	// rotation before it stops accepting connections (SHUTDOWN_DRAIN).
 	ShutdownDrain time.Duration
 
+	// WebhookSecretGrace is how long an org's Vapi webhook secret keeps
+	// verifying webhooks after a rotation replaced it
+	// (WEBHOOK_SECRET_GRACE).
+	WebhookSecretGrace time.Duration
+
 	// Generated lists the secrets made up for this development setup (and
 	// kept in DataDir); main warns about them.
 	Generated []string
@@ -228,6 +233,11 @@ func Load(get Lookup) (*Config, error) {
 	c.ShutdownDrain, err = time.ParseDuration(str("SHUTDOWN_DRAIN", "0s"))
 	if err != nil || c.ShutdownDrain < 0 || c.ShutdownDrain > time.Minute {
 		bad("SHUTDOWN_DRAIN must be a Go duration between 0s and 1m, such as 3s")
+	}
+
+	c.WebhookSecretGrace, err = time.ParseDuration(str("WEBHOOK_SECRET_GRACE", "24h"))
+	if err != nil || c.WebhookSecretGrace < time.Second || c.WebhookSecretGrace > 7*24*time.Hour {
+		bad("WEBHOOK_SECRET_GRACE must be a Go duration between 1s and 168h, such as 24h")
 	}
 
 	count := func(name string, def int) int {

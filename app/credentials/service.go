@@ -37,6 +37,8 @@ type Store interface {
 	ListCredentials(ctx context.Context, orgID string) ([]app.CredentialRecord, error)
 	RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (app.CredentialRecord, error)
 	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.CredentialRecord, error)
+	ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphertext []byte) (app.CredentialRecord, error)
+	ClaimWebhookSecretReveal(ctx context.Context, orgID string) (app.CredentialRecord, error)
 }
 
 // Default cache lifetimes.
@@ -194,7 +196,7 @@ func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error
 		return app.Status{}, app.Internal(fmt.Errorf("credentials: seal %s config: %w", p, err))
 	}
 	rec := app.CredentialRecord{OrgID: c.OrgID, Provider: p, Ciphertext: ct, WebhookHMACOnly: c.WebhookHMACOnly,
-		Limited: c.Limited, Warning: c.Warning}
+		WebhookSecretNew: c.WebhookSecretNew, Limited: c.Limited, Warning: c.Warning}
 	if !c.Limited {
 		rec.Warning = ""
 	}
@@ -208,7 +210,7 @@ func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error
 		return app.Status{}, app.AsError(err)
 	}
 	s.log.InfoContext(ctx, "credentials saved", "org_id", c.OrgID, "provider", p)
-	return statusOf(rec, c.Config), nil
+	return statusOf(rec, c.Config, s.now()), nil
 }
 
 // Delete deletes the org's credentials for provider p together with the
@@ -325,7 +327,81 @@ func (s *Service) VapiWebhook(ctx context.Context, orgID string) (app.VapiWebhoo
 	if !ok {
 		return app.VapiWebhook{}, app.Internal(fmt.Errorf("credentials: vapi config has type %T", cfg))
 	}
-	return app.VapiWebhook{Secret: vc.WebhookSecret, HMACOnly: rec.WebhookHMACOnly}, nil
+	w := app.VapiWebhook{Secret: vc.WebhookSecret, HMACOnly: rec.WebhookHMACOnly}
+	if !vc.PreviousWebhookSecretUntil.IsZero() && !vc.WebhookSecret.IsZero() {
+		w.Previous, w.PreviousUntil = vc.PreviousWebhookSecret, vc.PreviousWebhookSecretUntil
+	}
+	return w, nil
+}
+
+// VapiFresh returns the org's Vapi config read from the store, never from
+// a cache: what a change made under the org's lock must start from, even
+// when another instance wrote it a moment ago. Errors as Get.
+func (s *Service) VapiFresh(ctx context.Context, orgID string) (app.VapiConfig, error) {
+	cfg, err := s.get(ctx, orgID, app.Vapi, false)
+	if err != nil {
+		return app.VapiConfig{}, err
+	}
+	vc, ok := cfg.(app.VapiConfig)
+	if !ok {
+		return app.VapiConfig{}, app.Internal(fmt.Errorf("credentials: vapi config has type %T", cfg))
+	}
+	return vc, nil
+}
+
+// ReplaceVapiWebhook stores cfg, the org's Vapi config after a rotation of
+// its webhook secret (the new secret and signing credential, the previous
+// ones with the end of their grace period), in place of the stored config,
+// and marks the new secret as shown: the rotation answers it. The row's
+// verification state, HMAC-only setting and assistant mappings stay. Every
+// cache of the org's Vapi credentials (the webhook routing's secret entry
+// among them) is dropped here and, through the database's notification in
+// the same transaction, on every other instance. It returns ENotConfigured
+// when no active Vapi credentials are stored and EInternal when sealing or
+// the store fails.
+func (s *Service) ReplaceVapiWebhook(ctx context.Context, orgID string, cfg app.VapiConfig) (app.Status, error) {
+	ct, err := Seal(s.kr, orgID, cfg)
+	if err != nil {
+		return app.Status{}, app.Internal(fmt.Errorf("credentials: seal vapi config: %w", err))
+	}
+	rec, err := s.store.ReplaceVapiWebhookSecret(ctx, orgID, ct)
+	s.Invalidate(orgID, string(app.Vapi))
+	if err != nil {
+		return app.Status{}, app.AsError(err)
+	}
+	s.log.InfoContext(ctx, "vapi webhook secret rotated", "org_id", orgID)
+	return statusOf(rec, cfg, s.now()), nil
+}
+
+// RevealVapiWebhookSecret returns the org's current Vapi webhook secret,
+// once: the first call for a secret marks it as shown (atomically in the
+// database, so concurrent calls on any number of instances show it at
+// most once) and every later call returns EConflict until a rotation or
+// a save with another secret. It returns ENotConfigured when no Vapi
+// credentials are stored (or they cannot be decrypted) and when the org
+// has no secret of its own (a rotation makes one), and EInternal when the
+// store fails. The secret is never logged.
+func (s *Service) RevealVapiWebhookSecret(ctx context.Context, orgID string) (app.Secret, app.Status, error) {
+	rec, err := s.store.ClaimWebhookSecretReveal(ctx, orgID)
+	s.Invalidate(orgID, string(app.StatusScope))
+	if err != nil {
+		return app.Secret{}, app.Status{}, app.AsError(err)
+	}
+	cfg, err := s.open(ctx, rec)
+	if err != nil {
+		return app.Secret{}, app.Status{}, &app.Error{Code: app.ENotConfigured,
+			Message: "The stored Vapi credentials can no longer be decrypted; please enter them again.", Cause: err}
+	}
+	vc, ok := cfg.(app.VapiConfig)
+	if !ok {
+		return app.Secret{}, app.Status{}, app.Internal(fmt.Errorf("credentials: vapi config has type %T", cfg))
+	}
+	if vc.WebhookSecret.IsZero() {
+		return app.Secret{}, app.Status{}, app.Errorf(app.ENotConfigured,
+			"This organization has no webhook secret of its own yet. Rotate to create one.")
+	}
+	s.log.InfoContext(ctx, "vapi webhook secret revealed", "org_id", orgID)
+	return vc.WebhookSecret, statusOf(rec, cfg, s.now()), nil
 }
 
 // SetWebhookHMACOnly sets whether the org's Vapi webhooks are accepted only

@@ -3,6 +3,7 @@ package credentials
 import (
 	"context"
 	"maps"
+	"time"
 
 	"byoc/app"
 )
@@ -44,22 +45,22 @@ func (s *Service) Statuses(ctx context.Context, orgID string) ([]app.Status, err
 // status opens rec and returns its status.
 func (s *Service) status(ctx context.Context, rec app.CredentialRecord) app.Status {
 	if !rec.IsActive {
-		return statusOf(rec, nil)
+		return statusOf(rec, nil, s.now())
 	}
 	cfg, err := s.open(ctx, rec)
 	if err != nil {
-		st := statusOf(rec, nil)
+		st := statusOf(rec, nil, s.now())
 		st.NeedsAttention = true
 		st.VerificationError = undecryptableStatus(err)
 		st.VerificationCode = ""
 		return st
 	}
-	return statusOf(rec, cfg)
+	return statusOf(rec, cfg, s.now())
 }
 
 // statusOf is the status of rec, whose config is cfg (nil when it is not
-// usable: inactive or unreadable).
-func statusOf(rec app.CredentialRecord, cfg app.Config) app.Status {
+// usable: inactive or unreadable), at time now.
+func statusOf(rec app.CredentialRecord, cfg app.Config, now time.Time) app.Status {
 	st := app.Status{Provider: rec.Provider, LastVerified: rec.LastVerifiedAt, LastChecked: rec.LastCheckedAt,
 		UpdatedAt: rec.UpdatedAt, WebhookHMACOnly: rec.WebhookHMACOnly}
 	if cfg == nil {
@@ -71,6 +72,14 @@ func statusOf(rec app.CredentialRecord, cfg app.Config) app.Status {
 	st.NeedsAttention = rec.VerificationError != ""
 	st.Limited, st.Warning = rec.Limited, rec.Warning
 	st.Details = app.MustDescribe(rec.Provider).Masked(cfg)
+	if vc, ok := cfg.(app.VapiConfig); ok {
+		ws := &app.WebhookSecretState{Own: !vc.WebhookSecret.IsZero(), RevealedAt: rec.WebhookSecretRevealedAt}
+		if vc.PreviousSecretValid(now) {
+			until := vc.PreviousWebhookSecretUntil
+			ws.PreviousUntil = &until
+		}
+		st.WebhookSecret = ws
+	}
 	return st
 }
 
@@ -86,6 +95,10 @@ func cloneStatuses(in []app.Status) []app.Status {
 			st.LastChecked = &t
 		}
 		st.Details = maps.Clone(st.Details)
+		if st.WebhookSecret != nil {
+			ws := *st.WebhookSecret
+			st.WebhookSecret = &ws
+		}
 		out[i] = st
 	}
 	return out

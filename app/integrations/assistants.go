@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf16"
 
 	"byoc/app"
@@ -81,17 +82,38 @@ func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn 
 		if err != nil {
 			return err
 		}
+		keep := keepsPreviousSecret(cfg, previous, s.now())
+		if keep {
+			cfg.PreviousWebhookSecret = previous.PreviousWebhookSecret
+			cfg.PreviousWebhookSecretUntil = previous.PreviousWebhookSecretUntil
+			cfg.PreviousWebhookCredentialID = previous.PreviousWebhookCredentialID
+		}
 		conn.Config = cfg
 		conn.WebhookHMACOnly = true
+		conn.WebhookSecretNew = cfg.WebhookSecret.Reveal() != previous.WebhookSecret.Reveal()
 		conn.Assistants, conn.Outbound = s.connectionRows(ctx, p.OrgID, set)
 		if res.Status, err = s.creds.Save(ctx, conn); err != nil {
 			return err
 		}
 		s.retireSigningCredential(ctx, p.OrgID, previous)
+		if !keep && previous.PreviousWebhookCredentialID != "" {
+			s.retireSigningCredential(ctx, p.OrgID, app.VapiConfig{APIKey: previous.APIKey, Region: previous.Region,
+				WebhookCredentialID: previous.PreviousWebhookCredentialID})
+		}
 		res.InboundAssistantID, res.OutboundAssistantID = set.inbound.ID, set.outbound.ID
 		res.Detail = joinDetail(res.Detail, set.summary())
 		return nil
 	})
+}
+
+// keepsPreviousSecret reports whether a save of cfg over the stored
+// config previous keeps the secret a rotation replaced accepted for the
+// rest of its grace period: the save keeps the current secret and the
+// Vapi account (a save after a rotation must not cut calls still signed
+// with the previous secret short).
+func keepsPreviousSecret(cfg, previous app.VapiConfig, now time.Time) bool {
+	return previous.PreviousSecretValid(now) && cfg.WebhookSecret.Reveal() == previous.WebhookSecret.Reveal() &&
+		cfg.APIKey.Reveal() == previous.APIKey.Reveal() && cfg.Region == previous.Region
 }
 
 // signingCredential creates the webhook credential the org's assistants

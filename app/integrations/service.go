@@ -48,6 +48,11 @@ const (
 	// ActionWebhookSigning changes whether Vapi's webhooks must be
 	// HMAC-signed (SetWebhookHMACOnly).
 	ActionWebhookSigning = "credentials.webhook_signing"
+	// ActionRotateSecret replaces the org's Vapi webhook secret
+	// (RotateWebhookSecret); ActionRevealSecret shows it once
+	// (RevealWebhookSecret).
+	ActionRotateSecret = "credentials.rotate_secret"
+	ActionRevealSecret = "credentials.reveal_secret"
 )
 
 // Credentials is what the service needs of the credential service;
@@ -59,6 +64,9 @@ type Credentials interface {
 	Statuses(ctx context.Context, orgID string) ([]app.Status, error)
 	RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification, verificationErr error) (app.Status, error)
 	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.Status, error)
+	VapiFresh(ctx context.Context, orgID string) (app.VapiConfig, error)
+	ReplaceVapiWebhook(ctx context.Context, orgID string, cfg app.VapiConfig) (app.Status, error)
+	RevealVapiWebhookSecret(ctx context.Context, orgID string) (app.Secret, app.Status, error)
 }
 
 // Verifier asks a provider whether it accepts an org's config. It returns
@@ -203,6 +211,9 @@ type Options struct {
 	// Metrics counts every verification by provider, trigger and outcome
 	// (nil: none are counted).
 	Metrics Metrics
+	// WebhookSecretGrace is how long a rotated-out Vapi webhook secret
+	// keeps verifying webhooks (default DefaultWebhookSecretGrace).
+	WebhookSecretGrace time.Duration
 }
 
 // SaveResult is the outcome of a successful save.
@@ -254,6 +265,7 @@ type Service struct {
 	now         func() time.Time
 	log         *slog.Logger
 	metrics     Metrics
+	grace       time.Duration
 }
 
 // New returns a Service. It panics when a required field of deps is nil, or
@@ -288,6 +300,10 @@ func New(deps Deps, opts Options) *Service {
 		now:         opts.Now,
 		log:         opts.Logger,
 		metrics:     opts.Metrics,
+		grace:       opts.WebhookSecretGrace,
+	}
+	if s.grace <= 0 {
+		s.grace = DefaultWebhookSecretGrace
 	}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}

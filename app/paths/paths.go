@@ -110,6 +110,12 @@ const (
 	// webhooks on or off.
 	VapiWebhookSigning = IntegrationsPrefix + "/vapi/webhook-signing"
 
+	// VapiWebhookSecretRotate replaces the org's Vapi webhook secret and
+	// answers the new one; VapiWebhookSecretReveal shows the current one,
+	// once.
+	VapiWebhookSecretRotate = IntegrationsPrefix + "/vapi/webhook-secret/rotate"
+	VapiWebhookSecretReveal = IntegrationsPrefix + "/vapi/webhook-secret/reveal"
+
 	// GoogleConnect starts Google's sign-in; Google sends the browser back
 	// to GoogleCallback.
 	GoogleConnect  = IntegrationsPrefix + "/google_calendar/connect"

@@ -181,7 +181,8 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Google:      oauth,
 		States:      database,
 		Sealer:      kr,
-	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now, Metrics: m})
+	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now, Metrics: m,
+		WebhookSecretGrace: cfg.WebhookSecretGrace})
 
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
 	if err != nil {

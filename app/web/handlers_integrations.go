@@ -317,7 +317,10 @@ func nullable(s string) any {
 // code such as "reconnect_needed") and the masked details flattened in
 // ("apiKey": "••••abcd", "phoneNumber": "+1202•••1234"); a stored
 // connection of a provider whose assistants BYOC configures (Vapi) adds
-// webhookHmacOnly.
+// webhookHmacOnly and, when connected, webhookSecret: {own (the org has a
+// secret of its own), revealedAt (when the current secret was shown, or
+// null: it can be revealed once), previousValidUntil (when the secret a
+// rotation replaced stops being accepted, or null)}; never the secret.
 func statusData(sts []app.Status) map[string]map[string]any {
 	byProvider := make(map[app.Provider]app.Status, len(sts))
 	for _, st := range sts {
@@ -355,6 +358,16 @@ func statusData(sts []app.Status) map[string]map[string]any {
 		}
 		if app.MustDescribe(p).ManagesAssistants && (st.Connected || st.NeedsAttention) {
 			e["webhookHmacOnly"] = st.WebhookHMACOnly
+		}
+		if ws := st.WebhookSecret; ws != nil {
+			w := map[string]any{"own": ws.Own, "revealedAt": nil, "previousValidUntil": nil}
+			if ws.RevealedAt != nil {
+				w["revealedAt"] = ws.RevealedAt.UTC()
+			}
+			if ws.PreviousUntil != nil {
+				w["previousValidUntil"] = ws.PreviousUntil.UTC()
+			}
+			e["webhookSecret"] = w
 		}
 		out[p.JSONKey()] = e
 	}

@@ -88,6 +88,8 @@ func (s *Server) routes() {
 	a.Post(paths.AttemptCancelRoute, s.cancelAttempt)
 	a.Delete(paths.IntegrationRoute, s.disconnectIntegration)
 	a.Post(paths.VapiWebhookSigning, s.setWebhookSigning)
+	a.Post(paths.VapiWebhookSecretRotate, s.limitProviderCalls, s.rotateWebhookSecret)
+	a.Post(paths.VapiWebhookSecretReveal, s.revealWebhookSecret)
 
 	// Members and invitations (settings area and API), joining by
 	// invitation, password reset by e-mail and the user's own account.

@@ -157,6 +157,8 @@ type Integrations interface {
 	Verify(ctx context.Context, p app.Principal, provider app.Provider) (integrations.VerifyResult, error)
 	Disconnect(ctx context.Context, p app.Principal, provider app.Provider) (app.Status, error)
 	SetWebhookHMACOnly(ctx context.Context, p app.Principal, hmacOnly *bool) (app.Status, error)
+	RotateWebhookSecret(ctx context.Context, p app.Principal) (integrations.RotationResult, error)
+	RevealWebhookSecret(ctx context.Context, p app.Principal) (app.Secret, app.Status, error)
 	// Google Calendar's sign-in.
 	GoogleReady() bool
 	ConnectURL(ctx context.Context, p app.Principal, sessionBinding string) (string, error)

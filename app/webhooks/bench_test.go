@@ -106,3 +106,35 @@ func BenchmarkColdResolution(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWarmPathAfterRotation measures the warm path of an org inside
+// its rotation's grace period: a webhook signed with the new secret (one
+// check, as before any rotation) and one signed with the previous secret
+// (the current one refuses it first, then the previous one verifies it).
+func BenchmarkWarmPathAfterRotation(b *testing.B) {
+	e := quietEnv(b)
+	o := e.newOrg("bench-old-secret-0123456789abcdef")
+	next := "bench-new-secret-0123456789abcdef"
+	e.rotate(e.creds, o, next, time.Now().Add(time.Hour))
+	body := body2KiB(b, o.assistant)
+	now := time.Now()
+	for _, m := range []struct{ name, secret string }{{"hmac-current", next}, {"hmac-previous", o.secret}} {
+		b.Run(m.name, func(b *testing.B) {
+			r := req(body, hmacHeaders(m.secret, now.Unix(), body), now)
+			if got := e.h.Handle(context.Background(), r); got.Status != http.StatusOK {
+				b.Fatalf("warm-up: %d", got.Status)
+			}
+			q := e.queries.n.Load()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if got := e.h.Handle(context.Background(), r); got.Status != http.StatusOK {
+					b.Fatalf("status %d", got.Status)
+				}
+			}
+			if n := e.queries.n.Load() - q; n != 0 {
+				b.Fatalf("the warm path sent %d statements to PostgreSQL", n)
+			}
+		})
+	}
+}

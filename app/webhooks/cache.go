@@ -34,6 +34,25 @@ var errUnknownAssistant = errors.New("webhooks: unknown assistant")
 type secretEntry struct {
 	own, unreadable, hmacOnly bool
 	key                       secretKey
+	// previous is the secret a rotation replaced, which verifies the
+	// org's webhooks too before previousUntil (empty: none).
+	previous      secretKey
+	previousUntil time.Time
+}
+
+// orgKeys are what verifies one org's webhooks: its key, whether only an
+// HMAC signature counts, and the key a rotation replaced with the end of
+// its grace period (empty: none).
+type orgKeys struct {
+	key           secretKey
+	hmacOnly      bool
+	previous      secretKey
+	previousUntil time.Time
+}
+
+// previousAt returns the replaced key when it still verifies at now.
+func (k orgKeys) previousAt(now time.Time) (secretKey, bool) {
+	return k.previous, k.previous.value != "" && now.Before(k.previousUntil)
 }
 
 // errSecretUnreadable refuses a delivery for an org whose stored webhook
@@ -136,6 +155,12 @@ func (h *Handler) lookupMapping(ctx context.Context, assistantID string) (orgcac
 // Each call is a credential read: counted in Options.Metrics and logged at
 // debug level (the org, whether the cache answered, how long it took).
 func (h *Handler) secret(ctx context.Context, orgID string) (key secretKey, hmacOnly bool, err error) {
+	k, err := h.keys(ctx, orgID)
+	return k.key, k.hmacOnly, err
+}
+
+// keys is secret with the replaced key of a rotation and its grace period.
+func (h *Handler) keys(ctx context.Context, orgID string) (orgKeys, error) {
 	var start time.Time
 	debug := h.log.Enabled(ctx, slog.LevelDebug)
 	if debug {
@@ -147,15 +172,15 @@ func (h *Handler) secret(ctx context.Context, orgID string) (key secretKey, hmac
 		h.logRead(ctx, orgID, hit, start, err)
 	}
 	if err != nil {
-		return secretKey{}, false, fmt.Errorf("webhook secret: %w", err)
+		return orgKeys{}, fmt.Errorf("webhook secret: %w", err)
 	}
 	switch {
 	case e.unreadable:
-		return secretKey{}, false, errSecretUnreadable
+		return orgKeys{}, errSecretUnreadable
 	case e.own:
-		return e.key, e.hmacOnly, nil
+		return orgKeys{key: e.key, hmacOnly: e.hmacOnly, previous: e.previous, previousUntil: e.previousUntil}, nil
 	}
-	return h.defaultKey, e.hmacOnly, nil
+	return orgKeys{key: h.defaultKey, hmacOnly: e.hmacOnly}, nil
 }
 
 // logRead writes the debug line of one webhook secret read, as the
@@ -181,8 +206,15 @@ func (h *Handler) lookupSecret(ctx context.Context, orgID string) (orgcache.Entr
 	w, err := h.deps.Credentials.VapiWebhook(ctx, orgID)
 	switch {
 	case err == nil && !w.Secret.IsZero():
-		return orgcache.Entry[*secretEntry]{Owner: owner,
-			Value: &secretEntry{own: true, hmacOnly: w.HMACOnly, key: newSecretKey(w.Secret.Reveal())}}, nil
+		e := &secretEntry{own: true, hmacOnly: w.HMACOnly, key: newSecretKey(w.Secret.Reveal())}
+		switch {
+		case !w.Previous.IsZero():
+			e.previous, e.previousUntil = newSecretKey(w.Previous.Reveal()), w.PreviousUntil
+		case !w.PreviousUntil.IsZero():
+			// The org had no secret of its own before its rotation.
+			e.previous, e.previousUntil = h.defaultKey, w.PreviousUntil
+		}
+		return orgcache.Entry[*secretEntry]{Owner: owner, Value: e}, nil
 	case errors.Is(err, app.ErrUndecryptable):
 		return orgcache.Entry[*secretEntry]{Owner: owner, Value: &secretEntry{unreadable: true}, TTL: h.opts.NegativeTTL}, nil
 	case err == nil:

@@ -409,12 +409,21 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 		return respUnavailable, OutcomeError
 	}
 	t.orgID = orgID
-	key, hmacOnly, err := h.secret(ctx, orgID)
+	keys, err := h.keys(ctx, orgID)
 	if err != nil {
 		t.err = err
 		return respUnavailable, OutcomeError
 	}
-	v := verify(r.Header, r.Body, key, hmacOnly, r.ReceivedAt, h.opts.Tolerance)
+	v := verify(r.Header, r.Body, keys.key, keys.hmacOnly, r.ReceivedAt, h.opts.Tolerance)
+	if !v.ok {
+		// Only a delivery the current secret refuses pays for the second
+		// check: one signed before a rotation, inside its grace period.
+		if prev, ok := keys.previousAt(r.ReceivedAt); ok {
+			if pv := verify(r.Header, r.Body, prev, keys.hmacOnly, r.ReceivedAt, h.opts.Tolerance); pv.ok {
+				v = pv
+			}
+		}
+	}
 	h.observeVerify(time.Since(begin))
 	if !v.ok {
 		t.failedCheck = v.failure

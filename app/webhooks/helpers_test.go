@@ -105,6 +105,13 @@ func (c *countingEvents) RecordCallEvent(ctx context.Context, e app.CallEvent) (
 	return c.inner.RecordCallEvent(ctx, e)
 }
 
+func (c *countingEvents) SetCallEventOutcome(ctx context.Context, orgID, dedupKey, outcome string) error {
+	if c.fail.Load() {
+		return fmt.Errorf("test: the database is down")
+	}
+	return c.inner.SetCallEventOutcome(ctx, orgID, dedupKey, outcome)
+}
+
 // env is a handler wired to the real database (through a pool of its own
 // whose statements are counted), the real credential service and the real
 // Twilio client pointed at the sandbox stand-in.

@@ -48,6 +48,9 @@ const (
 	// ActionWebhookSigning changes whether Vapi's webhooks must be
 	// HMAC-signed (SetWebhookHMACOnly).
 	ActionWebhookSigning = "credentials.webhook_signing"
+	// ActionRotateSecret: a Vapi save replaced the webhook secret the
+	// org's assistants sign with (written besides the save's own entry).
+	ActionRotateSecret = "credentials.rotate_secret"
 )
 
 // Credentials is what the service needs of the credential service;

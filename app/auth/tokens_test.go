@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -278,5 +279,32 @@ func TestTokensRememberedTokensStillExpire(t *testing.T) {
 		if _, err := tk.Parse(bad); app.ErrorCode(err) != app.EUnauthorized {
 			t.Errorf("%s: err = %v, want unauthorized", name, err)
 		}
+	}
+}
+
+// A token handed to Parse may share memory that its caller reuses (the
+// HTTP server's request buffer): the next token in that memory must never
+// be answered with the claims remembered for the previous one.
+func TestTokensParseOwnsItsKeys(t *testing.T) {
+	tk := newTokens(t)
+	a, err := tk.Issue(app.Principal{UserID: "11111111-1111-4111-8111-111111111111", OrgID: testOrg}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tk.Issue(app.Principal{UserID: "22222222-2222-4222-8222-222222222222", OrgID: testOrg}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Value) != len(b.Value) {
+		t.Fatalf("tokens of %d and %d bytes", len(a.Value), len(b.Value))
+	}
+	buf := []byte(a.Value)
+	if c, err := tk.Parse(unsafe.String(&buf[0], len(buf))); err != nil || c.UserID != "11111111-1111-4111-8111-111111111111" {
+		t.Fatalf("first token: %+v, %v", c, err)
+	}
+	copy(buf, b.Value)
+	c, err := tk.Parse(unsafe.String(&buf[0], len(buf)))
+	if err != nil || c.UserID != "22222222-2222-4222-8222-222222222222" {
+		t.Fatalf("the second token in the same memory parsed as %+v, %v", c, err)
 	}
 }

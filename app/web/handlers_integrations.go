@@ -287,11 +287,11 @@ func (s *Server) card(c *fiber.Ctx, a auth.Account, st app.Status, result *views
 		}
 		card.Assistants = ms
 		if s.deps.Activity != nil {
-			at, any, err := s.deps.Activity.LastDelivery(c.UserContext(), a.Principal)
+			at, seen, err := s.deps.Activity.LastDelivery(c.UserContext(), a.Principal)
 			if err != nil {
 				s.log.ErrorContext(c.UserContext(), "reading the last delivery for the card failed", "org_id", a.Principal.OrgID, "err", err)
 			} else {
-				card.LastDelivery = &views.LastDelivery{At: at, Any: any}
+				card.LastDelivery = &views.LastDelivery{At: at, Any: seen}
 			}
 		}
 	}

@@ -400,3 +400,47 @@ func TestDeliveriesAPI(t *testing.T) {
 	})
 	apptest.AssertNoSecret(t, "the deliveries", b.api(http.MethodGet, "/api/webhooks/deliveries", nil, token).body, secret, key)
 }
+
+// TestSecretRotationAudited: a Vapi save that replaces the webhook secret
+// writes a rotation entry besides the save's; saving the same secret again
+// does not. Neither holds the secret.
+func TestSecretRotationAudited(t *testing.T) {
+	e := newEnv(t)
+	first := "whsec-" + apptest.RandomHex(16)
+	b, token, key, _ := connectVapiKey(t, e, first)
+	rotations := func() []any {
+		t.Helper()
+		res := b.api(http.MethodGet, "/api/audit?action=credentials.rotate_secret", nil, token)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("audit: %d %s", res.StatusCode, res.body)
+		}
+		return envelopeData(t, res)["entries"].([]any)
+	}
+	if got := rotations(); len(got) != 0 {
+		t.Fatalf("the first save is not a rotation: %v", got)
+	}
+	save := func(secret string) {
+		t.Helper()
+		res := b.api(http.MethodPost, "/api/integrations/vapi", map[string]string{"apiKey": key, "webhookSecret": secret}, token)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("save: %d %s", res.StatusCode, res.body)
+		}
+	}
+	save(first)
+	if got := rotations(); len(got) != 0 {
+		t.Fatalf("saving the same secret is not a rotation: %v", got)
+	}
+	second := "whsec-" + apptest.RandomHex(16)
+	save(second)
+	got := rotations()
+	if len(got) != 1 {
+		t.Fatalf("rotations %v, want 1", got)
+	}
+	en := got[0].(map[string]any)
+	if en["provider"] != "vapi" || en["outcome"] != "success" || en["description"] != "Rotated the webhook secret" {
+		t.Fatalf("rotation entry %v", en)
+	}
+	res := b.api(http.MethodGet, "/api/audit", nil, token)
+	apptest.AssertNoSecret(t, "the audit log", res.body, first, second, key)
+	apptest.AssertNoSecret(t, "the activity page", b.get("/settings/activity").body, first, second, key)
+}

@@ -174,7 +174,7 @@ func (d *DB) readInOrg(ctx context.Context, orgID, userID, sql string, args []an
 	b.Queue(`select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`,
 		RoleAuthenticated, string(raw)).Exec(func(pgconn.CommandTag) error { return nil })
 	b.Queue(sql, args...).QueryRow(func(row pgx.Row) error { return row.Scan(dest...) })
-	return d.Pool.SendBatch(ctx, &b).Close()
+	return unavailable(d.Pool.SendBatch(ctx, &b).Close())
 }
 
 // errRedactedURL replaces pgx's parse errors, which may quote the connection

@@ -364,6 +364,7 @@ func serve(sandboxed bool) error {
 	}
 	go sys.ListenInvalidations(ctx)
 	go sys.SweepAttempts(ctx)
+	go sys.FlushRefusals(ctx)
 	srv := sys.Server
 
 	errc := make(chan error, 1)

@@ -26,4 +26,6 @@ type CallEvent struct {
 	// ReceivedAt is when the webhook reached the server; the zero time means
 	// "now" to the store.
 	ReceivedAt time.Time
+	// AssistantID is the Vapi assistant the delivery named.
+	AssistantID string
 }

@@ -19,7 +19,8 @@ const callEventColumns = `org_id::text, call_id, event_type, coalesce(status, ''
 	duration_seconds, dedup_key, occurred_at, received_at`
 
 // RecordCallEvent stores e for e.OrgID unless the org already has an event
-// with e.DedupKey, and reports whether it inserted a row. Concurrent calls
+// with e.DedupKey (then it counts a duplicate on that event), and reports
+// whether it inserted a row. Concurrent calls
 // with the same key (on any number of instances) insert exactly one row. An
 // empty Status or EndedReason is stored as NULL; a zero ReceivedAt means now.
 // Errors are internal (an invalid org id gives ErrNoOrg in the chain).
@@ -30,14 +31,16 @@ func (d *DB) RecordCallEvent(ctx context.Context, e app.CallEvent) (bool, error)
 	}
 	var inserted bool
 	err := d.InOrg(ctx, e.OrgID, "", func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
+		// A repeat counts itself on the row it repeats; xmax is zero only
+		// on the row version an insert made.
+		return tx.QueryRow(ctx, `
 			insert into call_events (org_id, call_id, event_type, status, ended_reason, duration_seconds,
-				dedup_key, occurred_at, received_at)
-			values ($1, $2, $3, nullif($4, ''), nullif($5, ''), $6, $7, $8, coalesce($9::timestamptz, now()))
-			on conflict (org_id, dedup_key) do nothing`,
-			e.OrgID, e.CallID, e.Type, e.Status, e.EndedReason, e.DurationSeconds, e.DedupKey, e.OccurredAt, receivedAt)
-		inserted = tag.RowsAffected() == 1
-		return err
+				dedup_key, occurred_at, received_at, assistant_id)
+			values ($1, $2, $3, nullif($4, ''), nullif($5, ''), $6, $7, $8, coalesce($9::timestamptz, now()), nullif($10, ''))
+			on conflict (org_id, dedup_key) do update set duplicates = call_events.duplicates + 1
+			returning xmax = 0`,
+			e.OrgID, e.CallID, e.Type, e.Status, e.EndedReason, e.DurationSeconds, e.DedupKey, e.OccurredAt, receivedAt,
+			e.AssistantID).Scan(&inserted)
 	})
 	if err != nil {
 		return false, fmt.Errorf("db: record call event: %w", err)
@@ -74,4 +77,19 @@ func (d *DB) CallEvents(ctx context.Context, orgID string, limit int) ([]app.Cal
 		out = []app.CallEvent{}
 	}
 	return out, nil
+}
+
+// SetCallEventOutcome records how the org's event with dedupKey was handled
+// (one of the app.Delivery* outcomes). An event the org does not have is
+// left alone.
+func (d *DB) SetCallEventOutcome(ctx context.Context, orgID, dedupKey, outcome string) error {
+	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `update call_events set outcome = $3 where org_id = $1 and dedup_key = $2`,
+			orgID, dedupKey, outcome)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("db: set call event outcome: %w", err)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -207,6 +208,23 @@ var rlsTenantTables = []rlsTable{
 		}},
 	},
 	{
+		name: "webhook_refusals",
+		set:  "count = count + 1000",
+		insert: func(s *rlsSeed, org string) (string, []any) {
+			return `insert into webhook_refusals (org_id, assistant_id, reason, hour, count)
+				values ($1, $2, 'invalid_signature', date_trunc('hour', now()), 1)`, []any{org, "asst-new-" + rlsNewID()}
+		},
+		upserts: []rlsStmt{{
+			name: "B's org, assistant, reason and hour",
+			build: func(s *rlsSeed, _ string) (string, []any) {
+				return `insert into webhook_refusals (org_id, assistant_id, reason, hour, count)
+					values ($1, $2, 'invalid_signature', $3, 1)
+					on conflict (org_id, assistant_id, reason, hour) do update set count = webhook_refusals.count + 1000`,
+					[]any{s.orgB, s.assistantID[s.orgB], rlsRefusalHour}
+			},
+		}},
+	},
+	{
 		name: "oauth_states",
 		set:  "session_binding = 'pwned'",
 		insert: func(s *rlsSeed, org string) (string, []any) {
@@ -269,6 +287,9 @@ var rlsTenantTables = []rlsTable{
 		}},
 	},
 }
+
+// rlsRefusalHour is the hour of the seeded refusal counts.
+var rlsRefusalHour = time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
 
 // rlsTenant is one way a transaction running as `authenticated` can be
 // scoped: org is the org its claims name ("" for none), sub the user.
@@ -483,6 +504,10 @@ func rlsSeedOrgs(t *testing.T, ctx context.Context, d *db.DB) *rlsSeed {
 				return err
 			}
 			if _, err := tx.Exec(ctx, `insert into legacy_imports (org_id, kind, item) values ($1, 'credentials', 'vapi')`, o.org); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `insert into webhook_refusals (org_id, assistant_id, reason, hour, count)
+				values ($1, $2, 'invalid_signature', $3, 5)`, o.org, s.assistantID[o.org], rlsRefusalHour); err != nil {
 				return err
 			}
 			s.stateHash[o.org] = rlsNewStateHash()

@@ -61,6 +61,9 @@ func TestUnavailableWhenNoServerAnswers(t *testing.T) {
 		return nil
 	})
 	wantUnavailable(t, "WithOrgLock", err)
+	// The one-round-trip read of a sign-in too.
+	_, _, _, _, err = d.LoadSession(ctx, rlsNewID(), rlsNewID())
+	wantUnavailable(t, "LoadSession", err)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("a refused connection took %v to report", took)
 	}

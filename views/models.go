@@ -178,12 +178,22 @@ type Card struct {
 	// send their events to (providers that manage assistants).
 	Assistants []app.AssistantMapping
 	WebhookURL string
+	// LastDelivery, when set, is when the org last recorded a webhook
+	// delivery (providers that manage assistants).
+	LastDelivery *LastDelivery
 	// NextForm, when set, becomes the provider's settings dialog's form
 	// (the Configure form again after a disconnect).
 	NextForm *ConfigureForm
 	// ShownSecret is the webhook secret a rotation or reveal answers, shown
 	// on the card this once with a copy button; zero otherwise.
 	ShownSecret app.Secret
+}
+
+// LastDelivery is when the org's last webhook delivery was recorded; Any
+// is false when none was.
+type LastDelivery struct {
+	At  time.Time
+	Any bool
 }
 
 // Notice is a one-line outcome; Kind is one of the Flash* kinds.

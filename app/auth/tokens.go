@@ -200,7 +200,10 @@ func (t *Tokens) remember(token string, v verifiedToken, now time.Time) {
 			clear(t.verified)
 		}
 	}
-	t.verified[token] = v
+	// The map keeps its own copy of the key: a caller's token may share
+	// memory that is reused afterwards (the HTTP server's request buffer),
+	// and a key that changes under the map would answer for another token.
+	t.verified[strings.Clone(token)] = v
 }
 
 // validSpan is when a token's clock-dependent checks pass: from its iat or

@@ -100,6 +100,9 @@ func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn 
 			s.retireSigningCredential(ctx, p.OrgID, app.VapiConfig{APIKey: previous.APIKey, Region: previous.Region,
 				WebhookCredentialID: previous.PreviousWebhookCredentialID})
 		}
+		if !previous.WebhookSecret.IsZero() && previous.WebhookSecret.Reveal() != cfg.WebhookSecret.Reveal() {
+			s.audit(ctx, p, ActionRotateSecret, app.Vapi, "Vapi's assistants now sign their webhooks with the new secret.", nil)
+		}
 		res.InboundAssistantID, res.OutboundAssistantID = set.inbound.ID, set.outbound.ID
 		res.Detail = joinDetail(res.Detail, set.summary())
 		return nil

@@ -22,6 +22,8 @@ const (
 	SettingsPrefix = "/settings"
 	Team           = SettingsPrefix + "/team"
 	Account        = SettingsPrefix + "/account"
+	// Activity shows the audit log and the webhook deliveries (admins).
+	Activity = SettingsPrefix + "/activity"
 
 	// PasswordReset asks for a reset link; the link leads to Reset.
 	PasswordReset = "/password-reset"
@@ -123,6 +125,11 @@ const (
 
 	// Webhooks receives Vapi's webhooks.
 	Webhooks = "/api/webhooks/vapi"
+
+	// APIAudit pages the org's audit log; APIDeliveries its recorded
+	// webhook deliveries and refusal counts (admins).
+	APIAudit      = "/api/audit"
+	APIDeliveries = "/api/webhooks/deliveries"
 
 	// DebugPrefix holds the operator routes.
 	DebugPrefix          = "/api/debug"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/activity"
 	"byoc/app/attempts"
 	"byoc/app/auth"
 	"byoc/app/config"
@@ -92,6 +93,8 @@ type System struct {
 	// Sessions caches the sign-ins of the accounts service; it serves them
 	// only while ListenInvalidations receives the database's changes.
 	Sessions *auth.SessionCache
+	// Activity reads the audit log and the webhook deliveries.
+	Activity *activity.Service
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -157,6 +160,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Events:      database,
 		Twilio:      twilioClient,
 		Calendar:    calendar,
+		Refusals:    database,
 	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log, Now: opts.Now,
 		Caches: caches, Metrics: m})
 
@@ -219,8 +223,12 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	wo.TrustedProxies = cfg.TrustedProxies
 	wo.AttemptsPerIP, wo.AttemptsPerEmail, wo.AttemptWindow = cfg.Limits.AttemptsPerIP, cfg.Limits.AttemptsPerEmail, cfg.Limits.AttemptWindow
 	wo.ProviderCallsPerOrg, wo.ProviderCallsPerIP = cfg.Limits.ProviderCallsPerOrg, cfg.Limits.ProviderCallsPerIP
+	acts, err := activity.New(database, []byte(cfg.SessionSecret.Reveal()), opts.Now)
+	if err != nil {
+		return nil, fmt.Errorf("SESSION_SECRET: %w", err)
+	}
 	deps := web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
-		Credentials: creds, Limiter: limiter, Team: teams, SignIns: sessions}
+		Credentials: creds, Limiter: limiter, Team: teams, SignIns: sessions, Activity: acts}
 	if outbox != nil {
 		deps.Outbox = outbox
 	}
@@ -230,12 +238,16 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
 		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
-		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox, Sessions: sessions}, nil
+		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox, Sessions: sessions, Activity: acts}, nil
 }
 
 // SweepAttempts deletes the attempt limits' expired counts periodically
 // until ctx ends (see attempts.Limiter.Run).
 func (s *System) SweepAttempts(ctx context.Context) { s.Limiter.Run(ctx, 0) }
+
+// FlushRefusals stores the webhook refusal counts periodically until ctx
+// ends, and once more then (see webhooks.Handler.RunRefusalFlush).
+func (s *System) FlushRefusals(ctx context.Context) { s.Webhooks.RunRefusalFlush(ctx, 0) }
 
 // ListenInvalidations applies every instance's credential changes to this
 // instance's caches until ctx ends: each notification goes to the credential

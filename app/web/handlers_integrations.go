@@ -296,6 +296,14 @@ func (s *Server) card(c *fiber.Ctx, a auth.Account, st app.Status, result *views
 			s.log.ErrorContext(c.UserContext(), "reading the assistants for the card failed", "org_id", a.Principal.OrgID, "err", err)
 		}
 		card.Assistants = ms
+		if s.deps.Activity != nil {
+			at, seen, err := s.deps.Activity.LastDelivery(c.UserContext(), a.Principal)
+			if err != nil {
+				s.log.ErrorContext(c.UserContext(), "reading the last delivery for the card failed", "org_id", a.Principal.OrgID, "err", err)
+			} else {
+				card.LastDelivery = &views.LastDelivery{At: at, Any: seen}
+			}
+		}
 	}
 	return card
 }

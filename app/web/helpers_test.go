@@ -108,7 +108,8 @@ func newEnv(t *testing.T, options ...envOption) *env {
 		wo.Production, wo.SessionSecret, wo.Logger = s.cfg.Production(), []byte(s.cfg.SessionSecret.Reveal()), logger
 		wo.Sandbox, wo.OpsToken, wo.TrustedProxies = s.opts.Sandbox, s.cfg.OpsToken.Reveal(), s.cfg.TrustedProxies
 		e.srv, err = web.New(wo, web.Deps{Accounts: sys.Accounts, DB: s.ready, Integrations: sys.Integrations,
-			Webhooks: sys.Webhooks, Credentials: sys.Credentials, Limiter: sys.Limiter, Team: sys.Team})
+			Webhooks: sys.Webhooks, Credentials: sys.Credentials, Limiter: sys.Limiter, Team: sys.Team,
+			Activity: sys.Activity})
 		if err != nil {
 			t.Fatal(err)
 		}

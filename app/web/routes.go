@@ -108,6 +108,13 @@ func (s *Server) routes() {
 	a.Get(paths.Account, s.accountPage)
 	a.Post(paths.AccountPassword, s.changePassword)
 
+	// The activity: the audit log and the webhook deliveries (admins).
+	if s.deps.Activity != nil {
+		a.Get(paths.Activity, s.activityPage)
+		a.Get(paths.APIAudit, s.requireUser, s.activityPage)
+		a.Get(paths.APIDeliveries, s.requireUser, s.deliveries)
+	}
+
 	// The development outbox: only without a mail key, never in
 	// production.
 	if s.deps.Outbox != nil && !s.opts.Production {

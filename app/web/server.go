@@ -27,6 +27,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"byoc/app"
+	"byoc/app/activity"
 	"byoc/app/attempts"
 	"byoc/app/auth"
 	"byoc/app/integrations"
@@ -185,6 +186,17 @@ type Deps struct {
 	// SignIns is the sign-in cache the operator routes report on; nil
 	// leaves it out.
 	SignIns SignInCache
+	// Activity reads the audit log and the webhook deliveries; nil leaves
+	// the activity routes out.
+	Activity Activity
+}
+
+// Activity is what the web layer needs from the activity service
+// (*activity.Service implements it).
+type Activity interface {
+	Audit(ctx context.Context, p app.Principal, in activity.AuditInput) (activity.AuditPage, error)
+	Deliveries(ctx context.Context, p app.Principal, cursor, limit string) (activity.DeliveriesPage, error)
+	LastDelivery(ctx context.Context, p app.Principal) (time.Time, bool, error)
 }
 
 // SignInCache is the accounts' sign-in cache as operators see it;

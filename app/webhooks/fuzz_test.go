@@ -48,7 +48,8 @@ func (memDeps) Twilio(context.Context, string) (app.TwilioConfig, error) {
 	return app.TwilioConfig{}, app.Errorf(app.ENotConfigured, "No Twilio credentials are stored for this organization.")
 }
 
-func (memDeps) RecordCallEvent(context.Context, app.CallEvent) (bool, error) { return true, nil }
+func (memDeps) RecordCallEvent(context.Context, app.CallEvent) (bool, error)      { return true, nil }
+func (memDeps) SetCallEventOutcome(context.Context, string, string, string) error { return nil }
 
 func FuzzParsePayload(f *testing.F) {
 	f.Add([]byte(`{"message":{"type":"status-update","status":"ringing","timestamp":1714000000000,"call":{"id":"c1","assistantId":"` + fuzzAssistant + `","orgId":"o1"}}}`))

@@ -105,6 +105,13 @@ func (c *countingEvents) RecordCallEvent(ctx context.Context, e app.CallEvent) (
 	return c.inner.RecordCallEvent(ctx, e)
 }
 
+func (c *countingEvents) SetCallEventOutcome(ctx context.Context, orgID, dedupKey, outcome string) error {
+	if c.fail.Load() {
+		return fmt.Errorf("test: the database is down")
+	}
+	return c.inner.SetCallEventOutcome(ctx, orgID, dedupKey, outcome)
+}
+
 // env is a handler wired to the real database (through a pool of its own
 // whose statements are counted), the real credential service and the real
 // Twilio client pointed at the sandbox stand-in.
@@ -133,6 +140,8 @@ type envConfig struct {
 	// ownCaches gives the handler a cache group apart from the credential
 	// service's, so either can be emptied alone.
 	ownCaches bool
+	// refusals receives the refusal counts.
+	refusals webhooks.RefusalStore
 	// shareWith makes the new env a second instance of another's
 	// deployment: the same database and provider stand-ins, its own pool,
 	// caches and memory.
@@ -198,7 +207,8 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	deps := webhooks.Deps{Mappings: e.mappings, Credentials: e.credsCnt, Events: e.events, Calendar: cfg.calendar}
+	deps := webhooks.Deps{Mappings: e.mappings, Credentials: e.credsCnt, Events: e.events, Calendar: cfg.calendar,
+		Refusals: cfg.refusals}
 	if !cfg.noTwilio {
 		deps.Twilio = twilio.New(sb.BaseURLs(srv.URL).Twilio, srv.Client(), 2*time.Second)
 	}

@@ -415,3 +415,14 @@ func explain(err error) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// succeededOutcomes are the log outcomes of a tool call that did what it
+// was asked (a busy calendar is an answer, not a failure).
+var succeededOutcomes = map[string]bool{"sent": true, "free": true, "busy": true, "booked": true}
+
+// toolSucceeded reports whether a "name:outcome" entry of runTools' log is
+// a success.
+func toolSucceeded(entry string) bool {
+	i := strings.LastIndexByte(entry, ':')
+	return i >= 0 && succeededOutcomes[entry[i+1:]]
+}

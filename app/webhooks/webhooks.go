@@ -61,6 +61,9 @@ type Credentials interface {
 // tools run once across instances and restarts.
 type EventStore interface {
 	RecordCallEvent(ctx context.Context, e app.CallEvent) (inserted bool, err error)
+	// SetCallEventOutcome records how the org's event with dedupKey was
+	// handled (one of the app.Delivery* outcomes).
+	SetCallEventOutcome(ctx context.Context, orgID, dedupKey, outcome string) error
 }
 
 // TwilioSender sends an SMS or WhatsApp message with an org's Twilio
@@ -79,6 +82,9 @@ type Deps struct {
 	Events      EventStore
 	Twilio      TwilioSender
 	Calendar    Calendar
+	// Refusals, when set, receives the counts of refused deliveries that
+	// named an org's assistant (see RunRefusalFlush); nil: not counted.
+	Refusals RefusalStore
 }
 
 // DefaultMaxBodyBytes is the largest webhook body accepted (1 MiB).
@@ -277,6 +283,7 @@ type Handler struct {
 	defaultKey secretKey
 	caches     *caches
 	stats      *stats
+	refusals   *refusals
 }
 
 // New returns a Handler. It panics when a required dependency is missing.
@@ -290,11 +297,12 @@ func New(deps Deps, opts Options) *Handler {
 		g = NewCacheGroup(opts)
 	}
 	h := &Handler{
-		deps:   deps,
-		opts:   opts,
-		log:    opts.Logger.With("component", "webhooks"),
-		caches: newCaches(g, opts),
-		stats:  newStats(opts.LatencySamples),
+		deps:     deps,
+		opts:     opts,
+		log:      opts.Logger.With("component", "webhooks"),
+		caches:   newCaches(g, opts),
+		stats:    newStats(opts.LatencySamples),
+		refusals: newRefusals(),
 	}
 	// Made once: a method value per lookup would allocate on every hit.
 	h.caches.fillMapping, h.caches.fillSecret = h.lookupMapping, h.lookupSecret
@@ -428,8 +436,10 @@ func (h *Handler) handle(ctx context.Context, r Request, t *trace) (Response, st
 	if !v.ok {
 		t.failedCheck = v.failure
 		if v.stale {
+			h.refusals.add(orgID, msg.AssistantID, app.RefusalStaleTimestamp, r.ReceivedAt)
 			return respInvalidSignature, OutcomeStaleTimestamp
 		}
+		h.refusals.add(orgID, msg.AssistantID, app.RefusalBadSignature, r.ReceivedAt)
 		return respInvalidSignature, OutcomeInvalidSignature
 	}
 	t.mode = v.mode
@@ -472,6 +482,7 @@ func (h *Handler) deliver(ctx context.Context, orgID, dedup string, msg *message
 		start = time.Now()
 	}
 	res := h.runTools(ctx, start.Add(h.opts.ToolBudget), orgID, msg.ToolCalls, &t.tools)
+	h.recordOutcome(ctx, orgID, dedup, t)
 	return Response{Status: http.StatusOK, Body: res}, OutcomeVerified
 }
 
@@ -489,6 +500,7 @@ func (h *Handler) record(ctx context.Context, orgID, dedup string, msg *message,
 		DedupKey:        dedup,
 		OccurredAt:      msg.OccurredAt,
 		ReceivedAt:      r.ReceivedAt,
+		AssistantID:     msg.AssistantID,
 	}
 	h.stats.storeCalls.Add(1)
 	inserted, err := h.deps.Events.RecordCallEvent(ctx, ev)
@@ -498,6 +510,26 @@ func (h *Handler) record(ctx context.Context, orgID, dedup string, msg *message,
 	}
 	h.touch(ctx, orgID, msg.AssistantID, t)
 	return inserted, nil
+}
+
+// recordOutcome stores whether every tool of a tool-calls delivery
+// succeeded (by the outcomes runTools logged in t), waiting at most
+// touchTimeout: the tools have run, so a failure is logged and does not
+// fail the webhook.
+func (h *Handler) recordOutcome(ctx context.Context, orgID, dedup string, t *trace) {
+	outcome := app.DeliveryToolsSucceeded
+	for _, tool := range t.tools {
+		if !toolSucceeded(tool) {
+			outcome = app.DeliveryToolsFailed
+			break
+		}
+	}
+	h.stats.storeCalls.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, touchTimeout)
+	defer cancel()
+	if err := h.deps.Events.SetCallEventOutcome(ctx, orgID, dedup, outcome); err != nil && t.touchErr == nil {
+		t.touchErr = err
+	}
 }
 
 // touchTimeout bounds the last_used_at write of a delivery: a bookkeeping

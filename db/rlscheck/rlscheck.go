@@ -118,6 +118,7 @@ var Expected = []Table{
 		{Name: "legacy_imports_insert", Command: "INSERT", Role: RoleAuthenticated, WithCheck: eq("org_id", orgCall)},
 		service("legacy_imports"),
 	}},
+	tenantTable("webhook_refusals"),
 }
 
 // Function is an expected SQL function of the tenant policies: every one

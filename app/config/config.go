@@ -81,6 +81,11 @@ type Config struct {
 	// rotation before it stops accepting connections (SHUTDOWN_DRAIN).
 	ShutdownDrain time.Duration
 
+	// ReverifyInterval is how often every stored connection is checked
+	// again with its provider in the background (REVERIFY_INTERVAL); 0
+	// turns the checks off.
+	ReverifyInterval time.Duration
+
 	// Generated lists the secrets made up for this development setup (and
 	// kept in DataDir); main warns about them.
 	Generated []string
@@ -228,6 +233,12 @@ func Load(get Lookup) (*Config, error) {
 	c.ShutdownDrain, err = time.ParseDuration(str("SHUTDOWN_DRAIN", "0s"))
 	if err != nil || c.ShutdownDrain < 0 || c.ShutdownDrain > time.Minute {
 		bad("SHUTDOWN_DRAIN must be a Go duration between 0s and 1m, such as 3s")
+	}
+
+	c.ReverifyInterval, err = time.ParseDuration(str("REVERIFY_INTERVAL", "24h"))
+	if err != nil || c.ReverifyInterval < 0 || (c.ReverifyInterval > 0 && c.ReverifyInterval < time.Minute) ||
+		c.ReverifyInterval > 90*24*time.Hour {
+		bad("REVERIFY_INTERVAL must be 0 (off) or a Go duration between 1m and 2160h, such as 24h")
 	}
 
 	count := func(name string, def int) int {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/app/alerts"
 	"byoc/app/attempts"
 	"byoc/app/auth"
 	"byoc/app/config"
@@ -27,6 +28,7 @@ import (
 	"byoc/app/providers/resend"
 	"byoc/app/providers/twilio"
 	"byoc/app/providers/vapi"
+	"byoc/app/reverify"
 	"byoc/app/team"
 	"byoc/app/web"
 	"byoc/app/webhooks"
@@ -92,6 +94,10 @@ type System struct {
 	// Sessions caches the sign-ins of the accounts service; it serves them
 	// only while ListenInvalidations receives the database's changes.
 	Sessions *auth.SessionCache
+	// Rechecks re-verifies every stored connection once per
+	// REVERIFY_INTERVAL, sharing the work with every instance on the
+	// database (see RecheckConnections).
+	Rechecks *reverify.Scheduler
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -143,9 +149,17 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	// One cache group behind the credential service and the webhook
 	// routing: a credential change, made here or announced by another
 	// instance, reaches every cache through the credential service.
+	// The platform's own mail: Resend with the platform's key, else the
+	// development outbox, else none (production says so where it matters).
+	mailer := opts.Mailer
+	if mailer == nil {
+		mailer = mail.New(mail.Options{APIKey: cfg.Mail.ResendAPIKey, From: cfg.Mail.From,
+			Client: resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout), Outbox: !cfg.Production(), Logger: log, Now: opts.Now})
+	}
 	caches := webhooks.NewCacheGroup(webhooks.Options{})
 	creds := credentials.New(database, kr, credentials.Options{
 		Logger: log, Now: opts.Now, Google: oauth, Locker: database, Caches: caches, Metrics: m,
+		Breaks: alerts.New(database, mailer, alerts.Options{PublicURL: cfg.PublicURL, Logger: log}),
 	})
 	calendar := google.NewCalendar(oauth, creds, log)
 	twilioClient := twilio.New(cfg.URLs.Twilio, hc, cfg.ProviderTimeout)
@@ -191,13 +205,6 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	// database announces (see auth.SessionCache); ListenInvalidations
 	// turns the cache on while it receives them.
 	sessions := auth.NewSessionCache(database, caches, 0)
-	// The platform's own mail: Resend with the platform's key, else the
-	// development outbox, else none (production says so where it matters).
-	mailer := opts.Mailer
-	if mailer == nil {
-		mailer = mail.New(mail.Options{APIKey: cfg.Mail.ResendAPIKey, From: cfg.Mail.From,
-			Client: resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout), Outbox: !cfg.Production(), Logger: log, Now: opts.Now})
-	}
 	ao := opts.Accounts
 	ao.Mailer, ao.PublicURL, ao.Logger, ao.Now = mailer, cfg.PublicURL, log, opts.Now
 	accounts := auth.NewService(sessions, tokens, ao)
@@ -218,6 +225,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	wo.TrustedProxies = cfg.TrustedProxies
 	wo.AttemptsPerIP, wo.AttemptsPerEmail, wo.AttemptWindow = cfg.Limits.AttemptsPerIP, cfg.Limits.AttemptsPerEmail, cfg.Limits.AttemptWindow
 	wo.ProviderCallsPerOrg, wo.ProviderCallsPerIP = cfg.Limits.ProviderCallsPerOrg, cfg.Limits.ProviderCallsPerIP
+	wo.ReverifyInterval = cfg.ReverifyInterval
 	deps := web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
 		Credentials: creds, Limiter: limiter, Team: teams, SignIns: sessions}
 	if outbox != nil {
@@ -229,12 +237,19 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
 		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
-		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox, Sessions: sessions}, nil
+		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox, Sessions: sessions,
+		Rechecks: reverify.New(database, integ, reverify.Options{Interval: cfg.ReverifyInterval, Now: opts.Now, Logger: log}),
+	}, nil
 }
 
 // SweepAttempts deletes the attempt limits' expired counts periodically
 // until ctx ends (see attempts.Limiter.Run).
 func (s *System) SweepAttempts(ctx context.Context) { s.Limiter.Run(ctx, 0) }
+
+// RecheckConnections re-verifies the stored connections that are due,
+// periodically, until ctx ends; with REVERIFY_INTERVAL=0 it returns at
+// once (see reverify.Scheduler.Run).
+func (s *System) RecheckConnections(ctx context.Context) { s.Rechecks.Run(ctx) }
 
 // ListenInvalidations applies every instance's credential changes to this
 // instance's caches until ctx ends: each notification goes to the credential

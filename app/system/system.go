@@ -171,6 +171,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Events:      database,
 		Twilio:      twilioClient,
 		Calendar:    calendar,
+		Refusals:    creds,
 	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log, Now: opts.Now,
 		Caches: caches, Metrics: m})
 

@@ -137,6 +137,9 @@ type envConfig struct {
 	// deployment: the same database and provider stand-ins, its own pool,
 	// caches and memory.
 	shareWith *env
+	// refusals records the tools' refused credentials through the
+	// credential service, as the server does.
+	refusals bool
 }
 
 var sharedKeyring = sync.OnceValue(func() *keyring.Keyring {
@@ -201,6 +204,9 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 	deps := webhooks.Deps{Mappings: e.mappings, Credentials: e.credsCnt, Events: e.events, Calendar: cfg.calendar}
 	if !cfg.noTwilio {
 		deps.Twilio = twilio.New(sb.BaseURLs(srv.URL).Twilio, srv.Client(), 2*time.Second)
+	}
+	if cfg.refusals {
+		deps.Refusals = creds
 	}
 	e.h = webhooks.New(deps, o)
 	return e

@@ -30,7 +30,8 @@ func (d *DB) ClaimChecks(ctx context.Context, now time.Time, interval, jitter ti
 			set next_check_at = $1::timestamptz + $2::interval + random() * $3::interval
 			from (
 				select id from org_credentials
-				where is_active and coalesce(next_check_at, coalesce(last_checked_at, created_at) + $2::interval) <= $1
+				where is_active and (next_check_at <= $1
+					or (next_check_at is null and coalesce(last_checked_at, created_at) <= $1::timestamptz - $2::interval))
 				order by coalesce(next_check_at, coalesce(last_checked_at, created_at) + $2::interval)
 				limit $4
 				for update skip locked

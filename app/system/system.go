@@ -146,9 +146,6 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	// One cache group behind the credential service and the webhook
-	// routing: a credential change, made here or announced by another
-	// instance, reaches every cache through the credential service.
 	// The platform's own mail: Resend with the platform's key, else the
 	// development outbox, else none (production says so where it matters).
 	mailer := opts.Mailer
@@ -156,6 +153,9 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		mailer = mail.New(mail.Options{APIKey: cfg.Mail.ResendAPIKey, From: cfg.Mail.From,
 			Client: resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout), Outbox: !cfg.Production(), Logger: log, Now: opts.Now})
 	}
+	// One cache group behind the credential service and the webhook
+	// routing: a credential change, made here or announced by another
+	// instance, reaches every cache through the credential service.
 	caches := webhooks.NewCacheGroup(webhooks.Options{})
 	creds := credentials.New(database, kr, credentials.Options{
 		Logger: log, Now: opts.Now, Google: oauth, Locker: database, Caches: caches, Metrics: m,

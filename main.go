@@ -365,6 +365,10 @@ func serve(sandboxed bool) error {
 	go sys.ListenInvalidations(ctx)
 	go sys.SweepAttempts(ctx)
 	go sys.FlushRefusals(ctx)
+	// Re-verification stops claiming at shutdown; the checks under way
+	// finish (never cut short and blamed on the provider) and are waited for.
+	rechecked := make(chan struct{})
+	go func() { defer close(rechecked); sys.RecheckConnections(ctx) }()
 	srv := sys.Server
 
 	errc := make(chan error, 1)
@@ -390,7 +394,12 @@ func serve(sandboxed bool) error {
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.Canceled) {
+	err = srv.Shutdown(shutdownCtx)
+	select {
+	case <-rechecked:
+	case <-shutdownCtx.Done():
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil

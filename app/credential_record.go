@@ -56,3 +56,10 @@ type CheckOutcome struct {
 	Limited     bool
 	Warning     string
 }
+
+// CheckClaim names one stored connection that a background re-check
+// claimed (see db.DB.ClaimChecks).
+type CheckClaim struct {
+	OrgID    string
+	Provider Provider
+}

@@ -112,7 +112,8 @@ func deleteCredential(ctx context.Context, tx pgx.Tx, orgID string, p app.Provid
 // RecordVerification records a check of the org's credentials for provider
 // p with full access when it passed: RecordCheck without a scope.
 func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationError, code string) (app.CredentialRecord, error) {
-	return d.RecordCheck(ctx, orgID, p, app.CheckOutcome{At: at, Error: verificationError, Code: code})
+	rec, _, err := d.RecordCheck(ctx, orgID, p, app.CheckOutcome{At: at, Error: verificationError, Code: code})
+	return rec, err
 }
 
 // RecordCheck stores the outcome of checking the org's credentials for
@@ -120,12 +121,19 @@ func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provide
 // last_verified_at when it passed), the user-facing reason it failed and
 // that reason's code ("" and "" when it passed) and, when it passed,
 // whether the credentials are limited and what that means (a failed check
-// keeps both), and returns the row as it now is. The ciphertext and
-// updated_at are left alone, so the notification it publishes is for
-// app.StatusScope. It returns ENotConfigured when nothing is stored for p.
-func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (app.CredentialRecord, error) {
-	var out app.CredentialRecord
-	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
+// keeps both), and returns the row as it now is. broke is true when this
+// check failed and the outcome recorded before it had not: the connection
+// was working and is failing now. It is decided under the row's lock, so
+// of any number of concurrent failed checks (on any instance) exactly one
+// breaks a working connection, and none breaks it again until a check has
+// passed or new credentials were saved. The ciphertext and updated_at are
+// left alone, so the notification it publishes is for app.StatusScope. It
+// returns ENotConfigured when nothing is stored for p.
+func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (rec app.CredentialRecord, broke bool, err error) {
+	err = d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
+		// The subquery locks the row and reads the outcome recorded before
+		// this one; a concurrent check waits for the lock and then reads
+		// what this one wrote.
 		row := tx.QueryRow(ctx, `
 			update org_credentials set
 				last_checked_at    = $3,
@@ -134,11 +142,16 @@ func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o ap
 				verification_code  = nullif($5, ''),
 				limited            = case when $4 = '' then $6 else limited end,
 				warning            = case when $4 = '' then nullif($7, '') else warning end
-			where org_id = $1 and provider = $2
-			returning `+credentialColumns,
+			from (
+				select id as locked_id, verification_error is null as was_working
+				from org_credentials where org_id = $1 and provider = $2
+				for update
+			) prev
+			where id = prev.locked_id
+			returning `+credentialColumns+`, prev.was_working and $4 <> ''`,
 			orgID, string(p), o.At, o.Error, o.Code, o.Limited, o.Warning)
 		var err error
-		out, err = scanCredential(row)
+		rec, err = scanCredential(row, &broke)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notConfigured(p)
 		}
@@ -150,9 +163,9 @@ func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o ap
 		return notifyCache(ctx, tx, orgID, string(app.StatusScope))
 	})
 	if err != nil {
-		return app.CredentialRecord{}, wrapCredentialErr("record verification of", p, err)
+		return app.CredentialRecord{}, false, wrapCredentialErr("record verification of", p, err)
 	}
-	return out, nil
+	return rec, broke, nil
 }
 
 // SetWebhookHMACOnly sets whether the org's Vapi webhooks must be
@@ -247,12 +260,14 @@ func (d *DB) ClaimWebhookSecretReveal(ctx context.Context, orgID string) (app.Cr
 	return out, nil
 }
 
-func scanCredential(row pgx.Row) (app.CredentialRecord, error) {
+// scanCredential reads the credentialColumns of row, then into extra the
+// columns that follow them.
+func scanCredential(row pgx.Row, extra ...any) (app.CredentialRecord, error) {
 	var rec app.CredentialRecord
 	var provider string
-	err := row.Scan(&rec.OrgID, &provider, &rec.Ciphertext, &rec.IsActive, &rec.LastVerifiedAt,
+	err := row.Scan(append([]any{&rec.OrgID, &provider, &rec.Ciphertext, &rec.IsActive, &rec.LastVerifiedAt,
 		&rec.VerificationError, &rec.VerificationCode, &rec.WebhookHMACOnly, &rec.CreatedAt, &rec.UpdatedAt,
-		&rec.LastCheckedAt, &rec.Limited, &rec.Warning, &rec.WebhookSecretRevealedAt)
+		&rec.LastCheckedAt, &rec.Limited, &rec.Warning, &rec.WebhookSecretRevealedAt}, extra...)...)
 	rec.Provider = app.Provider(provider)
 	return rec, err
 }

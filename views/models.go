@@ -146,11 +146,53 @@ func flashClass(kind string) string {
 // that is configured with a key.
 type Integrations struct {
 	OrgName string
+	// Attention, when not empty, is the banner above the cards naming the
+	// connections that need attention (see AttentionOf).
 	// CanManage is set for admins: only they see Configure, Test connection
 	// and Disconnect, and only their page carries the settings dialogs.
 	CanManage bool
 	Cards     []Card
 	Forms     []ConfigureForm
+	Attention []Attention
+}
+
+// Attention is one connection the dashboard's banner names: its provider's
+// title and, in plain words, what is wrong.
+type Attention struct {
+	Provider app.Provider
+	Title    string
+	Problem  string
+}
+
+// AttentionOf lists, in the cards' order, the stored connections that need
+// attention: a failing one (with its reason) and one not checked recently.
+func AttentionOf(cards []Card) []Attention {
+	var out []Attention
+	for _, c := range cards {
+		switch {
+		case c.Status.NeedsAttention || c.Status.VerificationError != "":
+			problem := c.Status.VerificationError
+			if problem == "" {
+				problem = "It stopped working."
+			}
+			out = append(out, Attention{Provider: c.Status.Provider, Title: c.Spec.Title, Problem: problem})
+		case c.Stale:
+			out = append(out, Attention{Provider: c.Status.Provider, Title: c.Spec.Title,
+				Problem: "It has not passed a check recently."})
+		}
+	}
+	return out
+}
+
+// NotCheckedRecently reports whether st is a stored connection whose last
+// passed check (LastVerified) is older than twice the re-verification
+// interval at now, or which never passed one. With no interval (the
+// checks are off) nothing is.
+func NotCheckedRecently(st app.Status, interval time.Duration, now time.Time) bool {
+	if interval <= 0 || !(st.Connected || st.NeedsAttention) {
+		return false
+	}
+	return st.LastVerified == nil || now.Sub(*st.LastVerified) > 2*interval
 }
 
 // Card is one provider's card on the dashboard (id "card-<provider>").
@@ -165,6 +207,9 @@ type Card struct {
 	SignInReady bool
 	// Now is the time "last verified" is told relative to.
 	Now time.Time
+	// Stale marks a stored connection whose last passed check is too old
+	// (NotCheckedRecently): the card says "Not checked recently".
+	Stale bool
 	// Result is the outcome of the action that re-rendered the card (a
 	// connection test, a disconnect), shown on the card; nil for none.
 	Result *Notice

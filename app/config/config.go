@@ -85,6 +85,10 @@ type Config struct {
 	// verifying webhooks after a rotation replaced it
 	// (WEBHOOK_SECRET_GRACE).
 	WebhookSecretGrace time.Duration
+	// ReverifyInterval is how often every stored connection is checked
+	// again with its provider in the background (REVERIFY_INTERVAL); 0
+	// turns the checks off.
+	ReverifyInterval time.Duration
 
 	// Generated lists the secrets made up for this development setup (and
 	// kept in DataDir); main warns about them.
@@ -238,6 +242,11 @@ func Load(get Lookup) (*Config, error) {
 	c.WebhookSecretGrace, err = time.ParseDuration(str("WEBHOOK_SECRET_GRACE", "24h"))
 	if err != nil || c.WebhookSecretGrace < time.Second || c.WebhookSecretGrace > 7*24*time.Hour {
 		bad("WEBHOOK_SECRET_GRACE must be a Go duration between 1s and 168h, such as 24h")
+	}
+	c.ReverifyInterval, err = time.ParseDuration(str("REVERIFY_INTERVAL", "24h"))
+	if err != nil || c.ReverifyInterval < 0 || (c.ReverifyInterval > 0 && c.ReverifyInterval < time.Minute) ||
+		c.ReverifyInterval > 90*24*time.Hour {
+		bad("REVERIFY_INTERVAL must be 0 (off) or a Go duration between 1m and 2160h, such as 24h")
 	}
 
 	count := func(name string, def int) int {

@@ -35,7 +35,9 @@ type Store interface {
 	DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error)
 	GetCredential(ctx context.Context, orgID string, p app.Provider) (app.CredentialRecord, error)
 	ListCredentials(ctx context.Context, orgID string) ([]app.CredentialRecord, error)
-	RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (app.CredentialRecord, error)
+	// RecordCheck also reports whether the check broke a working
+	// connection (decided once across every instance).
+	RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (app.CredentialRecord, bool, error)
 	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.CredentialRecord, error)
 	ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphertext []byte) (app.CredentialRecord, error)
 	ClaimWebhookSecretReveal(ctx context.Context, orgID string) (app.CredentialRecord, error)
@@ -72,7 +74,22 @@ type Options struct {
 	// Metrics counts credential reads and Google token refreshes (nil:
 	// they are not counted).
 	Metrics Metrics
+	// Breaks is told when a recorded check turns a working connection into
+	// a failing one (nil: nobody is).
+	Breaks BreakNotifier
 }
+
+// BreakNotifier is told, once per break, that an org's connection to a
+// provider was working and has started failing, with the user-facing
+// reason; *alerts.Notifier implements it. It runs apart from the check
+// that found the break (which does not wait for it), with its own time
+// limit.
+type BreakNotifier interface {
+	ConnectionBroke(ctx context.Context, orgID string, p app.Provider, reason string)
+}
+
+// breakNoticeTimeout bounds how long one break notice may take.
+const breakNoticeTimeout = time.Minute
 
 // Metrics counts what the service does; *metrics.Metrics implements it.
 type Metrics interface {
@@ -144,6 +161,7 @@ type Service struct {
 	locker     OrgLocker
 	refreshing *orgLocks
 	metrics    Metrics
+	breaks     BreakNotifier
 }
 
 // New returns a Service that keeps credentials in store, sealed by kr.
@@ -172,7 +190,7 @@ func New(store Store, kr *keyring.Keyring, opts Options) *Service {
 	}
 	return &Service{store: store, kr: kr, log: log.With("component", "credentials"),
 		cache: newCacheLayer(g, opts.ConfigTTL, opts.StatusTTL), now: now,
-		google: opts.Google, locker: opts.Locker, refreshing: newOrgLocks(), metrics: m}
+		google: opts.Google, locker: opts.Locker, refreshing: newOrgLocks(), metrics: m, breaks: opts.Breaks}
 }
 
 // Save stores the connection c: c.Config sealed as the org's credentials for
@@ -475,7 +493,9 @@ func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Pr
 // passed one Status.LastVerified too. It returns the provider's new status,
 // built from the row it updated. Only the cached statuses are dropped
 // (app.StatusScope): the decrypted configs, webhook secrets and mappings
-// stay warm. It returns ENotConfigured when nothing is stored.
+// stay warm. A failed check that breaks a working connection (decided by
+// the store, once across every instance) is passed on to Options.Breaks
+// in the background. It returns ENotConfigured when nothing is stored.
 func (s *Service) RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification, verificationErr error) (app.Status, error) {
 	if _, err := app.Describe(p); err != nil {
 		return app.Status{}, err
@@ -484,11 +504,19 @@ func (s *Service) RecordCheck(ctx context.Context, orgID string, p app.Provider,
 	if verificationErr != nil {
 		o = app.CheckOutcome{At: at, Error: app.ErrorMessage(verificationErr), Code: app.ErrorReason(verificationErr)}
 	}
-	rec, err := s.store.RecordCheck(ctx, orgID, p, o)
+	rec, broke, err := s.store.RecordCheck(ctx, orgID, p, o)
 	// What the credentials hold did not change, only their status.
 	s.Invalidate(orgID, string(app.StatusScope))
 	if err != nil {
 		return app.Status{}, app.AsError(err)
+	}
+	if broke && s.breaks != nil {
+		s.log.WarnContext(ctx, "connection broke", "org_id", orgID, "provider", p, "code", app.ErrorCode(verificationErr))
+		go func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, breakNoticeTimeout)
+			defer cancel()
+			s.breaks.ConnectionBroke(ctx, orgID, p, o.Error)
+		}(context.WithoutCancel(ctx))
 	}
 	s.log.InfoContext(ctx, "credentials verification recorded", "org_id", orgID, "provider", p,
 		"verified", verificationErr == nil, "limited", o.Limited, "code", app.ErrorCode(verificationErr))

@@ -52,8 +52,8 @@ func keyProviders() []struct{ good, bad saveCall } {
 // service's group at once, so the webhook routing of this instance forgets
 // a disconnected org's assistants without waiting for the database's
 // notice; a change refused before anything was written reaches none, and a
-// connection test, which changes only the status, leaves what the
-// credentials hold cached.
+// connection test or a scheduled re-check, which change only the status,
+// leave what the credentials hold cached.
 func TestEveryChangeReachesTheCaches(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -72,6 +72,8 @@ func TestEveryChangeReachesTheCaches(t *testing.T) {
 				// A check changes the status only: what the credentials
 				// hold stays cached (the webhook routing stays warm).
 				{"verify", func() error { _, err := e.svc.Verify(ctx, admin, p); return err }, false},
+				// So does the background re-verification.
+				{"scheduled re-check", func() error { _, err := e.svc.Recheck(ctx, admin.OrgID, p); return err }, false},
 				{"failed write", func() error {
 					lift := refuseWrites(t, admin.OrgID, "org_credentials", "insert or update")
 					defer lift()

@@ -104,9 +104,8 @@ const (
 	TriggerSave = "save"
 	// TriggerTest: an admin's Test connection re-checks the stored ones.
 	TriggerTest = "test"
-	// TriggerScheduled: a periodic re-check of stored credentials. Nothing
-	// runs one yet; the value is defined so that dashboards and alerts can
-	// name it.
+	// TriggerScheduled: the background re-verification re-checks the
+	// stored ones (Recheck).
 	TriggerScheduled = "scheduled"
 )
 
@@ -521,33 +520,66 @@ func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Prov
 	}
 	var res VerifyResult
 	err := s.mutate(ctx, p, ActionVerify, provider, nil, func(ctx context.Context, now time.Time) (string, error) {
-		cfg, err := s.creds.Get(ctx, p.OrgID, provider)
-		if err != nil {
-			return "", err
-		}
-		v, err := s.verifiers[provider].Verify(ctx, p.OrgID, cfg)
-		s.countVerification(provider, TriggerTest, v, err)
-		switch app.ErrorCode(err) {
-		case "":
-		case app.EVerificationFailed:
-			if _, rerr := s.creds.RecordCheck(ctx, p.OrgID, provider, now, app.Verification{}, err); rerr != nil {
-				return "", rerr
-			}
-			return "", err
-		default:
-			return "", err
-		}
-		st, err := s.creds.RecordCheck(ctx, p.OrgID, provider, now, v, nil)
-		if err != nil {
-			return "", err
-		}
-		res = VerifyResult{Provider: provider, Verified: true, VerifiedAt: now, Limited: v.Limited, Detail: v.Detail, Status: st}
-		return v.Detail, nil
+		var err error
+		res, err = s.check(ctx, p.OrgID, provider, TriggerTest, now)
+		return res.Detail, err
 	})
 	if err != nil {
 		return VerifyResult{}, err
 	}
 	return res, nil
+}
+
+// Recheck is the background re-verification of the org's stored
+// credentials for provider: the same check and record as Verify (an admin's
+// Test connection), counted with TriggerScheduled and audited as the
+// system's (no actor), without a principal. It returns what Verify would;
+// a provider this server cannot check (Google Calendar without Google
+// set up) is ENotConfigured, unaudited, as Verify refuses it.
+func (s *Service) Recheck(ctx context.Context, orgID string, provider app.Provider) (VerifyResult, error) {
+	system := app.Principal{OrgID: orgID}
+	if err := checkOrgAndProvider(system, provider); err != nil {
+		return VerifyResult{}, err
+	}
+	if app.MustDescribe(provider).OAuth && !s.GoogleReady() {
+		return VerifyResult{}, errGoogleNotSetUp()
+	}
+	res, err := s.check(ctx, orgID, provider, TriggerScheduled, s.now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		err = app.AsError(err)
+	}
+	s.audit(ctx, system, ActionVerify, provider, res.Detail, err)
+	if err != nil {
+		s.logFailure(ctx, system, ActionVerify, provider, err)
+		return VerifyResult{}, err
+	}
+	return res, nil
+}
+
+// check re-tests the org's stored credentials for provider, which trigger
+// asked for at now, and records the outcome (see Verify).
+func (s *Service) check(ctx context.Context, orgID string, provider app.Provider, trigger string, now time.Time) (VerifyResult, error) {
+	cfg, err := s.creds.Get(ctx, orgID, provider)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	v, err := s.verifiers[provider].Verify(ctx, orgID, cfg)
+	s.countVerification(provider, trigger, v, err)
+	switch app.ErrorCode(err) {
+	case "":
+	case app.EVerificationFailed:
+		if _, rerr := s.creds.RecordCheck(ctx, orgID, provider, now, app.Verification{}, err); rerr != nil {
+			return VerifyResult{}, rerr
+		}
+		return VerifyResult{}, err
+	default:
+		return VerifyResult{}, err
+	}
+	st, err := s.creds.RecordCheck(ctx, orgID, provider, now, v, nil)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	return VerifyResult{Provider: provider, Verified: true, VerifiedAt: now, Limited: v.Limited, Detail: v.Detail, Status: st}, nil
 }
 
 // Disconnect deletes the org's stored credentials for provider, with the

@@ -1,8 +1,9 @@
-// Package mail sends BYOC's own e-mail (invitations, password resets):
-// through Resend's API with the platform's key and sender address, never
-// an org's credentials; in development without them, into an in-memory
-// outbox that the development page /dev/outbox shows; and otherwise not at
-// all, which the features that need mail tell their users.
+// Package mail sends BYOC's own e-mail (invitations, password resets,
+// alerts about broken connections): through Resend's API with the
+// platform's key and sender address, never an org's credentials; in
+// development without them, into an in-memory outbox that the development
+// page /dev/outbox shows; and otherwise not at all, which the features that
+// need mail tell their users.
 package mail
 
 import (

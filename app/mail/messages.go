@@ -37,3 +37,18 @@ func articled(role string) string {
 	}
 	return "a " + role
 }
+
+// ConnectionBrokeMessage tells an admin (to) that the org's connection to
+// provider (its title) stopped working, why (reason, the user-facing
+// message the dashboard shows too; never a credential), and where to fix
+// it (link).
+func ConnectionBrokeMessage(to, provider, reason, link string) Message {
+	return Message{
+		To:      to,
+		Subject: fmt.Sprintf("Your %s connection stopped working", provider),
+		Text: fmt.Sprintf("BYOC checked your organization's %s connection and it failed:\n\n%s\n\n"+
+			"Until it is fixed, whatever uses %s does not work. Test, update or reconnect it here:\n%s\n\n"+
+			"You get this e-mail once: not again until the connection has worked and then failed anew.\n",
+			provider, reason, provider, link),
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"byoc/app"
 	"byoc/app/activity"
+	"byoc/app/alerts"
 	"byoc/app/attempts"
 	"byoc/app/auth"
 	"byoc/app/config"
@@ -28,6 +29,7 @@ import (
 	"byoc/app/providers/resend"
 	"byoc/app/providers/twilio"
 	"byoc/app/providers/vapi"
+	"byoc/app/reverify"
 	"byoc/app/team"
 	"byoc/app/web"
 	"byoc/app/webhooks"
@@ -95,6 +97,10 @@ type System struct {
 	Sessions *auth.SessionCache
 	// Activity reads the audit log and the webhook deliveries.
 	Activity *activity.Service
+	// Rechecks re-verifies every stored connection once per
+	// REVERIFY_INTERVAL, sharing the work with every instance on the
+	// database (see RecheckConnections).
+	Rechecks *reverify.Scheduler
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -143,24 +149,33 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	// The platform's own mail: Resend with the platform's key, else the
+	// development outbox, else none (production says so where it matters).
+	mailer := opts.Mailer
+	if mailer == nil {
+		mailer = mail.New(mail.Options{APIKey: cfg.Mail.ResendAPIKey, From: cfg.Mail.From,
+			Client: resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout), Outbox: !cfg.Production(), Logger: log, Now: opts.Now})
+	}
 	// One cache group behind the credential service and the webhook
 	// routing: a credential change, made here or announced by another
 	// instance, reaches every cache through the credential service.
 	caches := webhooks.NewCacheGroup(webhooks.Options{})
 	creds := credentials.New(database, kr, credentials.Options{
 		Logger: log, Now: opts.Now, Google: oauth, Locker: database, Caches: caches, Metrics: m,
+		Breaks: alerts.New(database, mailer, alerts.Options{PublicURL: cfg.PublicURL, Logger: log}),
 	})
 	calendar := google.NewCalendar(oauth, creds, log)
 	twilioClient := twilio.New(cfg.URLs.Twilio, hc, cfg.ProviderTimeout)
 	vapiClient := vapi.New(cfg.URLs.Vapi, cfg.URLs.VapiEU, hc, cfg.ProviderTimeout)
 
 	hooks := webhooks.New(webhooks.Deps{
-		Mappings:    database,
-		Credentials: creds,
-		Events:      database,
-		Twilio:      twilioClient,
-		Calendar:    calendar,
-		Refusals:    database,
+		Mappings:         database,
+		Credentials:      creds,
+		Events:           database,
+		Twilio:           twilioClient,
+		Calendar:         calendar,
+		Refusals:         database,
+		ProviderRefusals: creds,
 	}, webhooks.Options{DefaultSecret: cfg.VapiWebhookSecret, Debug: cfg.WebhookDebug, Logger: log, Now: opts.Now,
 		Caches: caches, Metrics: m})
 
@@ -196,13 +211,6 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	// database announces (see auth.SessionCache); ListenInvalidations
 	// turns the cache on while it receives them.
 	sessions := auth.NewSessionCache(database, caches, 0)
-	// The platform's own mail: Resend with the platform's key, else the
-	// development outbox, else none (production says so where it matters).
-	mailer := opts.Mailer
-	if mailer == nil {
-		mailer = mail.New(mail.Options{APIKey: cfg.Mail.ResendAPIKey, From: cfg.Mail.From,
-			Client: resend.New(cfg.URLs.Resend, hc, cfg.ProviderTimeout), Outbox: !cfg.Production(), Logger: log, Now: opts.Now})
-	}
 	ao := opts.Accounts
 	ao.Mailer, ao.PublicURL, ao.Logger, ao.Now = mailer, cfg.PublicURL, log, opts.Now
 	accounts := auth.NewService(sessions, tokens, ao)
@@ -227,6 +235,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SESSION_SECRET: %w", err)
 	}
+	wo.ReverifyInterval = cfg.ReverifyInterval
 	deps := web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
 		Credentials: creds, Limiter: limiter, Team: teams, SignIns: sessions, Activity: acts}
 	if outbox != nil {
@@ -238,7 +247,9 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 	return &System{DB: database, Keyring: kr, Credentials: creds, Integrations: integ, Webhooks: hooks,
 		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
-		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox, Sessions: sessions, Activity: acts}, nil
+		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox, Sessions: sessions, Activity: acts,
+		Rechecks: reverify.New(database, integ, reverify.Options{Interval: cfg.ReverifyInterval, Now: opts.Now, Logger: log}),
+	}, nil
 }
 
 // SweepAttempts deletes the attempt limits' expired counts periodically
@@ -248,6 +259,11 @@ func (s *System) SweepAttempts(ctx context.Context) { s.Limiter.Run(ctx, 0) }
 // FlushRefusals stores the webhook refusal counts periodically until ctx
 // ends, and once more then (see webhooks.Handler.RunRefusalFlush).
 func (s *System) FlushRefusals(ctx context.Context) { s.Webhooks.RunRefusalFlush(ctx, 0) }
+
+// RecheckConnections re-verifies the stored connections that are due,
+// periodically, until ctx ends; with REVERIFY_INTERVAL=0 it returns at
+// once (see reverify.Scheduler.Run).
+func (s *System) RecheckConnections(ctx context.Context) { s.Rechecks.Run(ctx) }
 
 // ListenInvalidations applies every instance's credential changes to this
 // instance's caches until ctx ends: each notification goes to the credential

@@ -40,6 +40,7 @@ func (s *Server) integrations(c *fiber.Ctx) error {
 		for _, st := range sts {
 			d.Cards = append(d.Cards, s.card(c, a, st, nil))
 		}
+		d.Attention = views.AttentionOf(d.Cards)
 	}
 	if d.CanManage && f == formatPage {
 		for _, st := range sts {
@@ -289,6 +290,7 @@ func (s *Server) card(c *fiber.Ctx, a auth.Account, st app.Status, result *views
 		Spec: app.MustDescribe(st.Provider), Status: st, CanManage: a.Principal.IsAdmin(),
 		SignInReady: s.deps.Integrations.GoogleReady(), Now: time.Now(), Result: result,
 	}
+	card.Stale = views.NotCheckedRecently(st, s.opts.ReverifyInterval, card.Now)
 	if card.Spec.ManagesAssistants && (st.Connected || st.NeedsAttention) {
 		card.WebhookURL = s.deps.Integrations.WebhookURL()
 		ms, err := s.deps.Integrations.Assistants(c.UserContext(), a.Principal)

@@ -99,6 +99,10 @@ type Options struct {
 	// (0: DefaultProviderCallsPerOrg, DefaultProviderCallsPerIP).
 	ProviderCallsPerOrg int
 	ProviderCallsPerIP  int
+	// ReverifyInterval is how often stored connections are re-checked in
+	// the background (0: never); a connection whose last passed check is
+	// older than twice it shows "Not checked recently".
+	ReverifyInterval time.Duration
 	// OpsToken is the bearer token of the operator routes (/api/debug/*).
 	// Empty: those routes do not exist.
 	OpsToken string

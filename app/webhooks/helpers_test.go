@@ -146,6 +146,9 @@ type envConfig struct {
 	// deployment: the same database and provider stand-ins, its own pool,
 	// caches and memory.
 	shareWith *env
+	// providerRefusals records the tools' refused credentials through the
+	// credential service, as the server does.
+	providerRefusals bool
 }
 
 var sharedKeyring = sync.OnceValue(func() *keyring.Keyring {
@@ -211,6 +214,9 @@ func newEnv(t testing.TB, opts ...func(*envConfig)) *env {
 		Refusals: cfg.refusals}
 	if !cfg.noTwilio {
 		deps.Twilio = twilio.New(sb.BaseURLs(srv.URL).Twilio, srv.Client(), 2*time.Second)
+	}
+	if cfg.providerRefusals {
+		deps.ProviderRefusals = creds
 	}
 	e.h = webhooks.New(deps, o)
 	return e

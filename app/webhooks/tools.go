@@ -258,6 +258,9 @@ func (h *Handler) sendSMS(ctx context.Context, orgID string, raw json.RawMessage
 			"Please try again later.", "error"
 	}
 	if _, err := h.deps.Twilio.SendMessage(ctx, cfg, app.Message{To: to, Body: args.Body, Channel: channel}); err != nil {
+		if app.ErrorCode(err) == app.EVerificationFailed {
+			h.recordRefusal(ctx, orgID, app.Twilio, err)
+		}
 		return "The " + what + " was not sent: " + explain(err), app.ErrorCode(err)
 	}
 	return fmt.Sprintf("The %s to %s was sent.", what, app.MaskPhone(to)), "sent"
@@ -425,4 +428,17 @@ var succeededOutcomes = map[string]bool{"sent": true, "free": true, "busy": true
 func toolSucceeded(entry string) bool {
 	i := strings.LastIndexByte(entry, ':')
 	return i >= 0 && succeededOutcomes[entry[i+1:]]
+}
+
+// recordRefusal records that provider refused the org's stored credentials
+// (err, an EVerificationFailed) while a tool used them. A failure to record
+// is logged: the tool's result already says what happened.
+func (h *Handler) recordRefusal(ctx context.Context, orgID string, p app.Provider, err error) {
+	if h.deps.ProviderRefusals == nil {
+		return
+	}
+	at := h.opts.Now().UTC().Truncate(time.Microsecond)
+	if _, rerr := h.deps.ProviderRefusals.RecordVerification(ctx, orgID, p, at, err); rerr != nil {
+		h.log.WarnContext(ctx, "recording the provider's refusal failed", "org_id", orgID, "provider", p, "code", app.ErrorCode(rerr))
+	}
 }

@@ -72,10 +72,19 @@ type TwilioSender interface {
 	SendMessage(ctx context.Context, cfg app.TwilioConfig, m app.Message) (sid string, err error)
 }
 
+// RefusalRecorder records that a provider refused an org's stored
+// credentials while a tool used them, as a failed check (the card then
+// needs attention, and a connection that was working breaks);
+// *credentials.Service implements it.
+type RefusalRecorder interface {
+	RecordVerification(ctx context.Context, orgID string, p app.Provider, at time.Time, verificationErr error) (app.Status, error)
+}
+
 // Deps are the handler's collaborators. Mappings, Credentials and Events are
 // required; without Twilio the send_sms tool answers that sending is not
 // available, and without Calendar the calendar tools answer that the
-// calendar is not connected.
+// calendar is not connected. Without Refusals a tool's credentials refused
+// by the provider are not recorded.
 type Deps struct {
 	Mappings    MappingResolver
 	Credentials Credentials
@@ -85,6 +94,9 @@ type Deps struct {
 	// Refusals, when set, receives the counts of refused deliveries that
 	// named an org's assistant (see RunRefusalFlush); nil: not counted.
 	Refusals RefusalStore
+	// ProviderRefusals, when set, records a provider refusing the org's
+	// stored credentials while a tool used them; nil: not recorded.
+	ProviderRefusals RefusalRecorder
 }
 
 // DefaultMaxBodyBytes is the largest webhook body accepted (1 MiB).

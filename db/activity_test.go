@@ -47,10 +47,11 @@ func TestAddRefusals(t *testing.T) {
 	if err := d.Pool.QueryRow(ctx, `select count(*) from webhook_refusals where assistant_id = 'old'`).Scan(&old); err != nil || old != 0 {
 		t.Fatalf("%d rows older than the retention kept (%v)", old, err)
 	}
-	// The window: an hour outside it is not summed.
-	got, err = d.RefusalCounts(ctx, org, now.Add(-10*time.Minute))
+	// The window counts whole hours from the one since falls in: an hour
+	// before it is not summed, whatever the time of day.
+	got, err = d.RefusalCounts(ctx, org, hour.Add(time.Minute))
 	if err != nil || len(got) != 1 || got[0].Count != 8 {
-		t.Fatalf("counts of the last 10 minutes %+v, %v", got, err)
+		t.Fatalf("counts since this hour %+v, %v", got, err)
 	}
 }
 

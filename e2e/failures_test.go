@@ -162,4 +162,30 @@ func TestCancelASlowSave(t *testing.T) {
 	integCheck(t, "the Cancel goes", integExpect.Locator(cancelTest).ToHaveCount(0))
 	close(release)
 	integCheck(t, "the outcome follows", integExpect.Locator(page.GetByTestId("card-elevenlabs-result")).ToContainText("Connection verified"))
+
+	// The answer may arrive before the dialog's close event is handled (a
+	// busy browser): the outcome is told all the same. A listener ahead of
+	// the page's own holds that close event back until the outcome shows.
+	release = make(chan struct{})
+	must(t, page.Unroute("**/api/integrations/elevenlabs/verify"))
+	must(t, page.Route("**/api/integrations/resend", func(route playwright.Route) {
+		<-release
+		_ = route.Continue()
+	}))
+	_, err := page.Evaluate(`() => window.addEventListener("close", function hold(e) {
+		if (e.target.id === "dialog-resend") {
+			e.stopImmediatePropagation();
+			window.removeEventListener("close", hold, true);
+		}
+	}, true)`)
+	must(t, err)
+	dialog = integOpen(t, page, "resend")
+	must(t, dialog.GetByTestId("resend-apiKey-input").Fill("re_"+apptest.RandomHex(16)))
+	must(t, dialog.GetByTestId("form-resend-submit").Click())
+	integCheck(t, "the save runs", integExpect.Locator(dialog.GetByTestId("form-resend-cancel-request")).ToBeVisible())
+	must(t, page.Keyboard().Press("Escape"))
+	integCheck(t, "the dialog closes", integExpect.Locator(dialog).ToBeHidden())
+	close(release)
+	integCheck(t, "the outcome is told before the close event", integExpect.Locator(page.GetByTestId("notice-success")).ToHaveText("Resend is connected."))
+	integState(t, page, "resend", "Connected")
 }

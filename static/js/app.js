@@ -239,15 +239,26 @@
 
   // ---- Outcomes of a dialog closed while its save runs ----
 
-  // follow tells the outcome of form's running save in the notification
-  // area once it arrives: its dialog was closed (and its form replaced by
-  // a fresh one) meanwhile. The request's own element hears it even when
-  // it is no longer in the page.
-  function follow(form, name) {
+  // follow tells the outcome of form's save in the notification area once
+  // it arrives, when its dialog is no longer open by then (closed, or
+  // closed and opened again on a fresh form). It listens on the form from
+  // the moment the request starts, so the outcome is told whichever comes
+  // first, the answer or the dialog's close event; the request's own
+  // element hears it even when it is no longer in the page.
+  function follow(form) {
+    var dialog = form.closest("dialog");
+    if (!dialog) {
+      return;
+    }
+    var title = document.getElementById(dialog.id.replace(/^dialog-/, "card-") + "-title");
+    var name = title ? title.textContent.trim() : "The connection";
     form.addEventListener(
       "htmx:afterRequest",
       function (evt) {
         var xhr = evt.detail.xhr;
+        if (dialog.open) {
+          return; // shown in the dialog itself
+        }
         if (!xhr || !xhr.status) {
           return; // told by the failure handler above
         }
@@ -415,6 +426,7 @@
     }
     if (elt instanceof HTMLFormElement && elt.hasAttribute("data-configure-form")) {
       clearMessages(elt);
+      follow(elt);
       return;
     }
     var card = elt.closest(".provider-card");
@@ -598,10 +610,6 @@
       if (!(dialog instanceof HTMLDialogElement)) {
         return;
       }
-      dialog.querySelectorAll("form[data-configure-form].htmx-request").forEach(function (form) {
-        var title = document.getElementById(dialog.id.replace(/^dialog-/, "card-") + "-title");
-        follow(form, title ? title.textContent.trim() : "The connection");
-      });
       resetDialog(dialog);
       var id = openers.get(dialog);
       var opener = id && document.getElementById(id);

@@ -274,12 +274,12 @@ func (s *Service) seal(pos app.Position, scope []string) string {
 }
 
 // open returns the position of a cursor sealed for scope, and false for
-// anything else.
+// anything else, another spelling of the same bytes included.
 func (s *Service) open(cursor string, scope []string) (app.Position, bool) {
 	if len(cursor) != base64.RawURLEncoding.EncodedLen(cursorLen) {
 		return app.Position{}, false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
 	if err != nil || len(b) != cursorLen || !hmac.Equal(b[posLen:], s.mac(b[:posLen], scope)) {
 		return app.Position{}, false
 	}

@@ -101,6 +101,15 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("requestID(%q) = %q, want a new 24-character id", bad, got)
 		}
 	}
+	// New ids are plain (kept when sent back in) and never repeat.
+	seen := map[string]bool{}
+	for range 10000 {
+		id := requestID("")
+		if seen[id] || requestID(id) != id {
+			t.Fatalf("id %q repeated or not plain", id)
+		}
+		seen[id] = true
+	}
 }
 
 func TestEveryCodeHasAStatus(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -35,9 +36,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	c.Locals(localRequestID, id)
 	c.Set(fiber.HeaderXRequestID, id)
 
-	ctx, cancel := context.WithTimeout(s.stopping, s.opts.RequestTimeout)
-	defer cancel()
-	ctx, queries := app.WithQueryCount(ctx)
+	rctx, release := newRequestContext(s.stopping, start.Add(s.opts.RequestTimeout))
+	defer release()
+	ctx, queries := app.WithQueryCount(rctx)
 	c.SetUserContext(ctx)
 
 	err := c.Next()
@@ -112,7 +113,8 @@ func routeLabel(c *fiber.Ctx, err error) string {
 }
 
 // requestID returns the incoming id when it is short and plain, or a new
-// random one.
+// one: unique across instances and restarts (a random prefix per process),
+// made without a system call.
 func requestID(incoming string) string {
 	if n := len(incoming); n >= 8 && n <= 64 {
 		ok := true
@@ -126,10 +128,29 @@ func requestID(incoming string) string {
 			return incoming
 		}
 	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var b [24]byte
+	copy(b[:], requestIDPrefix[:])
+	n := requestIDCount.Add(1)
+	const digits = "0123456789abcdef"
+	for i := len(b) - 1; i >= len(requestIDPrefix); i-- {
+		b[i] = digits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
 }
+
+// requestIDPrefix is this process's random part of the ids it makes (12
+// hex digits), and requestIDCount counts them (12 hex digits after it:
+// unique for 2^48 requests).
+var (
+	requestIDPrefix = func() (p [12]byte) {
+		var r [6]byte
+		_, _ = rand.Read(r[:])
+		hex.Encode(p[:], r[:])
+		return p
+	}()
+	requestIDCount atomic.Uint64
+)
 
 // recoverPanic turns a panic in a handler into an internal error, logged
 // with its stack by the error handler; the server keeps running.

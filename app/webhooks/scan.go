@@ -1,6 +1,9 @@
 package webhooks
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // maxNestingDepth is encoding/json's limit on nested arrays and objects:
 // a body nested deeper is not valid JSON to it, so not to scan either.
@@ -276,6 +279,7 @@ func (s *scanner) str() ([]byte, bool, error) {
 	s.i++
 	start, plain := s.i, true
 	for s.i < len(s.b) {
+		s.i = skipPlain(s.b, s.i)
 		for s.i < len(s.b) && plainByte[s.b[s.i]] {
 			s.i++
 		}
@@ -318,6 +322,25 @@ func (s *scanner) str() ([]byte, bool, error) {
 		}
 	}
 	return nil, false, errMalformed
+}
+
+// skipPlain returns the index of the first 8-byte word at or after i in b
+// that holds a byte other than a plain one (see plainByte), or the start
+// of b's last partial word. It reads a word at a time: a string's bytes
+// are mostly plain, and the bytes it stops at are left to the caller's
+// byte-wise loop.
+func skipPlain(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// With no byte of 0x80 or more, a byte's top bit is set after
+		// the subtraction only for a byte under 0x20, the quote or the
+		// backslash (or above one of those, by its borrow).
+		if x&highs != 0 || ((x-0x20*ones)|((x^'"'*ones)-ones)|((x^'\\'*ones)-ones))&highs != 0 {
+			return i
+		}
+	}
+	return i
 }
 
 // plainByte marks the bytes a string holds as they are: printable ASCII but

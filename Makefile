@@ -242,10 +242,12 @@ chromium: ## Make sure a Chromium for the browser tests is installed
 e2e: build ## Browser tests only (starts PostgreSQL when needed)
 	@BYOC_PG_FAST=1 $(WITH_DB) $(MAKE) --no-print-directory e2e-run
 
+# The browser tests' package only: e2e/smoke and e2e/bench have no browser
+# tests, and test-go has run them already.
 .PHONY: e2e-run
 e2e-run: chromium .pwdriver/package
 	BYOC_BIN=$(CURDIR)/$(BIN) CHROMIUM_PATH=$(CHROMIUM) PLAYWRIGHT_DRIVER_PATH=$(CURDIR)/.pwdriver \
-		$(GO) test -count=1 -tags e2e ./e2e/...
+		$(GO) test -count=1 -tags e2e ./e2e/
 
 .PHONY: clean
 clean: ## Remove build output (keeps the database and generated secrets)

@@ -2,10 +2,12 @@ package web
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
 
 	"byoc/app"
@@ -56,7 +58,8 @@ func (s *Server) integrations(c *fiber.Ctx) error {
 		}
 	}
 	return s.reply(c, http.StatusOK, answer{Data: statusData(sts),
-		view: view{Title: "Integrations", Page: views.IntegrationsPage(d), Fragment: views.IntegrationCards(d)}})
+		view: view{Title: "Integrations", Page: views.IntegrationsPage(d),
+			Fragment: templ.Join(views.IntegrationCards(d), views.AttentionRegion(d.Attention, true))}})
 }
 
 // configureForm is the empty Configure form of spec's provider or, for a
@@ -142,7 +145,7 @@ func (s *Server) storeIntegration(c *fiber.Ctx, update bool) error {
 		}
 		success.Next = &next
 	}
-	return s.changed(c, http.StatusOK, newSaveData(res), views.ConfigureSuccessFragment(success),
+	return s.changed(c, http.StatusOK, newSaveData(res), s.withAttention(a, views.ConfigureSuccessFragment(success)),
 		defaultLanding, views.FlashSuccess, strings.TrimSpace(spec.Title+" is connected. "+res.Detail))
 }
 
@@ -185,7 +188,7 @@ func (s *Server) verifyIntegration(c *fiber.Ctx) error {
 	}
 	return s.changed(c, http.StatusOK, verifyData{Provider: provider, Verified: res.Verified, LastVerified: res.VerifiedAt.UTC(),
 		Limited: res.Limited, Warning: nullable(res.Status.Warning), Detail: res.Detail},
-		views.IntegrationCard(card), defaultLanding, views.FlashSuccess, card.Announce)
+		s.withAttention(a, views.IntegrationCard(card)), defaultLanding, views.FlashSuccess, card.Announce)
 }
 
 // disconnectIntegration deletes the stored credentials (DELETE
@@ -210,7 +213,7 @@ func (s *Server) disconnectIntegration(c *fiber.Ctx) error {
 		card.NextForm = &views.ConfigureForm{Spec: spec, CSRFToken: s.csrfToken(c)}
 	}
 	return s.changed(c, http.StatusOK, disconnectData{Provider: provider, Connected: false},
-		views.IntegrationCard(card), defaultLanding, views.FlashSuccess, msg)
+		s.withAttention(a, views.IntegrationCard(card)), defaultLanding, views.FlashSuccess, msg)
 }
 
 // webhookSigningInput is the body of POST /api/integrations/vapi/webhook-signing:
@@ -278,7 +281,35 @@ func (s *Server) cardError(c *fiber.Ctx, a auth.Account, provider app.Provider, 
 	}
 	card := s.card(c, a, st, notice)
 	card.Announce = provider.Title() + ": " + msg
-	return renderHTML(c, statusOf(code), views.IntegrationCard(card))
+	return renderHTML(c, statusOf(code), s.withAttention(a, views.IntegrationCard(card)))
+}
+
+// attentionTimeout bounds the status read of withAttention.
+const attentionTimeout = 2 * time.Second
+
+// withAttention is fragment followed by the dashboard's attention region
+// as it stands now, swapped in out of band: a change to one connection
+// updates the banner above the cards too. The statuses are read when the
+// fragment is rendered (htmx answers only); when they cannot be read the
+// region is left out and the banner stays as it was until the next load.
+func (s *Server) withAttention(a auth.Account, fragment templ.Component) templ.Component {
+	region := templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
+		ctx, cancel := context.WithTimeout(ctx, attentionTimeout)
+		defer cancel()
+		sts, err := s.deps.Integrations.Statuses(ctx, a.Principal)
+		if err != nil {
+			s.log.WarnContext(ctx, "reading the statuses for the attention banner failed", "org_id", a.Principal.OrgID, "err", err)
+			return nil
+		}
+		now := time.Now()
+		cards := make([]views.Card, 0, len(sts))
+		for _, st := range sts {
+			cards = append(cards, views.Card{Spec: app.MustDescribe(st.Provider), Status: st,
+				Stale: views.NotCheckedRecently(st, s.opts.ReverifyInterval, now)})
+		}
+		return views.AttentionRegion(views.AttentionOf(cards), true).Render(ctx, w)
+	})
+	return templ.Join(fragment, region)
 }
 
 // card builds a provider's card for the request's account. A stored

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,62 @@ func TestNothingIsStaleWhenChecksAreOff(t *testing.T) {
 	d := b.get("/dashboard/integrations").doc(t)
 	if testid(d, "card-resend-stale").Length() != 0 || testid(d, "attention-banner").Length() != 0 {
 		t.Fatal("with the checks off an old verification is called stale")
+	}
+}
+
+// TestCardChangesRefreshTheBanner: an htmx answer that changes a card
+// (Test connection passed or refused, Disconnect, Refresh) carries the
+// attention region as it stands, out of band, so the banner above the
+// cards follows without a reload.
+func TestCardChangesRefreshTheBanner(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, withReverifyInterval(time.Hour))
+	b, token, orgID := e.admin()
+	store := func(key string, verified time.Time) {
+		t.Helper()
+		if _, err := e.creds.Save(ctx, app.Connection{OrgID: orgID, VerifiedAt: verified,
+			Config: app.ResendConfig{APIKey: app.NewSecret(key), FromEmail: "desk@example.com"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	region := func(what string, res response) (named bool) {
+		t.Helper()
+		d := res.doc(t)
+		r := d.Find(`#attention[hx-swap-oob="true"]`)
+		if r.Length() != 1 {
+			t.Fatalf("%s: %d out-of-band attention regions in the answer, want one:\n%s", what, r.Length(), res.body)
+		}
+		return r.Find(`[data-testid="attention-resend"]`).Length() == 1
+	}
+
+	// Stale, then a passed test: the banner empties.
+	store("re_"+strings.Repeat("d4", 10), time.Now().Add(-3*time.Hour))
+	if !region("refresh while stale", b.get("/dashboard/integrations", "HX-Request", "true")) {
+		t.Fatal("the Refresh answer does not name the stale connection")
+	}
+	res := b.hx(http.MethodPost, "/api/integrations/resend/verify", nil, token)
+	if res.StatusCode != http.StatusOK || region("passed test", res) {
+		t.Fatalf("after a passed test the banner still names Resend (%d)", res.StatusCode)
+	}
+
+	// A key the provider refuses: the refused test's answer names it.
+	key := "re_invalid_" + strings.Repeat("e5", 8)
+	store(key, time.Now())
+	res = b.hx(http.MethodPost, "/api/integrations/resend/verify", nil, token)
+	if !region("refused test", res) {
+		t.Fatalf("the refused test's answer does not name Resend in the banner")
+	}
+	if strings.Contains(res.body, key) {
+		t.Fatal("the answer reveals the key")
+	}
+
+	// Disconnected: nothing needs attention any more.
+	if res = b.hx(http.MethodDelete, "/api/integrations/resend", nil, token); res.StatusCode != http.StatusOK || region("disconnect", res) {
+		t.Fatalf("after Disconnect the banner still names Resend (%d)", res.StatusCode)
+	}
+	// A full page carries the region once, in place (not out of band).
+	d := b.get("/dashboard/integrations").doc(t)
+	if d.Find("#attention").Length() != 1 || d.Find(`[hx-swap-oob]#attention`).Length() != 0 {
+		t.Fatal("the page's attention region is missing, doubled or out of band")
 	}
 }

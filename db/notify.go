@@ -19,6 +19,15 @@ import (
 // names many orgs at once: {"orgs": ["<uuid>", ...], "provider": "vapi"}.
 const NotifyChannel = "byoc_cache"
 
+// CancelChannel is the PostgreSQL NOTIFY channel on which an instance asks
+// every instance to stop one user's running request (see RequestCancel),
+// and CancelAckChannel the one on which the instance that stopped it says
+// so (AckCancel). Both payloads are JSON: {"user": "<uuid>", "attempt": "<id>"}.
+const (
+	CancelChannel    = "byoc_cancel"
+	CancelAckChannel = "byoc_cancel_ack"
+)
+
 // ListenerApplicationName is the application_name of the connection that
 // ListenInvalidations holds, so operators (and tests) can find it in
 // pg_stat_activity.
@@ -53,6 +62,36 @@ func notifyCache(ctx context.Context, tx pgx.Tx, orgID, provider string) error {
 	}
 	if _, err := tx.Exec(ctx, `select pg_notify('`+NotifyChannel+`', $1)`, string(payload)); err != nil {
 		return fmt.Errorf("notify %s: %w", NotifyChannel, err)
+	}
+	return nil
+}
+
+type cancelRequest struct {
+	User    string `json:"user"`
+	Attempt string `json:"attempt"`
+}
+
+// RequestCancel asks every instance that listens for cancels (Listen with
+// Listeners.Cancel) to stop the user's running request named attempt. It
+// returns once the database took the message; the instance that stops the
+// request answers with AckCancel.
+func (d *DB) RequestCancel(ctx context.Context, userID, attemptID string) error {
+	return d.notifyCancel(ctx, CancelChannel, userID, attemptID)
+}
+
+// AckCancel tells every instance that the user's request named attempt was
+// stopped here (Listeners.CancelAck receives it).
+func (d *DB) AckCancel(ctx context.Context, userID, attemptID string) error {
+	return d.notifyCancel(ctx, CancelAckChannel, userID, attemptID)
+}
+
+func (d *DB) notifyCancel(ctx context.Context, channel, userID, attemptID string) error {
+	payload, err := json.Marshal(cancelRequest{User: userID, Attempt: attemptID})
+	if err != nil {
+		return err
+	}
+	if _, err := d.Pool.Exec(ctx, `select pg_notify($1, $2)`, channel, string(payload)); err != nil {
+		return unavailable(err)
 	}
 	return nil
 }
@@ -109,6 +148,27 @@ func (d *DB) ListenInvalidations(ctx context.Context, onMessage func(orgID, prov
 // false. A cache that must never serve what another instance changed (the
 // sign-ins) is used only while it is true.
 func (d *DB) ListenInvalidationsReporting(ctx context.Context, onMessage func(orgID, provider string), onReconnect func(), listening func(bool)) {
+	d.Listen(ctx, Listeners{Invalidate: onMessage, Flush: onReconnect, Listening: listening})
+}
+
+// Listeners are what Listen calls back; see ListenInvalidations and
+// ListenInvalidationsReporting for Invalidate, Flush and Listening.
+type Listeners struct {
+	Invalidate func(orgID, provider string)
+	Flush      func()
+	Listening  func(bool) // may be nil
+	// Cancel, when set, also receives the requests to stop a user's
+	// running request (RequestCancel from any instance, this one
+	// included), and CancelAck the acknowledgements (AckCancel). Messages
+	// sent while the connection was lost are not delivered.
+	Cancel    func(userID, attemptID string)
+	CancelAck func(userID, attemptID string)
+}
+
+// Listen is ListenInvalidationsReporting with every callback in l, the
+// requests to cancel included.
+func (d *DB) Listen(ctx context.Context, l Listeners) {
+	onReconnect, listening := l.Flush, l.Listening
 	if listening == nil {
 		listening = func(bool) {}
 	}
@@ -117,7 +177,7 @@ func (d *DB) ListenInvalidationsReporting(ctx context.Context, onMessage func(or
 	backoff := listenMinBackoff
 	missed := false // whether notifications may have been missed since the last successful LISTEN
 	for ctx.Err() == nil {
-		conn, err := d.listen(ctx)
+		conn, err := d.listen(ctx, l.Cancel != nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -137,7 +197,7 @@ func (d *DB) ListenInvalidationsReporting(ctx context.Context, onMessage func(or
 		}
 		listening(true)
 		started := time.Now()
-		err = receive(ctx, conn, onMessage, onReconnect, log)
+		err = receive(ctx, conn, l, log)
 		listening(false)
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		_ = conn.Close(closeCtx)
@@ -157,8 +217,9 @@ func (d *DB) ListenInvalidationsReporting(ctx context.Context, onMessage func(or
 	}
 }
 
-// listen opens the dedicated connection and subscribes it to NotifyChannel.
-func (d *DB) listen(ctx context.Context) (*pgx.Conn, error) {
+// listen opens the dedicated connection and subscribes it to NotifyChannel
+// and, with cancels, to CancelChannel.
+func (d *DB) listen(ctx context.Context, cancels bool) (*pgx.Conn, error) {
 	cfg := d.Pool.Config().ConnConfig // a copy: changing it leaves the pool alone
 	cfg.RuntimeParams["application_name"] = ListenerApplicationName
 	dialCtx, cancel := context.WithTimeout(ctx, listenDialTimeout)
@@ -167,7 +228,11 @@ func (d *DB) listen(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(dialCtx, "listen "+pgx.Identifier{NotifyChannel}.Sanitize()); err != nil {
+	sql := "listen " + pgx.Identifier{NotifyChannel}.Sanitize()
+	if cancels {
+		sql += "; listen " + pgx.Identifier{CancelChannel}.Sanitize() + "; listen " + pgx.Identifier{CancelAckChannel}.Sanitize()
+	}
+	if _, err := conn.Exec(dialCtx, sql); err != nil {
 		_ = conn.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -175,7 +240,8 @@ func (d *DB) listen(ctx context.Context) (*pgx.Conn, error) {
 }
 
 // receive delivers notifications until the connection fails or ctx is done.
-func receive(ctx context.Context, conn *pgx.Conn, onMessage func(orgID, provider string), onFlush func(), log *slog.Logger) error {
+func receive(ctx context.Context, conn *pgx.Conn, l Listeners, log *slog.Logger) error {
+	onMessage, onFlush := l.Invalidate, l.Flush
 	for {
 		waitCtx, cancel := context.WithTimeout(ctx, listenHealthCheck)
 		n, err := conn.WaitForNotification(waitCtx)
@@ -193,6 +259,19 @@ func receive(ctx context.Context, conn *pgx.Conn, onMessage func(orgID, provider
 			cancel()
 			if err != nil {
 				return fmt.Errorf("health check: %w", err)
+			}
+			continue
+		}
+		if n.Channel == CancelChannel || n.Channel == CancelAckChannel {
+			var c cancelRequest
+			deliver := l.Cancel
+			if n.Channel == CancelAckChannel {
+				deliver = l.CancelAck
+			}
+			if err := json.Unmarshal([]byte(n.Payload), &c); err != nil || c.User == "" || c.Attempt == "" {
+				log.Warn("unreadable cancel message; ignored", "channel", n.Channel, "payload_bytes", len(n.Payload))
+			} else if deliver != nil {
+				deliver(c.User, c.Attempt)
 			}
 			continue
 		}

@@ -237,7 +237,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	}
 	wo.ReverifyInterval = cfg.ReverifyInterval
 	deps := web.Deps{Accounts: accounts, DB: database, Integrations: integ, Webhooks: hooks,
-		Credentials: creds, Limiter: limiter, Team: teams, SignIns: sessions, Activity: acts}
+		Credentials: creds, Limiter: limiter, Team: teams, SignIns: sessions, Activity: acts, Cancels: database}
 	if outbox != nil {
 		deps.Outbox = outbox
 	}
@@ -269,9 +269,12 @@ func (s *System) RecheckConnections(ctx context.Context) { s.Rechecks.Run(ctx) }
 // instance's caches until ctx ends: each notification goes to the credential
 // service (which passes it on to every cache), and after a lost connection,
 // when notifications may have been missed, everything is flushed. The
-// sign-in cache is used only while it listens.
+// sign-in cache is used only while it listens. It also hands the requests
+// to cancel that any instance passes on to this instance's server.
 func (s *System) ListenInvalidations(ctx context.Context) {
-	s.DB.ListenInvalidationsReporting(ctx,
-		func(orgID, provider string) { s.Credentials.Invalidate(orgID, provider) },
-		s.Credentials.Flush, s.Sessions.Listening)
+	s.DB.Listen(ctx, db.Listeners{
+		Invalidate: func(orgID, provider string) { s.Credentials.Invalidate(orgID, provider) },
+		Flush:      s.Credentials.Flush, Listening: s.Sessions.Listening,
+		Cancel: s.Server.CancelForwarded, CancelAck: s.Server.CancelAcknowledged,
+	})
 }

@@ -312,3 +312,83 @@ func TestCancelARunningTest(t *testing.T) {
 		t.Fatalf("the cancelled test changed the status:\nbefore %v\nafter  %v", before, after)
 	}
 }
+
+// Behind a load balancer the cancel may reach another instance than the
+// save: it is passed on through the database, the instance running the
+// save stops it and says so, and the cancel answers 202 as it would on
+// the save's own instance. A cancel that no instance can act on (nothing
+// runs under that id for that user) answers 404.
+func TestCancelReachesTheSaveOnAnotherInstance(t *testing.T) {
+	e := newEnv(t, withProviderTimeout(time.Minute))
+	other := e.instance()
+	ctx, stop := context.WithCancel(context.Background())
+	for _, inst := range []*env{e, other} {
+		go inst.sys.ListenInvalidations(ctx)
+	}
+	defer stop()
+	b, token, orgID := e.admin()
+	attempt := "b1b2c3d4-e5f6-4789-9abc-def012345678"
+	cancelPath := "/api/integrations/attempts/" + attempt + "/cancel"
+	// through sends one of b's requests to the other instance.
+	through := func(r *http.Request) *http.Response {
+		t.Helper()
+		r.AddCookie(&http.Cookie{Name: "byoc_session", Value: b.cookies["byoc_session"].Value})
+		res, err := other.srv.Test(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := through(request(http.MethodPost, cancelPath, nil, "HX-Request", "true", "X-CSRF-Token", token)); res.Header.Get("X-Byoc-Status") != "404" {
+		t.Fatalf("cancel of nothing through the other instance: %d %q, want 404", res.StatusCode, res.Header.Get("X-Byoc-Status"))
+	}
+
+	save := request(http.MethodPost, "/api/integrations/resend",
+		url.Values{"apiKey": {resendKey("slow")}, "fromEmail": {"team@example.com"}},
+		"HX-Request", "true", "X-CSRF-Token", token, "X-Byoc-Attempt", attempt)
+	save.AddCookie(&http.Cookie{Name: "byoc_session", Value: b.cookies["byoc_session"].Value})
+	done := make(chan *http.Response, 1)
+	go func() {
+		res, err := e.srv.Test(save)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+
+	// Another admin's cancel of the same id, through the other instance,
+	// stops nothing.
+	intruder, intruderToken, _ := e.admin()
+	r := request(http.MethodPost, cancelPath, nil, "HX-Request", "true", "X-CSRF-Token", intruderToken)
+	r.AddCookie(&http.Cookie{Name: "byoc_session", Value: intruder.cookies["byoc_session"].Value})
+	if res, err := other.srv.Test(r); err != nil || res.Header.Get("X-Byoc-Status") != "404" {
+		t.Fatalf("another admin's cancel through the other instance: %v %v, want 404", err, res.Header.Get("X-Byoc-Status"))
+	}
+
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		res := through(request(http.MethodPost, cancelPath, nil, "HX-Request", "true", "X-CSRF-Token", token))
+		if res.StatusCode == http.StatusAccepted {
+			break
+		}
+		if res.Header.Get("X-Byoc-Status") != "404" || time.Now().After(deadline) {
+			t.Fatalf("cancel through the other instance: %d %q", res.StatusCode, res.Header.Get("X-Byoc-Status"))
+		}
+	}
+	var res *http.Response
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the save still runs after the cancel was acknowledged")
+	}
+	if res == nil {
+		t.FailNow()
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.Header.Get("X-Byoc-Status") != "409" || !strings.Contains(string(body), "Cancelled: nothing was saved") {
+		t.Fatalf("the save cancelled from the other instance answered %q\n%s", res.Header.Get("X-Byoc-Status"), body)
+	}
+	if _, err := e.creds.Get(context.Background(), orgID, app.Resend); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("after the cancel: %v, want nothing stored", err)
+	}
+}

@@ -23,8 +23,12 @@ import (
 // client went away, so aborting in the browser alone would leave the save
 // running and free to succeed after the user was told it did not.
 //
-// The attempts are kept in memory: a cancel that reaches another instance
-// than the request finds nothing (404) and the request runs to its end.
+// The attempts are kept in each instance's memory. A cancel that reaches
+// another instance than the request is passed on to every instance through
+// the database (Deps.Cancels, delivered to CancelForwarded); the instance
+// that stops the request says so the same way (CancelAcknowledged), so
+// behind a load balancer a cancel stops the request wherever it runs and
+// answers as truly as on the request's own instance.
 
 // headerAttempt names a cancellable request.
 const headerAttempt = "X-Byoc-Attempt"
@@ -43,11 +47,17 @@ var errRestarting = &app.Error{Code: app.EUnavailable,
 // running are stopped (errRestarting), so they can still answer.
 const shutdownMargin = 2 * time.Second
 
-// inflight holds this instance's cancellable requests by user and id.
+// inflight holds this instance's cancellable requests by user and id, and
+// the cancels of this instance waiting for another one to stop a request.
 type inflight struct {
-	mu sync.Mutex
-	m  map[attemptKey]context.CancelCauseFunc
+	mu      sync.Mutex
+	m       map[attemptKey]context.CancelCauseFunc
+	waiting map[attemptKey]chan struct{}
 }
+
+// forwardWait bounds how long a cancel waits for another instance to say
+// that it stopped the request.
+const forwardWait = time.Second
 
 type attemptKey struct{ user, id string }
 
@@ -97,23 +107,105 @@ func (s *Server) cancellable(c *fiber.Ctx) error {
 
 // cancelAttempt cancels the user's running request named by the route's
 // attempt id (POST /api/integrations/attempts/:attempt/cancel): 202 with
-// {cancelled: true}; the request itself answers its outcome. 404 not_found
-// when no such request runs here (it already ended, or runs on another
-// instance).
+// {cancelled: true} when the request was stopped, here or (Deps.Cancels)
+// on another instance; the request itself answers its outcome. 404
+// not_found when no instance stopped one within forwardWait (it already
+// ended, or never ran).
 func (s *Server) cancelAttempt(c *fiber.Ctx) error {
 	a, _ := account(c)
-	key := attemptKey{user: a.Principal.UserID, id: c.Params("attempt")}
-	s.attempts.mu.Lock()
-	cancel, ok := s.attempts.m[key]
-	s.attempts.mu.Unlock()
-	if !ok {
+	id := c.Params("attempt")
+	stopped := validAttemptID(id) && s.cancelHere(a.Principal.UserID, id)
+	if !stopped && validAttemptID(id) && s.deps.Cancels != nil {
+		var err error
+		if stopped, err = s.forwardCancel(c.UserContext(), a.Principal.UserID, strings.Clone(id)); err != nil {
+			return err
+		}
+	}
+	if !stopped {
 		return app.Errorf(app.ENotFound, "That request is not running any more: its answer tells what happened.")
 	}
-	cancel(errCancelled)
 	if negotiate(c) == formatJSON {
 		return sendJSON(c, http.StatusAccepted, map[string]bool{"cancelled": true})
 	}
 	return c.SendStatus(http.StatusAccepted)
+}
+
+// cancelHere stops the user's request named attempt if it runs on this
+// instance, and reports whether it did.
+func (s *Server) cancelHere(userID, attempt string) bool {
+	s.attempts.mu.Lock()
+	cancel, ok := s.attempts.m[attemptKey{user: userID, id: attempt}]
+	s.attempts.mu.Unlock()
+	if ok {
+		cancel(errCancelled)
+	}
+	return ok
+}
+
+// forwardCancel asks every instance to stop the user's request named
+// attempt and reports whether one said it did within forwardWait.
+func (s *Server) forwardCancel(ctx context.Context, userID, attempt string) (bool, error) {
+	key := attemptKey{user: userID, id: attempt}
+	acked := make(chan struct{})
+	s.attempts.mu.Lock()
+	if _, taken := s.attempts.waiting[key]; taken {
+		s.attempts.mu.Unlock()
+		return false, nil // a cancel of this request already waits
+	}
+	s.attempts.waiting[key] = acked
+	s.attempts.mu.Unlock()
+	defer func() {
+		s.attempts.mu.Lock()
+		if s.attempts.waiting[key] == acked {
+			delete(s.attempts.waiting, key)
+		}
+		s.attempts.mu.Unlock()
+	}()
+	if err := s.deps.Cancels.RequestCancel(ctx, userID, attempt); err != nil {
+		return false, err
+	}
+	t := time.NewTimer(forwardWait)
+	defer t.Stop()
+	select {
+	case <-acked:
+		return true, nil
+	case <-t.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// CancelForwarded stops the user's request named attempt if it runs on
+// this instance, and then tells every instance that it did (through
+// Deps.Cancels). The database listener calls it for the cancels any
+// instance passes on; it returns at once.
+func (s *Server) CancelForwarded(userID, attempt string) {
+	if !s.cancelHere(userID, attempt) || s.deps.Cancels == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(s.stopping, forwardWait)
+		defer cancel()
+		if err := s.deps.Cancels.AckCancel(ctx, userID, attempt); err != nil {
+			s.log.Warn("telling that a request was cancelled failed", "user_id", userID, "err", err)
+		}
+	}()
+}
+
+// CancelAcknowledged wakes the cancel of this instance that waits for the
+// user's request named attempt to be stopped elsewhere, if any. The
+// database listener calls it; it returns at once.
+func (s *Server) CancelAcknowledged(userID, attempt string) {
+	s.attempts.mu.Lock()
+	acked, ok := s.attempts.waiting[attemptKey{user: userID, id: attempt}]
+	if ok {
+		delete(s.attempts.waiting, attemptKey{user: userID, id: attempt})
+	}
+	s.attempts.mu.Unlock()
+	if ok {
+		close(acked)
+	}
 }
 
 // ownStop returns why this server stopped the request early (its user

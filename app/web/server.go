@@ -193,6 +193,18 @@ type Deps struct {
 	// Activity reads the audit log and the webhook deliveries; nil leaves
 	// the activity routes out.
 	Activity Activity
+	// Cancels, when set, passes a cancel that finds no running request on
+	// this instance on to every instance (*db.DB implements it; each
+	// instance's listener hands it to CancelForwarded, and the answer back
+	// to CancelAcknowledged). Without it such a cancel answers 404.
+	Cancels CancelRequester
+}
+
+// CancelRequester asks every instance to stop a user's running request,
+// and tells every instance that it stopped one.
+type CancelRequester interface {
+	RequestCancel(ctx context.Context, userID, attemptID string) error
+	AckCancel(ctx context.Context, userID, attemptID string) error
 }
 
 // Activity is what the web layer needs from the activity service
@@ -317,7 +329,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		proxies:  proxies,
 		limits:   newLimitRules(opts),
 		openAPI:  openAPI,
-		attempts: inflight{m: map[attemptKey]context.CancelCauseFunc{}},
+		attempts: inflight{m: map[attemptKey]context.CancelCauseFunc{}, waiting: map[attemptKey]chan struct{}{}},
 	}
 	s.stopping, s.halt = context.WithCancelCause(context.Background())
 	for _, name := range []string{cssFile, htmxFile} {

@@ -269,9 +269,17 @@ func (s *System) RecheckConnections(ctx context.Context) { s.Rechecks.Run(ctx) }
 // instance's caches until ctx ends: each notification goes to the credential
 // service (which passes it on to every cache), and after a lost connection,
 // when notifications may have been missed, everything is flushed. The
-// sign-in cache is used only while it listens.
+// sign-in cache is used only while it listens. The server is ready (see
+// web.Server.Started) once it has listened the first time; a later lost
+// connection is the database's state, shared by every instance, and does
+// not make it unready again.
 func (s *System) ListenInvalidations(ctx context.Context) {
 	s.DB.ListenInvalidationsReporting(ctx,
 		func(orgID, provider string) { s.Credentials.Invalidate(orgID, provider) },
-		s.Credentials.Flush, s.Sessions.Listening)
+		s.Credentials.Flush, func(on bool) {
+			s.Sessions.Listening(on)
+			if on {
+				s.Server.Started()
+			}
+		})
 }

@@ -50,8 +50,11 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 // connection limit), since the database is the only witness the instances
 // share. Such an instance stays in rotation and refuses the writes it is
 // sent although its peers could serve them; it shows as database connect
-// errors on that instance alone (byoc_db_errors_total{kind="connect"}),
-// and deploy/README.md says what to do.
+// errors on that instance alone (byoc_db_errors_total{kind="connect"},
+// which its failed pings count too), and deploy/README.md says what to do.
+// A ping that waits longer than readyPingTimeout for a free pool
+// connection reads as "database down" as well: the answer informs, it
+// never takes the instance out.
 func (s *Server) readyz(c *fiber.Ctx) error {
 	switch {
 	case s.draining.Load():

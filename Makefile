@@ -114,7 +114,7 @@ cluster: build haproxy ## Three instances behind HAProxy on the private PostgreS
 	@BYOC_PG_DB=byoc_cluster $(WITH_DB) ./bin/byoc-cluster -bin $(BIN) -data $(CLUSTER_DIR)
 
 .PHONY: haproxy
-haproxy: ## Make sure HAProxy is installed (for make cluster and the cluster tests)
+haproxy: ## Make sure HAProxy is installed (for make cluster, the cluster tests and the fault drills)
 	@if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "Installing Debian's haproxy for the cluster..."; \
@@ -152,7 +152,7 @@ bench-run:
 DRILLS_OUT := .data/drills/results.md
 
 .PHONY: drills
-drills: ## Fault drills (a minute): PostgreSQL stopped under load, a slow database, concurrent saves; table in .data/drills/results.md
+drills: haproxy ## Fault drills (a minute): PostgreSQL stopped under load, a slow database, concurrent saves; table in .data/drills/results.md
 	@rm -f $(DRILLS_OUT)
 	$(GO) test -count=1 -timeout 15m ./e2e/drills/ -args -drills.full -drills.out $(CURDIR)/$(DRILLS_OUT)
 	@cat $(DRILLS_OUT)
@@ -176,7 +176,7 @@ test: build ## Everything: lint, Go tests on a real PostgreSQL, fuzz smoke runs,
 	@BYOC_PG_FAST=1 $(WITH_DB) $(MAKE) --no-print-directory test-cluster
 
 .PHONY: test-go
-test-go: cc ## Go unit and integration tests with the race detector (needs DATABASE_URL; make test provides it)
+test-go: cc haproxy ## Go unit and integration tests with the race detector (needs DATABASE_URL; make test provides it)
 	@test -n "$$DATABASE_URL" || { echo "DATABASE_URL is not set: use 'make test'"; exit 1; }
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 

@@ -269,12 +269,21 @@ func (s *System) RecheckConnections(ctx context.Context) { s.Rechecks.Run(ctx) }
 // instance's caches until ctx ends: each notification goes to the credential
 // service (which passes it on to every cache), and after a lost connection,
 // when notifications may have been missed, everything is flushed. The
-// sign-in cache is used only while it listens. It also hands the requests
-// to cancel that any instance passes on to this instance's server.
+// sign-in cache is used only while it listens. The server is ready (see
+// web.Server.Started) once it has listened the first time; a later lost
+// connection is the database's state, shared by every instance, and does
+// not make it unready again. It also hands the requests to cancel that any
+// instance passes on to this instance's server.
 func (s *System) ListenInvalidations(ctx context.Context) {
 	s.DB.Listen(ctx, db.Listeners{
 		Invalidate: func(orgID, provider string) { s.Credentials.Invalidate(orgID, provider) },
-		Flush:      s.Credentials.Flush, Listening: s.Sessions.Listening,
+		Flush:      s.Credentials.Flush,
+		Listening: func(on bool) {
+			s.Sessions.Listening(on)
+			if on {
+				s.Server.Started()
+			}
+		},
 		Cancel: s.Server.CancelForwarded, CancelAck: s.Server.CancelAcknowledged,
 	})
 }

@@ -66,6 +66,10 @@ type envSetup struct {
 	// ready, when set, is what the server's readiness check pings instead
 	// of the database.
 	ready web.Pinger
+	// starting leaves the server as before its invalidation listener
+	// first listened (web.Server.Started not called); newEnv marks every
+	// other server started, as serving it does.
+	starting bool
 }
 
 type envOption func(*envSetup)
@@ -114,6 +118,9 @@ func newEnv(t *testing.T, options ...envOption) *env {
 			t.Fatal(err)
 		}
 	}
+	if !s.starting {
+		e.srv.Started()
+	}
 	return e
 }
 
@@ -128,6 +135,9 @@ func (e *env) instance() *env {
 	}
 	other := *e
 	other.sys, other.srv, other.creds = sys, sys.Server, sys.Credentials
+	if !e.setup.starting {
+		other.srv.Started()
+	}
 	return &other
 }
 

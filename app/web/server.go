@@ -244,6 +244,11 @@ type Server struct {
 	// draining is set by Drain: /readyz answers 503 and every answer
 	// closes its connection.
 	draining atomic.Bool
+	// started is set by Started: until then /readyz answers 503.
+	started atomic.Bool
+	// ready coalesces /readyz's database pings and remembers the last
+	// answer (handlers_ops.go).
+	ready readiness
 	// openAPI is the JSON API's OpenAPI description, served as it is.
 	openAPI []byte
 	// stopping is the parent of every request's context; halt cancels it
@@ -420,6 +425,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // every answer closes its connection (so no idle connection to this
 // instance stays pooled), while requests are still served as usual.
 func (s *Server) Drain() { s.draining.Store(true) }
+
+// Started tells the server that its instance has finished starting: the
+// invalidation listener receives every instance's changes, so what the
+// caches hold from now on is kept current. Until then /readyz answers 503
+// (starting), so a load balancer sends the instance no traffic. Calling it
+// again changes nothing.
+func (s *Server) Started() { s.started.Store(true) }
 
 // account returns the signed-in account of the request, if any.
 func account(c *fiber.Ctx) (auth.Account, bool) {

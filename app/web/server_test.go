@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,17 +36,127 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatalf("/healthz: %d %s", res.StatusCode, res.body)
 	}
 	res = e.do(request(http.MethodGet, "/readyz", nil))
-	if res.StatusCode != http.StatusOK || res.json(t)["status"] != "ok" {
-		t.Fatalf("/readyz: %d %s", res.StatusCode, res.body)
+	if body := res.json(t); res.StatusCode != http.StatusOK || body["status"] != "ok" || body["database"] != "up" {
+		t.Fatalf("/readyz: %d %s, want 200 ok with the database up", res.StatusCode, res.body)
 	}
+}
 
-	down := newEnv(t, withDB(pinger(func(context.Context) error { return errors.New("connection refused") })))
-	res = down.do(request(http.MethodGet, "/readyz", nil))
-	if res.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("/readyz with the database down: %d, want 503", res.StatusCode)
+// The database is shared by every instance: while it does not answer, an
+// instance stays ready (a load balancer keeps sending it the webhooks its
+// caches verify) and says the database is down. The ping's error never
+// reaches the answer; the log says it once, not on every probe.
+func TestReadinessWithTheDatabaseDown(t *testing.T) {
+	var fail atomic.Bool
+	fail.Store(true)
+	down := newEnv(t, withDB(pinger(func(context.Context) error {
+		if fail.Load() {
+			return errors.New("connect to 10.9.8.7: connection refused (password=Hunter2-secret)")
+		}
+		return nil
+	})))
+	for range 3 {
+		res := down.do(request(http.MethodGet, "/readyz", nil))
+		if body := res.json(t); res.StatusCode != http.StatusOK || body["status"] != "degraded" || body["database"] != "down" {
+			t.Fatalf("/readyz with the database down: %d %s, want 200 degraded with the database down", res.StatusCode, res.body)
+		}
+		if strings.Contains(res.body, "Hunter2") || strings.Contains(res.body, "10.9.8.7") {
+			t.Fatalf("the ping's error reached the answer: %s", res.body)
+		}
 	}
 	if res := down.do(request(http.MethodGet, "/healthz", nil)); res.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz with the database down: %d, want 200", res.StatusCode)
+	}
+	if n := strings.Count(down.log.String(), "the database does not answer"); n != 1 {
+		t.Fatalf("the database going down was logged %d times over 3 probes, want once:\n%s", n, down.log)
+	}
+
+	fail.Store(false)
+	for range 2 {
+		res := down.do(request(http.MethodGet, "/readyz", nil))
+		if body := res.json(t); res.StatusCode != http.StatusOK || body["status"] != "ok" || body["database"] != "up" {
+			t.Fatalf("/readyz once the database is back: %d %s, want 200 ok", res.StatusCode, res.body)
+		}
+	}
+	if n := strings.Count(down.log.String(), "the database answers again"); n != 1 {
+		t.Fatalf("the database coming back was logged %d times over 2 probes, want once", n)
+	}
+}
+
+// A database that does not answer at all (a lost network path: the ping
+// hangs) reads as down once the ping's own short timeout ends, well within
+// the request's deadline: the load balancer's check gets an answer rather
+// than timing out and taking the instance out.
+func TestReadinessWithADatabaseThatHangs(t *testing.T) {
+	hangs := pinger(func(ctx context.Context) error {
+		if _, ok := ctx.Deadline(); !ok {
+			return errors.New("the ping has no deadline")
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	e := newEnv(t, withDB(hangs), withWeb(func(o *web.Options) { o.RequestTimeout = time.Minute }))
+	res := e.do(request(http.MethodGet, "/readyz", nil))
+	if body := res.json(t); res.StatusCode != http.StatusOK || body["database"] != "down" {
+		t.Fatalf("/readyz with a database that hangs: %d %s, want 200 with the database down", res.StatusCode, res.body)
+	}
+}
+
+// What belongs to this instance alone still makes it unready: draining
+// before a shutdown, and not having started (its invalidation listener has
+// not listened yet), whatever the database's state.
+func TestReadinessOfTheInstanceItself(t *testing.T) {
+	for _, dbUp := range []bool{true, false} {
+		ping := pinger(func(context.Context) error {
+			if dbUp {
+				return nil
+			}
+			return errors.New("connection refused")
+		})
+		starting := newEnv(t, withDB(ping), func(s *envSetup) { s.starting = true })
+		res := starting.do(request(http.MethodGet, "/readyz", nil))
+		if res.StatusCode != http.StatusServiceUnavailable || res.json(t)["status"] != "starting" {
+			t.Fatalf("database up %v, not started: /readyz %d %s, want 503 starting", dbUp, res.StatusCode, res.body)
+		}
+		starting.srv.Started()
+		if res := starting.do(request(http.MethodGet, "/readyz", nil)); res.StatusCode != http.StatusOK {
+			t.Fatalf("database up %v, started: /readyz %d %s, want 200", dbUp, res.StatusCode, res.body)
+		}
+		starting.srv.Drain()
+		res = starting.do(request(http.MethodGet, "/readyz", nil))
+		if res.StatusCode != http.StatusServiceUnavailable || res.json(t)["status"] != "draining" {
+			t.Fatalf("database up %v, draining: /readyz %d %s, want 503 draining", dbUp, res.StatusCode, res.body)
+		}
+	}
+}
+
+// A whole system is not ready until its invalidation listener listens, and
+// stays ready when that listener loses its connection afterwards (the
+// database's state, shared by every instance).
+func TestReadinessFollowsTheListenersStart(t *testing.T) {
+	e := newEnv(t, func(s *envSetup) { s.starting = true })
+	if res := e.do(request(http.MethodGet, "/readyz", nil)); res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("before the listener started: /readyz %d %s, want 503", res.StatusCode, res.body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.sys.ListenInvalidations(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res := e.do(request(http.MethodGet, "/readyz", nil))
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("the listener runs but /readyz still answers %d %s", res.StatusCode, res.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if res := e.do(request(http.MethodGet, "/readyz", nil)); res.StatusCode != http.StatusOK {
+		t.Fatalf("after the listener stopped: /readyz %d %s, want 200 (started once)", res.StatusCode, res.body)
 	}
 }
 

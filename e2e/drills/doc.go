@@ -6,7 +6,10 @@
 //
 //   - PostgreSQL stopped under load: warm webhooks keep verifying, writes
 //     are refused with 503 at once, every instance recovers by itself once
-//     PostgreSQL is back, and no acknowledged write is lost;
+//     PostgreSQL is back, and no acknowledged write is lost; part of the
+//     load goes through HAProxy (deploy/haproxy/haproxy.cfg), which keeps
+//     every instance in rotation because /readyz stays 200 while the
+//     database they share is away;
 //   - a slow database: no request outlives its deadline, no pool
 //     connection leaks;
 //   - concurrent saves of one org's Vapi credentials through three

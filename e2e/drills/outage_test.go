@@ -24,6 +24,13 @@ const (
 	kindStatus = "API read (status)" // the status API (the bearer token's account is read)
 	kindProbe  = "recovery probe"    // the probes after PostgreSQL is back
 
+	// The same through HAProxy (deploy/haproxy/haproxy.cfg) in front of
+	// the three instances, health checks on /readyz included.
+	kindWarmLB  = "warm webhook via HAProxy"
+	kindEventLB = "webhook write via HAProxy"
+	kindSaveLB  = "API write (save) via HAProxy"
+	kindProbeLB = "recovery probe via HAProxy"
+
 	outageName = "PostgreSQL stopped"    // the drill's name in the table
 	deadline   = 5 * time.Second         // the request deadline of the drill's instances
 	margin     = 1500 * time.Millisecond // how far past its deadline a request may end (scheduling, -race)
@@ -45,7 +52,12 @@ type saveAttempt struct {
 // must keep verifying; everything that needs the database must be
 // refused with 503 at once (never a 500, never a request past its
 // deadline); every instance must recover by itself; and every write that
-// was acknowledged must be there afterwards.
+// was acknowledged must be there afterwards. Part of the load goes through
+// HAProxy with the deployment's configuration: the instances stay ready
+// while the database they share is away (/readyz answers 200 with the
+// database down), so HAProxy keeps them all in rotation and the warm
+// webhooks it forwards keep answering 200, rather than every instance
+// being taken out at once and HAProxy refusing everything.
 func TestDrillPostgresStopped(t *testing.T) {
 	c := needCluster(t)
 	p := currentPlan()
@@ -56,6 +68,8 @@ func TestDrillPostgresStopped(t *testing.T) {
 	hooks := w.newOrgs(3)  // their webhooks: warm ones and stored ones
 	savers := w.newOrgs(2) // their Resend credentials are saved over and over
 	probes := w.newOrgs(3) // one per instance: its caches' coherence after the outage
+	lbSaver := w.newOrgs(1)[0]
+	lb := w.startHAProxy() // nil without HAProxy (outside CI)
 
 	// Warm every instance: each org's assistant and secret cached, and each
 	// probe org's statuses cached on its instance.
@@ -113,6 +127,26 @@ func TestDrillPostgresStopped(t *testing.T) {
 		in, o := pick(k), hooks[k%len(hooks)]
 		return sample{kind: kindStatus, inst: in.name, at: time.Now(), answer: w.do(in, http.MethodGet, paths.APIStatus, nil, o.token, nil)}
 	})
+	if lb != nil {
+		worker(kindWarmLB, p.workers, func(k int) sample {
+			o := hooks[k%len(hooks)]
+			return sample{kind: kindWarmLB, inst: lb.name, at: time.Now(), answer: w.webhook(lb, o, typeWarm, fmt.Sprintf("warm-lb-%s-%d", run, k))}
+		})
+		worker(kindEventLB, 1, func(k int) sample {
+			id := fmt.Sprintf("drill-lb-%s-%d", run, k)
+			s := sample{kind: kindEventLB, inst: lb.name, at: time.Now(), answer: w.webhook(lb, hooks[k%len(hooks)], typeWrite, id)}
+			if s.status == http.StatusOK {
+				ackedMu.Lock()
+				acked = append(acked, id)
+				ackedMu.Unlock()
+			}
+			return s
+		})
+		worker(kindSaveLB, 1, func(k int) sample {
+			return sample{kind: kindSaveLB, inst: lb.name, at: time.Now(), answer: w.do(lb, http.MethodPost, paths.IntegrationsPrefix+"/resend",
+				map[string]string{"apiKey": fmt.Sprintf("re_drill_lb_%s_%d", run, k)}, lbSaver.token, nil)}
+		})
+	}
 	for i, o := range savers {
 		wg.Add(1)
 		go func() {
@@ -137,7 +171,18 @@ func TestDrillPostgresStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	downAt := time.Now()
-	time.Sleep(p.outage)
+	// Half-way through the outage every instance is still ready, saying
+	// the database is down, and so is HAProxy's answer.
+	time.Sleep(p.outage / 2)
+	targets := append([]*instance{}, w.instances...)
+	if lb != nil {
+		targets = append(targets, lb)
+	}
+	readyWhileDown := make([]ready, len(targets))
+	for i, in := range targets {
+		readyWhileDown[i] = w.readiness(in)
+	}
+	time.Sleep(p.outage - p.outage/2)
 	startAt := time.Now()
 	if err := c.start(); err != nil {
 		stopLoad()
@@ -198,6 +243,27 @@ func TestDrillPostgresStopped(t *testing.T) {
 			}
 		}()
 	}
+	lbBack := time.Duration(-1) // until a write through HAProxy is stored again
+	if lb != nil {
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			limit := time.Now().Add(p.recoveryBound)
+			for k := 0; time.Now().Before(limit); k++ {
+				id := fmt.Sprintf("probe-lb-%s-%d", run, k)
+				s := sample{kind: kindProbeLB, inst: lb.name, at: time.Now(), answer: w.webhook(lb, hooks[k%len(hooks)], typeWrite, id)}
+				rec.add(s)
+				if s.status == http.StatusOK {
+					ackedMu.Lock()
+					acked = append(acked, id)
+					ackedMu.Unlock()
+					lbBack = time.Since(upAt)
+					return
+				}
+				time.Sleep(probeEvery)
+			}
+		}()
+	}
 	pw.Wait()
 	time.Sleep(afterLoad)
 	stopLoad()
@@ -208,6 +274,7 @@ func TestDrillPostgresStopped(t *testing.T) {
 	// answered or refused with 503, never a 500, never past its deadline.
 	all := rec.select_("", time.Time{}, time.Time{})
 	onlyStatuses(t, "warm webhooks", rec.select_(kindWarm, time.Time{}, time.Time{}), http.StatusOK)
+	onlyStatuses(t, "warm webhooks through HAProxy", rec.select_(kindWarmLB, time.Time{}, time.Time{}), http.StatusOK)
 	onlyStatuses(t, "everything", all, http.StatusOK, http.StatusServiceUnavailable)
 	withinDeadline(t, "everything", all, deadline, margin, stall)
 	for _, s := range all {
@@ -219,13 +286,24 @@ func TestDrillPostgresStopped(t *testing.T) {
 	// Down: from the stop until PostgreSQL accepts connections again
 	// (its start, with crash recovery, included).
 	down := func(kind string) figures { return summarize(rec.select_(kind, downAt, upAt)) }
-	for _, kind := range []string{kindEvent, kindSave, kindStatus} {
+	for _, kind := range []string{kindEvent, kindSave, kindStatus, kindEventLB, kindSaveLB} {
 		if f := down(kind); f.n > 0 && f.statuses[http.StatusServiceUnavailable] == 0 {
 			t.Errorf("%s while PostgreSQL was down: %s, want 503s", kind, f.statusText())
 		}
 	}
-	if f := down(kindWarm); f.n == 0 {
-		t.Error("no warm webhook was sent while PostgreSQL was down")
+	kinds := []string{kindWarm, kindEvent, kindSave, kindStatus}
+	if lb != nil {
+		kinds = append(kinds, kindWarmLB, kindEventLB, kindSaveLB)
+	}
+	for _, kind := range kinds {
+		if f := down(kind); f.n == 0 {
+			t.Errorf("no %s was sent while PostgreSQL was down", kind)
+		}
+	}
+	for i, r := range readyWhileDown {
+		if r.status != http.StatusOK || r.state != "degraded" || r.database != "down" {
+			t.Errorf("/readyz of %s while PostgreSQL was down: %s, want 200 degraded, database down", targets[i].name, r)
+		}
 	}
 
 	// Every instance recovered by itself.
@@ -238,6 +316,14 @@ func TestDrillPostgresStopped(t *testing.T) {
 		}
 		if a := w.do(in, http.MethodGet, paths.Readyz, nil, "", nil); a.status != http.StatusOK {
 			t.Errorf("%s is not ready after PostgreSQL's return: %d", in.name, a.status)
+		}
+	}
+	if lb != nil {
+		if lbBack < 0 {
+			t.Errorf("no webhook write through HAProxy was stored within %s of PostgreSQL's return", p.recoveryBound)
+		}
+		if r := w.readiness(lb); r.status != http.StatusOK || r.database != "up" {
+			t.Errorf("/readyz through HAProxy after PostgreSQL's return: %s, want 200 with the database up", r)
 		}
 	}
 
@@ -286,11 +372,14 @@ func TestDrillPostgresStopped(t *testing.T) {
 		deadline, p.workers, p.outage.Round(100*time.Millisecond))
 	r("down", "%s in all: stopping took %s, stopped %s, starting (with crash recovery) %s",
 		ms(upAt.Sub(crashAt)), ms(downAt.Sub(crashAt)), ms(startAt.Sub(downAt)), ms(upAt.Sub(startAt)))
-	for _, kind := range []string{kindWarm, kindEvent, kindSave, kindStatus} {
+	for _, kind := range kinds {
 		f := down(kind)
 		r(kind+" while down", "%d: %s; %s", f.n, f.statusText(), f.latencyText())
 	}
-	for _, kind := range []string{kindWarm, kindEvent, kindSave, kindStatus} {
+	for i, rd := range readyWhileDown {
+		r("/readyz of "+targets[i].name+" while down", "%s", rd)
+	}
+	for _, kind := range kinds {
 		f := summarize(rec.select_(kind, time.Time{}, time.Time{}))
 		r(kind+" whole run", "%d: %s; %s", f.n, f.statusText(), f.latencyText())
 	}
@@ -300,6 +389,9 @@ func TestDrillPostgresStopped(t *testing.T) {
 	for i, in := range w.instances {
 		r("recovery of "+in.name, "stores again %s, sees another instance's change %s after PostgreSQL was back (target %s)",
 			durText(writeBack[i]), durText(coherent[i]), recTarget)
+	}
+	if lb != nil {
+		r("recovery via HAProxy", "stores a webhook again %s after PostgreSQL was back", durText(lbBack))
 	}
 	r("acknowledged writes found", "webhooks %d of %d; credential saves: %d acknowledged of %d, each org's last one stored",
 		found, len(acked), savedAcked, savedTotal)

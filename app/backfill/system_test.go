@@ -22,8 +22,10 @@ import (
 // server is a running instance of BYOC (the whole graph system.Build
 // makes, providers on the stand-ins) on the test database, with the test
 // keyring, listening for other instances' cache invalidations as main's
-// does.
-func server(t *testing.T, d *db.DB) *system.System {
+// does. settle returns once the instance has applied every announcement
+// made before it was called (announcements arrive in order, so it waits
+// for one of its own).
+func server(t *testing.T, d *db.DB) (sys *system.System, settle func()) {
 	t.Helper()
 	sb := sandbox.New()
 	hs := httptest.NewServer(sb.Handler())
@@ -36,29 +38,39 @@ func server(t *testing.T, d *db.DB) *system.System {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	heard := make(chan struct{}, 1)
+	heard := make(chan string, 64)
 	go d.ListenInvalidations(ctx, func(org, provider string) {
 		sys.Credentials.Invalidate(org, provider)
 		select {
-		case heard <- struct{}{}:
+		case heard <- org:
 		default:
 		}
 	}, sys.Credentials.Flush)
-	// Wait until the listener hears announcements.
-	probe := newID(t)
-	for end := time.Now().Add(10 * time.Second); ; {
-		if _, err := d.Pool.Exec(ctx, `select pg_notify($1, $2)`, db.NotifyChannel, `{"org":"`+probe+`"}`); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-heard:
-			return sys
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(end) {
-			t.Fatal("the invalidation listener never heard anything")
+	settle = func() {
+		t.Helper()
+		probe := newID(t)
+		for end := time.Now().Add(10 * time.Second); ; {
+			if _, err := d.Pool.Exec(ctx, `select pg_notify($1, $2)`, db.NotifyChannel, `{"org":"`+probe+`"}`); err != nil {
+				t.Fatal(err)
+			}
+			for wait := time.After(100 * time.Millisecond); ; {
+				select {
+				case org := <-heard:
+					if org == probe {
+						return
+					}
+					continue
+				case <-wait:
+				}
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatal("the invalidation listener never heard its probe")
+			}
 		}
 	}
+	settle() // the listener listens
+	return sys, settle
 }
 
 // webhook sends a Vapi conversation update from assistant, authenticated
@@ -88,7 +100,7 @@ func TestBackfilledOrgsReachRunningInstances(t *testing.T) {
 	l := newLegacy(t, false)
 	d := l.d
 	ctx := context.Background()
-	sys := server(t, d)
+	sys, settle := server(t, d)
 	a, warm := l.newOrg("reaches A"), l.newOrg("stays warm")
 	assistant, warmAssistant := newID(t), newID(t)
 	const warmSecret = "warm-org-webhook-secret-12345"
@@ -97,6 +109,7 @@ func TestBackfilledOrgsReachRunningInstances(t *testing.T) {
 		Assistants: []app.AssistantMapping{{VapiAssistantID: warmAssistant, OrgID: warm, Role: app.Inbound}}}); err != nil {
 		t.Fatal(err)
 	}
+	settle() // the save's own announcement must not cool what the test warms next
 	l.integration(a, "vapi", legacySeal(t, legacyKeyHex, 12, `{"apiKey":"`+vapiKey+`","webhookSecret":"`+vapiSecret+`"}`))
 	l.integration(a, "twilio", legacySeal(t, legacyKeyHex, 16, twilioJSON("account_sid")))
 	l.agent(a, assistant)
@@ -160,7 +173,7 @@ func TestBackfilledOrgsReachRunningInstances(t *testing.T) {
 func TestBackfillVerifiesWhenAsked(t *testing.T) {
 	l := newLegacy(t, false)
 	ctx := context.Background()
-	sys := server(t, l.d)
+	sys, _ := server(t, l.d)
 	good, refused, down, google := l.newOrg("verify good"), l.newOrg("verify refused"), l.newOrg("verify down"), l.newOrg("verify google")
 	l.integration(good, "vapi", `{"apiKey":"`+vapiKey+`"}`)
 	l.integration(refused, "vapi", `{"apiKey":"invalid-2222-4333-8444-555555555555"}`)

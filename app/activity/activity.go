@@ -78,6 +78,7 @@ var Actions = []Action{
 	{integrations.ActionVerify, "Tested the connection"},
 	{integrations.ActionDisconnect, "Disconnected"},
 	{integrations.ActionRotateSecret, "Rotated the webhook secret"},
+	{integrations.ActionRevealSecret, "Revealed the webhook secret"},
 	{integrations.ActionWebhookSigning, "Changed webhook signing"},
 	{app.AuditInviteCreate, "Invited"},
 	{app.AuditInviteRevoke, "Revoked an invitation"},

@@ -119,6 +119,17 @@ func TestWebhookSecretRotateAndReveal(t *testing.T) {
 		if !strings.Contains(envelopeError(t, again)["message"].(string), "Rotate") {
 			t.Errorf("the refusal does not say how to get a new one: %s", again.body)
 		}
+		// Both reveals are in the audit trail, under a filter of their own:
+		// the refused one (newest) and the one that showed the secret.
+		audit := b.api(http.MethodGet, "/api/audit?action=credentials.reveal_secret", nil, token)
+		if audit.StatusCode != http.StatusOK {
+			t.Fatalf("audit of reveals: %d %s", audit.StatusCode, audit.body)
+		}
+		entries := envelopeData(t, audit)["entries"].([]any)
+		if len(entries) != 2 || entries[0].(map[string]any)["outcome"] != "failure" ||
+			entries[1].(map[string]any)["outcome"] != "success" || strings.Contains(audit.body, secret) {
+			t.Fatalf("audit of reveals: %s", audit.body)
+		}
 	})
 
 	var next string

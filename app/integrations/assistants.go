@@ -310,12 +310,11 @@ func (s *Service) connectionRows(ctx context.Context, orgID string, set assistan
 // Vapi lock. It fails only when the stored credentials cannot be read for
 // another reason than there being none usable.
 func (s *Service) withWebhookSecret(ctx context.Context, orgID string, cfg app.VapiConfig) (app.VapiConfig, app.VapiConfig, error) {
-	var previous app.VapiConfig
-	stored, err := s.creds.Get(ctx, orgID, app.Vapi)
-	switch {
-	case err == nil:
-		previous, _ = stored.(app.VapiConfig)
-	case app.ErrorCode(err) != app.ENotConfigured:
+	// Read from the store, not a cache: under the org's lock, the save must
+	// start from what another instance's rotation or save stored a moment
+	// ago, or it would write the secret before that back.
+	previous, err := s.creds.VapiFresh(ctx, orgID)
+	if err != nil && app.ErrorCode(err) != app.ENotConfigured {
 		return cfg, previous, err
 	}
 	switch {

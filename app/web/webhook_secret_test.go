@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"byoc/app"
 	"byoc/app/apptest"
 	"byoc/app/integrations"
 )
@@ -411,5 +412,41 @@ func TestWebhookSecretTwoInstances(t *testing.T) {
 	t.Logf("the second instance accepted the new secret %v after the rotation answered", time.Since(began))
 	if got := second.signedWebhook(inbound, secret); got != http.StatusOK {
 		t.Errorf("the old secret on the second instance within the grace period: %d", got)
+	}
+}
+
+// TestSaveAfterARotationElsewhereKeepsItsSecret: an instance whose cache
+// still holds the Vapi config from before another instance's rotation (it
+// has not heard the change yet) saves again without a webhook secret: the
+// save starts from the stored config, so the rotated secret stays and the
+// one before it is not written back.
+func TestSaveAfterARotationElsewhereKeepsItsSecret(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	other := e.instance() // no listeners: neither hears the other's changes
+	b, token, orgID := e.admin()
+	key := vapiKey()
+	first := "whsec-" + apptest.RandomHex(16)
+	if res := b.api(http.MethodPost, "/api/integrations/vapi", map[string]string{"apiKey": key, "webhookSecret": first}, token); res.StatusCode != http.StatusOK {
+		t.Fatalf("save: %d %s", res.StatusCode, res.body)
+	}
+	if _, err := e.creds.Get(ctx, orgID, app.Vapi); err != nil { // e's cache holds the first secret
+		t.Fatal(err)
+	}
+	elsewhere := &browser{e: other, cookies: b.cookies}
+	res := elsewhere.api(http.MethodPost, rotatePath, nil, token)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("rotate on the other instance: %d %s", res.StatusCode, res.body)
+	}
+	rotated, _ := envelopeData(t, res)["secret"].(string)
+	if res := b.api(http.MethodPost, "/api/integrations/vapi", map[string]string{"apiKey": key}, token); res.StatusCode != http.StatusOK {
+		t.Fatalf("save again: %d %s", res.StatusCode, res.body)
+	}
+	stored, err := e.creds.VapiFresh(ctx, orgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stored.WebhookSecret.Reveal(); got != rotated || got == first {
+		t.Fatal("the save wrote back the secret the rotation replaced")
 	}
 }

@@ -58,7 +58,9 @@ type MappingStore interface {
 // assistants.
 //
 // The assistants must exist before they are recorded, so Vapi is changed
-// first. When a save fails after that, Vapi keeps the change while the
+// first; from then on the save no longer heeds ctx's cancellation (only its
+// deadline), so a cancel cannot stop it half-way. When a save fails after
+// that, Vapi keeps the change while the
 // database keeps the previous state: a signing credential or an assistant
 // created just before stays in the org's Vapi account, unused or unmapped
 // (a later save creates new ones), and a reused assistant may already sign
@@ -75,6 +77,11 @@ func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn 
 		if err != nil {
 			return err
 		}
+		// From the first change at Vapi on, the save runs to its end
+		// within its deadline: a cancel (or the server's stop) half-way
+		// would leave Vapi changed while the answer said nothing was.
+		ctx, finish := uncancellable(ctx)
+		defer finish()
 		if cfg.WebhookCredentialID, err = s.signingCredential(ctx, p, cfg); err != nil {
 			return err
 		}
@@ -107,6 +114,17 @@ func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn 
 		res.Detail = joinDetail(res.Detail, set.summary())
 		return nil
 	})
+}
+
+// uncancellable returns ctx without its cancellation but with its values
+// and deadline: what runs under it ends by the deadline, never half-way
+// because its caller gave up.
+func uncancellable(ctx context.Context) (context.Context, context.CancelFunc) {
+	detached := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(detached, d)
+	}
+	return context.WithCancel(detached)
 }
 
 // keepsPreviousSecret reports whether a save of cfg over the stored

@@ -90,3 +90,57 @@ func TestSaveVapiSlowOrgsDoNotDelayOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveVapiRunsToItsEndOnceVapiIsChanged: a save whose caller gives up
+// (a cancel, the server stopping) after the first change at Vapi was sent
+// still finishes, within its deadline: the assistants at Vapi and the
+// stored connection agree, instead of Vapi signing with a secret nothing
+// stored.
+func TestSaveVapiRunsToItsEndOnceVapiIsChanged(t *testing.T) {
+	sb := sandbox.New()
+	arrived := make(chan struct{}, 8)
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.Contains(r.Header.Get("Authorization"), "-held-") {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		sb.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	urls := sb.BaseURLs(srv.URL)
+	e := newEnv(t, func(c *envConfig) { c.urls = &urls }, withTimeout(time.Minute))
+	admin, _ := seedOrg(t, "Cancelled Dental")
+	key := vapiKey("held")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	caller, giveUp := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Save(caller, admin, app.Vapi, app.Values{"apiKey": key})
+		done <- err
+	}()
+	select {
+	case <-arrived:
+	case <-ctx.Done():
+		t.Fatal("the save never reached Vapi")
+	}
+	giveUp()
+	releaseOnce()
+	if err := <-done; err != nil {
+		t.Fatalf("the save stopped half-way after Vapi was changed: %v", err)
+	}
+	if n := len(sb.Vapi.Assistants(key)); n != 2 {
+		t.Fatalf("the stand-in holds %d assistants, want 2", n)
+	}
+	st, err := e.svc.Status(ctx, admin, app.Vapi)
+	if err != nil || !st.Connected {
+		t.Fatalf("stored after the given-up save: %+v, %v", st, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"byoc/app"
+	"byoc/db"
 )
 
 // An htmx request that meets an ended session sends the whole page to the
@@ -390,5 +391,49 @@ func TestCancelReachesTheSaveOnAnotherInstance(t *testing.T) {
 	}
 	if _, err := e.creds.Get(context.Background(), orgID, app.Resend); app.ErrorCode(err) != app.ENotConfigured {
 		t.Fatalf("after the cancel: %v, want nothing stored", err)
+	}
+}
+
+// TestMadeUpCancelsAreBounded: a user sending many cancels of made-up ids
+// at once gets 404 for each, and only a few of them are passed on to the
+// other instances.
+func TestMadeUpCancelsAreBounded(t *testing.T) {
+	e := newEnv(t)
+	b, token, orgID := e.admin()
+	var userID string
+	if err := e.db.Pool.QueryRow(context.Background(),
+		`select user_id::text from org_members where org_id = $1`, orgID).Scan(&userID); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	heard := make(chan string, 64)
+	listening := make(chan bool, 4)
+	go e.db.Listen(ctx, db.Listeners{Invalidate: func(string, string) {}, Flush: func() {},
+		Listening: func(on bool) { listening <- on },
+		Cancel: func(user, attempt string) {
+			if user == userID {
+				heard <- attempt
+			}
+		}})
+	if !<-listening {
+		t.Fatal("the listener did not listen")
+	}
+	const sent = 12
+	codes := make(chan string, sent)
+	for i := range sent {
+		go func() {
+			id := fmt.Sprintf("made-up-%016d", i)
+			res := b.hx(http.MethodPost, "/api/integrations/attempts/"+id+"/cancel", nil, token)
+			codes <- res.Header.Get("X-Byoc-Status")
+		}()
+	}
+	for range sent {
+		if code := <-codes; code != "404" {
+			t.Fatalf("a made-up cancel answered %q, want 404", code)
+		}
+	}
+	if n := len(heard); n < 1 || n > 4 {
+		t.Fatalf("%d of %d made-up cancels were passed on, want between 1 and 4", n, sent)
 	}
 }

@@ -53,11 +53,18 @@ type inflight struct {
 	mu      sync.Mutex
 	m       map[attemptKey]context.CancelCauseFunc
 	waiting map[attemptKey]chan struct{}
+	perUser map[string]int // waiting cancels by user
 }
 
 // forwardWait bounds how long a cancel waits for another instance to say
-// that it stopped the request.
-const forwardWait = time.Second
+// that it stopped the request, and maxForwardsPerUser how many of one
+// user's cancels may wait at once on an instance (a user has a few
+// requests running at most; more is someone making every instance listen
+// to made-up ids).
+const (
+	forwardWait        = time.Second
+	maxForwardsPerUser = 4
+)
 
 type attemptKey struct{ user, id string }
 
@@ -148,16 +155,20 @@ func (s *Server) forwardCancel(ctx context.Context, userID, attempt string) (boo
 	key := attemptKey{user: userID, id: attempt}
 	acked := make(chan struct{})
 	s.attempts.mu.Lock()
-	if _, taken := s.attempts.waiting[key]; taken {
+	if _, taken := s.attempts.waiting[key]; taken || s.attempts.perUser[userID] >= maxForwardsPerUser {
 		s.attempts.mu.Unlock()
-		return false, nil // a cancel of this request already waits
+		return false, nil // a cancel of this request already waits, or too many of the user's do
 	}
 	s.attempts.waiting[key] = acked
+	s.attempts.perUser[userID]++
 	s.attempts.mu.Unlock()
 	defer func() {
 		s.attempts.mu.Lock()
 		if s.attempts.waiting[key] == acked {
 			delete(s.attempts.waiting, key)
+		}
+		if s.attempts.perUser[userID]--; s.attempts.perUser[userID] <= 0 {
+			delete(s.attempts.perUser, userID)
 		}
 		s.attempts.mu.Unlock()
 	}()

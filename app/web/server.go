@@ -334,7 +334,8 @@ func New(opts Options, deps Deps) (*Server, error) {
 		proxies:  proxies,
 		limits:   newLimitRules(opts),
 		openAPI:  openAPI,
-		attempts: inflight{m: map[attemptKey]context.CancelCauseFunc{}, waiting: map[attemptKey]chan struct{}{}},
+		attempts: inflight{m: map[attemptKey]context.CancelCauseFunc{}, waiting: map[attemptKey]chan struct{}{},
+			perUser: map[string]int{}},
 	}
 	s.stopping, s.halt = context.WithCancelCause(context.Background())
 	for _, name := range []string{cssFile, htmxFile} {

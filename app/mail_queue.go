@@ -30,13 +30,12 @@ const (
 	MailPending = "pending"
 )
 
-// MailSettlement is what became of one attempt at a queued message: sent
-// (MessageID as the mail service named it), failed for good (Error says
+// MailSettlement is what became of one attempt at a queued message: sent,
+// failed for good (Error says
 // why), or pending again until RetryAt (Error says what failed).
 type MailSettlement struct {
-	Status    string
-	At        time.Time
-	RetryAt   time.Time
-	Error     string
-	MessageID string
+	Status  string
+	At      time.Time
+	RetryAt time.Time
+	Error   string
 }

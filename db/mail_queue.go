@@ -80,10 +80,10 @@ func (d *DB) SettleMail(ctx context.Context, id string, attempt int, s app.MailS
 		return false, fmt.Errorf("db: settle mail: malformed id")
 	}
 	var sql string
-	args := []any{id, attempt, s.At, s.Error, s.MessageID}
+	args := []any{id, attempt, s.At, s.Error}
 	switch s.Status {
 	case app.MailSent:
-		sql = `update mail_queue set status = 'sent', finished_at = $3, last_error = null, message_id = nullif($5, '')
+		sql = `update mail_queue set status = 'sent', finished_at = $3, last_error = null
 			where id = $1 and attempts = $2 and status = 'pending'`
 	case app.MailFailed:
 		sql = `update mail_queue set status = 'failed', finished_at = $3, last_error = nullif(left($4, 2000), '')
@@ -92,7 +92,7 @@ func (d *DB) SettleMail(ctx context.Context, id string, attempt int, s app.MailS
 		if !s.RetryAt.After(s.At) {
 			return false, fmt.Errorf("db: settle mail: retry at %v is not after %v", s.RetryAt, s.At)
 		}
-		sql = `update mail_queue set next_attempt_at = $6, last_error = nullif(left($4, 2000), '')
+		sql = `update mail_queue set next_attempt_at = $5, last_error = nullif(left($4, 2000), '')
 			where id = $1 and attempts = $2 and status = 'pending'`
 		args = append(args, s.RetryAt)
 	default:

@@ -26,8 +26,7 @@ CREATE TABLE mail_queue (
   next_attempt_at timestamptz NOT NULL DEFAULT now(),
   created_at      timestamptz NOT NULL DEFAULT now(),
   finished_at     timestamptz,
-  last_error      text,
-  message_id      text
+  last_error      text
 );
 -- The senders read the due pending rows, oldest due first.
 CREATE INDEX mail_queue_due_idx ON mail_queue (next_attempt_at) WHERE status = 'pending';

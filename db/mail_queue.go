@@ -85,6 +85,7 @@ func (d *DB) SettleMail(ctx context.Context, id string, attempt int, s app.MailS
 	case app.MailSent:
 		sql = `update mail_queue set status = 'sent', finished_at = $3, last_error = null
 			where id = $1 and attempts = $2 and status = 'pending'`
+		args = args[:3]
 	case app.MailFailed:
 		sql = `update mail_queue set status = 'failed', finished_at = $3, last_error = nullif(left($4, 2000), '')
 			where id = $1 and attempts = $2 and status = 'pending'`
@@ -92,9 +93,9 @@ func (d *DB) SettleMail(ctx context.Context, id string, attempt int, s app.MailS
 		if !s.RetryAt.After(s.At) {
 			return false, fmt.Errorf("db: settle mail: retry at %v is not after %v", s.RetryAt, s.At)
 		}
-		sql = `update mail_queue set next_attempt_at = $5, last_error = nullif(left($4, 2000), '')
+		sql = `update mail_queue set next_attempt_at = $3, last_error = nullif(left($4, 2000), '')
 			where id = $1 and attempts = $2 and status = 'pending'`
-		args = append(args, s.RetryAt)
+		args = []any{id, attempt, s.RetryAt, s.Error}
 	default:
 		return false, fmt.Errorf("db: settle mail: unknown status %q", s.Status)
 	}

@@ -110,3 +110,28 @@ func (d *DB) SettleMail(ctx context.Context, id string, attempt int, s app.MailS
 	}
 	return n == 1, nil
 }
+
+// PurgeMail deletes at most limit queued messages that were settled (sent
+// or failed) before before, and returns how many it deleted. A pending
+// message is never deleted.
+func (d *DB) PurgeMail(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("db: purge mail: limit %d", limit)
+	}
+	var n int64
+	err := d.AsService(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			delete from mail_queue where id in (
+				select id from mail_queue
+				where status <> 'pending' and finished_at < $1
+				limit $2
+				for update skip locked
+			)`, before, limit)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("db: purge mail: %w", err)
+	}
+	return n, nil
+}

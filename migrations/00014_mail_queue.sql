@@ -11,7 +11,8 @@
 -- send one row at once. A send that succeeds marks the row 'sent'; one that
 -- fails and may succeed later moves next_attempt_at ahead (exponential
 -- backoff with jitter); a refusal, or giving up after a bounded time, marks
--- it 'failed' with why (last_error, in BYOC's words).
+-- it 'failed' with why (last_error, in BYOC's words). Settled rows are kept
+-- for a while (to be read when a notice is asked about) and then deleted.
 
 -- +goose Up
 CREATE TABLE mail_queue (
@@ -31,6 +32,8 @@ CREATE TABLE mail_queue (
 -- The senders read the due pending rows, oldest due first.
 CREATE INDEX mail_queue_due_idx ON mail_queue (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX mail_queue_org_id_idx ON mail_queue (org_id);
+-- Settled notices are deleted once they are old enough.
+CREATE INDEX mail_queue_finished_idx ON mail_queue (finished_at) WHERE status <> 'pending';
 
 -- Tenants queue their own org's notices and may read them; like the audit
 -- log, they never change or remove one. The senders work as the service role.

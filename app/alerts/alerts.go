@@ -46,6 +46,8 @@ type Queue interface {
 	// SettleMail records what became of one claim of a notice; false when
 	// the claim no longer holds it.
 	SettleMail(ctx context.Context, id string, attempt int, s app.MailSettlement) (bool, error)
+	// PurgeMail deletes at most limit notices settled before before.
+	PurgeMail(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // Metrics counts what becomes of the queued notices; *metrics.Metrics
@@ -84,6 +86,15 @@ const (
 	DefaultMaxRetry    = time.Hour
 	// DefaultSendTimeout bounds one send, whatever the mailer's own limit.
 	DefaultSendTimeout = time.Minute
+	// DefaultKeepFor is how long a settled notice is kept.
+	DefaultKeepFor = 30 * 24 * time.Hour
+)
+
+// purgeEvery is how often Run deletes old settled notices, and purgeBatch
+// how many at most each time.
+const (
+	purgeEvery = time.Hour
+	purgeBatch = 1000
 )
 
 // Options tunes New.
@@ -110,6 +121,9 @@ type Options struct {
 	// held for twice as long, so that no other sender takes a notice
 	// whose send is still under way.
 	SendTimeout time.Duration
+	// KeepFor is how long a sent or failed notice is kept before Run
+	// deletes it (default DefaultKeepFor).
+	KeepFor time.Duration
 	// Now is the clock (default time.Now); Rand draws the jitter in [0, 1)
 	// (default math/rand/v2).
 	Now  func() time.Time
@@ -150,6 +164,9 @@ func New(queue Queue, mailer mail.Mailer, opts Options) *Sender {
 	}
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = DefaultSendTimeout
+	}
+	if opts.KeepFor <= 0 {
+		opts.KeepFor = DefaultKeepFor
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -195,11 +212,13 @@ func (s *Sender) Wake() {
 
 // Run delivers due notices until ctx ends: it looks for them every Poll
 // and whenever woken, and while there are more than a batch it goes on at
-// once with the next. It returns when ctx has ended and the sends under
-// way are done and recorded.
+// once with the next; every hour it deletes the notices settled more than
+// KeepFor ago. It returns when ctx has ended and the sends under way are
+// done and recorded.
 func (s *Sender) Run(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var purged time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,7 +229,27 @@ func (s *Sender) Run(ctx context.Context) {
 		if _, err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("queued mail: claiming due notices failed", "code", app.ErrorCode(err), "err", err.Error())
 		}
+		if now := s.opts.Now(); ctx.Err() == nil && now.Sub(purged) >= purgeEvery {
+			if _, err := s.Purge(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("queued mail: deleting old notices failed", "err", err.Error())
+			}
+			purged = now
+		}
 		t.Reset(s.opts.Poll)
+	}
+}
+
+// Purge deletes the notices settled more than KeepFor ago, a batch at a
+// time, and returns how many it deleted.
+func (s *Sender) Purge(ctx context.Context) (int64, error) {
+	before := s.opts.Now().Add(-s.opts.KeepFor)
+	var total int64
+	for {
+		n, err := s.queue.PurgeMail(ctx, before, purgeBatch)
+		total += n
+		if err != nil || n < purgeBatch {
+			return total, err
+		}
 	}
 }
 

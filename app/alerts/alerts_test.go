@@ -587,3 +587,46 @@ func TestRunWakesOnABreak(t *testing.T) {
 		t.Fatalf("outbox %+v", msgs)
 	}
 }
+
+// TestPurgeKeepsWhatIsRecentOrPending: settled notices older than KeepFor
+// are deleted; recent ones and pending ones, however old, are kept.
+func TestPurgeKeepsWhatIsRecentOrPending(t *testing.T) {
+	d := dbtest.DB(t)
+	start := era(8)
+	clock := apptest.NewClock(start)
+	sent, refused, waiting := "sent."+apptest.RandomHex(4)+"@example.com", "refused."+apptest.RandomHex(4)+"@example.com",
+		"waiting."+apptest.RandomHex(4)+"@example.com"
+	orgs := map[string]string{}
+	for _, a := range []string{sent, refused, waiting} {
+		orgs[a] = seedOrg(t, d, map[string]string{a: "admin"})
+		breakAt(t, d, orgs[a], start)
+	}
+	ctx := context.Background()
+	for _, set := range []struct{ to, sql string }{
+		{sent, `update mail_queue set status = 'sent', finished_at = $2 where org_id = $1`},
+		{refused, `update mail_queue set status = 'failed', finished_at = $2, last_error = 'refused' where org_id = $1`},
+	} {
+		if _, err := d.Pool.Exec(ctx, set.sql, orgs[set.to], start); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pending one is not due in this test's time (nothing claims it).
+	if _, err := d.Pool.Exec(ctx, `update mail_queue set next_attempt_at = $2 where org_id = $1`, orgs[waiting], start.AddDate(1, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	s := alerts.New(d, mail.NewOutbox(clock.Now), alerts.Options{Now: clock.Now, KeepFor: 7 * 24 * time.Hour})
+	clock.Advance(7*24*time.Hour - time.Second)
+	if n, err := s.Purge(ctx); err != nil || n != 0 {
+		t.Fatalf("within KeepFor: %d deleted, %v", n, err)
+	}
+	clock.Advance(2 * time.Second)
+	if n, err := s.Purge(ctx); err != nil || n != 2 {
+		t.Fatalf("after KeepFor: %d deleted, %v; want the two settled notices", n, err)
+	}
+	if got := notices(t, d, orgs[waiting]); got[waiting].status != "pending" {
+		t.Fatalf("the pending notice: %+v", got)
+	}
+	if len(notices(t, d, orgs[sent]))+len(notices(t, d, orgs[refused])) != 0 {
+		t.Fatal("a settled notice was kept")
+	}
+}

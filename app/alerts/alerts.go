@@ -79,11 +79,17 @@ var Outcomes = []string{OutcomeSent, OutcomeRetried, OutcomeFailed, OutcomeDropp
 
 // Defaults of Options.
 const (
-	DefaultBatch       = 8
-	DefaultPoll        = 30 * time.Second
+	// DefaultBatch is how many notices are claimed and sent at a time.
+	DefaultBatch = 8
+	// DefaultPoll is the longest wait between two looks for due notices.
+	DefaultPoll = 30 * time.Second
+	// DefaultGiveUpAfter is how long a failing notice is tried: the time
+	// Resend keeps an idempotency key.
 	DefaultGiveUpAfter = 24 * time.Hour
-	DefaultFirstRetry  = 30 * time.Second
-	DefaultMaxRetry    = time.Hour
+	// DefaultFirstRetry is the wait after a first failure.
+	DefaultFirstRetry = 30 * time.Second
+	// DefaultMaxRetry is the longest wait between two attempts.
+	DefaultMaxRetry = time.Hour
 	// DefaultSendTimeout bounds one send, whatever the mailer's own limit.
 	DefaultSendTimeout = time.Minute
 	// DefaultKeepFor is how long a settled notice is kept.

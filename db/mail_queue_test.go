@@ -205,3 +205,53 @@ func TestClaimMail(t *testing.T) {
 		t.Error("an unknown status was accepted")
 	}
 }
+
+// TestBreakWithoutItsNoticesIsNotRecorded: when the notices cannot be
+// queued, the check that would break the connection is not recorded
+// either, so a later failure still decides the break (and queues them).
+func TestBreakWithoutItsNoticesIsNotRecorded(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	org := dbtest.SeedOrg(t, "unqueued")
+	admin := "admin." + time.Now().Format("150405.000000000") + "@example.com"
+	addMember(t, d, org, admin, "admin")
+	if _, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Resend, Ciphertext: []byte("sealed")}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Queueing this org's notices fails (the trigger names no other org).
+	if _, err := d.Pool.Exec(ctx, `create function public.refuse_mail_`+org[:8]+`() returns trigger language plpgsql as $$
+		begin raise exception 'queue unavailable'; end $$`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Pool.Exec(ctx, `create trigger refuse_mail_`+org[:8]+` before insert on mail_queue for each row
+		when (new.org_id = '`+org+`') execute function public.refuse_mail_`+org[:8]+`()`); err != nil {
+		t.Fatal(err)
+	}
+	dropped := false
+	drop := func() {
+		if dropped {
+			return
+		}
+		dropped = true
+		if _, err := d.Pool.Exec(ctx, `drop trigger refuse_mail_`+org[:8]+` on mail_queue; drop function public.refuse_mail_`+org[:8]+`()`); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(drop)
+
+	fail := app.CheckOutcome{At: time.Now(), Error: "Resend rejected the API key.", Code: app.ReasonReconnect}
+	if _, broke, err := d.RecordCheck(ctx, org, app.Resend, fail); err == nil || broke {
+		t.Fatalf("a break whose notices could not be queued: broke %v, err %v; want an error", broke, err)
+	}
+	var stillWorking bool
+	if err := d.Pool.QueryRow(ctx, `select verification_error is null from org_credentials where org_id = $1 and provider = 'resend'`, org).Scan(&stillWorking); err != nil || !stillWorking {
+		t.Fatalf("the failed check was recorded without its notices (working %v, %v)", stillWorking, err)
+	}
+	drop()
+	if _, broke, err := d.RecordCheck(ctx, org, app.Resend, fail); err != nil || !broke {
+		t.Fatalf("the next failure: broke %v, %v", broke, err)
+	}
+	if got := queuedFor(t, d, org); len(got) != 1 || got[admin][0] != "resend" {
+		t.Fatalf("queued %v", got)
+	}
+}

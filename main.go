@@ -369,6 +369,10 @@ func serve(sandboxed bool) error {
 	// finish (never cut short and blamed on the provider) and are waited for.
 	rechecked := make(chan struct{})
 	go func() { defer close(rechecked); sys.RecheckConnections(ctx) }()
+	// The queued mail's sender stops claiming at shutdown; the sends under
+	// way finish and are recorded, and are waited for.
+	mailed := make(chan struct{})
+	go func() { defer close(mailed); sys.SendQueuedMail(ctx) }()
 	srv := sys.Server
 
 	errc := make(chan error, 1)
@@ -397,6 +401,10 @@ func serve(sandboxed bool) error {
 	err = srv.Shutdown(shutdownCtx)
 	select {
 	case <-rechecked:
+	case <-shutdownCtx.Done():
+	}
+	select {
+	case <-mailed:
 	case <-shutdownCtx.Done():
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {

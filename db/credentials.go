@@ -126,8 +126,10 @@ func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provide
 // was working and is failing now. It is decided under the row's lock, so
 // of any number of concurrent failed checks (on any instance) exactly one
 // breaks a working connection, and none breaks it again until a check has
-// passed or new credentials were saved. The ciphertext and updated_at are
-// left alone, so the notification it publishes is for app.StatusScope. It
+// passed or new credentials were saved. A break queues, in the same
+// transaction, a notice to each of the org's admins (table mail_queue, due
+// at o.At) for the platform's mail sender to deliver. The ciphertext and
+// updated_at are left alone, so the notification it publishes is for app.StatusScope. It
 // returns ENotConfigured when nothing is stored for p.
 func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (rec app.CredentialRecord, broke bool, err error) {
 	err = d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
@@ -157,6 +159,13 @@ func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o ap
 		}
 		if err != nil {
 			return err
+		}
+		if broke {
+			// The admins' notices are queued with the break that decides
+			// them: both are written, or neither.
+			if err := queueBreakNotice(ctx, tx, orgID, p, o.Error, o.At); err != nil {
+				return err
+			}
 		}
 		// Only the status changed: the caches of the credentials' content
 		// stay warm.

@@ -35,6 +35,7 @@ type rlsSeed struct {
 	credID, mappingID, assistantID, dedupKey, stateHash map[string]string
 	inviteID, inviteHash, resetHash                     map[string]string
 	auditID, callEventID                                map[string]int64
+	mailID                                              map[string]string
 }
 
 // rlsStmt builds a statement claimed for org (the org the tenant acts for,
@@ -204,6 +205,23 @@ var rlsTenantTables = []rlsTable{
 			build: func(s *rlsSeed, _ string) (string, []any) {
 				return `insert into legacy_imports (org_id, kind, item) values ($1, 'credentials', 'vapi')
 					on conflict (org_id, kind, item) do update set imported_at = now() - interval '1 day'`, []any{s.orgB}
+			},
+		}},
+	},
+	{
+		name:       "mail_queue",
+		set:        "status = 'sent'",
+		appendOnly: true,
+		insert: func(s *rlsSeed, org string) (string, []any) {
+			return `insert into mail_queue (org_id, kind, provider, reason, recipient)
+				values ($1, 'connection_broke', 'vapi', 'Vapi refused the key.', 'a@example.test')`, []any{org}
+		},
+		upserts: []rlsStmt{{
+			name: "B's id",
+			build: func(s *rlsSeed, org string) (string, []any) {
+				return `insert into mail_queue (id, org_id, kind, provider, reason, recipient)
+					values ($1, $2, 'connection_broke', 'vapi', 'x', 'a@example.test')
+					on conflict (id) do update set org_id = excluded.org_id, status = 'sent'`, []any{s.mailID[s.orgB], org}
 			},
 		}},
 	},
@@ -463,7 +481,7 @@ func rlsSeedOrgs(t *testing.T, ctx context.Context, d *db.DB) *rlsSeed {
 		orgA: rlsNewID(), orgB: rlsNewID(), userA: rlsNewID(), userB: rlsNewID(), loner: rlsNewID(),
 		credID: map[string]string{}, mappingID: map[string]string{}, assistantID: map[string]string{},
 		dedupKey: map[string]string{}, stateHash: map[string]string{}, auditID: map[string]int64{}, callEventID: map[string]int64{},
-		inviteID: map[string]string{}, inviteHash: map[string]string{}, resetHash: map[string]string{},
+		inviteID: map[string]string{}, inviteHash: map[string]string{}, resetHash: map[string]string{}, mailID: map[string]string{},
 	}
 	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 		for _, u := range []string{s.userA, s.userB, s.loner} {
@@ -510,6 +528,13 @@ func rlsSeedOrgs(t *testing.T, ctx context.Context, d *db.DB) *rlsSeed {
 				values ($1, $2, 'invalid_signature', $3, 5)`, o.org, s.assistantID[o.org], rlsRefusalHour); err != nil {
 				return err
 			}
+			var mailID string
+			if err := tx.QueryRow(ctx, `insert into mail_queue (org_id, kind, provider, reason, recipient)
+				values ($1, 'connection_broke', 'vapi', 'Vapi refused the key.', $2) returning id::text`,
+				o.org, "admin-"+o.name+"@example.test").Scan(&mailID); err != nil {
+				return err
+			}
+			s.mailID[o.org] = mailID
 			s.stateHash[o.org] = rlsNewStateHash()
 			if _, err := tx.Exec(ctx, `insert into oauth_states (state_hash, org_id, user_id, session_binding, code_verifier, expires_at)
 				values ($1, $2, $3, 'seed-binding', '\x01'::bytea, now() + interval '10 minutes')`, s.stateHash[o.org], o.org, o.user); err != nil {

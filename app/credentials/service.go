@@ -81,9 +81,10 @@ type Options struct {
 
 // BreakNotifier is told, once per break, that an org's connection to a
 // provider was working and has started failing, with the user-facing
-// reason; *alerts.Notifier implements it. It runs apart from the check
-// that found the break (which does not wait for it), with its own time
-// limit.
+// reason, after the store recorded the break together with the admins'
+// queued notices; *alerts.Sender implements it (it sends what is queued
+// now). It runs apart from the check that found the break (which does not
+// wait for it), with its own time limit.
 type BreakNotifier interface {
 	ConnectionBroke(ctx context.Context, orgID string, p app.Provider, reason string)
 }

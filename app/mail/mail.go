@@ -23,6 +23,10 @@ type Message struct {
 	Text    string
 	// At is when it was handed over for sending.
 	At time.Time
+	// IdempotencyKey, when set, names the message for the mail service, so
+	// that sending it again (a retry after an answer that was lost) does
+	// not deliver it twice; Resend honours it for 24 hours.
+	IdempotencyKey string
 }
 
 // Mailer sends messages. Send returns EUnavailable when the server cannot
@@ -79,7 +83,8 @@ type viaResend struct {
 func (r *viaResend) Enabled() bool { return true }
 
 func (r *viaResend) Send(ctx context.Context, m Message) error {
-	id, err := r.client.Send(ctx, r.key, resend.Email{From: r.from, To: m.To, Subject: m.Subject, Text: m.Text})
+	id, err := r.client.Send(ctx, r.key, resend.Email{From: r.from, To: m.To, Subject: m.Subject, Text: m.Text,
+		IdempotencyKey: m.IdempotencyKey})
 	if err != nil {
 		r.log.Warn("platform mail not sent", "provider", "resend", "subject", m.Subject, "err", app.ErrorMessage(err))
 		return err

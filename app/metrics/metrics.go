@@ -1,6 +1,7 @@
 // Package metrics holds the Prometheus metrics that the services record
 // into: verifications, Google token refreshes, credential reads, the
-// webhook verification time and the database's failures. The services know
+// webhook verification time, the queued mail's outcomes and the database's
+// failures. The services know
 // none of it: each declares the small interface it records through, which
 // Metrics implements, and the composition root registers one Metrics per
 // process in the registry the web server serves at /metrics.
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"byoc/app"
+	"byoc/app/alerts"
 	"byoc/app/credentials"
 	"byoc/app/integrations"
 )
@@ -28,6 +30,7 @@ const (
 	CredentialReads      = "byoc_credential_reads_total"
 	WebhookVerifyTime    = "byoc_webhook_verify_duration_seconds"
 	DatabaseErrors       = "byoc_db_errors_total"
+	QueuedMail           = "byoc_queued_mail_total"
 )
 
 // WebhookVerifyBuckets are the upper bounds (seconds) of the webhook
@@ -45,7 +48,8 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // Metrics records what the services report. It implements
-// integrations.Metrics, credentials.Metrics and webhooks.Metrics, and is
+// integrations.Metrics, credentials.Metrics, webhooks.Metrics and
+// alerts.Metrics, and is
 // safe for concurrent use; the warm webhook path's calls are lock-free
 // atomic adds.
 type Metrics struct {
@@ -54,6 +58,7 @@ type Metrics struct {
 	readHit       prometheus.Counter
 	readMiss      prometheus.Counter
 	webhookVerify prometheus.Histogram
+	queuedMail    map[string]prometheus.Counter // fixed at creation: read without a lock
 }
 
 // New makes the metrics and registers them in reg; it fails when reg
@@ -80,7 +85,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		Help:    "Time a Vapi webhook took to resolve its org and check its signature, before any event handling.",
 		Buckets: WebhookVerifyBuckets,
 	})
-	for _, c := range []prometheus.Collector{verifications, refreshes, reads, verify} {
+	queued := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: QueuedMail,
+		Help: "Attempts at the platform's queued e-mail (break notices), by outcome (sent, retried: failed and due " +
+			"again after a backoff, failed: refused or given up, dropped: this server sends no e-mail).",
+	}, []string{"outcome"})
+	for _, c := range []prometheus.Collector{verifications, refreshes, reads, verify, queued} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -102,6 +112,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, o := range credentials.RefreshOutcomes {
 		m.refreshes[o] = refreshes.WithLabelValues(o)
 	}
+	m.queuedMail = make(map[string]prometheus.Counter, len(alerts.Outcomes))
+	for _, o := range alerts.Outcomes {
+		m.queuedMail[o] = queued.WithLabelValues(o)
+	}
 	return m, nil
 }
 
@@ -121,6 +135,14 @@ func (m *Metrics) Verification(provider app.Provider, trigger, outcome string) {
 // outcome outside credentials.RefreshOutcomes is not counted.
 func (m *Metrics) GoogleRefresh(outcome string) {
 	if c, ok := m.refreshes[outcome]; ok {
+		c.Inc()
+	}
+}
+
+// QueuedMail counts one attempt at a queued notice (alerts.Metrics); an
+// outcome outside alerts.Outcomes is not counted.
+func (m *Metrics) QueuedMail(outcome string) {
+	if c, ok := m.queuedMail[outcome]; ok {
 		c.Inc()
 	}
 }

@@ -60,6 +60,7 @@ func TestSeriesExistFromTheStart(t *testing.T) {
 		metrics.GoogleTokenRefreshes: 4,
 		metrics.CredentialReads:      2,
 		metrics.WebhookVerifyTime:    1,
+		metrics.QueuedMail:           4,
 	} {
 		if got := len(family(t, reg, name).GetMetric()); got != want {
 			t.Errorf("%s: %d series, want %d", name, got, want)
@@ -84,6 +85,10 @@ func TestRecording(t *testing.T) {
 	m.CredentialRead(true)
 	m.CredentialRead(false)
 	m.WebhookVerified(3 * time.Millisecond)
+	m.QueuedMail("retried")
+	m.QueuedMail("retried")
+	m.QueuedMail("sent")
+	m.QueuedMail("bounced")
 
 	if n := len(family(t, reg, metrics.Verifications).GetMetric()); n != len(app.Providers)*12 {
 		t.Errorf("%d verification series", n)
@@ -108,6 +113,10 @@ func TestRecording(t *testing.T) {
 	}
 	if got := byLabel(t, reg, metrics.CredentialReads, "cache"); len(got) != 2 || got["hit"] != 2 || got["miss"] != 1 {
 		t.Errorf("credential reads %v", got)
+	}
+	if got := byLabel(t, reg, metrics.QueuedMail, "outcome"); len(got) != 4 || got["retried"] != 2 || got["sent"] != 1 ||
+		got["failed"]+got["dropped"] != 0 {
+		t.Errorf("queued mail %v", got)
 	}
 	h := family(t, reg, metrics.WebhookVerifyTime).GetMetric()[0].GetHistogram()
 	if h.GetSampleCount() != 1 || h.GetSampleSum() != 0.003 {

@@ -30,11 +30,50 @@ import (
 // 422 validation_error, and a sender whose domain is not verified (every
 // domain but SendingDomain and its subdomains) 403 validation_error. Sent
 // messages are kept (Sent) so tests can read them.
+//
+// An Idempotency-Key header (at most 256 characters, else 400
+// invalid_idempotency_key) makes a send happen once per key: the same key
+// with the same message again is answered 200 with the first message's id
+// and sends nothing, with another message 409 invalid_idempotent_request.
+// FailSends makes the next sends fail as Resend does when it is failing or
+// limiting.
 type Resend struct {
 	mux *http.ServeMux
 
-	mu   sync.Mutex
-	sent []SentEmail
+	mu       sync.Mutex
+	sent     []SentEmail
+	failNext []int
+	byKey    map[string]idempotentSend
+}
+
+// idempotentSend is what the stand-in remembers of a send with an
+// idempotency key: the message's fingerprint and the id it was given.
+type idempotentSend struct {
+	fingerprint string
+	id          string
+}
+
+// FailSends makes the next len(statuses) POST /emails answer, in order,
+// these statuses with Resend's error body for them (429
+// rate_limit_exceeded, 5xx internal_server_error, others
+// validation_error) before any check, sending nothing; later ones are
+// served again.
+func (rs *Resend) FailSends(statuses ...int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.failNext = append(rs.failNext, statuses...)
+}
+
+// nextFailure takes the next status FailSends queued, or 0.
+func (rs *Resend) nextFailure() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.failNext) == 0 {
+		return 0
+	}
+	st := rs.failNext[0]
+	rs.failNext = rs.failNext[1:]
+	return st
 }
 
 // SendingDomain is the domain the stand-in treats as verified for sending.
@@ -118,6 +157,23 @@ func (rs *Resend) Sent() []SentEmail {
 }
 
 func (rs *Resend) send(w http.ResponseWriter, r *http.Request) {
+	switch st := rs.nextFailure(); {
+	case st == http.StatusTooManyRequests:
+		resendError(w, st, "rate_limit_exceeded",
+			"Too many requests. You can only make 2 requests per second. See rate limit response headers for more information.")
+		return
+	case st >= 500:
+		resendError(w, st, "internal_server_error", "An unexpected error occurred.")
+		return
+	case st != 0:
+		resendError(w, st, "validation_error", "The request was refused.")
+		return
+	}
+	idemKey := r.Header.Get("Idempotency-Key")
+	if len(idemKey) > 256 {
+		resendError(w, http.StatusBadRequest, "invalid_idempotency_key", "The idempotency key must be between 1-256 characters.")
+		return
+	}
 	var body struct {
 		From    string          `json:"from"`
 		To      json.RawMessage `json:"to"`
@@ -178,7 +234,25 @@ func (rs *Resend) send(w http.ResponseWriter, r *http.Request) {
 	m := SentEmail{ID: newUUID(), Key: apiKeyOf(r), From: body.From, To: to, Subject: body.Subject, Text: body.Text,
 		HTML: body.HTML, At: time.Now()}
 	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if idemKey != "" {
+		// Keys are per account: the API key stands for it here.
+		k := m.Key + "\x00" + idemKey
+		fp, _ := json.Marshal([]any{m.From, m.To, m.Subject, m.Text, m.HTML})
+		if prev, ok := rs.byKey[k]; ok {
+			if prev.fingerprint != string(fp) {
+				resendError(w, http.StatusConflict, "invalid_idempotent_request",
+					"Same idempotency key used with a different request payload. Change your idempotency key or payload.")
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"id": prev.id})
+			return
+		}
+		if rs.byKey == nil {
+			rs.byKey = map[string]idempotentSend{}
+		}
+		rs.byKey[k] = idempotentSend{fingerprint: string(fp), id: m.ID}
+	}
 	rs.sent = append(rs.sent, m)
-	rs.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"id": m.ID})
 }

@@ -101,6 +101,9 @@ type System struct {
 	// REVERIFY_INTERVAL, sharing the work with every instance on the
 	// database (see RecheckConnections).
 	Rechecks *reverify.Scheduler
+	// Notices delivers the queued break notices, sharing the work with
+	// every instance on the database (see SendQueuedMail).
+	Notices *alerts.Sender
 }
 
 // Build wires every service on database from cfg. It fails when a key or
@@ -160,9 +163,12 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 	// routing: a credential change, made here or announced by another
 	// instance, reaches every cache through the credential service.
 	caches := webhooks.NewCacheGroup(webhooks.Options{})
+	// Break notices are queued in the database with the break; the
+	// sender delivers them (see SendQueuedMail).
+	notices := alerts.New(database, mailer, alerts.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now, Metrics: m})
 	creds := credentials.New(database, kr, credentials.Options{
 		Logger: log, Now: opts.Now, Google: oauth, Locker: database, Caches: caches, Metrics: m,
-		Breaks: alerts.New(database, mailer, alerts.Options{PublicURL: cfg.PublicURL, Logger: log}),
+		Breaks: notices,
 	})
 	calendar := google.NewCalendar(oauth, creds, log)
 	twilioClient := twilio.New(cfg.URLs.Twilio, hc, cfg.ProviderTimeout)
@@ -249,6 +255,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		Accounts: accounts, Tokens: tokens, Server: srv, GoogleOAuth: oauth, Calendar: calendar, Limiter: limiter,
 		Caches: caches, Verifiers: verifiers, Team: teams, Mailer: mailer, Outbox: outbox, Sessions: sessions, Activity: acts,
 		Rechecks: reverify.New(database, integ, reverify.Options{Interval: cfg.ReverifyInterval, Now: opts.Now, Logger: log}),
+		Notices:  notices,
 	}, nil
 }
 
@@ -264,6 +271,10 @@ func (s *System) FlushRefusals(ctx context.Context) { s.Webhooks.RunRefusalFlush
 // periodically, until ctx ends; with REVERIFY_INTERVAL=0 it returns at
 // once (see reverify.Scheduler.Run).
 func (s *System) RecheckConnections(ctx context.Context) { s.Rechecks.Run(ctx) }
+
+// SendQueuedMail delivers the queued break notices that are due, until
+// ctx ends and the sends under way are recorded (see alerts.Sender.Run).
+func (s *System) SendQueuedMail(ctx context.Context) { s.Notices.Run(ctx) }
 
 // ListenInvalidations applies every instance's credential changes to this
 // instance's caches until ctx ends: each notification goes to the credential

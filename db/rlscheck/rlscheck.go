@@ -119,6 +119,11 @@ var Expected = []Table{
 		service("legacy_imports"),
 	}},
 	tenantTable("webhook_refusals"),
+	{Name: "mail_queue", Denied: []string{"UPDATE", "DELETE"}, Policies: []Policy{
+		{Name: "mail_queue_select", Command: "SELECT", Role: RoleAuthenticated, Using: eq("org_id", orgCall)},
+		{Name: "mail_queue_insert", Command: "INSERT", Role: RoleAuthenticated, WithCheck: eq("org_id", orgCall)},
+		service("mail_queue"),
+	}},
 }
 
 // Function is an expected SQL function of the tenant policies: every one

@@ -106,23 +106,36 @@ type Email struct {
 	To      string
 	Subject string
 	Text    string
+	// IdempotencyKey, when set, is sent as the Idempotency-Key header (at
+	// most 256 characters): Resend sends a message once per key within 24
+	// hours, answering a repeated request with the first one's id.
+	IdempotencyKey string
 }
+
+// MaxIdempotencyKey is the longest Idempotency-Key Resend accepts.
+const MaxIdempotencyKey = 256
 
 // sendReasons say in BYOC's words why Resend refused to send.
 var sendReasons = map[string]string{
-	"invalid_api_key":        "the key is not valid",
-	"validation_error":       "the message or its sender was refused (is the sender's domain verified?)",
-	"missing_api_key":        "no key was received",
-	"missing_required_field": "a required field was missing",
-	"invalid_from_address":   "the sender address is not valid",
-	"restricted_api_key":     "the key may not send e-mail",
+	"invalid_api_key":            "the key is not valid",
+	"validation_error":           "the message or its sender was refused (is the sender's domain verified?)",
+	"missing_api_key":            "no key was received",
+	"missing_required_field":     "a required field was missing",
+	"invalid_from_address":       "the sender address is not valid",
+	"restricted_api_key":         "the key may not send e-mail",
+	"invalid_idempotent_request": "the message differs from the one first sent with its idempotency key",
 }
 
 // Send sends m with key through POST /emails and returns the id Resend
 // gives the message. A refusal (4xx) is EVerificationFailed in BYOC's
 // words, never with Resend's text; Resend not reachable, limiting or
-// failing is EProviderUnavailable.
+// failing is EProviderUnavailable, and so is a 409
+// concurrent_idempotent_requests (a request with the same idempotency key
+// is still under way: asking again later is answered).
 func (c *Client) Send(ctx context.Context, key app.Secret, m Email) (string, error) {
+	if len(m.IdempotencyKey) > MaxIdempotencyKey {
+		return "", app.Internal(fmt.Errorf("resend: idempotency key of %d characters", len(m.IdempotencyKey)))
+	}
 	body, err := json.Marshal(map[string]any{"from": m.From, "to": []string{m.To}, "subject": m.Subject, "text": m.Text})
 	if err != nil {
 		return "", app.Internal(err)
@@ -130,6 +143,9 @@ func (c *Client) Send(ctx context.Context, key app.Secret, m Email) (string, err
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+strings.TrimSpace(key.Reveal()))
 	h.Set("Content-Type", "application/json")
+	if m.IdempotencyKey != "" {
+		h.Set("Idempotency-Key", m.IdempotencyKey)
+	}
 	resp, err := c.call.Do(ctx, providers.Request{Method: http.MethodPost, URL: providers.JoinURL(c.base, "/emails"), Header: h, Body: body})
 	if err != nil {
 		return "", err
@@ -148,6 +164,9 @@ func (c *Client) Send(ctx context.Context, key app.Secret, m Email) (string, err
 			Name string `json:"name"`
 		}
 		_ = json.Unmarshal(resp.Body, &e)
+		if resp.StatusCode == http.StatusConflict && e.Name == "concurrent_idempotent_requests" {
+			return "", c.call.Unexpected(resp)
+		}
 		msg := fmt.Sprintf("Resend refused to send the e-mail (%s).", resp.Status())
 		if reason := sendReasons[e.Name]; reason != "" {
 			msg = fmt.Sprintf("Resend refused to send the e-mail (%s): %s.", resp.Status(), reason)

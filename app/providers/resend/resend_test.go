@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,5 +133,110 @@ func TestSend(t *testing.T) {
 				t.Fatalf("sent %+v with id %q", last, id)
 			}
 		})
+	}
+}
+
+// TestSendIdempotencyKey: a key is sent as Idempotency-Key, and a message
+// sent again with it is delivered once (the stand-in answers as Resend
+// does: the first message's id); the same key with another message is a
+// refusal; a key longer than Resend accepts is not sent at all.
+func TestSendIdempotencyKey(t *testing.T) {
+	sb := sandbox.New()
+	var mu sync.Mutex
+	var keys []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+		sb.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	client := resend.New(sb.BaseURLs(srv.URL).Resend, nil, timeout)
+	key := app.NewSecret("re_9xK2mQ7vL4pT")
+	m := resend.Email{From: "BYOC <noreply@sandbox.example.com>", To: "ann@example.com", Subject: "Hello", Text: "Body",
+		IdempotencyKey: "byoc-test/" + apptest.RandomHex(8)}
+	ctx := context.Background()
+
+	first, err := client.Send(ctx, key, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := client.Send(ctx, key, m)
+	if err != nil || again != first {
+		t.Fatalf("the same message again: id %q (first %q), %v", again, first, err)
+	}
+	if n := len(sb.Resend.Sent()); n != 1 {
+		t.Fatalf("%d messages delivered, want 1", n)
+	}
+	mu.Lock()
+	if len(keys) != 2 || keys[0] != m.IdempotencyKey || keys[1] != m.IdempotencyKey {
+		t.Fatalf("Idempotency-Key headers %q", keys)
+	}
+	mu.Unlock()
+
+	other := m
+	other.Text = "Another body"
+	if _, err := client.Send(ctx, key, other); app.ErrorCode(err) != app.EVerificationFailed ||
+		!strings.Contains(app.ErrorMessage(err), "409 Conflict") {
+		t.Fatalf("another message with the key: %v", err)
+	}
+	long := m
+	long.IdempotencyKey = strings.Repeat("k", resend.MaxIdempotencyKey+1)
+	if _, err := client.Send(ctx, key, long); err == nil {
+		t.Fatal("a key longer than Resend accepts was sent")
+	}
+	mu.Lock()
+	if len(keys) != 3 {
+		t.Fatalf("%d requests, want the long key never sent", len(keys))
+	}
+	mu.Unlock()
+
+	// Without a key, each send is a message of its own.
+	m.IdempotencyKey = ""
+	if _, err := client.Send(ctx, key, m); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sb.Resend.Sent()); n != 2 {
+		t.Fatalf("%d messages delivered, want 2", n)
+	}
+}
+
+// TestSendFailingThenServing: the stand-in answers the sends FailSends
+// queued (500, 429) as Resend does, both worth retrying, then serves.
+func TestSendFailingThenServing(t *testing.T) {
+	sb := sandbox.New()
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	client := resend.New(sb.BaseURLs(srv.URL).Resend, nil, timeout)
+	sb.Resend.FailSends(http.StatusInternalServerError, http.StatusTooManyRequests)
+	m := resend.Email{From: "BYOC <noreply@sandbox.example.com>", To: "ann@example.com", Subject: "Hello", Text: "Body"}
+	for _, want := range []string{"500 Internal Server Error", "429 Too Many Requests"} {
+		_, err := client.Send(context.Background(), app.NewSecret("re_9xK2mQ7vL4pT"), m)
+		if app.ErrorCode(err) != app.EProviderUnavailable || !strings.Contains(app.ErrorMessage(err), want) {
+			t.Fatalf("got %v, want EProviderUnavailable with %q", err, want)
+		}
+	}
+	if _, err := client.Send(context.Background(), app.NewSecret("re_9xK2mQ7vL4pT"), m); err != nil {
+		t.Fatalf("after the failures: %v", err)
+	}
+	if n := len(sb.Resend.Sent()); n != 1 {
+		t.Fatalf("%d delivered, want 1", n)
+	}
+}
+
+// TestSendConcurrentIdempotentRequest: Resend's 409
+// concurrent_idempotent_requests (the first request with the key is still
+// under way) is worth asking again, not a refusal.
+func TestSendConcurrentIdempotentRequest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"statusCode":409,"message":"Same idempotency key used while original request is still in progress.","name":"concurrent_idempotent_requests"}`))
+	}))
+	t.Cleanup(srv.Close)
+	m := resend.Email{From: "BYOC <noreply@sandbox.example.com>", To: "ann@example.com", Subject: "Hello", Text: "Body", IdempotencyKey: "k"}
+	_, err := resend.New(srv.URL, nil, timeout).Send(context.Background(), app.NewSecret("re_9xK2mQ7vL4pT"), m)
+	if app.ErrorCode(err) != app.EProviderUnavailable || !strings.Contains(app.ErrorMessage(err), "409") {
+		t.Fatalf("got %v, want EProviderUnavailable naming the 409", err)
 	}
 }

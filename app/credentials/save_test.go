@@ -74,7 +74,7 @@ func (w *watchedStore) count(method string) int {
 }
 
 func (w *watchedStore) SaveConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping,
-	outbound *app.OutboundAgent) (app.CredentialRecord, error) {
+	outbound *app.OutboundAgent, audit ...app.AuditEntry) (app.CredentialRecord, error) {
 	w.call("SaveConnection")
 	w.mu.Lock()
 	w.saves = append(w.saves, savedConnection{rec: rec, mappings: mappings, outbound: outbound})
@@ -83,15 +83,16 @@ func (w *watchedStore) SaveConnection(ctx context.Context, rec app.CredentialRec
 	if err != nil {
 		return app.CredentialRecord{}, err
 	}
-	return w.DB.SaveConnection(ctx, rec, mappings, outbound)
+	return w.DB.SaveConnection(ctx, rec, mappings, outbound, audit...)
 }
 
-func (w *watchedStore) DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error) {
+func (w *watchedStore) DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool,
+	audit ...app.AuditEntry) (bool, error) {
 	w.call("DeleteConnection")
 	w.mu.Lock()
 	w.deletes = append(w.deletes, deletedConnection{orgID: orgID, provider: p, assistants: assistants})
 	w.mu.Unlock()
-	return w.DB.DeleteConnection(ctx, orgID, p, assistants)
+	return w.DB.DeleteConnection(ctx, orgID, p, assistants, audit...)
 }
 
 func (w *watchedStore) GetCredential(ctx context.Context, orgID string, p app.Provider) (app.CredentialRecord, error) {

@@ -676,10 +676,11 @@ func WebhookSigningDetail(hmacOnly bool) string {
 }
 
 // change is the audit entry of one audited change (see mutate). The store
-// write that makes the change takes the entry (entry, or failure for an
-// outcome that is stored as a failure) and appends it in its own
-// transaction; once that write answered nil, stored records that the
-// entry is in the log, so no second one is written.
+// write that makes the change is handed the entry (entry for a success,
+// failure for a failure it records, such as a check the provider refused)
+// and appends it in its own transaction; once that write answered nil,
+// stored records that the entry is in the log, so no second one is
+// written.
 type change struct {
 	base    app.AuditEntry
 	written bool
@@ -710,10 +711,10 @@ func (c *change) stored() { c.written = true }
 
 // mutate runs one audited change: it checks that p is an admin, returns
 // invalid (a validation error) when it is not nil, and otherwise runs fn
-// with the time of the change and its audit entry, which every store write
-// fn makes hands in (see change). An attempt whose entry no write stored
-// (a refusal, or a failure that stored nothing) is then written to the
-// audit log on its own (see finish).
+// with the time of the change and ch, the change's audit entry, which the
+// store write that makes the change stores with it (see change). An
+// attempt whose entry no write stored (a refusal, or a failure that stored
+// nothing) is then written to the audit log on its own (see finish).
 func (s *Service) mutate(ctx context.Context, p app.Principal, action string, provider app.Provider,
 	invalid error, fn func(ctx context.Context, now time.Time, ch *change) error) error {
 	ch := newChange(p, action, provider)

@@ -19,6 +19,22 @@ func (d *DB) AppendAudit(ctx context.Context, e app.AuditEntry) error {
 	return nil
 }
 
+// appendAudits writes the entries of a change of orgID's data in tx, the
+// change's own transaction, so the change and its entries commit or roll
+// back together: a refused entry refuses the change. An entry of another
+// org refuses it too.
+func appendAudits(ctx context.Context, tx pgx.Tx, orgID string, entries []app.AuditEntry) error {
+	for _, e := range entries {
+		if e.OrgID != orgID {
+			return fmt.Errorf("db: an audit entry of another org (%s) with a change of %s", e.OrgID, orgID)
+		}
+		if err := appendAudit(ctx, tx, e); err != nil {
+			return fmt.Errorf("db: append audit: %w", err)
+		}
+	}
+	return nil
+}
+
 // appendAudit writes e in tx, so a change and its audit entry commit or
 // roll back together.
 func appendAudit(ctx context.Context, tx pgx.Tx, e app.AuditEntry) error {

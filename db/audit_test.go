@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -135,4 +136,123 @@ func TestAuditStaysInItsOrg(t *testing.T) {
 	if err == nil {
 		t.Error("a tenant updated its audit log")
 	}
+}
+
+// Every credential write appends the audit entries it is given in its own
+// transaction: the entry lands with the change, an entry the log refuses
+// (or one of another org) refuses the change, and a delete of nothing
+// appends nothing.
+func TestCredentialWritesAppendTheirEntries(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	writes := []struct {
+		name  string
+		write func(org string, e app.AuditEntry) error
+	}{
+		{"save", func(org string, e app.AuditEntry) error {
+			_, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("second")}, nil, nil, e)
+			return err
+		}},
+		{"delete", func(org string, e app.AuditEntry) error {
+			_, err := d.DeleteConnection(ctx, org, app.Vapi, true, e)
+			return err
+		}},
+		{"record a check", func(org string, e app.AuditEntry) error {
+			_, _, err := d.RecordCheck(ctx, org, app.Vapi, app.CheckOutcome{At: time.Now(), Error: "Vapi refused the key.", Code: "refused"}, e)
+			return err
+		}},
+		{"webhook signing", func(org string, e app.AuditEntry) error {
+			_, err := d.SetWebhookHMACOnly(ctx, org, false, e)
+			return err
+		}},
+		{"webhook secret rotation", func(org string, e app.AuditEntry) error {
+			_, err := d.ReplaceVapiWebhookSecret(ctx, org, []byte("rotated"), e)
+			return err
+		}},
+		{"webhook secret reveal", func(org string, e app.AuditEntry) error {
+			_, err := d.ClaimWebhookSecretReveal(ctx, org, e)
+			return err
+		}},
+	}
+	// connected gives a new org a Vapi row and returns the org and its row.
+	connected := func(t *testing.T) (org string, row func() string) {
+		t.Helper()
+		org = dbtest.SeedOrg(t, "audited writes")
+		if _, err := d.SaveConnection(ctx, app.CredentialRecord{OrgID: org, Provider: app.Vapi, Ciphertext: []byte("first"),
+			WebhookHMACOnly: true}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		return org, func() string {
+			var s string
+			if err := d.Pool.QueryRow(ctx, `select coalesce((select row_to_json(c)::text from org_credentials c
+				where org_id = $1 and provider = 'vapi'), 'none')`, org).Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	}
+	entries := func(t *testing.T, org string) []app.AuditEntry {
+		t.Helper()
+		log, err := d.AuditLog(ctx, org, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return log
+	}
+	for _, w := range writes {
+		t.Run(w.name, func(t *testing.T) {
+			t.Run("the entry lands with the change", func(t *testing.T) {
+				org, row := connected(t)
+				before := row()
+				e := app.AuditEntry{OrgID: org, Action: "credentials." + w.name, Provider: app.Vapi, Outcome: app.OutcomeSuccess, Detail: w.name}
+				if err := w.write(org, e); err != nil {
+					t.Fatal(err)
+				}
+				if row() == before {
+					t.Errorf("the row did not change")
+				}
+				if log := entries(t, org); len(log) != 1 || log[0].Action != e.Action || log[0].Detail != e.Detail {
+					t.Errorf("audit log = %+v, want the one entry", log)
+				}
+			})
+			t.Run("a refused entry refuses the change", func(t *testing.T) {
+				org, row := connected(t)
+				before := row()
+				failTrigger(t, d, "audit_log", "INSERT", org)
+				err := w.write(org, app.AuditEntry{OrgID: org, Action: "credentials." + w.name, Provider: app.Vapi, Outcome: app.OutcomeSuccess})
+				if err == nil {
+					t.Fatal("the write succeeded without its audit entry")
+				}
+				if after := row(); after != before {
+					t.Errorf("row after the refused entry = %s, want %s", after, before)
+				}
+			})
+			t.Run("an entry of another org refuses the change", func(t *testing.T) {
+				org, row := connected(t)
+				other := dbtest.SeedOrg(t, "audited writes")
+				before := row()
+				err := w.write(org, app.AuditEntry{OrgID: other, Action: "credentials." + w.name, Provider: app.Vapi, Outcome: app.OutcomeSuccess})
+				if err == nil {
+					t.Fatal("the write took another org's entry")
+				}
+				if after := row(); after != before {
+					t.Errorf("row after the refused entry = %s, want %s", after, before)
+				}
+				if log := entries(t, other); len(log) != 0 {
+					t.Errorf("the other org's log = %+v", log)
+				}
+			})
+		})
+	}
+	t.Run("a delete of nothing appends nothing", func(t *testing.T) {
+		org := dbtest.SeedOrg(t, "audited writes")
+		deleted, err := d.DeleteConnection(ctx, org, app.Resend, false, app.AuditEntry{OrgID: org, Action: "credentials.disconnect",
+			Provider: app.Resend, Outcome: app.OutcomeSuccess})
+		if err != nil || deleted {
+			t.Fatalf("DeleteConnection = %v, %v; want false, nil", deleted, err)
+		}
+		if log := entries(t, org); len(log) != 0 {
+			t.Errorf("audit log = %+v, want empty", log)
+		}
+	})
 }

@@ -23,12 +23,13 @@ import (
 // assistant mappings (each replacing the org's mapping of its role) and,
 // when outbound is not nil, the outbound agent set-up (an empty field keeps
 // the stored value), in one tenant transaction of rec.OrgID that also
-// publishes the cache invalidation: either all of it is stored or none. It
-// returns the stored credential row. Every row must belong to rec.OrgID. It
-// returns EConflict when an assistant id is mapped to another org; other
-// errors are internal.
+// publishes the cache invalidation and appends the audit entries: either
+// all of it is stored or none (an audit entry the log refuses stores
+// nothing). It returns the stored credential row. Every row and entry must
+// belong to rec.OrgID. It returns EConflict when an assistant id is mapped
+// to another org; other errors are internal.
 func (d *DB) SaveConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping,
-	outbound *app.OutboundAgent) (app.CredentialRecord, error) {
+	outbound *app.OutboundAgent, audit ...app.AuditEntry) (app.CredentialRecord, error) {
 	if err := checkConnection(rec, mappings, outbound); err != nil {
 		return app.CredentialRecord{}, err
 	}
@@ -48,6 +49,9 @@ func (d *DB) SaveConnection(ctx context.Context, rec app.CredentialRecord, mappi
 		if out, err = upsertCredential(ctx, tx, rec, rec.WebhookSecretNew); err != nil {
 			return err
 		}
+		if err := appendAudits(ctx, tx, rec.OrgID, audit); err != nil {
+			return err
+		}
 		return notifyCache(ctx, tx, rec.OrgID, string(rec.Provider))
 	})
 	if err != nil {
@@ -61,8 +65,11 @@ func (d *DB) SaveConnection(ctx context.Context, rec app.CredentialRecord, mappi
 // assistant (keeping the outbound number), in one tenant transaction that
 // publishes the cache invalidation. It reports whether credentials were
 // stored; the assistants are cleaned up either way (leftovers of an
-// interrupted save go too). Errors are internal.
-func (d *DB) DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error) {
+// interrupted save go too). When credentials were deleted, the audit
+// entries (each of orgID) are appended in the same transaction, and one
+// the log refuses deletes nothing. Errors are internal.
+func (d *DB) DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool,
+	audit ...app.AuditEntry) (bool, error) {
 	var deleted bool
 	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
 		var err error
@@ -70,6 +77,11 @@ func (d *DB) DeleteConnection(ctx context.Context, orgID string, p app.Provider,
 			return err
 		}
 		changed := deleted
+		if deleted {
+			if err := appendAudits(ctx, tx, orgID, audit); err != nil {
+				return err
+			}
+		}
 		if assistants {
 			tag, err := tx.Exec(ctx, `delete from assistant_org_mapping where org_id = $1`, orgID)
 			if err != nil {

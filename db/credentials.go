@@ -129,9 +129,12 @@ func (d *DB) RecordVerification(ctx context.Context, orgID string, p app.Provide
 // passed or new credentials were saved. A break queues, in the same
 // transaction, a notice to each of the org's admins (table mail_queue, due
 // at o.At) for the platform's mail sender to deliver. The ciphertext and
-// updated_at are left alone, so the notification it publishes is for app.StatusScope. It
-// returns ENotConfigured when nothing is stored for p.
-func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (rec app.CredentialRecord, broke bool, err error) {
+// updated_at are left alone, so the notification it publishes is for
+// app.StatusScope. It returns ENotConfigured when nothing is stored for p.
+// The audit entries (each of orgID) are appended in the same transaction:
+// one the log refuses records nothing.
+func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome,
+	audit ...app.AuditEntry) (rec app.CredentialRecord, broke bool, err error) {
 	err = d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
 		// The subquery locks the row and reads the outcome recorded before
 		// this one; a concurrent check waits for the lock and then reads
@@ -167,6 +170,9 @@ func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o ap
 				return err
 			}
 		}
+		if err := appendAudits(ctx, tx, orgID, audit); err != nil {
+			return err
+		}
 		// Only the status changed: the caches of the credentials' content
 		// stay warm.
 		return notifyCache(ctx, tx, orgID, string(app.StatusScope))
@@ -180,9 +186,11 @@ func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o ap
 // SetWebhookHMACOnly sets whether the org's Vapi webhooks must be
 // HMAC-signed (CredentialRecord.WebhookHMACOnly) and returns the row as it
 // now is. The ciphertext and updated_at are left alone; the notification
-// it publishes is for Vapi, whose caches hold the setting. It returns
-// ENotConfigured when no Vapi credentials are stored.
-func (d *DB) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.CredentialRecord, error) {
+// it publishes is for Vapi, whose caches hold the setting. The audit
+// entries (each of orgID) are appended in the same transaction: one the
+// log refuses changes nothing. It returns ENotConfigured when no Vapi
+// credentials are stored.
+func (d *DB) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool, audit ...app.AuditEntry) (app.CredentialRecord, error) {
 	var out app.CredentialRecord
 	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
 		row := tx.QueryRow(ctx, `
@@ -198,6 +206,9 @@ func (d *DB) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app
 		if err != nil {
 			return err
 		}
+		if err := appendAudits(ctx, tx, orgID, audit); err != nil {
+			return err
+		}
 		return notifyCache(ctx, tx, orgID, string(app.Vapi))
 	})
 	if err != nil {
@@ -211,8 +222,11 @@ func (d *DB) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app
 // as shown (the rotation answers it) and returns the row as it now is. The
 // row's verification state, HMAC-only setting and mappings are left alone;
 // the notification it publishes is for Vapi, whose caches hold the secret.
-// It returns ENotConfigured when no active Vapi credentials are stored.
-func (d *DB) ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphertext []byte) (app.CredentialRecord, error) {
+// The audit entries (each of orgID) are appended in the same transaction:
+// one the log refuses stores nothing. It returns ENotConfigured when no
+// active Vapi credentials are stored.
+func (d *DB) ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphertext []byte,
+	audit ...app.AuditEntry) (app.CredentialRecord, error) {
 	var out app.CredentialRecord
 	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
 		row := tx.QueryRow(ctx, `
@@ -226,6 +240,9 @@ func (d *DB) ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphert
 			return notConfigured(app.Vapi)
 		}
 		if err != nil {
+			return err
+		}
+		if err := appendAudits(ctx, tx, orgID, audit); err != nil {
 			return err
 		}
 		return notifyCache(ctx, tx, orgID, string(app.Vapi))
@@ -242,7 +259,9 @@ func (d *DB) ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphert
 // returns ENotConfigured when no active Vapi credentials are stored and
 // EConflict when the current secret was already shown. Only the status
 // changes (its notification is app.StatusScope): the cached secrets stay.
-func (d *DB) ClaimWebhookSecretReveal(ctx context.Context, orgID string) (app.CredentialRecord, error) {
+// The audit entries (each of orgID) are appended in the claim's
+// transaction: one the log refuses claims nothing.
+func (d *DB) ClaimWebhookSecretReveal(ctx context.Context, orgID string, audit ...app.AuditEntry) (app.CredentialRecord, error) {
 	var out app.CredentialRecord
 	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
 		row := tx.QueryRow(ctx, `
@@ -259,6 +278,9 @@ func (d *DB) ClaimWebhookSecretReveal(ctx context.Context, orgID string) (app.Cr
 			return app.Errorf(app.EConflict, "The webhook secret was already shown once. Rotate it to get a new one.")
 		}
 		if err != nil {
+			return err
+		}
+		if err := appendAudits(ctx, tx, orgID, audit); err != nil {
 			return err
 		}
 		return notifyCache(ctx, tx, orgID, string(app.StatusScope))

@@ -74,7 +74,7 @@ func (w *watchedStore) count(method string) int {
 }
 
 func (w *watchedStore) SaveConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping,
-	outbound *app.OutboundAgent) (app.CredentialRecord, error) {
+	outbound *app.OutboundAgent, audit ...app.AuditEntry) (app.CredentialRecord, error) {
 	w.call("SaveConnection")
 	w.mu.Lock()
 	w.saves = append(w.saves, savedConnection{rec: rec, mappings: mappings, outbound: outbound})
@@ -83,15 +83,16 @@ func (w *watchedStore) SaveConnection(ctx context.Context, rec app.CredentialRec
 	if err != nil {
 		return app.CredentialRecord{}, err
 	}
-	return w.DB.SaveConnection(ctx, rec, mappings, outbound)
+	return w.DB.SaveConnection(ctx, rec, mappings, outbound, audit...)
 }
 
-func (w *watchedStore) DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error) {
+func (w *watchedStore) DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool,
+	audit ...app.AuditEntry) (bool, error) {
 	w.call("DeleteConnection")
 	w.mu.Lock()
 	w.deletes = append(w.deletes, deletedConnection{orgID: orgID, provider: p, assistants: assistants})
 	w.mu.Unlock()
-	return w.DB.DeleteConnection(ctx, orgID, p, assistants)
+	return w.DB.DeleteConnection(ctx, orgID, p, assistants, audit...)
 }
 
 func (w *watchedStore) GetCredential(ctx context.Context, orgID string, p app.Provider) (app.CredentialRecord, error) {
@@ -532,5 +533,53 @@ func TestWebhookHMACOnly(t *testing.T) {
 	s.Invalidate(org, "")
 	if _, err := s.VapiWebhook(ctx, org); !errors.Is(err, app.ErrUndecryptable) {
 		t.Fatalf("VapiWebhook of an unreadable row: %v, want ErrUndecryptable in its chain", err)
+	}
+}
+
+// A reveal stores its claim, with the audit entries it is given, only for
+// a secret it then shows: without a secret of its own the org is told so,
+// and nothing is claimed or written to the log.
+func TestRevealClaimsOnlyASecretItShows(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.DB(t)
+	s := newService(t, newKeyring(t, newKey(t)), nil)
+	org := dbtest.SeedOrg(t, "credentials service test")
+	entry := app.AuditEntry{OrgID: org, Action: "credentials.reveal_secret", Provider: app.Vapi, Outcome: app.OutcomeSuccess}
+	log := func() int {
+		t.Helper()
+		es, err := d.AuditLog(ctx, org, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+
+	vapi := sampleConfigs()[0].(app.VapiConfig)
+	vapi.WebhookSecret = app.Secret{}
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: vapi, VerifiedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.RevealVapiWebhookSecret(ctx, org, entry); app.ErrorCode(err) != app.ENotConfigured {
+		t.Fatalf("reveal without a secret of its own: %v, want %s", err, app.ENotConfigured)
+	}
+	var claimed bool
+	if err := d.Pool.QueryRow(ctx, `select webhook_secret_revealed_at is not null from org_credentials
+		where org_id = $1 and provider = 'vapi'`, org).Scan(&claimed); err != nil || claimed {
+		t.Fatalf("claimed %v, %v; want nothing claimed", claimed, err)
+	}
+	if n := log(); n != 0 {
+		t.Fatalf("%d audit entries for a reveal that showed nothing", n)
+	}
+
+	vapi.WebhookSecret = app.NewSecret("whsec-" + apptest.RandomHex(12))
+	if _, err := s.Save(ctx, app.Connection{OrgID: org, Config: vapi, VerifiedAt: time.Now(), WebhookSecretNew: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.RevealVapiWebhookSecret(ctx, org, entry)
+	if err != nil || got.Reveal() != vapi.WebhookSecret.Reveal() {
+		t.Fatalf("reveal: %v", err)
+	}
+	if n := log(); n != 1 {
+		t.Fatalf("%d audit entries after a reveal, want its one", n)
 	}
 }

@@ -28,19 +28,22 @@ import (
 
 // Store is what the service needs from the database; *db.DB implements it.
 // Every method works within the one org it is given, and every write
-// publishes the cache invalidation in its transaction.
+// publishes the cache invalidation in its transaction. A write given audit
+// entries appends them in that same transaction, so the change and its
+// entries are stored together or not at all (DeleteConnection: when it
+// deleted credentials).
 type Store interface {
 	SaveConnection(ctx context.Context, rec app.CredentialRecord, mappings []app.AssistantMapping,
-		outbound *app.OutboundAgent) (app.CredentialRecord, error)
-	DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool) (bool, error)
+		outbound *app.OutboundAgent, audit ...app.AuditEntry) (app.CredentialRecord, error)
+	DeleteConnection(ctx context.Context, orgID string, p app.Provider, assistants bool, audit ...app.AuditEntry) (bool, error)
 	GetCredential(ctx context.Context, orgID string, p app.Provider) (app.CredentialRecord, error)
 	ListCredentials(ctx context.Context, orgID string) ([]app.CredentialRecord, error)
 	// RecordCheck also reports whether the check broke a working
 	// connection (decided once across every instance).
-	RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome) (app.CredentialRecord, bool, error)
-	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.CredentialRecord, error)
-	ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphertext []byte) (app.CredentialRecord, error)
-	ClaimWebhookSecretReveal(ctx context.Context, orgID string) (app.CredentialRecord, error)
+	RecordCheck(ctx context.Context, orgID string, p app.Provider, o app.CheckOutcome, audit ...app.AuditEntry) (app.CredentialRecord, bool, error)
+	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool, audit ...app.AuditEntry) (app.CredentialRecord, error)
+	ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphertext []byte, audit ...app.AuditEntry) (app.CredentialRecord, error)
+	ClaimWebhookSecretReveal(ctx context.Context, orgID string, audit ...app.AuditEntry) (app.CredentialRecord, error)
 }
 
 // Default cache lifetimes.
@@ -201,9 +204,11 @@ func New(store Store, kr *keyring.Keyring, opts Options) *Service {
 // outbound agent, in one transaction. It returns the status it wrote (masked
 // details only), read from nothing else. Every cache of the org's provider
 // is dropped here, and on every other instance through the database's
-// notification. A config the catalog does not describe is EInternal, and so
-// is a store failure; EConflict passes through from the store.
-func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error) {
+// notification. The audit entries (each of c's org) are stored in the
+// same transaction: when one cannot be, nothing is. A config the catalog
+// does not describe is EInternal, and so is a store failure; EConflict
+// passes through from the store.
+func (s *Service) Save(ctx context.Context, c app.Connection, audit ...app.AuditEntry) (app.Status, error) {
 	cfg, err := app.ConfigValue(c.Config)
 	if err != nil {
 		return app.Status{}, app.Internal(fmt.Errorf("credentials: save: %w", err))
@@ -222,7 +227,7 @@ func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error
 	if !c.VerifiedAt.IsZero() {
 		rec.LastVerifiedAt = &c.VerifiedAt
 	}
-	rec, err = s.store.SaveConnection(ctx, rec, c.Assistants, c.Outbound)
+	rec, err = s.store.SaveConnection(ctx, rec, c.Assistants, c.Outbound, audit...)
 	// Invalidate even on failure: a failed commit may still have committed.
 	s.Invalidate(c.OrgID, string(p))
 	if err != nil {
@@ -235,16 +240,16 @@ func (s *Service) Save(ctx context.Context, c app.Connection) (app.Status, error
 // Delete deletes the org's credentials for provider p together with the
 // rows the connection owns (for a provider that manages assistants: the
 // org's assistant mappings and outbound assistant, also when no credentials
-// are left to delete), in one transaction, and drops them from every cache.
-// It returns ENotConfigured when no credentials were stored,
-// EUnknownProvider for a provider outside the five and EInternal when the
-// store fails.
-func (s *Service) Delete(ctx context.Context, orgID string, p app.Provider) error {
+// are left to delete), in one transaction with the audit entries, and
+// drops them from every cache. It returns ENotConfigured when no
+// credentials were stored (no entry is stored then), EUnknownProvider for
+// a provider outside the five and EInternal when the store fails.
+func (s *Service) Delete(ctx context.Context, orgID string, p app.Provider, audit ...app.AuditEntry) error {
 	spec, err := app.Describe(p)
 	if err != nil {
 		return err
 	}
-	deleted, err := s.store.DeleteConnection(ctx, orgID, p, spec.ManagesAssistants)
+	deleted, err := s.store.DeleteConnection(ctx, orgID, p, spec.ManagesAssistants, audit...)
 	s.Invalidate(orgID, string(p))
 	if err != nil {
 		return app.AsError(err)
@@ -375,15 +380,16 @@ func (s *Service) VapiFresh(ctx context.Context, orgID string) (app.VapiConfig, 
 // verification state, HMAC-only setting and assistant mappings stay. Every
 // cache of the org's Vapi credentials (the webhook routing's secret entry
 // among them) is dropped here and, through the database's notification in
-// the same transaction, on every other instance. It returns ENotConfigured
-// when no active Vapi credentials are stored and EInternal when sealing or
-// the store fails.
-func (s *Service) ReplaceVapiWebhook(ctx context.Context, orgID string, cfg app.VapiConfig) (app.Status, error) {
+// the same transaction, on every other instance. The audit entries are
+// stored in that transaction too. It returns ENotConfigured when no active
+// Vapi credentials are stored and EInternal when sealing or the store
+// fails.
+func (s *Service) ReplaceVapiWebhook(ctx context.Context, orgID string, cfg app.VapiConfig, audit ...app.AuditEntry) (app.Status, error) {
 	ct, err := Seal(s.kr, orgID, cfg)
 	if err != nil {
 		return app.Status{}, app.Internal(fmt.Errorf("credentials: seal vapi config: %w", err))
 	}
-	rec, err := s.store.ReplaceVapiWebhookSecret(ctx, orgID, ct)
+	rec, err := s.store.ReplaceVapiWebhookSecret(ctx, orgID, ct, audit...)
 	s.Invalidate(orgID, string(app.Vapi))
 	if err != nil {
 		return app.Status{}, app.AsError(err)
@@ -399,14 +405,24 @@ func (s *Service) ReplaceVapiWebhook(ctx context.Context, orgID string, cfg app.
 // a save with another secret. It returns ENotConfigured when no Vapi
 // credentials are stored (or they cannot be decrypted) and when the org
 // has no secret of its own (a rotation makes one), and EInternal when the
-// store fails. The secret is never logged.
-func (s *Service) RevealVapiWebhookSecret(ctx context.Context, orgID string) (app.Secret, app.Status, error) {
-	rec, err := s.store.ClaimWebhookSecretReveal(ctx, orgID)
+// store fails. The audit entries are stored in the claim's transaction;
+// whether there is a secret to show is read first, so a claim and its
+// entries are stored only for a secret the call then answers. The secret
+// is never logged.
+func (s *Service) RevealVapiWebhookSecret(ctx context.Context, orgID string, audit ...app.AuditEntry) (app.Secret, app.Status, error) {
+	_, cfg, err := s.load(ctx, orgID, app.Vapi)
+	if err != nil {
+		return app.Secret{}, app.Status{}, err
+	}
+	if vc, ok := cfg.(app.VapiConfig); ok && vc.WebhookSecret.IsZero() {
+		return app.Secret{}, app.Status{}, errNoOwnWebhookSecret()
+	}
+	rec, err := s.store.ClaimWebhookSecretReveal(ctx, orgID, audit...)
 	s.Invalidate(orgID, string(app.StatusScope))
 	if err != nil {
 		return app.Secret{}, app.Status{}, app.AsError(err)
 	}
-	cfg, err := s.open(ctx, rec)
+	cfg, err = s.open(ctx, rec)
 	if err != nil {
 		return app.Secret{}, app.Status{}, &app.Error{Code: app.ENotConfigured,
 			Message: "The stored Vapi credentials can no longer be decrypted; please enter them again.", Cause: err}
@@ -416,8 +432,7 @@ func (s *Service) RevealVapiWebhookSecret(ctx context.Context, orgID string) (ap
 		return app.Secret{}, app.Status{}, app.Internal(fmt.Errorf("credentials: vapi config has type %T", cfg))
 	}
 	if vc.WebhookSecret.IsZero() {
-		return app.Secret{}, app.Status{}, app.Errorf(app.ENotConfigured,
-			"This organization has no webhook secret of its own yet. Rotate to create one.")
+		return app.Secret{}, app.Status{}, errNoOwnWebhookSecret()
 	}
 	s.log.InfoContext(ctx, "vapi webhook secret revealed", "org_id", orgID)
 	return vc.WebhookSecret, statusOf(rec, cfg, s.now()), nil
@@ -427,11 +442,12 @@ func (s *Service) RevealVapiWebhookSecret(ctx context.Context, orgID string) (ap
 // with an HMAC signature (app.CredentialRecord.WebhookHMACOnly) and returns
 // Vapi's new status. The caches of the org's Vapi credentials (the webhook
 // routing's secret entry among them) are dropped here and, through the
-// database's notification, on every other instance. It returns
+// database's notification, on every other instance. The audit entries are
+// stored in the same transaction as the setting. It returns
 // ENotConfigured when no Vapi credentials are stored and EInternal when
 // the store fails.
-func (s *Service) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.Status, error) {
-	rec, err := s.store.SetWebhookHMACOnly(ctx, orgID, on)
+func (s *Service) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool, audit ...app.AuditEntry) (app.Status, error) {
+	rec, err := s.store.SetWebhookHMACOnly(ctx, orgID, on, audit...)
 	s.Invalidate(orgID, string(app.Vapi))
 	if err != nil {
 		return app.Status{}, app.AsError(err)
@@ -496,8 +512,11 @@ func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Pr
 // (app.StatusScope): the decrypted configs, webhook secrets and mappings
 // stay warm. A failed check that breaks a working connection (decided by
 // the store, once across every instance) is passed on to Options.Breaks
-// in the background. It returns ENotConfigured when nothing is stored.
-func (s *Service) RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification, verificationErr error) (app.Status, error) {
+// in the background. The audit entries are stored in the same transaction
+// as the outcome: when one cannot be, nothing is recorded. It returns
+// ENotConfigured when nothing is stored.
+func (s *Service) RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification,
+	verificationErr error, audit ...app.AuditEntry) (app.Status, error) {
 	if _, err := app.Describe(p); err != nil {
 		return app.Status{}, err
 	}
@@ -505,7 +524,7 @@ func (s *Service) RecordCheck(ctx context.Context, orgID string, p app.Provider,
 	if verificationErr != nil {
 		o = app.CheckOutcome{At: at, Error: app.ErrorMessage(verificationErr), Code: app.ErrorReason(verificationErr)}
 	}
-	rec, broke, err := s.store.RecordCheck(ctx, orgID, p, o)
+	rec, broke, err := s.store.RecordCheck(ctx, orgID, p, o, audit...)
 	// What the credentials hold did not change, only their status.
 	s.Invalidate(orgID, string(app.StatusScope))
 	if err != nil {
@@ -540,6 +559,10 @@ func (s *Service) open(ctx context.Context, rec app.CredentialRecord) (app.Confi
 	}
 	s.log.WarnContext(ctx, "stored credentials cannot be decrypted", attrs...)
 	return nil, fmt.Errorf("%w: %w", app.ErrUndecryptable, err)
+}
+
+func errNoOwnWebhookSecret() error {
+	return app.Errorf(app.ENotConfigured, "This organization has no webhook secret of its own yet. Rotate to create one.")
 }
 
 func notConfigured(p app.Provider) error {

@@ -52,7 +52,9 @@ type MappingStore interface {
 // mappings and the outbound agent (with the Twilio number when Twilio is
 // connected) are then saved in one transaction; a new Vapi row is saved
 // HMAC-only (app.Connection.WebhookHMACOnly), a stored one keeps its
-// setting. The signing credential the stored config named is then deleted
+// setting; ch's entry, and a rotation entry when the save replaced a
+// stored webhook secret, are stored in that same transaction. The signing
+// credential the stored config named is then deleted
 // from its account (a failure is logged). All of it runs under a per-org
 // lock: saving again, or concurrently, on any instance, reuses the
 // assistants.
@@ -67,7 +69,7 @@ type MappingStore interface {
 // with a new webhook secret that is not stored; BYOC then refuses its
 // webhooks (it never falls back to a shared secret for an org that has its
 // own) until the save is repeated.
-func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn app.Connection, res *SaveResult) error {
+func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn app.Connection, res *SaveResult, ch *change) error {
 	cfg, ok := conn.Config.(app.VapiConfig)
 	if !ok {
 		return app.Internal(fmt.Errorf("integrations: assistants for a %T", conn.Config))
@@ -99,19 +101,23 @@ func (s *Service) saveWithAssistants(ctx context.Context, p app.Principal, conn 
 		conn.WebhookHMACOnly = true
 		conn.WebhookSecretNew = cfg.WebhookSecret.Reveal() != previous.WebhookSecret.Reveal()
 		conn.Assistants, conn.Outbound = s.connectionRows(ctx, p.OrgID, set)
-		if res.Status, err = s.creds.Save(ctx, conn); err != nil {
+		var audit []app.AuditEntry
+		if !previous.WebhookSecret.IsZero() && previous.WebhookSecret.Reveal() != cfg.WebhookSecret.Reveal() {
+			audit = append(audit, newChange(p, ActionRotateSecret, app.Vapi).
+				entry("Vapi's assistants now sign their webhooks with the new secret."))
+		}
+		detail := joinDetail(res.Detail, set.summary())
+		if res.Status, err = s.creds.Save(ctx, conn, append(audit, ch.entry(detail))...); err != nil {
 			return err
 		}
+		ch.stored()
 		s.retireSigningCredential(ctx, p.OrgID, previous)
 		if !keep && previous.PreviousWebhookCredentialID != "" {
 			s.retireSigningCredential(ctx, p.OrgID, app.VapiConfig{APIKey: previous.APIKey, Region: previous.Region,
 				WebhookCredentialID: previous.PreviousWebhookCredentialID})
 		}
-		if !previous.WebhookSecret.IsZero() && previous.WebhookSecret.Reveal() != cfg.WebhookSecret.Reveal() {
-			s.audit(ctx, p, ActionRotateSecret, app.Vapi, "Vapi's assistants now sign their webhooks with the new secret.", nil)
-		}
 		res.InboundAssistantID, res.OutboundAssistantID = set.inbound.ID, set.outbound.ID
-		res.Detail = joinDetail(res.Detail, set.summary())
+		res.Detail = detail
 		return nil
 	})
 }

@@ -151,19 +151,20 @@ func (s *Service) connectURL(ctx context.Context, p app.Principal, bindingHash s
 // through the credential service, verified now. It returns the connected
 // account's email.
 //
-// Every outcome is audited as credentials.save. On any error nothing is
-// stored and the org's previous connection, if any, is untouched, and a
-// grant Google gave is revoked again. EValidation is a state missing,
-// unknown, used or expired, or a code missing.
+// Every outcome is audited as credentials.save (a connection in the save's
+// transaction). On any error nothing is stored and the org's previous
+// connection, if any, is untouched, and a grant Google gave is revoked
+// again. EValidation is a state missing, unknown, used or expired, or a
+// code missing.
 func (s *Service) Callback(ctx context.Context, p app.Principal, sessionBinding string, q CallbackQuery) (string, error) {
 	if p.OrgID == "" || p.UserID == "" {
 		return "", app.Errorf(app.EUnauthorized, "Please sign in.")
 	}
 	var email string
-	err := s.mutate(ctx, p, ActionSave, app.GoogleCalendar, nil, func(ctx context.Context, now time.Time) (string, error) {
+	err := s.mutate(ctx, p, ActionSave, app.GoogleCalendar, nil, func(ctx context.Context, now time.Time, ch *change) error {
 		var err error
-		email, err = s.callback(ctx, p, sessionBinding, q, now)
-		return "Google Calendar connected as " + email + ".", err
+		email, err = s.callback(ctx, p, sessionBinding, q, now, ch)
+		return err
 	})
 	if err != nil {
 		return "", err
@@ -171,7 +172,8 @@ func (s *Service) Callback(ctx context.Context, p app.Principal, sessionBinding 
 	return email, nil
 }
 
-func (s *Service) callback(ctx context.Context, p app.Principal, sessionBinding string, q CallbackQuery, now time.Time) (string, error) {
+func (s *Service) callback(ctx context.Context, p app.Principal, sessionBinding string, q CallbackQuery, now time.Time,
+	ch *change) (string, error) {
 	restart := func(msg string) error {
 		return &app.Error{Code: app.EValidation, Message: msg + " Click Connect to start again."}
 	}
@@ -221,13 +223,15 @@ func (s *Service) callback(ctx context.Context, p app.Principal, sessionBinding 
 	cfg, err := s.grantConfig(tok)
 	s.countVerification(app.GoogleCalendar, TriggerSave, app.Verification{}, err)
 	if err == nil {
-		_, err = s.creds.Save(ctx, app.Connection{OrgID: p.OrgID, Config: cfg, VerifiedAt: now})
+		_, err = s.creds.Save(ctx, app.Connection{OrgID: p.OrgID, Config: cfg, VerifiedAt: now},
+			ch.entry("Google Calendar connected as "+cfg.Email+"."))
 	}
 	if err != nil {
 		// Google granted access that is not kept: give it back.
 		s.revoke(ctx, p.OrgID, tok.RefreshToken.Reveal(), tok.AccessToken.Reveal())
 		return "", app.AsError(err)
 	}
+	ch.stored()
 	return cfg.Email, nil
 }
 

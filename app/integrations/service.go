@@ -7,7 +7,10 @@
 // the org has its inbound and outbound assistants in its own account. Google
 // Calendar connects through Google's sign-in instead of a form: its connect
 // flow runs here too (google.go). Every change, and every refused attempt,
-// is written to the org's audit log.
+// is written to the org's audit log: a change's entry in the change's own
+// transaction, so no change is stored without it (an entry the log refuses
+// fails the change, which then stores nothing), and an attempt that stored
+// nothing on its own.
 //
 // Errors are *app.Error values: EUnauthorized (no org in the principal),
 // EForbidden (a member who is not an admin tried to change credentials, or
@@ -56,17 +59,21 @@ const (
 )
 
 // Credentials is what the service needs of the credential service;
-// *credentials.Service implements it.
+// *credentials.Service implements it. Each write stores the audit entries
+// it is given in its own transaction: when it answers nil they are stored
+// with the change, otherwise neither is (Delete: nor when nothing was
+// stored to delete).
 type Credentials interface {
-	Save(ctx context.Context, c app.Connection) (app.Status, error)
-	Delete(ctx context.Context, orgID string, p app.Provider) error
+	Save(ctx context.Context, c app.Connection, audit ...app.AuditEntry) (app.Status, error)
+	Delete(ctx context.Context, orgID string, p app.Provider, audit ...app.AuditEntry) error
 	Get(ctx context.Context, orgID string, p app.Provider) (app.Config, error)
 	Statuses(ctx context.Context, orgID string) ([]app.Status, error)
-	RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification, verificationErr error) (app.Status, error)
-	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool) (app.Status, error)
+	RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification, verificationErr error,
+		audit ...app.AuditEntry) (app.Status, error)
+	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool, audit ...app.AuditEntry) (app.Status, error)
 	VapiFresh(ctx context.Context, orgID string) (app.VapiConfig, error)
-	ReplaceVapiWebhook(ctx context.Context, orgID string, cfg app.VapiConfig) (app.Status, error)
-	RevealVapiWebhookSecret(ctx context.Context, orgID string) (app.Secret, app.Status, error)
+	ReplaceVapiWebhook(ctx context.Context, orgID string, cfg app.VapiConfig, audit ...app.AuditEntry) (app.Status, error)
+	RevealVapiWebhookSecret(ctx context.Context, orgID string, audit ...app.AuditEntry) (app.Secret, app.Status, error)
 }
 
 // Verifier asks a provider whether it accepts an org's config. It returns
@@ -167,7 +174,9 @@ type noMetrics struct{}
 
 func (noMetrics) Verification(app.Provider, string, string) {}
 
-// AuditStore appends to the org's audit log; *db.DB implements it.
+// AuditStore appends to the org's audit log the entries of attempts that
+// stored nothing (a change's entry goes with the change, see Credentials);
+// *db.DB implements it.
 type AuditStore interface {
 	AppendAudit(ctx context.Context, e app.AuditEntry) error
 }
@@ -418,15 +427,15 @@ func (s *Service) save(ctx context.Context, p app.Principal, spec *app.Spec, inv
 	config func(context.Context) (app.Config, error)) (SaveResult, error) {
 	provider := spec.Provider
 	var res SaveResult
-	err := s.mutate(ctx, p, ActionSave, provider, invalid, func(ctx context.Context, now time.Time) (string, error) {
+	err := s.mutate(ctx, p, ActionSave, provider, invalid, func(ctx context.Context, now time.Time, ch *change) error {
 		cfg, err := config(ctx)
 		if err != nil {
-			return "", err
+			return err
 		}
 		v, err := s.verifiers[provider].Verify(ctx, p.OrgID, cfg)
 		s.countVerification(provider, TriggerSave, v, err)
 		if err != nil {
-			return "", err
+			return err
 		}
 		conn := app.Connection{OrgID: p.OrgID, Config: cfg, VerifiedAt: now, Limited: v.Limited, Warning: v.Warning()}
 		res = SaveResult{Provider: provider, LastVerified: now, Limited: v.Limited, Detail: v.Detail}
@@ -435,11 +444,13 @@ func (s *Service) save(ctx context.Context, p app.Principal, spec *app.Spec, inv
 			res.MaskedPhone = app.MaskPhone(n.OutboundNumber())
 		}
 		if spec.ManagesAssistants {
-			err = s.saveWithAssistants(ctx, p, conn, &res)
-		} else {
-			res.Status, err = s.creds.Save(ctx, conn)
+			return s.saveWithAssistants(ctx, p, conn, &res, ch)
 		}
-		return res.Detail, err
+		if res.Status, err = s.creds.Save(ctx, conn, ch.entry(res.Detail)); err != nil {
+			return err
+		}
+		ch.stored()
+		return nil
 	})
 	if err != nil {
 		return SaveResult{}, err
@@ -519,10 +530,10 @@ func (s *Service) Verify(ctx context.Context, p app.Principal, provider app.Prov
 		return VerifyResult{}, errGoogleNotSetUp()
 	}
 	var res VerifyResult
-	err := s.mutate(ctx, p, ActionVerify, provider, nil, func(ctx context.Context, now time.Time) (string, error) {
+	err := s.mutate(ctx, p, ActionVerify, provider, nil, func(ctx context.Context, now time.Time, ch *change) error {
 		var err error
-		res, err = s.check(ctx, p.OrgID, provider, TriggerTest, now)
-		return res.Detail, err
+		res, err = s.check(ctx, p.OrgID, provider, TriggerTest, now, ch)
+		return err
 	})
 	if err != nil {
 		return VerifyResult{}, err
@@ -544,21 +555,18 @@ func (s *Service) Recheck(ctx context.Context, orgID string, provider app.Provid
 	if app.MustDescribe(provider).OAuth && !s.GoogleReady() {
 		return VerifyResult{}, errGoogleNotSetUp()
 	}
-	res, err := s.check(ctx, orgID, provider, TriggerScheduled, s.now().UTC().Truncate(time.Microsecond))
-	if err != nil {
-		err = app.AsError(err)
-	}
-	s.audit(ctx, system, ActionVerify, provider, res.Detail, err)
-	if err != nil {
-		s.logFailure(ctx, system, ActionVerify, provider, err)
+	ch := newChange(system, ActionVerify, provider)
+	res, err := s.check(ctx, orgID, provider, TriggerScheduled, s.now().UTC().Truncate(time.Microsecond), ch)
+	if err := s.finish(ctx, ch, err); err != nil {
 		return VerifyResult{}, err
 	}
 	return res, nil
 }
 
 // check re-tests the org's stored credentials for provider, which trigger
-// asked for at now, and records the outcome (see Verify).
-func (s *Service) check(ctx context.Context, orgID string, provider app.Provider, trigger string, now time.Time) (VerifyResult, error) {
+// asked for at now, and records the outcome (see Verify) with ch's entry.
+func (s *Service) check(ctx context.Context, orgID string, provider app.Provider, trigger string, now time.Time,
+	ch *change) (VerifyResult, error) {
 	cfg, err := s.creds.Get(ctx, orgID, provider)
 	if err != nil {
 		return VerifyResult{}, err
@@ -568,17 +576,19 @@ func (s *Service) check(ctx context.Context, orgID string, provider app.Provider
 	switch app.ErrorCode(err) {
 	case "":
 	case app.EVerificationFailed:
-		if _, rerr := s.creds.RecordCheck(ctx, orgID, provider, now, app.Verification{}, err); rerr != nil {
+		if _, rerr := s.creds.RecordCheck(ctx, orgID, provider, now, app.Verification{}, err, ch.failure(err)); rerr != nil {
 			return VerifyResult{}, rerr
 		}
+		ch.stored()
 		return VerifyResult{}, err
 	default:
 		return VerifyResult{}, err
 	}
-	st, err := s.creds.RecordCheck(ctx, orgID, provider, now, v, nil)
+	st, err := s.creds.RecordCheck(ctx, orgID, provider, now, v, nil, ch.entry(v.Detail))
 	if err != nil {
 		return VerifyResult{}, err
 	}
+	ch.stored()
 	return VerifyResult{Provider: provider, Verified: true, VerifiedAt: now, Limited: v.Limited, Detail: v.Detail, Status: st}, nil
 }
 
@@ -599,25 +609,28 @@ func (s *Service) Disconnect(ctx context.Context, p app.Principal, provider app.
 		// The grant could not be revoked: it stays until the server can.
 		return app.Status{}, errGoogleNotSetUp()
 	}
-	err := s.mutate(ctx, p, ActionDisconnect, provider, nil, func(ctx context.Context, _ time.Time) (string, error) {
+	err := s.mutate(ctx, p, ActionDisconnect, provider, nil, func(ctx context.Context, _ time.Time, ch *change) error {
 		detail := spec.Title + " disconnected."
 		if spec.OAuth {
 			note, err := s.revokeGrant(ctx, p.OrgID, provider)
 			if err != nil {
-				return "", err
+				return err
 			}
 			detail += note
 		}
-		del := func(ctx context.Context) error { return s.creds.Delete(ctx, p.OrgID, provider) }
-		var err error
+		del := func(ctx context.Context) error {
+			if err := s.creds.Delete(ctx, p.OrgID, provider, ch.entry(detail)); err != nil {
+				return err
+			}
+			ch.stored()
+			return nil
+		}
 		if spec.ManagesAssistants {
 			// Under the lock of the saves, so a save running meanwhile
 			// cannot re-create mappings for a key that is gone.
-			err = s.lock.WithOrgLock(ctx, p.OrgID, assistantsLockName, del)
-		} else {
-			err = del(ctx)
+			return s.lock.WithOrgLock(ctx, p.OrgID, assistantsLockName, del)
 		}
-		return detail, err
+		return del(ctx)
 	})
 	if err != nil {
 		return app.Status{}, err
@@ -640,12 +653,13 @@ func (s *Service) SetWebhookHMACOnly(ctx context.Context, p app.Principal, hmacO
 		invalid = app.ValidationError(map[string]string{"hmacOnly": "Say whether Vapi's webhooks must be HMAC-signed: true or false."})
 	}
 	var st app.Status
-	err := s.mutate(ctx, p, ActionWebhookSigning, app.Vapi, invalid, func(ctx context.Context, _ time.Time) (string, error) {
+	err := s.mutate(ctx, p, ActionWebhookSigning, app.Vapi, invalid, func(ctx context.Context, _ time.Time, ch *change) error {
 		var err error
-		if st, err = s.creds.SetWebhookHMACOnly(ctx, p.OrgID, *hmacOnly); err != nil {
-			return "", err
+		if st, err = s.creds.SetWebhookHMACOnly(ctx, p.OrgID, *hmacOnly, ch.entry(WebhookSigningDetail(*hmacOnly))); err != nil {
+			return err
 		}
-		return WebhookSigningDetail(*hmacOnly), nil
+		ch.stored()
+		return nil
 	})
 	if err != nil {
 		return app.Status{}, err
@@ -661,13 +675,49 @@ func WebhookSigningDetail(hmacOnly bool) string {
 	return "Vapi webhooks are accepted with an HMAC signature or the webhook secret."
 }
 
+// change is the audit entry of one audited change (see mutate). The store
+// write that makes the change is handed the entry (entry for a success,
+// failure for a failure it records, such as a check the provider refused)
+// and appends it in its own transaction; once that write answered nil,
+// stored records that the entry is in the log, so no second one is
+// written.
+type change struct {
+	base    app.AuditEntry
+	written bool
+}
+
+// newChange starts the entry of p's action on provider.
+func newChange(p app.Principal, action string, provider app.Provider) *change {
+	return &change{base: app.AuditEntry{OrgID: p.OrgID, ActorID: p.UserID, Action: action, Provider: provider}}
+}
+
+// entry is the change's entry as a success with detail.
+func (c *change) entry(detail string) app.AuditEntry {
+	e := c.base
+	e.Outcome, e.Detail = app.OutcomeSuccess, detail
+	return e
+}
+
+// failure is the change's entry as a failure with err's user-facing words
+// (see auditDetail).
+func (c *change) failure(err error) app.AuditEntry {
+	e := c.base
+	e.Outcome, e.Detail = app.OutcomeFailure, auditDetail(app.AsError(err))
+	return e
+}
+
+// stored records that a store write committed the change's entry.
+func (c *change) stored() { c.written = true }
+
 // mutate runs one audited change: it checks that p is an admin, returns
 // invalid (a validation error) when it is not nil, and otherwise runs fn
-// with the time of the change. Whatever happens is written to the audit log
-// with fn's detail (on success) or the error's user-facing message.
+// with the time of the change and ch, the change's audit entry, which the
+// store write that makes the change stores with it (see change). An
+// attempt whose entry no write stored (a refusal, or a failure that stored
+// nothing) is then written to the audit log on its own (see finish).
 func (s *Service) mutate(ctx context.Context, p app.Principal, action string, provider app.Provider,
-	invalid error, fn func(ctx context.Context, now time.Time) (string, error)) error {
-	var detail string
+	invalid error, fn func(ctx context.Context, now time.Time, ch *change) error) error {
+	ch := newChange(p, action, provider)
 	var err error
 	switch {
 	case !p.IsAdmin():
@@ -675,31 +725,37 @@ func (s *Service) mutate(ctx context.Context, p app.Principal, action string, pr
 	case invalid != nil:
 		err = invalid
 	default:
-		detail, err = fn(ctx, s.now().UTC().Truncate(time.Microsecond))
+		err = fn(ctx, s.now().UTC().Truncate(time.Microsecond), ch)
 	}
+	return s.finish(ctx, ch, err)
+}
+
+// finish ends the audited change ch, which answered err: unless a store
+// write stored its entry with the change, the entry (err's failure, or a
+// success) is appended now, and a failure is logged. It returns err as an
+// *app.Error.
+func (s *Service) finish(ctx context.Context, ch *change, err error) error {
 	if err != nil {
 		err = app.AsError(err)
 	}
-	s.audit(ctx, p, action, provider, detail, err)
+	if !ch.written {
+		e := ch.entry("")
+		if err != nil {
+			e = ch.failure(err)
+		}
+		s.audit(ctx, e)
+	}
 	if err != nil {
-		s.logFailure(ctx, p, action, provider, err)
+		p := app.Principal{OrgID: ch.base.OrgID, UserID: ch.base.ActorID}
+		s.logFailure(ctx, p, ch.base.Action, ch.base.Provider, err)
 	}
 	return err
 }
 
-// audit appends one entry. A failing audit write is logged at error level
-// and does not fail the operation: the change has already happened (or been
-// refused) at the provider and in the credential store, and reporting it as
-// failed would invite a retry that changes nothing but the log.
-func (s *Service) audit(ctx context.Context, p app.Principal, action string, provider app.Provider, detail string, err error) {
-	e := app.AuditEntry{
-		OrgID: p.OrgID, ActorID: p.UserID, Action: action, Provider: provider,
-		Outcome: app.OutcomeSuccess, Detail: detail,
-	}
-	if err != nil {
-		e.Outcome = app.OutcomeFailure
-		e.Detail = auditDetail(err)
-	}
+// audit appends e, the entry of an attempt that stored nothing. A failing
+// write is logged at error level and does not change the answer: nothing
+// was stored, and the attempt has been refused (or failed) either way.
+func (s *Service) audit(ctx context.Context, e app.AuditEntry) {
 	// The entry is written even when the request's time is up: then in
 	// the background, so that a slow database never holds the answer past
 	// the request's deadline.
@@ -709,8 +765,8 @@ func (s *Service) audit(ctx context.Context, p app.Principal, action string, pro
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if aerr := s.audits.AppendAudit(actx, e); aerr != nil {
-			s.log.ErrorContext(actx, "audit log write failed", "org_id", p.OrgID, "user_id", p.UserID,
-				"action", action, "provider", provider, "outcome", e.Outcome, "err", aerr)
+			s.log.ErrorContext(actx, "audit log write failed", "org_id", e.OrgID, "user_id", e.ActorID,
+				"action", e.Action, "provider", e.Provider, "outcome", e.Outcome, "err", aerr)
 		}
 	}()
 	select {

@@ -52,17 +52,12 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, p app.Principal) (Rot
 		return RotationResult{}, err
 	}
 	var res RotationResult
-	err := s.mutate(ctx, p, ActionRotateSecret, app.Vapi, nil, func(ctx context.Context, now time.Time) (string, error) {
-		err := s.lock.WithOrgLock(ctx, p.OrgID, assistantsLockName, func(ctx context.Context) error {
+	err := s.mutate(ctx, p, ActionRotateSecret, app.Vapi, nil, func(ctx context.Context, now time.Time, ch *change) error {
+		return s.lock.WithOrgLock(ctx, p.OrgID, assistantsLockName, func(ctx context.Context) error {
 			var err error
-			res, err = s.rotate(ctx, p, now)
+			res, err = s.rotate(ctx, p, now, ch)
 			return err
 		})
-		if err != nil {
-			return "", err
-		}
-		return "Webhook secret rotated; the previous one is accepted until " +
-			res.PreviousUntil.UTC().Format(time.RFC3339) + ".", nil
 	})
 	if err != nil {
 		return RotationResult{}, err
@@ -70,8 +65,9 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, p app.Principal) (Rot
 	return res, nil
 }
 
-// rotate is RotateWebhookSecret's work under the org's lock.
-func (s *Service) rotate(ctx context.Context, p app.Principal, now time.Time) (RotationResult, error) {
+// rotate is RotateWebhookSecret's work under the org's lock; the new
+// secret is stored with ch's entry.
+func (s *Service) rotate(ctx context.Context, p app.Principal, now time.Time, ch *change) (RotationResult, error) {
 	stored, err := s.creds.VapiFresh(ctx, p.OrgID)
 	if err != nil {
 		return RotationResult{}, err
@@ -114,10 +110,12 @@ func (s *Service) rotate(ctx context.Context, p app.Principal, now time.Time) (R
 	next.PreviousWebhookSecret = stored.WebhookSecret
 	next.PreviousWebhookSecretUntil = now.Add(s.grace)
 	next.PreviousWebhookCredentialID = stored.WebhookCredentialID
-	st, err := s.creds.ReplaceVapiWebhook(ctx, p.OrgID, next)
+	st, err := s.creds.ReplaceVapiWebhook(ctx, p.OrgID, next, ch.entry("Webhook secret rotated; the previous one is accepted until "+
+		next.PreviousWebhookSecretUntil.UTC().Format(time.RFC3339)+"."))
 	if err != nil {
 		return RotationResult{}, undo(app.AsError(err))
 	}
+	ch.stored()
 	// The credential of the secret before the replaced one: no call can
 	// still need it once its grace is over, and a rotation inside it
 	// replaces it anyway (only one previous secret is accepted).
@@ -207,10 +205,13 @@ func (s *Service) RevealWebhookSecret(ctx context.Context, p app.Principal) (app
 	}
 	var secret app.Secret
 	var st app.Status
-	err := s.mutate(ctx, p, ActionRevealSecret, app.Vapi, nil, func(ctx context.Context, _ time.Time) (string, error) {
+	err := s.mutate(ctx, p, ActionRevealSecret, app.Vapi, nil, func(ctx context.Context, _ time.Time, ch *change) error {
 		var err error
-		secret, st, err = s.creds.RevealVapiWebhookSecret(ctx, p.OrgID)
-		return "Webhook secret revealed.", err
+		if secret, st, err = s.creds.RevealVapiWebhookSecret(ctx, p.OrgID, ch.entry("Webhook secret revealed.")); err != nil {
+			return err
+		}
+		ch.stored()
+		return nil
 	})
 	if err != nil {
 		return app.Secret{}, app.Status{}, err

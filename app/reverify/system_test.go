@@ -221,6 +221,22 @@ func TestBrokenConnectionsAreMailedToAdminsOnce(t *testing.T) {
 		}
 		return es[0]
 	}
+	// systemChecks counts the org's audit entries of checks without an
+	// actor: one per scheduled check, stored with its outcome.
+	systemChecks := func(org string) int {
+		t.Helper()
+		es, err := d.AuditLog(ctx, org, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range es {
+			if e.Action == integrations.ActionVerify && e.ActorID == "" {
+				n++
+			}
+		}
+		return n
+	}
 
 	// Working connections: checked once, passed, audited as the system's.
 	if n := sweep(); n != 2 {
@@ -232,6 +248,9 @@ func TestBrokenConnectionsAreMailedToAdminsOnce(t *testing.T) {
 	if e := lastAudit(acme.Principal.OrgID); e.Action != integrations.ActionVerify || e.Outcome != app.OutcomeSuccess ||
 		e.ActorID != "" || e.Provider != app.Resend {
 		t.Fatalf("audit entry of a scheduled check: %+v", e)
+	}
+	if a, g := systemChecks(acme.Principal.OrgID), systemChecks(globex.Principal.OrgID); a != 1 || g != 1 {
+		t.Fatalf("%d and %d audit entries of the first sweep's checks, want one per org", a, g)
 	}
 	if got := one.scheduled(t, app.Resend, integrations.VerificationOK) + two.scheduled(t, app.Resend, integrations.VerificationOK); got != 2 {
 		t.Fatalf("scheduled ok checks counted: %v, want 2", got)
@@ -301,6 +320,10 @@ func TestBrokenConnectionsAreMailedToAdminsOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Every check so far: four sweeps and the four re-checks.
+	if n := systemChecks(acme.Principal.OrgID); n != 8 {
+		t.Fatalf("%d audit entries of scheduled checks, want 8 (one per check)", n)
+	}
 	if breaks() != 2 {
 		t.Fatalf("four concurrent failed checks of a working connection broke it %d times, want once", breaks()-1)
 	}

@@ -48,8 +48,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// GoogleHTTPClient sends the calls to Google (nil: HTTPClient).
 	GoogleHTTPClient *http.Client
-	// Audit replaces the database as the integrations' audit log (tests
-	// use it to make audit writes fail).
+	// Audit replaces the database as the integrations' audit log of the
+	// attempts that store nothing (tests use it to make those writes
+	// fail); a change's entry is stored with the change.
 	Audit integrations.AuditStore
 	// Sandbox marks a server whose providers are local stand-ins.
 	Sandbox bool

@@ -55,6 +55,11 @@ type CheckOutcome struct {
 	Error, Code string
 	Limited     bool
 	Warning     string
+	// Of, when set, is the UpdatedAt of the credentials that were
+	// checked: the outcome is recorded only while they are still the
+	// stored ones (a check of credentials replaced meanwhile says nothing
+	// about the new ones).
+	Of time.Time
 }
 
 // CheckClaim names one stored connection that a background re-check

@@ -152,12 +152,22 @@ func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o ap
 				from org_credentials where org_id = $1 and provider = $2
 				for update
 			) prev
-			where id = prev.locked_id
+			where id = prev.locked_id and ($8::timestamptz is null or org_credentials.updated_at = $8)
 			returning `+credentialColumns+`, prev.was_working and $4 <> ''`,
-			orgID, string(p), o.At, o.Error, o.Code, o.Limited, o.Warning)
+			orgID, string(p), o.At, o.Error, o.Code, o.Limited, o.Warning, nullTime(o.Of))
 		var err error
 		rec, err = scanCredential(row, &broke)
 		if errors.Is(err, pgx.ErrNoRows) {
+			if !o.Of.IsZero() {
+				var stored bool
+				if err := tx.QueryRow(ctx, `select exists (select 1 from org_credentials where org_id = $1 and provider = $2)`,
+					orgID, string(p)).Scan(&stored); err != nil {
+					return err
+				}
+				if stored {
+					return errChangedWhileChecked(p)
+				}
+			}
 			return notConfigured(p)
 		}
 		if err != nil {
@@ -181,6 +191,20 @@ func (d *DB) RecordCheck(ctx context.Context, orgID string, p app.Provider, o ap
 		return app.CredentialRecord{}, false, wrapCredentialErr("record verification of", p, err)
 	}
 	return rec, broke, nil
+}
+
+// errChangedWhileChecked refuses the outcome of a check of p's credentials
+// that were replaced while the check ran.
+func errChangedWhileChecked(p app.Provider) error {
+	return app.Errorf(app.EConflict, "The %s credentials changed while they were being checked; nothing was recorded. Test the connection again.", p.Title())
+}
+
+// nullTime is t, or SQL null for the zero time.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // SetWebhookHMACOnly sets whether the org's Vapi webhooks must be

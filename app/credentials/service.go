@@ -517,12 +517,39 @@ func (s *Service) RecordVerification(ctx context.Context, orgID string, p app.Pr
 // ENotConfigured when nothing is stored.
 func (s *Service) RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification,
 	verificationErr error, audit ...app.AuditEntry) (app.Status, error) {
+	return s.RecordCheckOf(ctx, orgID, p, time.Time{}, at, v, verificationErr, audit...)
+}
+
+// ForCheck returns the org's stored config for p read from the store
+// (never a cache) with its version, the UpdatedAt that RecordCheckOf
+// takes: what a check must verify so that its outcome is recorded against
+// the very credentials it checked. Errors as Get.
+func (s *Service) ForCheck(ctx context.Context, orgID string, p app.Provider) (app.Config, time.Time, error) {
+	if _, err := app.Describe(p); err != nil {
+		return nil, time.Time{}, err
+	}
+	start := time.Now()
+	s.metrics.CredentialRead(false)
+	rec, cfg, err := s.load(ctx, orgID, p)
+	logRead(ctx, s.log, orgID, p, false, start, err)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return cfg, rec.UpdatedAt, nil
+}
+
+// RecordCheckOf is RecordCheck of the credentials of version of (from
+// ForCheck; the zero time for whatever is stored): when they were replaced
+// while the check ran, nothing is recorded, no break is decided, and it
+// returns EConflict.
+func (s *Service) RecordCheckOf(ctx context.Context, orgID string, p app.Provider, of, at time.Time, v app.Verification,
+	verificationErr error, audit ...app.AuditEntry) (app.Status, error) {
 	if _, err := app.Describe(p); err != nil {
 		return app.Status{}, err
 	}
-	o := app.CheckOutcome{At: at, Limited: v.Limited, Warning: v.Warning()}
+	o := app.CheckOutcome{At: at, Limited: v.Limited, Warning: v.Warning(), Of: of}
 	if verificationErr != nil {
-		o = app.CheckOutcome{At: at, Error: app.ErrorMessage(verificationErr), Code: app.ErrorReason(verificationErr)}
+		o = app.CheckOutcome{At: at, Error: app.ErrorMessage(verificationErr), Code: app.ErrorReason(verificationErr), Of: of}
 	}
 	rec, broke, err := s.store.RecordCheck(ctx, orgID, p, o, audit...)
 	// What the credentials hold did not change, only their status.

@@ -68,8 +68,9 @@ type Credentials interface {
 	Delete(ctx context.Context, orgID string, p app.Provider, audit ...app.AuditEntry) error
 	Get(ctx context.Context, orgID string, p app.Provider) (app.Config, error)
 	Statuses(ctx context.Context, orgID string) ([]app.Status, error)
-	RecordCheck(ctx context.Context, orgID string, p app.Provider, at time.Time, v app.Verification, verificationErr error,
-		audit ...app.AuditEntry) (app.Status, error)
+	ForCheck(ctx context.Context, orgID string, p app.Provider) (app.Config, time.Time, error)
+	RecordCheckOf(ctx context.Context, orgID string, p app.Provider, of, at time.Time, v app.Verification,
+		verificationErr error, audit ...app.AuditEntry) (app.Status, error)
 	SetWebhookHMACOnly(ctx context.Context, orgID string, on bool, audit ...app.AuditEntry) (app.Status, error)
 	VapiFresh(ctx context.Context, orgID string) (app.VapiConfig, error)
 	ReplaceVapiWebhook(ctx context.Context, orgID string, cfg app.VapiConfig, audit ...app.AuditEntry) (app.Status, error)
@@ -567,16 +568,24 @@ func (s *Service) Recheck(ctx context.Context, orgID string, provider app.Provid
 // asked for at now, and records the outcome (see Verify) with ch's entry.
 func (s *Service) check(ctx context.Context, orgID string, provider app.Provider, trigger string, now time.Time,
 	ch *change) (VerifyResult, error) {
-	cfg, err := s.creds.Get(ctx, orgID, provider)
+	// The stored credentials, not a cached copy that another instance's
+	// save may have replaced: the outcome is recorded against the very
+	// credentials checked, or not at all.
+	cfg, version, err := s.creds.ForCheck(ctx, orgID, provider)
 	if err != nil {
 		return VerifyResult{}, err
+	}
+	if app.MustDescribe(provider).OAuth {
+		// Checking an OAuth grant may refresh its token, which stores the
+		// grant again: that is this check's own change, not a replacement.
+		version = time.Time{}
 	}
 	v, err := s.verifiers[provider].Verify(ctx, orgID, cfg)
 	s.countVerification(provider, trigger, v, err)
 	switch app.ErrorCode(err) {
 	case "":
 	case app.EVerificationFailed:
-		if _, rerr := s.creds.RecordCheck(ctx, orgID, provider, now, app.Verification{}, err, ch.failure(err)); rerr != nil {
+		if _, rerr := s.creds.RecordCheckOf(ctx, orgID, provider, version, now, app.Verification{}, err, ch.failure(err)); rerr != nil {
 			return VerifyResult{}, rerr
 		}
 		ch.stored()
@@ -584,7 +593,7 @@ func (s *Service) check(ctx context.Context, orgID string, provider app.Provider
 	default:
 		return VerifyResult{}, err
 	}
-	st, err := s.creds.RecordCheck(ctx, orgID, provider, now, v, nil, ch.entry(v.Detail))
+	st, err := s.creds.RecordCheckOf(ctx, orgID, provider, version, now, v, nil, ch.entry(v.Detail))
 	if err != nil {
 		return VerifyResult{}, err
 	}

@@ -172,16 +172,31 @@ func TestCredentialReadMetrics(t *testing.T) {
 
 	t.Run("credential service", func(t *testing.T) {
 		hit0, miss0 := reads()
-		// The save dropped the cached config: the first test reads the
-		// store, the second the cache.
+		// A Test connection checks the stored credentials, never a cached
+		// copy: each reads the store.
 		for range 2 {
 			if res := b.api(http.MethodPost, "/api/integrations/vapi/verify", nil, token); res.StatusCode != http.StatusOK {
 				t.Fatalf("verify: %d\n%s", res.StatusCode, res.body)
 			}
 		}
 		hit, miss := reads()
-		if hit-hit0 != 1 || miss-miss0 != 1 {
-			t.Errorf("two tests counted %v hits and %v misses, want one of each", hit-hit0, miss-miss0)
+		if hit-hit0 != 0 || miss-miss0 != 2 {
+			t.Errorf("two tests counted %v hits and %v misses, want 0 and 2", hit-hit0, miss-miss0)
+		}
+		// Other reads go through the cache: the first fills it.
+		var orgID string
+		if err := e.db.Pool.QueryRow(t.Context(), `select org_id::text from assistant_org_mapping where vapi_assistant_id = $1`,
+			assistant).Scan(&orgID); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := e.creds.Get(t.Context(), orgID, app.Vapi); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hit0, miss0 = hit, miss
+		if hit, miss = reads(); hit-hit0 != 1 || miss-miss0 != 1 {
+			t.Errorf("two cached reads counted %v hits and %v misses, want one of each", hit-hit0, miss-miss0)
 		}
 	})
 

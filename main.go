@@ -364,7 +364,13 @@ func serve(sandboxed bool) error {
 	}
 	go sys.ListenInvalidations(ctx)
 	go sys.SweepAttempts(ctx)
-	go sys.FlushRefusals(ctx)
+	// The refusal counts are flushed periodically and once more after the
+	// server stopped answering (so the counts of the drain and the
+	// shutdown are kept), before the database closes.
+	flushCtx, stopFlushing := context.WithCancel(context.Background())
+	defer stopFlushing()
+	flushed := make(chan struct{})
+	go func() { defer close(flushed); sys.FlushRefusals(flushCtx) }()
 	// Re-verification stops claiming at shutdown; the checks under way
 	// finish (never cut short and blamed on the provider) and are waited for.
 	rechecked := make(chan struct{})
@@ -399,6 +405,11 @@ func serve(sandboxed bool) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
+	stopFlushing()
+	select {
+	case <-flushed:
+	case <-shutdownCtx.Done():
+	}
 	select {
 	case <-rechecked:
 	case <-shutdownCtx.Done():

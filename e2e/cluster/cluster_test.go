@@ -923,3 +923,54 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalCountsSurviveAShutdown: webhooks refused for a bad signature
+// are counted per org; the counts an instance holds when it is stopped,
+// those of its drain included, are stored before it exits. (Not parallel:
+// it stops an instance that the parallel tests use.)
+func TestRefusalCountsSurviveAShutdown(t *testing.T) {
+	o := newOrg(t)
+	o.connectVapi(t, cl.URL)
+	app := cl.Apps[len(cl.Apps)-1]
+	forge := func(n int) int {
+		refused := 0
+		for range n {
+			body := o.event("status-update", "forged-"+randomHex(4), nil)
+			h := http.Header{webhooks.HeaderSignature: {"sha256=" + strings.Repeat("0", 64)},
+				webhooks.HeaderTimestamp: {strconv.FormatInt(time.Now().Unix(), 10)}}
+			if st, _, err := call(t.Context(), http.MethodPost, app.URL+"/api/webhooks/vapi", body, h); err == nil && st == http.StatusUnauthorized {
+				refused++
+			}
+		}
+		return refused
+	}
+	before := forge(5)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); app.Stop() }()
+	// While it drains (SHUTDOWN_DRAIN) the instance still answers.
+	time.Sleep(Drain / 3)
+	during := forge(4)
+	<-stopped
+	if exited, err := app.Exited(); !exited || err != nil {
+		t.Fatalf("%s after SIGTERM: exited %v, %v", app.Name, exited, err)
+	}
+	t.Cleanup(func() {
+		// Ready (/readyz 200) only once its listener has listened.
+		if err := app.Start(context.Background()); err != nil {
+			t.Errorf("restarting %s: %v", app.Name, err)
+		}
+	})
+	var stored int
+	if err := pool.QueryRow(t.Context(), `select coalesce(sum(count), 0)::int from webhook_refusals
+		where org_id = $1 and reason = 'invalid_signature'`, o.id).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("forged webhooks refused by %s: %d before SIGTERM, %d during its drain; counts stored after it exited: %d",
+		app.Name, before, during, stored)
+	if before != 5 || during == 0 {
+		t.Fatalf("refused %d before and %d during the drain: the instance did not answer as expected", before, during)
+	}
+	if stored != before+during {
+		t.Fatalf("stored %d refusals, want %d: counts held at shutdown were lost", stored, before+during)
+	}
+}

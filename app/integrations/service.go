@@ -223,6 +223,11 @@ type Options struct {
 	// WebhookSecretGrace is how long a rotated-out Vapi webhook secret
 	// keeps verifying webhooks (default DefaultWebhookSecretGrace).
 	WebhookSecretGrace time.Duration
+	// SharedWebhookSecret is the server's webhook secret for orgs without
+	// one of their own (VAPI_WEBHOOK_SECRET): what a failed rotation of
+	// such an org points its assistants back at. Without it such an undo
+	// is reported as stuck.
+	SharedWebhookSecret app.Secret
 }
 
 // SaveResult is the outcome of a successful save.
@@ -275,6 +280,7 @@ type Service struct {
 	log         *slog.Logger
 	metrics     Metrics
 	grace       time.Duration
+	shared      app.Secret
 }
 
 // New returns a Service. It panics when a required field of deps is nil, or
@@ -310,6 +316,7 @@ func New(deps Deps, opts Options) *Service {
 		log:         opts.Logger,
 		metrics:     opts.Metrics,
 		grace:       opts.WebhookSecretGrace,
+		shared:      opts.SharedWebhookSecret,
 	}
 	if s.grace <= 0 {
 		s.grace = DefaultWebhookSecretGrace

@@ -150,8 +150,10 @@ func (s *Service) assistantIDs(ctx context.Context, orgID string) ([]string, err
 }
 
 // undoRotation points the assistants a failed rotation already changed
-// back at the stored signing credential and deletes the credential it
-// made, so the stored secret stays the only one Vapi signs with. It
+// back at the stored signing credential (for an org without a secret of
+// its own: at the server's shared secret, which is what verifies its
+// webhooks) and deletes the credential it made, so the stored secret
+// stays the only one Vapi signs with. It
 // returns the id of an assistant it could not point back ("" when all
 // went back): that assistant keeps signing with the new credential, which
 // is then kept (deleting it would leave the assistant signing with
@@ -163,6 +165,16 @@ func (s *Service) undoRotation(ctx context.Context, orgID string, stored, next a
 		srv := vapi.Server{URL: s.webhookURL, CredentialID: stored.WebhookCredentialID}
 		if srv.CredentialID == "" {
 			srv.Secret = stored.WebhookSecret.Reveal()
+		}
+		if srv.CredentialID == "" && srv.Secret == "" {
+			srv.Secret = s.shared.Reveal()
+		}
+		if srv.CredentialID == "" && srv.Secret == "" {
+			// Nothing would verify its events: an empty server object
+			// is no undo. It keeps the new credential, and says so.
+			s.log.ErrorContext(ctx, "no secret to point a vapi assistant back at", "org_id", orgID, "assistant_id", id)
+			stuck = id
+			continue
 		}
 		if _, err := s.assistants.UpdateAssistantServer(ctx, stored, id, srv); err != nil {
 			s.log.ErrorContext(ctx, "pointing a vapi assistant back at its signing credential failed", "org_id", orgID,

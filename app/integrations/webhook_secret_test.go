@@ -256,3 +256,60 @@ func TestRotateFailsClosed(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedRotationOfAnOrgWithoutItsOwnSecret: an org whose stored Vapi
+// credentials hold no webhook secret of their own (moved from the old
+// platform) is verified with the server's shared secret. A rotation that
+// fails half-way points the assistant it changed back at that shared
+// secret, never at an empty server that nothing verifies; without a shared
+// secret configured, it says the assistant is stuck.
+func TestFailedRotationOfAnOrgWithoutItsOwnSecret(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	refusing := &vapiRefusing{next: e.sb.Handler(), from: 2, to: 2}
+	srv := httptest.NewServer(refusing)
+	t.Cleanup(srv.Close)
+	const shared = "shared-platform-webhook-secret-0123456789"
+	for _, withShared := range []bool{true, false} {
+		sys := e.build(t, func(c *config.Config) {
+			c.URLs.Vapi = e.sb.BaseURLs(srv.URL).Vapi
+			c.VapiWebhookSecret = app.Secret{}
+			if withShared {
+				c.VapiWebhookSecret = app.NewSecret(shared)
+			}
+		})
+		admin, _ := seedOrg(t, "Legacy Dental")
+		key := vapiKey()
+		saved, err := sys.Integrations.Save(ctx, admin, app.Vapi, app.Values{"apiKey": key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As the old platform left it: no secret of its own.
+		legacy := e.storedVapi(t, admin.OrgID)
+		legacy.WebhookSecret, legacy.WebhookCredentialID = app.Secret{}, ""
+		if _, err := e.creds.Save(ctx, app.Connection{OrgID: admin.OrgID, Config: legacy, VerifiedAt: time.Now(),
+			Assistants: []app.AssistantMapping{
+				{VapiAssistantID: saved.InboundAssistantID, OrgID: admin.OrgID, Role: app.Inbound},
+				{VapiAssistantID: saved.OutboundAssistantID, OrgID: admin.OrgID, Role: app.Outbound}}}); err != nil {
+			t.Fatal(err)
+		}
+		refusing.patches.Store(0)
+		refusing.on.Store(true)
+		_, err = sys.Integrations.RotateWebhookSecret(ctx, admin)
+		refusing.on.Store(false)
+		if err == nil {
+			t.Fatal("the rotation succeeded although Vapi refused a PATCH")
+		}
+		got, _ := e.sb.Vapi.Signing(key, saved.InboundAssistantID)
+		if withShared {
+			if got.Mode != "secret" || got.Secret != shared {
+				t.Fatalf("with a shared secret: the inbound assistant signs with %q, want the shared secret back", got.Mode)
+			}
+			continue
+		}
+		if got.Mode == "" || !strings.Contains(app.ErrorMessage(err), saved.InboundAssistantID) {
+			t.Fatalf("without a shared secret: assistant signing %q, error %q: want it kept on the new credential and named",
+				got.Mode, app.ErrorMessage(err))
+		}
+	}
+}

@@ -208,7 +208,7 @@ func Build(cfg *config.Config, database *db.DB, opts Options) (*System, error) {
 		States:      database,
 		Sealer:      kr,
 	}, integrations.Options{PublicURL: cfg.PublicURL, Logger: log, Now: opts.Now, Metrics: m,
-		WebhookSecretGrace: cfg.WebhookSecretGrace})
+		WebhookSecretGrace: cfg.WebhookSecretGrace, SharedWebhookSecret: cfg.VapiWebhookSecret})
 
 	tokens, err := auth.NewTokens([]byte(cfg.JWTSecret.Reveal()), auth.TokenOptions{Issuer: cfg.PublicURL})
 	if err != nil {

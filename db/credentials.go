@@ -215,30 +215,9 @@ func nullTime(t time.Time) *time.Time {
 // log refuses changes nothing. It returns ENotConfigured when no Vapi
 // credentials are stored.
 func (d *DB) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool, audit ...app.AuditEntry) (app.CredentialRecord, error) {
-	var out app.CredentialRecord
-	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
-		row := tx.QueryRow(ctx, `
-			update org_credentials set webhook_hmac_only = $2
-			where org_id = $1 and provider = 'vapi'
-			returning `+credentialColumns,
-			orgID, on)
-		var err error
-		out, err = scanCredential(row)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notConfigured(app.Vapi)
-		}
-		if err != nil {
-			return err
-		}
-		if err := appendAudits(ctx, tx, orgID, audit); err != nil {
-			return err
-		}
-		return notifyCache(ctx, tx, orgID, string(app.Vapi))
-	})
-	if err != nil {
-		return app.CredentialRecord{}, wrapCredentialErr("set the webhook signing of", app.Vapi, err)
-	}
-	return out, nil
+	return d.updateVapiRow(ctx, orgID, "set the webhook signing of", string(app.Vapi), vapiNotConfigured, audit, `
+		update org_credentials set webhook_hmac_only = $2
+		where org_id = $1 and provider = 'vapi'`, orgID, on)
 }
 
 // ReplaceVapiWebhookSecret stores ciphertext, the org's Vapi config with a
@@ -251,30 +230,9 @@ func (d *DB) SetWebhookHMACOnly(ctx context.Context, orgID string, on bool, audi
 // active Vapi credentials are stored.
 func (d *DB) ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphertext []byte,
 	audit ...app.AuditEntry) (app.CredentialRecord, error) {
-	var out app.CredentialRecord
-	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
-		row := tx.QueryRow(ctx, `
-			update org_credentials set encrypted_config = $2, webhook_secret_revealed_at = now(), updated_at = now()
-			where org_id = $1 and provider = 'vapi' and is_active
-			returning `+credentialColumns,
-			orgID, ciphertext)
-		var err error
-		out, err = scanCredential(row)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notConfigured(app.Vapi)
-		}
-		if err != nil {
-			return err
-		}
-		if err := appendAudits(ctx, tx, orgID, audit); err != nil {
-			return err
-		}
-		return notifyCache(ctx, tx, orgID, string(app.Vapi))
-	})
-	if err != nil {
-		return app.CredentialRecord{}, wrapCredentialErr("rotate the webhook secret of", app.Vapi, err)
-	}
-	return out, nil
+	return d.updateVapiRow(ctx, orgID, "rotate the webhook secret of", string(app.Vapi), vapiNotConfigured, audit, `
+		update org_credentials set encrypted_config = $2, webhook_secret_revealed_at = now(), updated_at = now()
+		where org_id = $1 and provider = 'vapi' and is_active`, orgID, ciphertext)
 }
 
 // ClaimWebhookSecretReveal marks the org's current Vapi webhook secret as
@@ -286,20 +244,30 @@ func (d *DB) ReplaceVapiWebhookSecret(ctx context.Context, orgID string, ciphert
 // The audit entries (each of orgID) are appended in the claim's
 // transaction: one the log refuses claims nothing.
 func (d *DB) ClaimWebhookSecretReveal(ctx context.Context, orgID string, audit ...app.AuditEntry) (app.CredentialRecord, error) {
+	alreadyShown := func(tx pgx.Tx) error {
+		if rec, err := getCredential(ctx, tx, orgID, app.Vapi); err != nil || !rec.IsActive {
+			return notConfigured(app.Vapi)
+		}
+		return app.Errorf(app.EConflict, "The webhook secret was already shown once. Rotate it to get a new one.")
+	}
+	return d.updateVapiRow(ctx, orgID, "reveal the webhook secret of", string(app.StatusScope), alreadyShown, audit, `
+		update org_credentials set webhook_secret_revealed_at = now()
+		where org_id = $1 and provider = 'vapi' and is_active and webhook_secret_revealed_at is null`, orgID)
+}
+
+// updateVapiRow runs update, an UPDATE of the org's Vapi row, in a
+// transaction of the org that also appends the audit entries and announces
+// a change of scope, and returns the row as it now is. When update changes
+// no row, none (run in the same transaction) says why.
+func (d *DB) updateVapiRow(ctx context.Context, orgID, op, scope string, none func(pgx.Tx) error,
+	audit []app.AuditEntry, update string, args ...any) (app.CredentialRecord, error) {
 	var out app.CredentialRecord
 	err := d.InOrg(ctx, orgID, "", func(tx pgx.Tx) error {
-		row := tx.QueryRow(ctx, `
-			update org_credentials set webhook_secret_revealed_at = now()
-			where org_id = $1 and provider = 'vapi' and is_active and webhook_secret_revealed_at is null
-			returning `+credentialColumns,
-			orgID)
 		var err error
-		out, err = scanCredential(row)
+		out, err = scanCredential(tx.QueryRow(ctx, update+`
+		returning `+credentialColumns, args...))
 		if errors.Is(err, pgx.ErrNoRows) {
-			if rec, gerr := getCredential(ctx, tx, orgID, app.Vapi); gerr != nil || !rec.IsActive {
-				return notConfigured(app.Vapi)
-			}
-			return app.Errorf(app.EConflict, "The webhook secret was already shown once. Rotate it to get a new one.")
+			return none(tx)
 		}
 		if err != nil {
 			return err
@@ -307,13 +275,17 @@ func (d *DB) ClaimWebhookSecretReveal(ctx context.Context, orgID string, audit .
 		if err := appendAudits(ctx, tx, orgID, audit); err != nil {
 			return err
 		}
-		return notifyCache(ctx, tx, orgID, string(app.StatusScope))
+		return notifyCache(ctx, tx, orgID, scope)
 	})
 	if err != nil {
-		return app.CredentialRecord{}, wrapCredentialErr("reveal the webhook secret of", app.Vapi, err)
+		return app.CredentialRecord{}, wrapCredentialErr(op, app.Vapi, err)
 	}
 	return out, nil
 }
+
+// vapiNotConfigured is updateVapiRow's answer when there is no Vapi row
+// to update.
+func vapiNotConfigured(pgx.Tx) error { return notConfigured(app.Vapi) }
 
 // scanCredential reads the credentialColumns of row, then into extra the
 // columns that follow them.

@@ -34,7 +34,7 @@ func AccountPage(a AccountView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = SettingsNav(paths.Account).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = SettingsNav(paths.Account, a.Admin).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

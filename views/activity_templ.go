@@ -39,7 +39,7 @@ func ActivityPage(v ActivityView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = SettingsNav(paths.Activity).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = SettingsNav(paths.Activity, true).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

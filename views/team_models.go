@@ -79,7 +79,9 @@ type ResetForm struct {
 type AccountView struct {
 	CSRFToken string
 	Email     string
-	Password  PasswordForm
+	// Admin shows the admins' settings tabs.
+	Admin    bool
+	Password PasswordForm
 }
 
 // PasswordForm is the password change form's state; Done shows it worked.

@@ -455,3 +455,27 @@ func TestSecretRotationAudited(t *testing.T) {
 	apptest.AssertNoSecret(t, "the audit log", res.body, first, second, key)
 	apptest.AssertNoSecret(t, "the activity page", b.get("/settings/activity").body, first, second, key)
 }
+
+// TestSettingsTabsNameActivityForAdminsOnly: the settings pages' tabs link
+// the activity page for admins (marked current on it) and not for members,
+// whom it refuses.
+func TestSettingsTabsNameActivityForAdminsOnly(t *testing.T) {
+	e := newEnv(t)
+	admin, _, orgID := e.admin()
+	member, _ := e.member(orgID)
+	for _, page := range []string{"/settings/team", "/settings/account", "/settings/activity"} {
+		nav := testid(admin.get(page).doc(t), "settings-nav")
+		link := nav.Find(`a[href="/settings/activity"]`)
+		if link.Length() != 1 {
+			t.Fatalf("admin on %s: %d activity tabs", page, link.Length())
+		}
+		if current, _ := link.Attr("aria-current"); (current == "page") != (page == "/settings/activity") {
+			t.Errorf("admin on %s: activity tab aria-current %q", page, current)
+		}
+	}
+	for _, page := range []string{"/settings/team", "/settings/account"} {
+		if n := testid(member.get(page).doc(t), "settings-nav").Find(`a[href="/settings/activity"]`).Length(); n != 0 {
+			t.Errorf("member on %s: the tabs link the activity page", page)
+		}
+	}
+}

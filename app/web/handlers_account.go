@@ -212,7 +212,8 @@ func (s *Server) resetPassword(c *fiber.Ctx) error {
 // accountPage shows the signed-in user's settings.
 func (s *Server) accountPage(c *fiber.Ctx) error {
 	a, _ := account(c)
-	v := views.AccountView{CSRFToken: s.csrfToken(c), Email: a.Principal.Email, Password: views.PasswordForm{CSRFToken: s.csrfToken(c)}}
+	v := views.AccountView{CSRFToken: s.csrfToken(c), Email: a.Principal.Email, Admin: a.Principal.IsAdmin(),
+		Password: views.PasswordForm{CSRFToken: s.csrfToken(c)}}
 	return s.reply(c, http.StatusOK, answer{Data: newAccountData(a), view: view{Title: "Your account", Page: views.AccountPage(v)}})
 }
 

@@ -183,7 +183,8 @@ func (s *Server) forwardCancel(ctx context.Context, userID, attempt string) (boo
 	case <-t.C:
 		return false, nil
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, &app.Error{Code: app.EUnavailable, Cause: ctx.Err(),
+			Message: "The server is stopping and could not wait for the answer; the request's own answer tells what happened."}
 	}
 }
 

@@ -14,32 +14,48 @@ import (
 	"byoc/db"
 )
 
-func TestSaveVapiSlowOrgsDoNotDelayOthers(t *testing.T) {
-	// Vapi answering slowly for some orgs (up to PROVIDER_TIMEOUT) once held
-	// a lock connection per org: db.LockMaxConns slow orgs made every other
-	// org's Vapi save wait for them. Now another org's save finishes while
-	// they are still waiting for Vapi, and the slow ones still create
-	// exactly their two assistants once Vapi answers.
-	sb := sandbox.New()
-	arrived := make(chan struct{}, 64)
+// heldVapi is an env whose Vapi stand-in holds every POST made with a key
+// containing "-held-" (a credential or assistant creation) until
+// releaseOnce, telling arrived of each.
+type heldVapi struct {
+	sb          *sandbox.Sandbox
+	env         *env
+	arrived     chan struct{}
+	releaseOnce func()
+}
+
+func newHeldVapi(t *testing.T) heldVapi {
+	t.Helper()
+	h := heldVapi{sb: sandbox.New(), arrived: make(chan struct{}, 64)}
 	release := make(chan struct{})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	defer releaseOnce()
+	h.releaseOnce = sync.OnceFunc(func() { close(release) })
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.Contains(r.Header.Get("Authorization"), "-held-") {
-			arrived <- struct{}{}
+			h.arrived <- struct{}{}
 			select {
 			case <-release:
 			case <-r.Context().Done():
 				return
 			}
 		}
-		sb.Handler().ServeHTTP(w, r)
+		h.sb.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	urls := sb.BaseURLs(srv.URL)
+	urls := h.sb.BaseURLs(srv.URL)
 	// The provider timeout outlasts the test: only the release ends a wait.
-	e := newEnv(t, func(c *envConfig) { c.urls = &urls }, withTimeout(time.Minute))
+	h.env = newEnv(t, func(c *envConfig) { c.urls = &urls }, withTimeout(time.Minute))
+	return h
+}
+
+func TestSaveVapiSlowOrgsDoNotDelayOthers(t *testing.T) {
+	// Vapi answering slowly for some orgs (up to PROVIDER_TIMEOUT) once held
+	// a lock connection per org: db.LockMaxConns slow orgs made every other
+	// org's Vapi save wait for them. Now another org's save finishes while
+	// they are still waiting for Vapi, and the slow ones still create
+	// exactly their two assistants once Vapi answers.
+	h := newHeldVapi(t)
+	defer h.releaseOnce()
+	sb, arrived, releaseOnce, e := h.sb, h.arrived, h.releaseOnce, h.env
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -97,25 +113,9 @@ func TestSaveVapiSlowOrgsDoNotDelayOthers(t *testing.T) {
 // stored connection agree, instead of Vapi signing with a secret nothing
 // stored.
 func TestSaveVapiRunsToItsEndOnceVapiIsChanged(t *testing.T) {
-	sb := sandbox.New()
-	arrived := make(chan struct{}, 8)
-	release := make(chan struct{})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	defer releaseOnce()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.Contains(r.Header.Get("Authorization"), "-held-") {
-			arrived <- struct{}{}
-			select {
-			case <-release:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		sb.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	urls := sb.BaseURLs(srv.URL)
-	e := newEnv(t, func(c *envConfig) { c.urls = &urls }, withTimeout(time.Minute))
+	h := newHeldVapi(t)
+	defer h.releaseOnce()
+	sb, arrived, releaseOnce, e := h.sb, h.arrived, h.releaseOnce, h.env
 	admin, _ := seedOrg(t, "Cancelled Dental")
 	key := vapiKey("held")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

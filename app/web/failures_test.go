@@ -144,6 +144,27 @@ func withProviderTimeout(d time.Duration) envOption {
 
 // A save held up by a slow provider is cancelled by its own browser: the
 // save answers that nothing was saved, and nothing was. Nobody else can
+
+// startSlowSave starts b's htmx save of Resend credentials that the
+// stand-in holds up (a "slow" key), named attempt, on e's server; the
+// channel receives its answer (nil when it failed to run).
+func startSlowSave(t *testing.T, e *env, b *browser, token, attempt string) <-chan *http.Response {
+	t.Helper()
+	save := request(http.MethodPost, "/api/integrations/resend",
+		url.Values{"apiKey": {resendKey("slow")}, "fromEmail": {"team@example.com"}},
+		"HX-Request", "true", "X-CSRF-Token", token, "X-Byoc-Attempt", attempt)
+	save.AddCookie(&http.Cookie{Name: "byoc_session", Value: b.cookies["byoc_session"].Value})
+	done := make(chan *http.Response, 1)
+	go func() {
+		res, err := e.srv.Test(save)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	return done
+}
+
 // cancel it.
 func TestCancelARunningSave(t *testing.T) {
 	// The provider call may last far longer than the test: only the cancel
@@ -158,18 +179,7 @@ func TestCancelARunningSave(t *testing.T) {
 		t.Fatalf("cancel of nothing: %d %q, want 404", res.StatusCode, res.Header.Get("X-Byoc-Status"))
 	}
 
-	save := request(http.MethodPost, "/api/integrations/resend",
-		url.Values{"apiKey": {resendKey("slow")}, "fromEmail": {"team@example.com"}},
-		"HX-Request", "true", "X-CSRF-Token", token, "X-Byoc-Attempt", attempt)
-	save.AddCookie(&http.Cookie{Name: "byoc_session", Value: b.cookies["byoc_session"].Value})
-	done := make(chan *http.Response, 1)
-	go func() {
-		res, err := e.srv.Test(save)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- res
-	}()
+	done := startSlowSave(t, e, b, token, attempt)
 
 	// Another user and a request without the CSRF token cannot cancel it.
 	for deadline := time.Now().Add(10 * time.Second); ; {
@@ -344,18 +354,7 @@ func TestCancelReachesTheSaveOnAnotherInstance(t *testing.T) {
 		t.Fatalf("cancel of nothing through the other instance: %d %q, want 404", res.StatusCode, res.Header.Get("X-Byoc-Status"))
 	}
 
-	save := request(http.MethodPost, "/api/integrations/resend",
-		url.Values{"apiKey": {resendKey("slow")}, "fromEmail": {"team@example.com"}},
-		"HX-Request", "true", "X-CSRF-Token", token, "X-Byoc-Attempt", attempt)
-	save.AddCookie(&http.Cookie{Name: "byoc_session", Value: b.cookies["byoc_session"].Value})
-	done := make(chan *http.Response, 1)
-	go func() {
-		res, err := e.srv.Test(save)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- res
-	}()
+	done := startSlowSave(t, e, b, token, attempt)
 
 	// Another admin's cancel of the same id, through the other instance,
 	// stops nothing.

@@ -142,9 +142,6 @@ func withProviderTimeout(d time.Duration) envOption {
 	return func(s *envSetup) { s.cfg.ProviderTimeout = d }
 }
 
-// A save held up by a slow provider is cancelled by its own browser: the
-// save answers that nothing was saved, and nothing was. Nobody else can
-
 // startSlowSave starts b's htmx save of Resend credentials that the
 // stand-in holds up (a "slow" key), named attempt, on e's server; the
 // channel receives its answer (nil when it failed to run).
@@ -165,6 +162,8 @@ func startSlowSave(t *testing.T, e *env, b *browser, token, attempt string) <-ch
 	return done
 }
 
+// A save held up by a slow provider is cancelled by its own browser: the
+// save answers that nothing was saved, and nothing was. Nobody else can
 // cancel it.
 func TestCancelARunningSave(t *testing.T) {
 	// The provider call may last far longer than the test: only the cancel
